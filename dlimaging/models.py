@@ -1,0 +1,512 @@
+"""Model builders: `build_mlp` and `build_cnn` turn plain values into Keras models.
+
+Nothing here knows about hyperparameter search: `dlimaging.hypermodels`
+translates a Keras Tuner `hp` into these arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import keras
+
+from dlimaging.augment import resolve_augmentation
+from dlimaging.validation import (
+    as_int_tuple,
+    check_choice,
+    check_input_shape,
+    check_number,
+    check_positive_int,
+    resolve_activation,
+)
+
+TASKS = ("classification", "binary", "multilabel", "regression")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+POOLINGS = ("max", "avg", None)
+CONV_KINDS = ("standard", "separable")
+HEADS = ("flatten", "global_avg", "global_max")
+PADDINGS = ("same", "valid")
+POOL_SIZE = 2
+
+_CONV = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
+_SEPARABLE = {1: keras.layers.SeparableConv1D, 2: keras.layers.SeparableConv2D}
+_POOL = {
+    "max": {1: keras.layers.MaxPooling1D, 2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D},
+    "avg": {
+        1: keras.layers.AveragePooling1D,
+        2: keras.layers.AveragePooling2D,
+        3: keras.layers.AveragePooling3D,
+    },
+}
+_GLOBAL_POOL = {
+    "global_avg": {
+        1: keras.layers.GlobalAveragePooling1D,
+        2: keras.layers.GlobalAveragePooling2D,
+        3: keras.layers.GlobalAveragePooling3D,
+    },
+    "global_max": {
+        1: keras.layers.GlobalMaxPooling1D,
+        2: keras.layers.GlobalMaxPooling2D,
+        3: keras.layers.GlobalMaxPooling3D,
+    },
+}
+
+
+def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """The lecture's output-size formula: floor((input + 2·padding − kernel) / stride) + 1.
+
+    Args:
+        input_size: int. Size of the input along one axis.
+        kernel_size: int. Size of the kernel (or pooling window) along that axis.
+        stride: int. Step between windows. Defaults to 1.
+        padding: int. Zeros added on each side. Defaults to 0.
+
+    Returns:
+        The output size along that axis.
+
+    Example:
+    >>> conv_output_size(5, 3, stride=1, padding=0)
+    3
+    >>> conv_output_size(32, 5, stride=2, padding=2)
+    16
+    """
+    input_size = check_positive_int("input_size", input_size)
+    kernel_size = check_positive_int("kernel_size", kernel_size)
+    stride = check_positive_int("stride", stride)
+    padding = int(check_number("padding", padding, low=0, integer=True))
+    if kernel_size > input_size + 2 * padding:
+        raise ValueError(
+            f"`kernel_size` ({kernel_size}) is larger than the padded input "
+            f"({input_size} + 2×{padding}). Received: input_size={input_size}, "
+            f"kernel_size={kernel_size}, padding={padding}"
+        )
+    return (input_size + 2 * padding - kernel_size) // stride + 1
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_task(task, num_classes, num_outputs) -> int:
+    """Returns the number of output units for the task."""
+    check_choice("task", task, TASKS)
+    if task == "classification":
+        if num_classes is None:
+            raise ValueError(
+                "`num_classes` is required for task='classification' and must be >= 2. "
+                "Received: num_classes=None"
+            )
+        return int(check_number("num_classes", num_classes, low=2, integer=True))
+    if task == "binary":
+        if num_classes not in (None, 1, 2):
+            raise ValueError(
+                "task='binary' has one sigmoid output; `num_classes` must be None, 1 or 2. "
+                f"Received: num_classes={num_classes!r}"
+            )
+        return 1
+    if task == "multilabel":
+        if num_classes is None:
+            raise ValueError(
+                "`num_classes` (the number of labels) is required for task='multilabel'. "
+                "Received: num_classes=None"
+            )
+        return int(check_number("num_classes", num_classes, low=1, integer=True))
+    return check_positive_int("num_outputs", num_outputs)
+
+
+def _check_common(
+    *, activation, dropout, l1, l2, batch_norm, task, loss, optimizer, learning_rate,
+    beta_1, beta_2, epsilon, momentum, weight_decay,
+):
+    resolve_activation(activation)
+    check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
+    check_number("l1", l1, low=0.0)
+    check_number("l2", l2, low=0.0)
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"`batch_norm` must be True or False. Received: batch_norm={batch_norm!r}")
+    if loss is not None:
+        if task != "regression":
+            raise ValueError(
+                f"`loss` can only be chosen for task='regression' (the loss follows the task). "
+                f"Received: loss={loss!r} with task={task!r}"
+            )
+        check_choice("loss", loss, REGRESSION_LOSSES)
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_number("beta_1", beta_1, low=0.0, high=1.0, high_inclusive=False)
+    check_number("beta_2", beta_2, low=0.0, high=1.0, high_inclusive=False)
+    check_number("epsilon", epsilon, low=0.0, low_inclusive=False)
+    check_number("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
+    check_number("weight_decay", weight_decay, low=0.0)
+
+
+def _spatial_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
+    values = as_int_tuple(name, value, allow_empty=False)
+    if len(values) == 1:
+        return values * rank
+    if len(values) != rank:
+        raise ValueError(
+            f"`{name}` must be an int or a tuple of {rank} ints for {rank}D inputs. "
+            f"Received: {name}={value!r}"
+        )
+    return values
+
+
+def _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block):
+    """Follows the spatial size through every block with the lecture's formula."""
+    sizes = list(input_shape[:-1])
+    for block, _ in enumerate(filters, start=1):
+        for conv in range(1, convs_per_block + 1):
+            stride = strides if conv == 1 else (1,) * len(sizes)
+            for axis, size in enumerate(sizes):
+                k, s = kernel_size[axis], stride[axis]
+                if padding == "valid":
+                    if k > size:
+                        raise ValueError(
+                            f"block{block}_conv{conv}: kernel_size={k} is larger than its input "
+                            f"size {size} (axis {axis}, padding='valid'). Use a smaller "
+                            "kernel_size, fewer blocks, or padding='same'."
+                        )
+                    sizes[axis] = conv_output_size(size, k, s, 0)
+                else:
+                    sizes[axis] = math.ceil(size / s)
+        if pooling is not None:
+            if any(size < POOL_SIZE for size in sizes):
+                raise ValueError(
+                    f"block{block}_pool: pooling would shrink the spatial size {tuple(sizes)} "
+                    f"below 1 (input_shape={tuple(input_shape)}, filters={tuple(filters)}). "
+                    "Use fewer blocks, smaller strides or pooling=None."
+                )
+            sizes = [conv_output_size(size, POOL_SIZE, POOL_SIZE, 0) for size in sizes]
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def _regularizer(l1: float, l2: float):
+    # keras.regularizers.L1L2 is exactly l1·Σ|w| + l2·Σw².
+    return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+
+
+def _dense_block(x, units, *, prefix, activation, dropout, regularizer, batch_norm):
+    x = keras.layers.Dense(
+        units, use_bias=not batch_norm, kernel_regularizer=regularizer, name=f"{prefix}"
+    )(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+    x = keras.layers.Activation(activation, name=f"{prefix}_act")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
+    return x
+
+
+def _output_layer(x, task, units, regularizer):
+    activation = {"classification": "softmax", "regression": "linear"}.get(task, "sigmoid")
+    return keras.layers.Dense(
+        units, activation=activation, kernel_regularizer=regularizer, name="output"
+    )(x)
+
+
+def _make_optimizer(optimizer, learning_rate, beta_1, beta_2, epsilon, momentum, weight_decay):
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    if optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    if optimizer == "adamw":
+        return keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon
+        )
+    if optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum)
+    return keras.optimizers.RMSprop(learning_rate, momentum=momentum, epsilon=epsilon)
+
+
+def loss_and_metrics(task: str, loss: str | None = None):
+    """The loss and metrics that go with a task."""
+    if task == "classification":
+        return "sparse_categorical_crossentropy", [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        ]
+    if task in ("binary", "multilabel"):
+        return "binary_crossentropy", [keras.metrics.BinaryAccuracy(name="accuracy")]
+    loss = loss or "mse"
+    losses = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": keras.losses.Huber()}
+    return losses[loss], [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+def _finish(model, *, compile, task, loss, optimizer, learning_rate, beta_1, beta_2, epsilon,
+            momentum, weight_decay):
+    if compile:
+        loss_fn, metrics = loss_and_metrics(task, loss)
+        model.compile(
+            optimizer=_make_optimizer(
+                optimizer, learning_rate, beta_1, beta_2, epsilon, momentum, weight_decay
+            ),
+            loss=loss_fn,
+            metrics=metrics,
+        )
+    return model
+
+
+# ---------------------------------------------------------------- builders
+
+
+def build_mlp(
+    input_shape: Sequence[int],
+    num_classes: int | None = None,
+    *,
+    task: str = "classification",
+    num_outputs: int = 1,
+    hidden_units: Sequence[int] = (128, 64),
+    activation: Any = "relu",
+    dropout: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: bool = False,
+    augmentation: Any = None,
+    compile: bool = True,
+    optimizer: Any = "adam",
+    learning_rate: float = 1e-3,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    momentum: float = 0.9,
+    weight_decay: float = 0.004,
+    loss: str | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds a multilayer perceptron (fully connected network).
+
+    Image or signal inputs are flattened first. Each hidden layer is
+    Dense → (BatchNormalization) → activation → (Dropout).
+
+    Args:
+        input_shape: tuple of ints. Shape of one sample without the batch
+            axis: `(features,)`, `(length, channels)`, `(height, width, channels)`
+            or `(depth, height, width, channels)`.
+        num_classes: int or None. Number of classes for "classification"
+            (>= 2) or labels for "multilabel". Defaults to None.
+        task: str. "classification" (softmax, sparse categorical
+            cross-entropy), "binary" (one sigmoid unit), "multilabel"
+            (`num_classes` sigmoid units) or "regression" (`num_outputs`
+            linear units, MSE). Defaults to "classification".
+        num_outputs: int. Number of regression outputs. Defaults to 1.
+        hidden_units: tuple of ints. Units of each hidden layer; `()` gives
+            plain logistic or linear regression. Defaults to (128, 64).
+        activation: str, callable or None. Any Keras activation name.
+            Defaults to "relu".
+        dropout: float in [0, 1). Fraction of units dropped after every
+            hidden layer, in training only. Defaults to 0.0.
+        l1: float >= 0. L1 penalty l1·Σ|w| on every kernel, the output layer
+            included. Defaults to 0.0.
+        l2: float >= 0. L2 penalty l2·Σw² on every kernel. Defaults to 0.0.
+        batch_norm: bool. Batch normalization before each activation.
+            Defaults to False.
+        augmentation: dict, Keras layer or None. A dict holds the options of
+            `image_augmentation` or `signal_augmentation` (picked by the input
+            rank). Acts only in training. Defaults to None.
+        compile: bool. Compile with the task's loss and metrics.
+            Defaults to True.
+        optimizer: str or `keras.optimizers.Optimizer`. "adam", "adamw",
+            "sgd" (with `momentum`) or "rmsprop". Defaults to "adam".
+        learning_rate: float > 0. Defaults to 1e-3.
+        beta_1: float. Adam's first-moment decay. Defaults to 0.9.
+        beta_2: float. Adam's second-moment decay. Defaults to 0.999.
+        epsilon: float. Adam's and RMSprop's stabiliser. Defaults to 1e-7.
+        momentum: float. Momentum of "sgd" and "rmsprop". Defaults to 0.9.
+        weight_decay: float. Decoupled weight decay of "adamw".
+            Defaults to 0.004.
+        loss: str or None. For "regression" only: "mse", "mae" or "huber".
+            Defaults to None (MSE).
+        name: str or None. Model name. Defaults to "mlp".
+
+    Returns:
+        A `keras.Model`, compiled unless `compile=False`.
+
+    Example:
+    >>> model = build_mlp((8, 8, 1), num_classes=10, hidden_units=(64,), dropout=0.2)
+    """
+    input_shape = check_input_shape(input_shape, ranks=(1, 2, 3, 4))
+    out_units = _check_task(task, num_classes, num_outputs)
+    hidden_units = as_int_tuple("hidden_units", hidden_units)
+    _check_common(
+        activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
+        loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
+        beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
+    )
+    augmentation = resolve_augmentation(augmentation, input_shape)
+    regularizer = _regularizer(l1, l2)
+
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    if augmentation is not None:
+        x = augmentation(x)
+    if len(input_shape) > 1:
+        x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(hidden_units, start=1):
+        x = _dense_block(
+            x, units, prefix=f"dense{index}", activation=resolve_activation(activation),
+            dropout=dropout, regularizer=regularizer, batch_norm=batch_norm,
+        )
+    outputs = _output_layer(x, task, out_units, regularizer)
+    model = keras.Model(inputs, outputs, name=name or "mlp")
+    return _finish(
+        model, compile=compile, task=task, loss=loss, optimizer=optimizer,
+        learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+        momentum=momentum, weight_decay=weight_decay,
+    )
+
+
+def build_cnn(
+    input_shape: Sequence[int],
+    num_classes: int | None = None,
+    *,
+    task: str = "classification",
+    num_outputs: int = 1,
+    filters: Sequence[int] = (32, 64),
+    kernel_size: Any = 3,
+    strides: Any = 1,
+    padding: str = "same",
+    pooling: str | None = "max",
+    conv: str = "standard",
+    convs_per_block: int = 1,
+    activation: Any = "relu",
+    dropout: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: bool = False,
+    head: str = "flatten",
+    dense_units: Sequence[int] = (128,),
+    augmentation: Any = None,
+    compile: bool = True,
+    optimizer: Any = "adam",
+    learning_rate: float = 1e-3,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    momentum: float = 0.9,
+    weight_decay: float = 0.004,
+    loss: str | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds a 1D, 2D or 3D convolutional network.
+
+    The rank of `input_shape` picks the convolutions: `(length, channels)`
+    gives 1D (spectra, signals), `(height, width, channels)` gives 2D
+    (images) and `(depth, height, width, channels)` gives 3D (volumes,
+    hyperspectral cubes). Each entry of `filters` is one block:
+    `convs_per_block` × [conv → (BatchNormalization) → activation], then
+    pooling (window 2, stride 2), then dropout. The head flattens or pools
+    globally, then applies `dense_units` hidden Dense layers (each followed by
+    dropout) and the task's output layer.
+
+    Args:
+        input_shape: tuple of 2, 3 or 4 ints, channels last.
+        num_classes: int or None. As in `build_mlp`. Defaults to None.
+        task: str. As in `build_mlp`. Defaults to "classification".
+        num_outputs: int. Number of regression outputs. Defaults to 1.
+        filters: tuple of ints. Filters of each block. Defaults to (32, 64).
+        kernel_size: int or tuple. Kernel size of every conv. Defaults to 3.
+        strides: int or tuple. Stride of the first conv of each block.
+            Defaults to 1.
+        padding: str. "same" or "valid". Defaults to "same".
+        pooling: str or None. "max", "avg" or None after each block.
+            Defaults to "max".
+        conv: str. "standard", or "separable" for a depthwise convolution
+            followed by a pointwise (1×1) one (1D and 2D). Defaults to "standard".
+        convs_per_block: int. Convolutions per block. Defaults to 1.
+        activation: str, callable or None. Defaults to "relu".
+        dropout: float in [0, 1). Dropout after each conv block and after each
+            hidden Dense layer of the head, in training only. Defaults to 0.0.
+        l1: float >= 0. L1 penalty on every kernel (conv, dense and output).
+            Defaults to 0.0.
+        l2: float >= 0. L2 penalty on every kernel. Defaults to 0.0.
+        batch_norm: bool. Batch normalization before each activation.
+            Defaults to False.
+        head: str. "flatten", "global_avg" or "global_max". Defaults to "flatten".
+        dense_units: tuple of ints. Hidden Dense layers of the head.
+            Defaults to (128,).
+        augmentation: dict, Keras layer or None. As in `build_mlp`.
+        compile, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
+            weight_decay, loss: as in `build_mlp`.
+        name: str or None. Model name. Defaults to "cnn1d", "cnn2d" or "cnn3d".
+
+    Returns:
+        A `keras.Model`, compiled unless `compile=False`.
+
+    Example:
+    >>> model = build_cnn((8, 8, 1), num_classes=10, filters=(16, 32), dropout=0.1)
+    """
+    input_shape = check_input_shape(input_shape, ranks=(2, 3, 4))
+    rank = len(input_shape) - 1
+    out_units = _check_task(task, num_classes, num_outputs)
+    filters = as_int_tuple("filters", filters, allow_empty=False)
+    kernel_size = _spatial_tuple("kernel_size", kernel_size, rank)
+    strides = _spatial_tuple("strides", strides, rank)
+    check_choice("padding", padding, PADDINGS)
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("conv", conv, CONV_KINDS)
+    if conv == "separable" and rank == 3:
+        raise ValueError(
+            "conv='separable' (depthwise + pointwise) is available for 1D and 2D inputs; "
+            f"Keras has no 3D depthwise convolution. Received: conv='separable' with "
+            f"input_shape={input_shape}"
+        )
+    convs_per_block = check_positive_int("convs_per_block", convs_per_block)
+    check_choice("head", head, HEADS)
+    dense_units = as_int_tuple("dense_units", dense_units)
+    _check_common(
+        activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
+        loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
+        beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
+    )
+    _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block)
+    augmentation = resolve_augmentation(augmentation, input_shape)
+    regularizer = _regularizer(l1, l2)
+    act = resolve_activation(activation)
+
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    if augmentation is not None:
+        x = augmentation(x)
+    for block, block_filters in enumerate(filters, start=1):
+        for index in range(1, convs_per_block + 1):
+            stride = strides if index == 1 else 1
+            common = dict(
+                padding=padding, strides=stride, use_bias=not batch_norm,
+                name=f"block{block}_conv{index}",
+            )
+            if conv == "separable":
+                layer = _SEPARABLE[rank](
+                    block_filters, kernel_size, depthwise_regularizer=regularizer,
+                    pointwise_regularizer=regularizer, **common,
+                )
+            else:
+                layer = _CONV[rank](block_filters, kernel_size, kernel_regularizer=regularizer, **common)
+            x = layer(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
+            x = keras.layers.Activation(act, name=f"block{block}_act{index}")(x)
+        if pooling is not None:
+            x = _POOL[pooling][rank](pool_size=POOL_SIZE, name=f"block{block}_pool")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"block{block}_dropout")(x)
+
+    if head == "flatten":
+        x = keras.layers.Flatten(name="head_flatten")(x)
+    else:
+        x = _GLOBAL_POOL[head][rank](name="head_pool")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = _dense_block(
+            x, units, prefix=f"head_dense{index}", activation=act, dropout=dropout,
+            regularizer=regularizer, batch_norm=batch_norm,
+        )
+    outputs = _output_layer(x, task, out_units, regularizer)
+    model = keras.Model(inputs, outputs, name=name or f"cnn{rank}d")
+    return _finish(
+        model, compile=compile, task=task, loss=loss, optimizer=optimizer,
+        learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+        momentum=momentum, weight_decay=weight_decay,
+    )

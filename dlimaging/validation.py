@@ -1,0 +1,123 @@
+"""Argument checks shared by every public function.
+
+Each check raises ``ValueError`` naming the argument, the value received and
+what is allowed, in the form Keras uses:
+``ValueError: `dropout` must be in [0, 1). Received: dropout=1.5``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable, Sequence
+
+import keras
+
+
+def _fmt(value: Any) -> str:
+    return repr(value)
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    allowed = list(allowed)
+    if value not in allowed:
+        shown = ", ".join(_fmt(a) for a in allowed)
+        raise ValueError(
+            f"`{name}` must be one of {shown}. Received: {name}={_fmt(value)}"
+        )
+    return value
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    integer: bool = False,
+) -> Any:
+    """Checks that `value` is a real (or integer) number inside a range."""
+    kind = "an integer" if integer else "a number"
+    is_num = isinstance(value, numbers.Integral if integer else numbers.Real)
+    if isinstance(value, bool) or not is_num:
+        raise ValueError(f"`{name}` must be {kind}. Received: {name}={_fmt(value)}")
+    if value != value:  # NaN
+        raise ValueError(f"`{name}` must not be NaN. Received: {name}={_fmt(value)}")
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if too_low or too_high:
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(
+            f"`{name}` must be {kind} in {left}{lo}, {hi}{right}. "
+            f"Received: {name}={_fmt(value)}"
+        )
+    return value
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    return int(check_number(name, value, low=1, integer=True))
+
+
+def as_int_tuple(name: str, value: Any, *, allow_empty: bool = True) -> tuple[int, ...]:
+    """Accepts an int or a sequence of positive ints and returns a tuple."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"`{name}` must be a tuple of positive integers. Received: {name}={_fmt(value)}"
+        )
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1:
+            raise ValueError(
+                f"`{name}` must be a tuple of positive integers. "
+                f"Received: {name}={_fmt(value)}"
+            )
+    if not allow_empty and len(value) == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one positive integer. Received: {name}={_fmt(value)}"
+        )
+    return tuple(int(v) for v in value)
+
+
+def check_input_shape(value: Any, ranks: Sequence[int]) -> tuple[int, ...]:
+    """`input_shape` without the batch axis, of one of the given ranks."""
+    shape = as_int_tuple("input_shape", value, allow_empty=False)
+    if len(shape) not in ranks:
+        allowed = " or ".join(str(r) for r in ranks)
+        raise ValueError(
+            f"`input_shape` must have {allowed} dimensions (without the batch axis). "
+            f"Received: input_shape={_fmt(value)}"
+        )
+    return shape
+
+
+# Names that `keras.activations.get` accepts, minus helpers that are not activations.
+_NOT_ACTIVATIONS = {"get", "serialize", "deserialize"}
+
+
+def activation_names() -> list[str]:
+    names = []
+    for attr in dir(keras.activations):
+        if attr.startswith("_") or attr in _NOT_ACTIVATIONS or not attr.islower():
+            continue
+        if callable(getattr(keras.activations, attr)):
+            names.append(attr)
+    return sorted(names)
+
+
+def resolve_activation(value: Any, name: str = "activation"):
+    """Returns a Keras activation for a name, a callable or None (linear)."""
+    if value is None:
+        return keras.activations.linear
+    if callable(value):
+        return value
+    if isinstance(value, str) and value in activation_names():
+        return keras.activations.get(value)
+    raise ValueError(
+        f"`{name}` must be a Keras activation name or a callable. "
+        f"Received: {name}={_fmt(value)}. Valid names: {', '.join(activation_names())}"
+    )
