@@ -1,0 +1,369 @@
+"""Export to versioned SavedModels for TensorFlow Serving.
+
+`export_saved_model` writes `model_dir/<version>/`, TF Serving's
+`model_base_path` layout, through `keras.export.ExportArchive` with an
+endpoint that calls the model with `training=False` (Keras's own
+`model.export()` leaves augmentation layers active). A version is written
+beside its target under a hidden temporary name, reloaded and compared with
+the Keras model, and only then renamed into place in one step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import uuid
+from typing import Any, Sequence
+
+import numpy as np
+
+METADATA_FILE = "dlimaging.json"
+SIGNATURE = "serving_default"
+_TMP_PREFIX = ".tmp-"
+
+
+class ExportError(RuntimeError):
+    """The exported SavedModel does not reproduce the Keras model."""
+
+
+def infer_task(model) -> str:
+    """Reads the task from the output layer: softmax, sigmoid or linear."""
+    layer = model.layers[-1]
+    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    units = model.output_shape[-1]
+    if activation == "softmax":
+        return "classification"
+    if activation == "sigmoid":
+        return "binary" if units == 1 else "multilabel"
+    return "regression"
+
+
+def input_name_for(input_shape: Sequence[int]) -> str:
+    """The signature's input name: features (vectors), signal (1D), image (2D), volume (3D)."""
+    return {1: "features", 2: "signal", 3: "image", 4: "volume"}[len(input_shape)]
+
+
+def list_versions(model_dir: str | os.PathLike) -> list[int]:
+    """The numeric version folders under `model_dir`, sorted."""
+    model_dir = pathlib.Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _serving_function(model, task: str, class_names: Sequence[str] | None):
+    import tensorflow as tf
+
+    names = tf.constant(list(class_names)) if class_names else None
+
+    def serve(x):
+        outputs = model(x, training=False)
+        if task == "regression":
+            return {"predictions": outputs}
+        result = {"probabilities": outputs}
+        if task == "classification":
+            class_id = tf.argmax(outputs, axis=-1, output_type=tf.int64)
+            result["class_id"] = class_id
+            if names is not None:
+                result["class_name"] = tf.gather(names, class_id)
+        return result
+
+    return serve
+
+
+def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float) -> None:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures[SIGNATURE]
+    expected = np.asarray(model(sample, training=False))
+    for batch in (sample[:1], sample):
+        got = signature(**{input_name: tf.constant(batch)})
+        key = "predictions" if "predictions" in got else "probabilities"
+        want = expected[: len(batch)]
+        if not np.allclose(got[key].numpy(), want, atol=atol, rtol=1e-4):
+            diff = float(np.max(np.abs(got[key].numpy() - want)))
+            raise ExportError(
+                f"The exported SavedModel differs from the Keras model by up to {diff:.3g} "
+                f"(tolerance {atol}); nothing was published."
+            )
+        again = signature(**{input_name: tf.constant(batch)})[key].numpy()
+        if not np.array_equal(again, got[key].numpy()):
+            raise ExportError("The exported SavedModel gives different outputs on repeated calls; nothing was published.")
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    from dlimaging import __version__
+
+    return {"dlimaging": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def export_saved_model(
+    model,
+    model_dir: str | os.PathLike,
+    *,
+    version: int | None = None,
+    class_names: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    task: str | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    sample: np.ndarray | None = None,
+    atol: float = 1e-5,
+) -> pathlib.Path:
+    """Exports a Keras model as version `version` of a TF Serving model folder.
+
+    Args:
+        model: a `keras.Model` with one input and one output.
+        model_dir: str or path. The model's base folder, e.g.
+            `saved_models/digits_cnn`; the export goes to `model_dir/<version>/`.
+        version: int or None. Version number; an existing version is never
+            overwritten. Defaults to None (the last version plus 1, from 1).
+        class_names: list of str or None. Adds a "class_name" output to
+            classifiers and goes into the metadata. Defaults to None.
+        metadata: dict or None. More metadata, e.g. `{"hyperparameters": {...},
+            "metrics": {...}}`, written into `assets/dlimaging.json`.
+            Defaults to None.
+        task: str or None. "classification", "binary", "multilabel" or
+            "regression". Defaults to None (read from the output layer).
+        value_range: (low, high). The input values the model expects,
+            recorded in the metadata. Defaults to (0.0, 1.0).
+        sample: array or None. A batch used to check the export against the
+            Keras model. Defaults to None (random values in `value_range`).
+        atol: float. Largest allowed difference in that check. Defaults to 1e-5.
+
+    Returns:
+        The path of the published version folder.
+
+    Example:
+    >>> path = export_saved_model(model, "saved_models/digits_cnn")  # doctest: +SKIP
+    """
+    import keras
+    import tensorflow as tf
+
+    from dlimaging.models import TASKS
+    from dlimaging.validation import check_choice, check_positive_int
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            "`model` must have one input and one output to be exported. "
+            f"Received: {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    task = check_choice("task", task or infer_task(model), TASKS)
+    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if any(d is None for d in model.inputs[0].shape[1:]):
+        raise ValueError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if task == "classification" and len(class_names) != model.output_shape[-1]:
+            raise ValueError(
+                f"`class_names` must have one name per class ({model.output_shape[-1]}). "
+                f"Received {len(class_names)}: class_names={class_names!r}"
+            )
+    model_dir = pathlib.Path(model_dir)
+    existing = list_versions(model_dir)
+    if version is None:
+        version = (existing[-1] + 1) if existing else 1
+    version = check_positive_int("version", version)
+    target = model_dir / str(version)
+    if target.exists():
+        raise ValueError(
+            f"`version` {version} already exists at {target}; exports are never overwritten. "
+            f"Existing versions: {existing}. Leave `version` out to get {existing[-1] + 1 if existing else 1}."
+        )
+
+    input_name = input_name_for(input_shape)
+    if sample is None:
+        rng = np.random.default_rng(0)
+        sample = rng.uniform(value_range[0], value_range[1], (4,) + input_shape)
+    sample = np.asarray(sample, "float32")
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            SIGNATURE,
+            _serving_function(model, task, class_names if task == "classification" else None),
+            input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name=input_name)],
+        )
+        archive.write_out(str(tmp), verbose=False)
+        _verify(tmp, model, input_name, sample, atol)
+        info = {
+            "name": model_dir.name,
+            "version": version,
+            "task": task,
+            "class_names": class_names,
+            "input": {
+                "name": input_name,
+                "shape": list(input_shape),
+                "dtype": "float32",
+                "value_range": [float(v) for v in value_range],
+            },
+            "outputs": _output_names(task, class_names),
+            "signature": SIGNATURE,
+            "hyperparameters": None,
+            "metrics": None,
+            "versions": _versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        info.update(metadata or {})
+        (tmp / "assets").mkdir(exist_ok=True)
+        (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2, default=_jsonable))
+        if target.exists():  # another process published it while we wrote
+            raise ValueError(f"`version` {version} appeared at {target} during the export; nothing was overwritten.")
+        os.rename(tmp, target)  # one step: TF Serving never sees a half-written version
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _output_names(task: str, class_names) -> list[str]:
+    if task == "regression":
+        return ["predictions"]
+    if task == "classification":
+        return ["probabilities", "class_id"] + (["class_name"] if class_names else [])
+    return ["probabilities"]
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------- reading exports
+
+
+def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
+    """`saved_models/NAME` → its newest version; `saved_models/NAME/3` → itself."""
+    path = pathlib.Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if not path.is_dir():
+        raise ValueError(f"No exported model at {str(path)!r}: no such folder.")
+    versions = list_versions(path)
+    if not versions:
+        raise ValueError(f"No exported model at {str(path)!r}: it holds no numeric version folder.")
+    return path / str(versions[-1])
+
+
+def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
+    path = pathlib.Path(version_dir) / "assets" / METADATA_FILE
+    if not path.is_file():
+        raise ValueError(f"{str(version_dir)!r} has no {METADATA_FILE}; was it exported by dlimaging?")
+    return json.loads(path.read_text())
+
+
+def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> np.ndarray:
+    """Reads png/jpg images or .npy/.npz arrays into one float32 batch of `input_shape`."""
+    input_shape = tuple(input_shape)
+    batches = []
+    for path in paths:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise ValueError(f"Input {str(path)!r}: no such file.")
+        suffix = path.suffix.lower()
+        try:
+            if suffix in (".npy", ".npz"):
+                if suffix == ".npy":
+                    array = np.load(path, allow_pickle=False)
+                else:
+                    with np.load(path, allow_pickle=False) as data:
+                        key = "x" if "x" in data.files else data.files[0]
+                        array = data[key]
+                if np.issubdtype(array.dtype, np.integer):
+                    array = array / 255.0
+            else:
+                from PIL import Image
+
+                with Image.open(path) as image:
+                    if len(input_shape) != 3:
+                        raise ValueError(f"the model takes {input_shape}, not images")
+                    height, width, channels = input_shape
+                    image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
+                    array = np.asarray(image, "float32") / 255.0
+                    array = array.reshape(input_shape)
+        except ValueError as error:
+            raise ValueError(f"Input {str(path)!r}: {error}") from None
+        except Exception as error:
+            raise ValueError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
+        array = np.asarray(array, "float32")
+        if array.shape == input_shape:
+            array = array[None]
+        if array.shape[1:] != input_shape:
+            raise ValueError(
+                f"Input {str(path)!r} has shape {array.shape}; the model takes {input_shape} "
+                f"or a batch (N, {', '.join(map(str, input_shape))})."
+            )
+        batches.append(array)
+    return np.concatenate(batches)
+
+
+def predict_exported(version_dir: str | os.PathLike, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Runs the `serving_default` signature with TensorFlow alone, as TF Serving would."""
+    import tensorflow as tf
+
+    metadata = read_metadata(version_dir)
+    signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    outputs = signature(**{metadata["input"]["name"]: tf.constant(np.asarray(x, "float32"))})
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
+def serving_response(outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """TF Serving's REST answer in row format: `{"predictions": [{...}, ...]}`."""
+    rows = []
+    count = len(next(iter(outputs.values())))
+    for index in range(count):
+        row = {}
+        for key in sorted(outputs):
+            value = outputs[key][index]
+            if isinstance(value, bytes):
+                value = value.decode()
+            elif isinstance(value, (np.ndarray, np.generic)):
+                value = value.tolist()
+            row[key] = value
+        rows.append(row)
+    return {"predictions": rows}
+
+
+def rest_request(version_dir: str | os.PathLike, x: np.ndarray) -> dict[str, Any]:
+    """The JSON body of a TF Serving REST `:predict` request in row format."""
+    metadata = read_metadata(version_dir)
+    name = metadata["input"]["name"]
+    return {
+        "signature_name": metadata.get("signature", SIGNATURE),
+        "instances": [{name: sample.tolist()} for sample in np.asarray(x, "float32")],
+    }
+
+
+def serving_config(export_dir: str | os.PathLike, base_path: str = "/models") -> str:
+    """A TF Serving `models.config` listing every exported model under `export_dir`."""
+    export_dir = pathlib.Path(export_dir)
+    if not export_dir.is_dir():
+        raise ValueError(f"`export_dir` {str(export_dir)!r}: no such folder.")
+    names = sorted(p.name for p in export_dir.iterdir() if p.is_dir() and list_versions(p))
+    if not names:
+        raise ValueError(f"`export_dir` {str(export_dir)!r} holds no exported model (NAME/VERSION/ folders).")
+    entries = "".join(
+        "  config {\n"
+        f'    name: "{name}"\n'
+        f'    base_path: "{base_path.rstrip("/")}/{name}"\n'
+        '    model_platform: "tensorflow"\n'
+        "  }\n"
+        for name in names
+    )
+    return "model_config_list {\n" + entries + "}\n"
