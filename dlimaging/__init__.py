@@ -1,8 +1,43 @@
-"""dlimaging: deep learning for imaging and spectroscopy on Keras 3."""
+"""dlimaging: deep learning for imaging and spectroscopy on Keras 3.
+
+The public API is imported lazily, so `dlimaging --help` answers at once and
+the command line can quieten TensorFlow's logs before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from dlimaging.augment import image_augmentation, signal_augmentation
-from dlimaging.models import build_cnn, build_mlp, conv_output_size
-from dlimaging.data import DatasetBundle, list_datasets, load_dataset
-from dlimaging.export import export_saved_model
+_EXPORTS = {
+    "build_mlp": "dlimaging.models",
+    "build_cnn": "dlimaging.models",
+    "conv_output_size": "dlimaging.models",
+    "image_augmentation": "dlimaging.augment",
+    "signal_augmentation": "dlimaging.augment",
+    "load_dataset": "dlimaging.data",
+    "list_datasets": "dlimaging.data",
+    "DatasetBundle": "dlimaging.data",
+    "export_saved_model": "dlimaging.export",
+    "train": "dlimaging.training",
+    "CNNHyperModel": "dlimaging.hypermodels",
+    "MLPHyperModel": "dlimaging.hypermodels",
+    "load_experiment": "dlimaging.experiment",
+    "run_search": "dlimaging.tuning",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlimaging' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

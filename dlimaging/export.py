@@ -268,10 +268,14 @@ def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> np.ndarray:
-    """Reads png/jpg images or .npy/.npz arrays into one float32 batch of `input_shape`."""
+def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> tuple[np.ndarray, list[str]]:
+    """Reads png/jpg images or .npy/.npz arrays into one float32 batch of `input_shape`.
+
+    Returns the batch and a label per sample: the file name, with `[i]` for
+    the samples of an array file that holds a batch.
+    """
     input_shape = tuple(input_shape)
-    batches = []
+    batches, labels = [], []
     for path in paths:
         path = pathlib.Path(path)
         if not path.is_file():
@@ -302,7 +306,8 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
         except Exception as error:
             raise ValueError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
         array = np.asarray(array, "float32")
-        if array.shape == input_shape:
+        single = array.shape == input_shape
+        if single:
             array = array[None]
         if array.shape[1:] != input_shape:
             raise ValueError(
@@ -310,7 +315,8 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
                 f"or a batch (N, {', '.join(map(str, input_shape))})."
             )
         batches.append(array)
-    return np.concatenate(batches)
+        labels.extend([str(path)] if single else [f"{path}[{i}]" for i in range(len(array))])
+    return np.concatenate(batches), labels
 
 
 def predict_exported(version_dir: str | os.PathLike, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,0 +1,285 @@
+"""The `dlimaging` command: argument parsing and one-line errors, no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+from typing import Any, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class CLIError(Exception):
+    """An error shown to the user as one line, with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, no usage block
+        raise CLIError(f"{self.prog}: {message}")
+
+
+def parse_value(text: str) -> Any:
+    """'3' → 3, '0.1' → 0.1, 'true' → True, 'none' → None, '16,32' → (16, 32), 'relu' → 'relu'."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    if "," in text:
+        return tuple(parse_value(part) for part in text.split(",") if part.strip())
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_settings(items: Sequence[str] | None) -> dict[str, Any]:
+    """`--set key=value` items into builder arguments; `augmentation.rotation=0.1` nests."""
+    settings: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise CLIError(f"--set expects key=value. Received: {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise CLIError(f"--set expects key=value. Received: {item!r}")
+        if "." in key:
+            outer, inner = key.split(".", 1)
+            settings.setdefault(outer, {})[inner] = parse_value(value)
+        else:
+            settings[key] = parse_value(value)
+    # One number where builders take a tuple: `--set filters=32` means (32,).
+    for key in ("filters", "hidden_units", "dense_units"):
+        if isinstance(settings.get(key), int):
+            settings[key] = (settings[key],)
+    return settings
+
+
+def _quiet_tensorflow():
+    """Imports TensorFlow with its start-up chatter on stderr silenced.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) are written before
+    its logging reads TF_CPP_MIN_LOG_LEVEL, so the file descriptor itself is
+    pointed at /dev/null while TensorFlow loads and finds its devices.
+    """
+    import logging
+
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_datasets(args) -> int:
+    from dlimaging.data import list_datasets
+
+    entries = list_datasets()
+    width = max(len(name) for name in entries)
+    for name, description in entries.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from dlimaging.training import train
+
+    result = train(
+        args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        overrides=parse_settings(args.set), output_dir=args.output, patience=args.patience,
+        seed=args.seed,
+    )
+    print(f"Stopped after {result['epochs_run']} epoch(s).")
+    for key, value in result["metrics"].items():
+        print(f"{key:>16}: {value:.4f}")
+    print(f"Model:  {result['model_path']}")
+    print(f"Curves: {result['curves']}")
+    print(f"Export it: dlimaging export {result['model_path']} --name NAME")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import keras
+
+    import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
+    from dlimaging.export import export_saved_model
+
+    path = pathlib.Path(args.model)
+    if not path.is_file():
+        raise CLIError(f"export: no such model file: {args.model}")
+    sidecar = path.with_name("metadata.json")
+    info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:
+        raise CLIError(f"export: cannot load {args.model} as a Keras model ({type(error).__name__}: {error})")
+    class_names = args.class_names.split(",") if args.class_names else info.get("class_names")
+    metadata = {k: info[k] for k in ("hyperparameters", "metrics", "source") if k in info}
+    target = export_saved_model(
+        model, pathlib.Path(args.export_dir) / args.name, version=args.version,
+        class_names=class_names, metadata=metadata,
+        value_range=tuple(info.get("value_range", (0.0, 1.0))),
+    )
+    print(f"Exported {target}")
+    print(_serve_hint(pathlib.Path(args.export_dir), args.name))
+    return 0
+
+
+def _host_path(path: pathlib.Path) -> str:
+    return str(path) if path.is_absolute() else f"$PWD/{path}"
+
+
+def _serve_hint(export_dir: pathlib.Path, name: str) -> str:
+    return (
+        "Serve it: docker run -p 8501:8501 -p 8500:8500 "
+        f"-v \"{_host_path(export_dir / name)}:/models/{name}\" -e MODEL_NAME={name} tensorflow/serving"
+    )
+
+
+def cmd_predict(args) -> int:
+    from dlimaging.export import load_inputs, predict_exported, read_metadata, resolve_version_dir, serving_response
+
+    version_dir = resolve_version_dir(args.model)
+    metadata = read_metadata(version_dir)
+    x, names = load_inputs(args.inputs, metadata["input"]["shape"])
+    response = serving_response(predict_exported(version_dir, x))
+    if args.json:
+        print(json.dumps(response))
+        return 0
+    print(f"{metadata.get('name', '?')} version {metadata.get('version', version_dir.name)} ({metadata['task']})")
+    for name, row in zip(names, response["predictions"]):
+        if "class_id" in row:
+            label = row.get("class_name", row["class_id"])
+            prob = max(row["probabilities"])
+            print(f"{name}: {label} (p={prob:.3f})")
+        elif "probabilities" in row:
+            print(f"{name}: probabilities {[round(p, 4) for p in row['probabilities']]}")
+        else:
+            print(f"{name}: predictions {[round(p, 4) for p in row['predictions']]}")
+    return 0
+
+
+def cmd_request(args) -> int:
+    from dlimaging.export import load_inputs, read_metadata, resolve_version_dir, rest_request
+
+    version_dir = resolve_version_dir(args.model)
+    metadata = read_metadata(version_dir)
+    x, _ = load_inputs([args.input], metadata["input"]["shape"])
+    print(json.dumps(rest_request(version_dir, x)))
+    return 0
+
+
+def cmd_serving_config(args) -> int:
+    from dlimaging.export import serving_config
+
+    text = serving_config(args.export_dir, base_path=args.base_path)
+    output = pathlib.Path(args.output) if args.output else pathlib.Path(args.export_dir) / "models.config"
+    output.write_text(text)
+    print(f"Wrote {output}")
+    print(
+        "Serve them: docker run -p 8500:8500 -p 8501:8501 "
+        f"-v \"{_host_path(pathlib.Path(args.export_dir))}:/models\" tensorflow/serving --model_config_file=/models/{output.name}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlimaging", description="Deep learning for imaging and spectroscopy.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("datasets", help="list the dataset sources")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train a CNN or MLP on a dataset")
+    p.add_argument("--data", required=True, help="digits, mnist1d, tfds:NAME, a folder or a .npz file")
+    p.add_argument("--model", choices=("cnn", "mlp"), default="cnn")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
+    p.add_argument("--output", help="output folder (default runs/<data>_<model>)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a .keras model as a versioned SavedModel")
+    p.add_argument("model", help="a .keras file")
+    p.add_argument("--name", required=True, help="model name: the folder under --export-dir")
+    p.add_argument("--export-dir", default="saved_models")
+    p.add_argument("--version", type=int, default=None, help="default: the last version + 1")
+    p.add_argument("--class-names", help="comma-separated class names")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="run an exported model on images or arrays, as TF Serving would")
+    p.add_argument("model", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
+    p.add_argument("inputs", nargs="+", help="png/jpg images or .npy/.npz arrays")
+    p.add_argument("--json", action="store_true", help="print TF Serving's JSON answer")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("request", help="print the JSON body of a TF Serving REST :predict request")
+    p.add_argument("model")
+    p.add_argument("input")
+    p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("serving-config", help="write a TF Serving models.config for every exported model")
+    p.add_argument("export_dir", nargs="?", default="saved_models")
+    p.add_argument("--base-path", default="/models", help="where the models folder is mounted in the server")
+    p.add_argument("--output", help="default: EXPORT_DIR/models.config")
+    p.set_defaults(func=cmd_serving_config)
+
+    _add_tuning_commands(sub)
+    return parser
+
+
+def _add_tuning_commands(sub) -> None:
+    try:
+        from dlimaging import tuning_cli
+    except ImportError:
+        return
+    tuning_cli.add_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        _quiet_tensorflow()
+        return int(args.func(args) or 0)
+    except CLIError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except ValueError as error:
+        message = " ".join(str(error).split())
+        print(f"dlimaging: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlimaging: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `dlimaging request ... | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

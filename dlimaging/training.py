@@ -1,0 +1,112 @@
+"""Training one model on one dataset: what `dlimaging train` runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from typing import Any, Mapping
+
+from dlimaging.validation import check_choice, check_positive_int
+
+MODEL_FAMILIES = ("cnn", "mlp")
+
+
+def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = None):
+    """Builds a model of `family` for a dataset bundle's input shape and task."""
+    from dlimaging.models import build_cnn, build_mlp
+
+    check_choice("model", family, MODEL_FAMILIES)
+    overrides = dict(overrides or {})
+    for fixed in ("input_shape", "num_classes", "task"):
+        if fixed in overrides:
+            raise ValueError(
+                f"`{fixed}` comes from the dataset and cannot be set. Received: {fixed}={overrides[fixed]!r}"
+            )
+    builder = build_cnn if family == "cnn" else build_mlp
+    try:
+        return builder(data.input_shape, data.num_classes, task=data.task, **overrides)
+    except TypeError as error:  # an unknown keyword
+        import inspect
+
+        allowed = [p for p in inspect.signature(builder).parameters if p not in ("input_shape", "num_classes", "task")]
+        raise ValueError(f"{error}. Allowed settings for {family}: {', '.join(allowed)}") from None
+
+
+def train(
+    source: str,
+    *,
+    model: str = "cnn",
+    epochs: int = 20,
+    batch_size: int = 32,
+    overrides: Mapping[str, Any] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    patience: int = 5,
+    seed: int = 0,
+    verbose: Any = "auto",
+) -> dict[str, Any]:
+    """Trains a builder's model on a dataset, with early stopping on validation loss.
+
+    Writes `model.keras`, `metadata.json` (class names, settings, test metrics),
+    `history.json` and `curves.png` (training and validation curves) to
+    `output_dir`.
+
+    Args:
+        source: str. Any `load_dataset` source.
+        model: str. "cnn" or "mlp". Defaults to "cnn".
+        epochs: int. Most epochs to train. Defaults to 20.
+        batch_size: int. Defaults to 32.
+        overrides: dict or None. Builder arguments, e.g. `{"dropout": 0.3}`.
+        output_dir: folder for the outputs. Defaults to `runs/<data>_<model>`.
+        patience: int. Epochs without a better validation loss before
+            stopping; the best weights are restored. Defaults to 5.
+        seed: int. Seed of the splits and the weights. Defaults to 0.
+        verbose: Keras's `verbose` for `fit`. Defaults to "auto".
+
+    Returns:
+        A dict with the test metrics and the paths written.
+    """
+    import keras
+
+    from dlimaging.data import load_dataset
+    from dlimaging.plots import plot_history
+
+    check_choice("model", model, MODEL_FAMILIES)
+    epochs = check_positive_int("epochs", epochs)
+    patience = check_positive_int("patience", patience)
+    data = load_dataset(source, batch_size=batch_size, seed=seed)
+    keras.utils.set_random_seed(seed)
+    net = build_for_dataset(model, data, overrides)
+    output_dir = pathlib.Path(output_dir or pathlib.Path("runs") / f"{data.name}_{model}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    monitor = "val_loss" if data.validation is not None else "loss"
+    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
+    start = time.perf_counter()
+    history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    metrics = {}
+    if data.test is not None:
+        metrics = net.evaluate(data.test, return_dict=True, verbose=0)
+        metrics = {f"test_{k}": float(v) for k, v in metrics.items()}
+
+    model_path = output_dir / "model.keras"
+    net.save(model_path)
+    history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
+    (output_dir / "history.json").write_text(json.dumps(history_dict, indent=2))
+    metadata = {
+        "source": source,
+        "model": model,
+        "class_names": data.class_names,
+        "value_range": list(data.value_range),
+        "task": data.task,
+        "hyperparameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()},
+        "metrics": metrics,
+        "epochs_run": len(history_dict.get("loss", [])),
+        "train_seconds": round(seconds, 2),
+    }
+    (output_dir / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    curves = plot_history(history_dict, output_dir / "curves.png", title=f"{model} on {data.name}")
+    return {"metrics": metrics, "model_path": str(model_path), "curves": str(curves),
+            "output_dir": str(output_dir), "epochs_run": metadata["epochs_run"]}
