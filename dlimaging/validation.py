@@ -64,23 +64,22 @@ def check_positive_int(name: str, value: Any) -> int:
 
 def as_int_tuple(name: str, value: Any, *, allow_empty: bool = True) -> tuple[int, ...]:
     """Accepts an int or a sequence of positive ints and returns a tuple."""
+    items = value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value,)
-    if not isinstance(value, (list, tuple)):
+        items = (value,)
+    if not isinstance(items, (list, tuple)) or any(
+        isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1
+        for item in items
+    ):
         raise ValueError(
-            f"`{name}` must be a tuple of positive integers. Received: {name}={_fmt(value)}"
+            f"`{name}` must be a positive integer or a tuple of them. "
+            f"Received: {name}={_fmt(value)}"
         )
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1:
-            raise ValueError(
-                f"`{name}` must be a tuple of positive integers. "
-                f"Received: {name}={_fmt(value)}"
-            )
-    if not allow_empty and len(value) == 0:
+    if not allow_empty and len(items) == 0:
         raise ValueError(
             f"`{name}` must hold at least one positive integer. Received: {name}={_fmt(value)}"
         )
-    return tuple(int(v) for v in value)
+    return tuple(int(v) for v in items)
 
 
 def check_input_shape(value: Any, ranks: Sequence[int]) -> tuple[int, ...]:

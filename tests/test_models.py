@@ -1,0 +1,359 @@
+import keras
+import numpy as np
+import pytest
+
+import dlimaging as dli
+from dlimaging.models import conv_output_size
+
+
+# ---------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize(
+    "input_shape, expected_conv",
+    [((40, 1), "Conv1D"), ((8, 8, 1), "Conv2D"), ((8, 8, 8, 2), "Conv3D")],
+)
+def test_cnn_rank_picks_convolution(input_shape, expected_conv):
+    model = dli.build_cnn(input_shape, 3, filters=(4, 8), dense_units=(8,))
+    assert model.output_shape == (None, 3)
+    assert type(model.get_layer("block1_conv1")).__name__ == expected_conv
+    assert type(model.get_layer("block2_conv1")).__name__ == expected_conv
+    x = np.zeros((2,) + input_shape, "float32")
+    assert model.predict(x, verbose=0).shape == (2, 3)
+
+
+@pytest.mark.parametrize("input_shape", [(10,), (40, 1), (8, 8, 1), (4, 4, 4, 1)])
+def test_mlp_accepts_every_rank(input_shape):
+    model = dli.build_mlp(input_shape, 4, hidden_units=(8,))
+    x = np.ones((3,) + input_shape, "float32")
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (3, 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_layer_names_are_stable_and_readable():
+    model = dli.build_cnn((8, 8, 1), 10, filters=(4, 8), convs_per_block=2, batch_norm=True, dropout=0.1)
+    names = [layer.name for layer in model.layers]
+    for name in ["block1_conv1", "block1_bn1", "block1_act1", "block1_conv2", "block1_pool",
+                 "block1_dropout", "block2_conv2", "head_flatten", "head_dense1", "output"]:
+        assert name in names
+
+
+def test_one_block_per_filter_entry():
+    model = dli.build_cnn((16, 16, 1), 2, filters=(2, 3, 4))
+    convs = [layer for layer in model.layers if layer.name.endswith("_conv1")]
+    assert [c.filters for c in convs] == [2, 3, 4]
+
+
+def test_global_heads_and_no_pooling():
+    for head in ("global_avg", "global_max"):
+        model = dli.build_cnn((8, 8, 1), 2, filters=(4,), head=head, dense_units=(), pooling=None)
+        assert model.get_layer("head_pool").output.shape == (None, 4)
+    model = dli.build_cnn((8, 8, 1), 2, filters=(4,), pooling="avg")
+    assert type(model.get_layer("block1_pool")).__name__ == "AveragePooling2D"
+
+
+def test_strides_follow_the_formula():
+    model = dli.build_cnn((32, 32, 1), 2, filters=(4,), kernel_size=5, strides=2, padding="valid", pooling=None)
+    size = conv_output_size(32, 5, stride=2, padding=0)
+    assert model.get_layer("block1_conv1").output.shape[1:3] == (size, size)
+
+
+# ---------------------------------------------------------------- parameter counts
+
+
+@pytest.mark.parametrize(
+    "input_shape, hidden, classes, expected",
+    [
+        ((4,), (3,), 2, 4 * 3 + 3 + 3 * 2 + 2),
+        ((4,), (), 3, 4 * 3 + 3),  # plain logistic regression
+        ((2, 3), (5, 4), 2, 6 * 5 + 5 + 5 * 4 + 4 + 4 * 2 + 2),
+    ],
+)
+def test_mlp_exact_parameter_counts(input_shape, hidden, classes, expected):
+    model = dli.build_mlp(input_shape, classes, hidden_units=hidden)
+    assert model.count_params() == expected
+
+
+def test_cnn_parameter_count_table():
+    # conv 3x3x1x4 + 4, dense (4*4*4)x8 + 8, output 8x2 + 2
+    model = dli.build_cnn((8, 8, 1), 2, filters=(4,), dense_units=(8,))
+    assert model.count_params() == (9 * 4 + 4) + (64 * 8 + 8) + (8 * 2 + 2)
+
+
+def test_separable_uses_fewer_parameters():
+    common = dict(filters=(16, 32), dense_units=(), head="global_avg")
+    standard = dli.build_cnn((16, 16, 8), 2, conv="standard", **common).count_params()
+    separable = dli.build_cnn((16, 16, 8), 2, conv="separable", **common).count_params()
+    assert separable < standard / 3
+    # depthwise 3x3 per input channel + pointwise 1x1 + bias, per block
+    block1 = 9 * 8 + 8 * 16 + 16
+    block2 = 9 * 16 + 16 * 32 + 32
+    assert separable == block1 + block2 + (32 * 2 + 2)
+
+
+def test_separable_1d():
+    model = dli.build_cnn((40, 3), 2, filters=(4,), conv="separable")
+    assert type(model.get_layer("block1_conv1")).__name__ == "SeparableConv1D"
+
+
+# ---------------------------------------------------------------- penalties
+
+
+@pytest.mark.parametrize("l1, l2", [(0.01, 0.0), (0.0, 0.02), (0.003, 0.005)])
+def test_penalty_equals_formula(l1, l2):
+    model = dli.build_cnn((8, 8, 1), 3, filters=(4,), dense_units=(5,), l1=l1, l2=l2)
+    model(np.zeros((1, 8, 8, 1), "float32"))
+    kernels = [layer.kernel for layer in model.layers if hasattr(layer, "kernel")]
+    assert len(kernels) == 3  # conv, head dense and output layer
+    expected = sum(l1 * np.abs(k.numpy()).sum() + l2 * np.square(k.numpy()).sum() for k in kernels)
+    got = sum(float(loss) for loss in model.losses)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_no_penalty_by_default():
+    model = dli.build_mlp((4,), 2)
+    assert model.losses == []
+
+
+# ---------------------------------------------------------------- inference vs training
+
+
+@pytest.mark.parametrize(
+    "builder, input_shape, augmentation",
+    [
+        (dli.build_cnn, (16, 16, 1), {"flip": "horizontal", "rotation": 0.2, "noise": 0.3}),
+        (dli.build_cnn, (40, 1), {"shift": 0.2, "scale": 0.3, "noise": 0.3}),
+        (dli.build_mlp, (16, 16, 1), {"zoom": 0.2, "translation": 0.2, "contrast": 0.3, "brightness": 0.3}),
+    ],
+)
+def test_dropout_and_augmentation_inactive_at_inference(builder, input_shape, augmentation, rng):
+    model = builder(input_shape, 4, dropout=0.5, augmentation=augmentation)
+    x = rng.uniform(0, 1, (6,) + input_shape).astype("float32")
+    first = model.predict(x, verbose=0)
+    second = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(model(x, training=False), first, rtol=1e-5, atol=1e-6)
+    a = model(x, training=True).numpy()
+    b = model(x, training=True).numpy()
+    assert not np.allclose(a, b)
+
+
+def test_augmentation_layers_act_only_in_training(rng):
+    x = rng.uniform(0, 1, (4, 16, 16, 1)).astype("float32")
+    aug = dli.image_augmentation(flip="horizontal_and_vertical", rotation=0.25, noise=0.1)
+    np.testing.assert_array_equal(aug(x, training=False), x)
+    assert not np.allclose(aug(x, training=True), x)
+    s = rng.normal(size=(4, 40, 2)).astype("float32")
+    saug = dli.signal_augmentation(shift=0.25, scale=0.5)
+    np.testing.assert_array_equal(saug(s, training=False), s)
+    out = saug(s, training=True).numpy()
+    assert out.shape == s.shape and not np.allclose(out, s)
+
+
+def test_signal_shift_is_a_circular_roll():
+    from dlimaging.augment import RandomShift1D
+
+    x = np.arange(40, dtype="float32").reshape(1, 40, 1)
+    out = RandomShift1D(0.5, seed=1)(x, training=True).numpy()[0, :, 0]
+    shift = int((out[0] * -1) % 40)  # out[t] = x[t - shift]
+    np.testing.assert_array_equal(out, np.roll(x[0, :, 0], -shift if out[0] else 0))
+
+
+def test_augmentation_accepts_a_keras_layer():
+    layer = keras.layers.GaussianNoise(0.1, name="my_noise")
+    model = dli.build_cnn((8, 8, 1), 2, filters=(4,), augmentation=layer)
+    assert model.get_layer("my_noise") is layer
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@pytest.mark.parametrize(
+    "task, num_classes, kwargs, units, activation, loss",
+    [
+        ("classification", 5, {}, 5, "softmax", "sparse_categorical_crossentropy"),
+        ("binary", None, {}, 1, "sigmoid", "binary_crossentropy"),
+        ("multilabel", 4, {}, 4, "sigmoid", "binary_crossentropy"),
+        ("regression", None, {"num_outputs": 3}, 3, "linear", "mean_squared_error"),
+        ("regression", None, {"loss": "mae"}, 1, "linear", "mean_absolute_error"),
+    ],
+)
+@pytest.mark.parametrize("builder", [dli.build_mlp, dli.build_cnn])
+def test_task_heads_and_losses(builder, task, num_classes, kwargs, units, activation, loss):
+    model = builder((8, 8, 1), num_classes, task=task, **kwargs)
+    output = model.get_layer("output")
+    assert output.units == units
+    assert output.activation.__name__ == activation
+    assert model.loss == loss
+
+
+def test_huber_regression_and_metrics():
+    model = dli.build_mlp((4,), task="regression", loss="huber")
+    assert isinstance(model.loss, keras.losses.Huber)
+    x = np.ones((8, 4), "float32")
+    metrics = model.evaluate(x, np.zeros((8, 1)), return_dict=True, verbose=0)
+    assert "mae" in metrics
+
+
+@pytest.mark.parametrize(
+    "optimizer, cls, extra",
+    [("adam", keras.optimizers.Adam, {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}),
+     ("adamw", keras.optimizers.AdamW, {"weight_decay": 0.01}),
+     ("sgd", keras.optimizers.SGD, {"momentum": 0.5}),
+     ("rmsprop", keras.optimizers.RMSprop, {})],
+)
+def test_optimizers(optimizer, cls, extra):
+    model = dli.build_mlp((4,), 2, optimizer=optimizer, learning_rate=0.05, **extra)
+    assert isinstance(model.optimizer, cls)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    for key, value in extra.items():
+        assert float(getattr(model.optimizer, key)) == pytest.approx(value)
+
+
+def test_uncompiled_model():
+    model = dli.build_mlp((4,), 2, compile=False)
+    assert not model.compiled
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "softplus", "linear", keras.activations.relu6, None])
+def test_activations(activation):
+    model = dli.build_mlp((4,), 2, hidden_units=(3,), activation=activation)
+    assert model.predict(np.ones((1, 4), "float32"), verbose=0).shape == (1, 2)
+
+
+def test_seed_reproducible():
+    keras.utils.set_random_seed(42)
+    a = dli.build_cnn((8, 8, 1), 3, filters=(4,)).get_weights()
+    keras.utils.set_random_seed(42)
+    b = dli.build_cnn((8, 8, 1), 3, filters=(4,)).get_weights()
+    keras.utils.set_random_seed(43)
+    c = dli.build_cnn((8, 8, 1), 3, filters=(4,)).get_weights()
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.allclose(a[0], c[0])
+
+
+# ---------------------------------------------------------------- conv_output_size
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [((5, 3), 3), ((5, 3, 1, 1), 5), ((32, 5, 2, 2), 16), ((28, 2, 2), 14), ((7, 3, 2), 3)],
+)
+def test_conv_output_size(args, expected):
+    assert conv_output_size(*args) == expected
+
+
+def test_lecture_example_5x5_input_3x3_kernel():
+    # The slide's 5x5 input and 3x3 kernel give the 3x3 output shown.
+    assert conv_output_size(5, 3) == 3
+
+
+# ---------------------------------------------------------------- bad input
+
+
+BAD_CNN = [
+    ({"dropout": 1.0}, r"`dropout` must be a number in \[0.0, 1.0\). Received: dropout=1.0"),
+    ({"dropout": -0.1}, "Received: dropout=-0.1"),
+    ({"l1": -1}, "Received: l1=-1"),
+    ({"l2": "big"}, "Received: l2='big'"),
+    ({"activation": "relux"}, r"Received: activation='relux'.*Valid names:.*relu"),
+    ({"pooling": "median"}, "`pooling` must be one of 'max', 'avg', None. Received: pooling='median'"),
+    ({"conv": "dilated"}, "Received: conv='dilated'"),
+    ({"head": "dense"}, "Received: head='dense'"),
+    ({"padding": "full"}, "Received: padding='full'"),
+    ({"filters": ()}, r"Received: filters=\(\)"),
+    ({"filters": (8, 0)}, r"Received: filters=\(8, 0\)"),
+    ({"kernel_size": 0}, "Received: kernel_size=0"),
+    ({"kernel_size": (3, 3, 3)}, "tuple of 2 ints"),
+    ({"strides": -1}, "Received: strides=-1"),
+    ({"convs_per_block": 0}, "Received: convs_per_block=0"),
+    ({"dense_units": (8, -1)}, "Received: dense_units"),
+    ({"optimizer": "adagrad"}, "Received: optimizer='adagrad'"),
+    ({"learning_rate": 0}, "Received: learning_rate=0"),
+    ({"beta_1": 1.0}, "Received: beta_1=1.0"),
+    ({"beta_2": -0.5}, "Received: beta_2=-0.5"),
+    ({"epsilon": 0}, "Received: epsilon=0"),
+    ({"momentum": 1.5}, "Received: momentum=1.5"),
+    ({"batch_norm": "yes"}, "Received: batch_norm='yes'"),
+    ({"task": "segmentation"}, "Received: task='segmentation'"),
+    ({"loss": "mae"}, "only be chosen for task='regression'"),
+    ({"task": "regression", "loss": "hinge"}, "Received: loss='hinge'"),
+    ({"augmentation": {"rotation": 2.0}}, "Received: rotation=2.0"),
+    ({"augmentation": {"flip": "diagonal"}}, "Received: flip='diagonal'"),
+    ({"augmentation": {"shift": 0.1}}, r"Unknown `augmentation` option\(s\) \['shift'\]"),
+    ({"augmentation": "strong"}, "Received: augmentation='strong'"),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD_CNN)
+def test_cnn_bad_input(kwargs, match):
+    kwargs.setdefault("task", "classification")
+    num_classes = None if kwargs["task"] == "regression" else 10
+    with pytest.raises(ValueError, match=match):
+        dli.build_cnn((8, 8, 1), num_classes, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (((8, 8, 1), None), {}, "`num_classes` is required"),
+        (((8, 8, 1), 1), {}, "Received: num_classes=1"),
+        (((8, 8, 1), 3), {"task": "binary"}, "Received: num_classes=3"),
+        (((8, 8, 1),), {"task": "multilabel"}, "`num_classes` .* is required"),
+        (((8, 8, 1),), {"task": "regression", "num_outputs": 0}, "Received: num_outputs=0"),
+        (((), 2), {}, r"Received: input_shape=\(\)"),
+        (((8, -8, 1), 2), {}, "Received: input_shape"),
+        (("8x8", 2), {}, "Received: input_shape='8x8'"),
+        (((4,), 2), {"hidden_units": "64"}, "Received: hidden_units='64'"),
+        (((4,), 2), {"augmentation": {"rotation": 0.1}}, "no such factory"),
+    ],
+)
+def test_mlp_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dli.build_mlp(*args, **kwargs)
+
+
+def test_cnn_bad_rank():
+    with pytest.raises(ValueError, match=r"`input_shape` must have 2 or 3 or 4 dimensions.*Received: input_shape=\(64,\)"):
+        dli.build_cnn((64,), 2)
+
+
+def test_kernel_larger_than_input_names_the_block():
+    with pytest.raises(ValueError, match=r"block2_conv1: kernel_size=5 is larger than its input size 4"):
+        dli.build_cnn((12, 12, 1), 2, filters=(4, 4), kernel_size=5, padding="valid", pooling="max")
+
+
+def test_pooling_below_one_names_the_block():
+    with pytest.raises(ValueError, match=r"block4_pool: pooling would shrink the spatial size \(1, 1\) below 1"):
+        dli.build_cnn((8, 8, 1), 10, filters=(4, 4, 4, 4))
+
+
+def test_strides_below_one_names_the_block():
+    with pytest.raises(ValueError, match="block3_pool"):
+        dli.build_cnn((16, 16, 1), 2, filters=(4, 4, 4), strides=2)
+
+
+def test_separable_3d_refused():
+    with pytest.raises(ValueError, match="no 3D depthwise convolution"):
+        dli.build_cnn((8, 8, 8, 1), 2, conv="separable")
+
+
+def test_conv_output_size_bad_input():
+    with pytest.raises(ValueError, match="Received: stride=0"):
+        conv_output_size(5, 3, stride=0)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        conv_output_size(2, 5)
+
+
+# ---------------------------------------------------------------- learning
+
+
+@pytest.mark.slow
+def test_default_cnn_learns_the_digits():
+    data = dli.load_dataset("digits", batch_size=32, seed=0)
+    model = dli.build_cnn(data.input_shape, data.num_classes)
+    model.fit(data.train, validation_data=data.validation, epochs=6, verbose=0)
+    metrics = model.evaluate(data.test, return_dict=True, verbose=0)
+    assert metrics["accuracy"] > 0.93
