@@ -159,13 +159,18 @@ def _load_tfds(spec: str, data_dir: str | None = None):
 
 
 def _read_image(path: pathlib.Path):
+    """Opens an image as "L" when it is grey (palette images included), else as "RGB"."""
     from PIL import Image
 
     with Image.open(path) as image:
         image.load()
-        if image.mode in ("L", "1", "I", "I;16", "F", "LA", "P") and image.mode != "P":
+        if image.mode in ("L", "1", "I", "I;16", "F", "LA"):
             return image.convert("L")
-        return image.convert("RGB") if image.mode != "L" else image
+        rgb = image.convert("RGB")
+    red, green, blue = (np.asarray(band) for band in rgb.split())
+    if np.array_equal(red, green) and np.array_equal(green, blue):
+        return rgb.convert("L")
+    return rgb
 
 
 def _load_folder(root: pathlib.Path, image_size):
@@ -277,10 +282,9 @@ def _with_channels(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- splits
 
 
-def _split(x, y, fraction, seed, what):
+def _split(x, y, count, seed, what):
     from sklearn.model_selection import train_test_split
 
-    count = int(round(len(x) * fraction))
     if count == 0:
         return x, y, x[:0], y[:0]
     if count >= len(x):
@@ -394,9 +398,12 @@ def load_dataset(
             x_test = tf.image.resize(x_test, image_size).numpy()
         if x_test.shape[1:] != x.shape[1:]:
             raise ValueError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
+        validation_count = round(len(x) * validation_split)
     else:
-        x, y, x_test, y_test = _split(x, y, test_split, seed, f"`test_split`={test_split} of {source!r}")
-    x, y, x_val, y_val = _split(x, y, validation_split, seed, f"`validation_split`={validation_split} of {source!r}")
+        # Both fractions are of the whole set when the test set is carved out here.
+        validation_count = round(len(x) * validation_split)
+        x, y, x_test, y_test = _split(x, y, round(len(x) * test_split), seed, f"`test_split`={test_split} of {source!r}")
+    x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}")
     if len(x) == 0:
         raise ValueError(f"`source` {source!r}: the splits leave no training data.")
 
