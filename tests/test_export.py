@@ -1,0 +1,279 @@
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dlimaging as dli
+from dlimaging import export as export_module
+
+BIN = pathlib.Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    # Augmentation and dropout in the model: the export must switch both off.
+    return dli.build_cnn(
+        (8, 8, 1), 3, filters=(4,), dense_units=(8,), dropout=0.5,
+        augmentation={"flip": "horizontal", "rotation": 0.2, "noise": 0.3},
+    )
+
+
+def _signature(path):
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
+def test_layout_and_version_numbers(tmp_path, classifier):
+    base = tmp_path / "digits"
+    assert dli.export_saved_model(classifier, base) == base / "1"
+    assert dli.export_saved_model(classifier, base) == base / "2"
+    assert dli.export_saved_model(classifier, base, version=7) == base / "7"
+    assert dli.export_saved_model(classifier, base) == base / "8"
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7", "8"]
+    for version in ("1", "8"):
+        assert (base / version / "saved_model.pb").is_file()
+        assert (base / version / "variables").is_dir()
+
+
+def test_existing_version_is_never_overwritten(tmp_path, classifier):
+    base = tmp_path / "m"
+    path = dli.export_saved_model(classifier, base, version=3)
+    before = (path / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"`version` 3 already exists"):
+        dli.export_saved_model(classifier, base, version=3)
+    assert (path / "saved_model.pb").stat().st_mtime_ns == before
+    assert sorted(p.name for p in base.iterdir()) == ["3"]
+
+
+def test_signature_names_and_dtypes(tmp_path, classifier):
+    path = dli.export_saved_model(classifier, tmp_path / "m", class_names=["a", "b", "c"])
+    fn = _signature(path)
+    _, inputs = fn.structured_input_signature
+    assert list(inputs) == ["image"]
+    assert inputs["image"].dtype == tf.float32
+    assert inputs["image"].shape.as_list() == [None, 8, 8, 1]
+    outputs = fn.structured_outputs
+    assert set(outputs) == {"probabilities", "class_id", "class_name"}
+    assert outputs["probabilities"].dtype == tf.float32
+    assert outputs["class_id"].dtype == tf.int64
+    assert outputs["class_name"].dtype == tf.string
+
+
+@pytest.mark.parametrize("batch", [1, 13])
+def test_outputs_equal_keras_model(tmp_path, classifier, batch, rng):
+    path = dli.export_saved_model(classifier, tmp_path / "m", class_names=["a", "b", "c"])
+    x = rng.uniform(0, 1, (batch, 8, 8, 1)).astype("float32")
+    got = _signature(path)(image=tf.constant(x))
+    expected = classifier.predict(x, verbose=0)
+    np.testing.assert_allclose(got["probabilities"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(got["class_id"].numpy(), expected.argmax(-1))
+    names = [n.decode() for n in got["class_name"].numpy()]
+    assert names == [["a", "b", "c"][i] for i in expected.argmax(-1)]
+
+
+def test_repeated_calls_identical_with_augmentation(tmp_path, classifier, rng):
+    path = dli.export_saved_model(classifier, tmp_path / "m")
+    fn = _signature(path)
+    x = tf.constant(rng.uniform(0, 1, (5, 8, 8, 1)).astype("float32"))
+    first = fn(image=x)["probabilities"].numpy()
+    for _ in range(3):
+        np.testing.assert_array_equal(fn(image=x)["probabilities"].numpy(), first)
+    # Without training=False the augmentation would act: check it is really there.
+    assert not np.allclose(classifier(x, training=True), classifier(x, training=True))
+
+
+@pytest.mark.parametrize(
+    "builder, shape, kwargs, input_name, outputs",
+    [
+        (dli.build_cnn, (40, 1), {"num_classes": 4}, "signal", {"probabilities", "class_id"}),
+        (dli.build_mlp, (6,), {"task": "regression", "num_outputs": 2}, "features", {"predictions"}),
+        (dli.build_mlp, (6,), {"task": "binary"}, "features", {"probabilities"}),
+        (dli.build_mlp, (6,), {"task": "multilabel", "num_classes": 3}, "features", {"probabilities"}),
+        (dli.build_cnn, (4, 4, 4, 1), {"num_classes": 2, "filters": (2,)}, "volume", {"probabilities", "class_id"}),
+    ],
+)
+def test_inputs_and_outputs_by_task(tmp_path, builder, shape, kwargs, input_name, outputs, rng):
+    model = builder(shape, **kwargs)
+    path = dli.export_saved_model(model, tmp_path / "m")
+    fn = _signature(path)
+    assert list(fn.structured_input_signature[1]) == [input_name]
+    assert set(fn.structured_outputs) == outputs
+    x = rng.uniform(0, 1, (3,) + shape).astype("float32")
+    key = "predictions" if "predictions" in outputs else "probabilities"
+    np.testing.assert_allclose(fn(**{input_name: tf.constant(x)})[key], model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_metadata(tmp_path, classifier):
+    path = dli.export_saved_model(
+        classifier, tmp_path / "digits", class_names=["a", "b", "c"],
+        metadata={"hyperparameters": {"dropout": 0.5}, "metrics": {"test_accuracy": 0.9}},
+    )
+    info = json.loads((path / "assets" / "dlimaging.json").read_text())
+    assert info["class_names"] == ["a", "b", "c"]
+    assert info["input"] == {"name": "image", "shape": [8, 8, 1], "dtype": "float32", "value_range": [0.0, 1.0]}
+    assert info["task"] == "classification"
+    assert info["hyperparameters"] == {"dropout": 0.5}
+    assert info["metrics"] == {"test_accuracy": 0.9}
+    assert info["versions"]["tensorflow"] == tf.__version__
+    assert set(info["versions"]) == {"dlimaging", "tensorflow", "keras"}
+    assert info["version"] == 1 and info["name"] == "digits"
+    assert info["created"].endswith("+00:00")
+
+
+def test_mismatch_publishes_nothing(tmp_path, classifier, monkeypatch):
+    original = export_module._serving_function
+
+    def broken(model, task, class_names):
+        serve = original(model, task, class_names)
+        return lambda x: {k: (v + 0.5 if k == "probabilities" else v) for k, v in serve(x).items()}
+
+    monkeypatch.setattr(export_module, "_serving_function", broken)
+    with pytest.raises(export_module.ExportError, match="differs from the Keras model"):
+        dli.export_saved_model(classifier, tmp_path / "m")
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_bad_arguments(tmp_path, classifier):
+    with pytest.raises(ValueError, match="one name per class"):
+        dli.export_saved_model(classifier, tmp_path / "m", class_names=["a"])
+    with pytest.raises(ValueError, match="Received: version=0"):
+        dli.export_saved_model(classifier, tmp_path / "m", version=0)
+    with pytest.raises(ValueError, match="must be a keras.Model"):
+        dli.export_saved_model("model.keras", tmp_path / "m")
+
+
+def test_loads_in_a_process_that_imports_only_tensorflow(tmp_path, classifier, rng):
+    path = dli.export_saved_model(classifier, tmp_path / "m", class_names=["a", "b", "c"])
+    x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        fn = tf.saved_model.load({str(path)!r}).signatures["serving_default"]
+        out = fn(image=tf.constant(np.load({str(tmp_path / 'x.npy')!r})))
+        assert not any(m.startswith("dlimaging") for m in sys.modules), "dlimaging was imported"
+        print(",".join(str(v) for v in out["probabilities"].numpy().ravel()))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = np.array([float(v) for v in result.stdout.strip().splitlines()[-1].split(",")])
+    np.testing.assert_allclose(got, classifier.predict(x, verbose=0).ravel(), atol=1e-6)
+
+
+def test_saved_model_cli_lists_the_signature(tmp_path, classifier):
+    path = dli.export_saved_model(classifier, tmp_path / "m")
+    cli = BIN / "saved_model_cli"
+    if not cli.exists():
+        pytest.skip("saved_model_cli is not installed beside this Python")
+    result = subprocess.run([str(cli), "show", "--dir", str(path), "--all"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "signature_def['serving_default']" in result.stdout
+    assert "inputs['image']" in result.stdout
+    assert "outputs['probabilities']" in result.stdout
+    assert "outputs['class_id']" in result.stdout
+
+
+def test_killed_export_leaves_no_version_folder(tmp_path):
+    # The child pauses after writing, inside the verification step; it is killed there.
+    script = textwrap.dedent(f"""
+        import sys, time
+        import dlimaging as dli
+        from dlimaging import export
+        def stalled(*args, **kwargs):
+            print("WRITTEN", flush=True)
+            time.sleep(120)
+        export._verify = stalled
+        model = dli.build_mlp((4,), 2, hidden_units=(3,))
+        dli.export_saved_model(model, {str(tmp_path / 'm')!r})
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "WRITTEN"
+        leftovers = list((tmp_path / "m").iterdir())
+        assert leftovers and all(p.name.startswith(".tmp-") for p in leftovers)  # it was mid-write
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    names = [p.name for p in (tmp_path / "m").iterdir()]
+    assert not any(name.isdigit() for name in names)
+    # A later export still starts at version 1.
+    model = dli.build_mlp((4,), 2, hidden_units=(3,))
+    assert dli.export_saved_model(model, tmp_path / "m").name == "1"
+
+
+def test_rest_request_matches_tf_serving_format(tmp_path, classifier, rng):
+    path = dli.export_saved_model(classifier, tmp_path / "m")
+    x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
+    body = export_module.rest_request(path, x)
+    # TF Serving's REST API, row format: {"signature_name": ..., "instances": [{"input": value}, ...]}
+    assert set(body) == {"signature_name", "instances"}
+    assert body["signature_name"] == "serving_default"
+    assert len(body["instances"]) == 2
+    assert set(body["instances"][0]) == {"image"}
+    np.testing.assert_allclose(np.array(body["instances"][1]["image"]), x[1])
+    json.dumps(body)  # plain JSON
+
+
+def test_serving_response_format():
+    outputs = {"probabilities": np.array([[0.2, 0.8]], "float32"), "class_id": np.array([1]),
+               "class_name": np.array([b"dog"], dtype=object)}
+    response = export_module.serving_response(outputs)
+    assert response == {"predictions": [{"class_id": 1, "class_name": "dog",
+                                         "probabilities": pytest.approx([0.2, 0.8])}]}
+
+
+def test_serving_config(tmp_path, classifier):
+    dli.export_saved_model(classifier, tmp_path / "alpha")
+    dli.export_saved_model(classifier, tmp_path / "beta")
+    (tmp_path / "not_a_model").mkdir()
+    text = export_module.serving_config(tmp_path)
+    assert text.startswith("model_config_list {")
+    assert 'name: "alpha"' in text and 'base_path: "/models/beta"' in text
+    assert "not_a_model" not in text
+    assert text.count("config {") == 2
+
+
+@pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
+                    reason="no tensorflow_model_server binary on PATH (install TF Serving to run this test)")
+def test_served_by_tensorflow_model_server(tmp_path, classifier, rng):
+    import socket
+    import urllib.request
+
+    dli.export_saved_model(classifier, tmp_path / "digits")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([
+        "tensorflow_model_server", f"--rest_api_port={port}", "--port=0",
+        "--model_name=digits", f"--model_base_path={tmp_path / 'digits'}",
+    ])
+    try:
+        x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
+        body = json.dumps(export_module.rest_request(tmp_path / "digits" / "1", x)).encode()
+        url = f"http://127.0.0.1:{port}/v1/models/digits:predict"
+        deadline = time.time() + 60
+        while True:
+            try:
+                answer = json.loads(urllib.request.urlopen(urllib.request.Request(url, body), timeout=5).read())
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        got = np.array([row["probabilities"] for row in answer["predictions"]])
+        np.testing.assert_allclose(got, classifier.predict(x, verbose=0), atol=1e-5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
