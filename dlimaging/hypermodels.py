@@ -1,0 +1,299 @@
+"""Keras Tuner hypermodels over the builders: the only module where `hp.*` appears.
+
+A search space is plain data: a dict from a name to a spec. A spec is
+
+* a fixed value: `3`, `"relu"`, `[16, 32]`;
+* `{"choice": [...]}`: one of the values (lists are allowed: `[[16, 32], [32, 64]]`);
+* `{"min": a, "max": b}` with optional `"step"` and `"sampling"` ("linear",
+  "log" or "reverse_log"): an int range when `a`, `b` (and `step`) are ints,
+  a float range otherwise.
+
+Either kind may hold a `"default"`: the value of the first trial and of
+random search's first draw.
+
+Names are the builders' argument names (`dropout`, `l2`, `learning_rate`,
+`activation`, ...), plus `num_blocks` and `filters_1`, `filters_2`, ... for
+CNN depth and width, `num_layers` and `units_1`, ... for MLP depth and width,
+`augmentation` (a dict of specs for the augmentation options) and
+`batch_size` and `epochs` (used by `fit`).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from typing import Any, Mapping
+
+import keras_tuner
+
+from dlimaging.augment import IMAGE_AUGMENTATION_KEYS, SIGNAL_AUGMENTATION_KEYS
+from dlimaging.models import build_cnn, build_mlp
+
+# The default spaces, in one place. `num_blocks` and `filters_<i>` become
+# `filters`; `num_layers` and `units_<i>` become `hidden_units`.
+DEFAULT_CNN_SPACE: dict[str, Any] = {
+    "num_blocks": {"min": 1, "max": 3, "default": 2},
+    "filters_i": {"choice": [16, 32, 64], "default": 32},
+    "kernel_size": {"choice": [3, 5]},
+    "conv": {"choice": ["standard", "separable"]},
+    "activation": {"choice": ["relu", "elu", "gelu", "swish", "tanh"]},
+    "dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
+    "l1": {"min": 1e-8, "max": 1e-4, "sampling": "log"},
+    "l2": {"min": 1e-8, "max": 1e-2, "sampling": "log"},
+    "batch_norm": {"choice": [False, True]},
+    "pooling": {"choice": ["max", "avg"]},
+    "head": {"choice": ["flatten", "global_avg"]},
+    "dense_units": {"choice": [[64], [128]], "default": [128]},
+    "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log", "default": 1e-3},
+    "beta_1": {"min": 0.8, "max": 0.95, "step": 0.05, "default": 0.9},
+    "beta_2": {"choice": [0.99, 0.999], "default": 0.999},
+}
+DEFAULT_MLP_SPACE: dict[str, Any] = {
+    "num_layers": {"min": 1, "max": 3, "default": 2},
+    "units_i": {"choice": [32, 64, 128, 256], "default": 128},
+    "activation": {"choice": ["relu", "elu", "gelu", "swish", "tanh"]},
+    "dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
+    "l1": {"min": 1e-8, "max": 1e-4, "sampling": "log"},
+    "l2": {"min": 1e-8, "max": 1e-2, "sampling": "log"},
+    "batch_norm": {"choice": [False, True]},
+    "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log", "default": 1e-3},
+    "beta_1": {"min": 0.8, "max": 0.95, "step": 0.05, "default": 0.9},
+    "beta_2": {"choice": [0.99, 0.999], "default": 0.999},
+}
+DEFAULT_AUGMENTATION_SPACE = {
+    "image": {"rotation": {"min": 0.0, "max": 0.1, "step": 0.05},
+              "zoom": {"min": 0.0, "max": 0.1, "step": 0.05}},
+    "signal": {"shift": {"min": 0.0, "max": 0.1, "step": 0.05},
+               "noise": {"min": 0.0, "max": 0.1, "step": 0.05}},
+}
+FIT_KEYS = ("batch_size", "epochs")
+SAMPLINGS = ("linear", "log", "reverse_log")
+
+
+def default_space(family: str, input_shape) -> dict[str, Any]:
+    """The default search space of "cnn" or "mlp" for an input shape, as data."""
+    space = copy.deepcopy(DEFAULT_CNN_SPACE if family == "cnn" else DEFAULT_MLP_SPACE)
+    if family == "cnn" and len(input_shape) == 4:
+        space.pop("conv")  # no 3D depthwise convolution in Keras
+    kind = {2: "signal", 3: "image"}.get(len(input_shape))
+    if kind:
+        space["augmentation"] = copy.deepcopy(DEFAULT_AUGMENTATION_SPACE[kind])
+    return space
+
+
+def builder_arguments(family: str) -> list[str]:
+    """The builder arguments a search space may set."""
+    builder = build_cnn if family == "cnn" else build_mlp
+    skip = {"input_shape", "num_classes", "task", "compile", "name"}
+    return [p for p in inspect.signature(builder).parameters if p not in skip]
+
+
+def space_keys(family: str) -> list[str]:
+    depth = ["num_blocks", "filters_i"] if family == "cnn" else ["num_layers", "units_i"]
+    return builder_arguments(family) + depth + list(FIT_KEYS)
+
+
+def augmentation_keys(input_shape) -> tuple[str, ...]:
+    return {2: SIGNAL_AUGMENTATION_KEYS, 3: IMAGE_AUGMENTATION_KEYS}.get(len(input_shape), ())
+
+
+def _encode(value):
+    """Keras Tuner's Choice holds scalars: lists travel as "16-32"."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    return value
+
+
+def _decode(value, original_choices):
+    for choice in original_choices:
+        if _encode(choice) == value:
+            return tuple(choice) if isinstance(choice, list) else choice
+    return value
+
+
+def sample(hp: keras_tuner.HyperParameters, name: str, spec: Any, **conditions):
+    """Registers `spec` under `name` in `hp` and returns the current value."""
+    default = spec.get("default") if isinstance(spec, Mapping) else None
+    if isinstance(spec, Mapping) and "choice" in spec:
+        choices = list(spec["choice"])
+        if all(isinstance(c, bool) for c in choices):
+            return hp.Boolean(name, default=bool(choices[0] if default is None else default), **conditions)
+        encoded = None if default is None else _encode(default)
+        value = hp.Choice(name, [_encode(c) for c in choices], default=encoded, **conditions)
+        return _decode(value, choices)
+    if isinstance(spec, Mapping) and "min" in spec:
+        low, high = spec["min"], spec["max"]
+        step, sampling = spec.get("step"), spec.get("sampling", "linear")
+        integers = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) and (
+            step is None or isinstance(step, int)
+        )
+        if integers:
+            return hp.Int(name, low, high, step=step or 1, sampling=sampling, default=default, **conditions)
+        default = None if default is None else float(default)
+        return hp.Float(name, float(low), float(high), step=step, sampling=sampling, default=default, **conditions)
+    if isinstance(spec, (list, tuple)):
+        return tuple(spec)
+    if spec is None:
+        return None
+    return hp.Fixed(name, spec, **conditions)
+
+
+class _BuilderHyperModel(keras_tuner.HyperModel):
+    family = ""
+
+    def __init__(
+        self,
+        input_shape,
+        num_classes: int | None = None,
+        *,
+        task: str = "classification",
+        num_outputs: int = 1,
+        space: Mapping[str, Any] | None = None,
+        fixed: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tunable: bool = True,
+    ):
+        super().__init__(name=name, tunable=tunable)
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.task = task
+        self.num_outputs = num_outputs
+        self.space = dict(default_space(self.family, self.input_shape) if space is None else space)
+        self.fixed = dict(fixed or {})
+
+    # -- translation from hp to builder arguments
+
+    def _depth(self, hp, count_key, width_key, default_widths):
+        """`num_blocks` + `filters_<i>` (or `num_layers` + `units_<i>`) → a tuple."""
+        count_spec = self.space.get(count_key)
+        width_spec = self.space.get(width_key, {"choice": list(default_widths)})
+        if count_spec is None:
+            return None
+        if isinstance(count_spec, Mapping) and "max" in count_spec:
+            high = min(count_spec["max"], self._depth_limit())
+            count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
+            if "default" in count_spec:
+                count_spec["default"] = min(count_spec["default"], high)
+        count = sample(hp, count_key, count_spec)
+        prefix = width_key[:-2]
+        widths = []
+        for index in range(1, max(_spec_values(count_spec)) + 1):
+            # Each width exists only while the depth reaches it.
+            parents = [v for v in _spec_values(count_spec) if v >= index]
+            with hp.conditional_scope(count_key, parents):
+                value = sample(hp, f"{prefix}_{index}", width_spec)
+            if index <= count:
+                widths.append(value)
+        return tuple(widths)
+
+    def _depth_limit(self) -> int:
+        return 100
+
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """The builder arguments for the current values of `hp`."""
+        args: dict[str, Any] = {}
+        for key, spec in self.space.items():
+            if key in FIT_KEYS or key.endswith("_i") or key in ("num_blocks", "num_layers"):
+                continue
+            if key == "augmentation":
+                args["augmentation"] = {
+                    option: sample(hp, f"augmentation_{option}", option_spec)
+                    for option, option_spec in spec.items()
+                }
+                continue
+            value = sample(hp, key, spec)
+            if key in ("filters", "hidden_units", "dense_units") and isinstance(value, int):
+                value = (value,)
+            args[key] = value
+        args.update(self.fixed)
+        return args
+
+    def build_arguments(self, hp):
+        raise NotImplementedError
+
+    def build(self, hp: keras_tuner.HyperParameters):
+        args = self.build_arguments(hp)
+        builder = build_cnn if self.family == "cnn" else build_mlp
+        return builder(
+            self.input_shape, self.num_classes, task=self.task, num_outputs=self.num_outputs, **args
+        )
+
+    def fit(self, hp, model, *args, **kwargs):
+        # Batch size and epochs are hyperparameters of fit, not of the model.
+        if "batch_size" in self.space:
+            batch_size = sample(hp, "batch_size", self.space["batch_size"])
+            args = tuple(_rebatch(a, batch_size) for a in args)
+            if "validation_data" in kwargs:
+                kwargs["validation_data"] = _rebatch(kwargs["validation_data"], batch_size)
+        if "epochs" in self.space and "tuner/epochs" not in hp.values:
+            kwargs["epochs"] = sample(hp, "epochs", self.space["epochs"])
+        return model.fit(*args, **kwargs)
+
+
+def _spec_values(spec) -> list[int]:
+    if isinstance(spec, Mapping) and "choice" in spec:
+        return [int(v) for v in spec["choice"]]
+    if isinstance(spec, Mapping) and "min" in spec:
+        return list(range(int(spec["min"]), int(spec["max"]) + 1, int(spec.get("step") or 1)))
+    return [int(spec)]
+
+
+def _rebatch(data, batch_size):
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        return data.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return data
+
+
+class CNNHyperModel(_BuilderHyperModel):
+    """Searches `build_cnn`'s arguments.
+
+    Args:
+        input_shape: tuple. Shape of one sample, channels last.
+        num_classes: int or None. As in `build_cnn`.
+        task: str. As in `build_cnn`. Defaults to "classification".
+        num_outputs: int. Regression outputs. Defaults to 1.
+        space: dict or None. The search space (see this module's docstring).
+            Defaults to None (`DEFAULT_CNN_SPACE`, plus augmentation).
+        fixed: dict or None. Builder arguments that are not searched.
+
+    Example:
+    >>> hypermodel = CNNHyperModel((8, 8, 1), 10)
+    >>> hp = keras_tuner.HyperParameters()
+    >>> hp.Fixed("dropout", 0.2)
+    >>> model = hypermodel.build(hp)
+    """
+
+    family = "cnn"
+
+    def _depth_limit(self) -> int:
+        # Each block halves the spatial size with pooling: stop before it reaches 0.
+        smallest = min(self.input_shape[:-1])
+        return max(1, int(math.log2(smallest)))
+
+    def build_arguments(self, hp):
+        args = self.arguments(hp)
+        filters = self._depth(hp, "num_blocks", "filters_i", (16, 32, 64))
+        if filters is not None and "filters" not in self.space:
+            args["filters"] = filters
+        return args
+
+
+class MLPHyperModel(_BuilderHyperModel):
+    """Searches `build_mlp`'s arguments; takes the same arguments as `CNNHyperModel`."""
+
+    family = "mlp"
+
+    def build_arguments(self, hp):
+        args = self.arguments(hp)
+        units = self._depth(hp, "num_layers", "units_i", (32, 64, 128))
+        if units is not None and "hidden_units" not in self.space:
+            args["hidden_units"] = units
+        return args
+
+
+def hypermodel_for(family: str, input_shape, num_classes, *, task="classification", space=None, fixed=None):
+    cls = CNNHyperModel if family == "cnn" else MLPHyperModel
+    return cls(input_shape, num_classes, task=task, space=space, fixed=fixed)
