@@ -198,6 +198,56 @@ def cmd_serving_config(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from dlimaging.experiment import load_experiment
+    from dlimaging.tuning import TuningError, format_leaderboard, run_search
+
+    experiment = load_experiment(args.config)
+    if args.worker and not args.worker_id:
+        raise CLIError("dlimaging tune: --worker needs --worker-id, e.g. --worker-id tuner1")
+    for flag, value in (("--max-trials", args.max_trials), ("--max-epochs", args.max_epochs)):
+        if value is not None and value < 1:
+            raise CLIError(f"dlimaging tune: {flag} must be a positive integer. Received: {value}")
+    print(f"Tuning {experiment.name}: {experiment.tuner['algorithm']} search on {experiment.data['source']}, "
+          f"objective {experiment.objective}; run folder {pathlib.Path(args.runs_dir) / experiment.name}", flush=True)
+
+    def printer(line):
+        print(line, flush=True)
+
+    try:
+        result = run_search(
+            experiment, runs_dir=args.runs_dir, export_dir=args.export_dir, overwrite=args.overwrite,
+            max_trials=args.max_trials, max_epochs=args.max_epochs, chief=args.chief, worker=args.worker,
+            worker_id=args.worker_id, printer=printer, export=False if args.no_export else None,
+        )
+    except TuningError as error:
+        print(f"dlimaging tune: {error}", file=sys.stderr)
+        return 1
+    if result.best is None:  # a worker: the chief reports
+        return 0
+    print()
+    print(format_leaderboard(result.trials, result.objective))
+    best = result.best
+    print(f"Best: trial {best['trial']} at epoch {best['best_epoch']}: {result.objective}={best['score']:.4f}"
+          + "".join(f", {k}={v:.4f}" for k, v in best["test_metrics"].items()))
+    print(f"Results: {result.run_dir / 'results.json'}, {result.run_dir / 'results.csv'}, {result.run_dir / 'plots'}/")
+    print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tensorboard'}")
+    if result.export_path:
+        export_dir = result.export_path.parent.parent
+        print(f"Exported: {result.export_path}")
+        print(_serve_hint(export_dir, experiment.name))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from dlimaging.tuning import report
+
+    text, paths = report(args.run_dir)
+    print(text)
+    print("Plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -245,16 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="default: EXPORT_DIR/models.config")
     p.set_defaults(func=cmd_serving_config)
 
-    _add_tuning_commands(sub)
+    p = sub.add_parser("tune", help="run or resume a tuning/*.toml experiment and export the best model")
+    p.add_argument("config", help="an experiment file, e.g. tuning/digits_cnn.toml")
+    p.add_argument("--max-trials", type=int, help="override [tuner] max_trials")
+    p.add_argument("--max-epochs", type=int, help="override [tuner] max_epochs")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--export-dir", help="override [export] dir")
+    p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    p.add_argument("--no-export", action="store_true", help="do not export the best model")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle for distributed workers")
+    role.add_argument("--worker", metavar="HOST:PORT", help="run trials for the chief at HOST:PORT")
+    p.add_argument("--worker-id", help="this worker's id, e.g. tuner1 (with --worker)")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="print a run's leaderboard and redraw its plots")
+    p.add_argument("run_dir", help="runs/<name>")
+    p.set_defaults(func=cmd_report)
     return parser
-
-
-def _add_tuning_commands(sub) -> None:
-    try:
-        from dlimaging import tuning_cli
-    except ImportError:
-        return
-    tuning_cli.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

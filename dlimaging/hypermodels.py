@@ -8,8 +8,8 @@ A search space is plain data: a dict from a name to a spec. A spec is
   "log" or "reverse_log"): an int range when `a`, `b` (and `step`) are ints,
   a float range otherwise.
 
-Either kind may hold a `"default"`: the value of the first trial and of
-random search's first draw.
+Either kind may hold a `"default"`: the value used when a model is built
+from an `hp` that has not been sampled yet (`hypermodel.build(HyperParameters())`).
 
 Names are the builders' argument names (`dropout`, `l2`, `learning_rate`,
 `activation`, ...), plus `num_blocks` and `filters_1`, `filters_2`, ... for
