@@ -243,7 +243,10 @@ def _rebatch(data, batch_size):
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
-        return data.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        count = int(data.unbatch().reduce(0, lambda total, _: total + 1))
+        # A known length lets Keras end each epoch without an "ran out of data" warning.
+        batches = tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))
+        return data.unbatch().batch(batch_size).apply(batches).prefetch(tf.data.AUTOTUNE)
     return data
 
 

@@ -71,6 +71,8 @@ def plot_hyperparameters(trials: Sequence[Mapping[str, Any]], objective: str, pa
     """One panel per hyperparameter: its value against the objective."""
     done = [t for t in trials if t.get("score") is not None]
     names = sorted({k for t in done for k in t["hyperparameters"] if not k.startswith("tuner/")})
+    # A fixed value says nothing about the objective: plot only what varied.
+    names = [n for n in names if len({str(t["hyperparameters"].get(n)) for t in done}) > 1]
     cols = min(4, max(1, len(names)))
     rows = max(1, -(-len(names) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3 * rows), squeeze=False)
@@ -82,7 +84,7 @@ def plot_hyperparameters(trials: Sequence[Mapping[str, Any]], objective: str, pa
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             ax.plot(values, [p[1] for p in points], "o")
             positive = [v for v in values if v > 0]
-            if positive and len(positive) == len(values) and max(values) / min(values) > 100:
+            if positive and len(positive) == len(values) and max(values) / min(values) > 10:
                 ax.set_xscale("log")
         else:
             labels = sorted({str(v) for v in values})

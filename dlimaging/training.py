@@ -84,7 +84,8 @@ def train(
     monitor = "val_loss" if data.validation is not None else "loss"
     callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
     start = time.perf_counter()
-    history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                      shuffle=False)  # the dataset reshuffles itself each epoch
     seconds = time.perf_counter() - start
     metrics = {}
     if data.test is not None:

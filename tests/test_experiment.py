@@ -1,0 +1,92 @@
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from dlimaging.experiment import ExperimentError, load_experiment, parse_experiment
+
+TUNING = pathlib.Path(__file__).resolve().parents[1] / "tuning"
+BASE = {"name": "t", "data": {"source": "digits"}}
+
+
+def test_shipped_configs_are_valid():
+    names = {p.stem for p in TUNING.glob("*.toml")}
+    assert {"digits_cnn", "mnist1d_cnn", "mnist1d_mlp", "mnist_cnn", "fashion_mnist_cnn", "cifar10_cnn"} <= names
+    for path in TUNING.glob("*.toml"):
+        experiment = load_experiment(path)
+        assert experiment.name == path.stem
+
+
+def test_defaults_are_filled_in():
+    experiment = parse_experiment(BASE)
+    assert experiment.seed == 0
+    assert experiment.model == {"family": "cnn", "task": "classification"}
+    assert experiment.tuner["algorithm"] == "random" and experiment.tuner["max_trials"] == 20
+    assert experiment.objective == "val_accuracy"
+    assert experiment.export == {"dir": "saved_models", "enabled": True}
+    assert experiment.search is None  # the family's default space
+
+
+def _with(section, key, value):
+    config = {"name": "t", "data": {"source": "digits"}}
+    if section is None:
+        config[key] = value
+    else:
+        config.setdefault(section, {})[key] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (_with(None, "colour", "red"), "colour: unknown key"),
+        (_with(None, "name", "../evil"), r"name: must be a plain folder name.*Received: name = \"../evil\""),
+        (_with(None, "name", "a b"), "plain folder name"),
+        (_with(None, "seed", "zero"), "seed: must be an integer"),
+        (_with("data", "batchsize", 3), r"\[data\] batchsize: unknown key"),
+        (_with("data", "batch_size", 0), r"\[data\] batch_size: must be a positive integer"),
+        (_with("data", "validation_split", 1.5), r"\[data\] validation_split: must be a number in \[0, 1\)"),
+        (_with("data", "validation_split", 0.0), "scores trials on validation data"),
+        (_with("model", "family", "rnn"), r"\[model\] family: must be one of cnn, mlp. Received: \[model\] family = \"rnn\""),
+        (_with("tuner", "algorithm", "genetic"), r"\[tuner\] algorithm: must be one of random, hyperband, bayesian, grid"),
+        (_with("tuner", "max_trials", 0), r"\[tuner\] max_trials: must be a positive integer"),
+        (_with("tuner", "max_epochs", "ten"), r"\[tuner\] max_epochs: must be a positive integer"),
+        (_with("tuner", "objective", "val_f1"), r"\[tuner\] objective: must be one of"),
+        (_with("search", "dropot", 0.1), r"\[search\] dropot: unknown key; allowed: .*dropout"),
+        (_with("search", "dropout", {"min": 0.5, "max": 0.1}), r"\[search\] dropout: `max` must be greater than `min`"),
+        (_with("search", "l2", {"min": 0.0, "max": 0.1, "sampling": "log"}), "needs `min` > 0"),
+        (_with("search", "l2", {"min": 1e-5, "max": 0.1, "sampling": "exp"}), "`sampling` must be one of"),
+        (_with("search", "dropout", {"min": 0.0, "max": 0.5, "stride": 0.1}), "unknown range key `stride`"),
+        (_with("search", "activation", {"choice": []}), "`choice` must be a non-empty list"),
+        (_with("search", "activation", {"pick": ["relu"]}), r"must be a value, \{choice"),
+        (_with("export", "enabled", "yes"), r"\[export\] enabled: must be true or false"),
+        ({"name": "t"}, r"\[data\] source: is required"),
+    ],
+)
+def test_each_kind_of_mistake(config, match):
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment(config, path="x.toml")
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ExperimentError, match="not valid TOML"):
+        load_experiment(bad)
+    with pytest.raises(ExperimentError, match="no such experiment file"):
+        load_experiment(tmp_path / "missing.toml")
+
+
+def test_cli_config_error_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('name = "bad"\n[data]\nsource = "digits"\n[search]\ndropout = { min = 0.5, max = 0.1 }\n')
+    result = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "dlimaging"), "tune", str(config)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "[search] dropout: `max` must be greater than `min`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]

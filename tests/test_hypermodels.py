@@ -1,0 +1,114 @@
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from dlimaging.hypermodels import (
+    DEFAULT_CNN_SPACE,
+    DEFAULT_MLP_SPACE,
+    CNNHyperModel,
+    MLPHyperModel,
+    default_space,
+)
+
+
+def _convs(model):
+    return [layer for layer in model.layers if "_conv" in layer.name]
+
+
+def test_cnn_defaults_are_sensible():
+    hp = kt.HyperParameters()
+    model = CNNHyperModel((8, 8, 1), 10).build(hp)
+    assert [c.filters for c in _convs(model)] == [32, 32]
+    assert hp.values["num_blocks"] == 2 and hp.values["filters_1"] == 32
+    assert hp.values["learning_rate"] == pytest.approx(1e-3)
+    assert hp.values["beta_1"] == pytest.approx(0.9) and hp.values["beta_2"] == pytest.approx(0.999)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    expected = {"activation", "dropout", "l1", "l2", "batch_norm", "kernel_size", "conv", "pooling", "head",
+                "dense_units", "learning_rate", "beta_1", "beta_2", "augmentation_rotation", "augmentation_zoom"}
+    assert expected <= set(hp.values)
+
+
+def test_mlp_defaults_cover_depth_and_width():
+    hp = kt.HyperParameters()
+    model = MLPHyperModel((40, 1), 10).build(hp)
+    dense = [layer for layer in model.layers if layer.name.startswith("dense") and layer.name[5:].isdigit()]
+    assert [d.units for d in dense] == [128, 128]
+    assert {"num_layers", "units_1", "units_2", "augmentation_shift", "augmentation_noise"} <= set(hp.values)
+
+
+def test_fixed_values_override_the_space():
+    hp = kt.HyperParameters()
+    hp.Fixed("num_blocks", 1)
+    hp.Fixed("filters_1", 16)
+    hp.Fixed("dropout", 0.3)
+    hp.Fixed("activation", "tanh")
+    hp.Fixed("conv", "separable")
+    model = CNNHyperModel((8, 8, 1), 10).build(hp)
+    assert [c.filters for c in _convs(model)] == [16]
+    assert type(_convs(model)[0]).__name__ == "SeparableConv2D"
+    assert model.get_layer("block1_dropout").rate == pytest.approx(0.3)
+    assert model.get_layer("block1_act1").activation is keras.activations.tanh
+
+
+def test_list_choices_and_plain_values():
+    space = {"filters": {"choice": [[16, 32], [32, 64]]}, "kernel_size": 5, "dense_units": [8],
+             "augmentation": {"rotation": {"choice": [0.0, 0.1]}}}
+    hp = kt.HyperParameters()
+    hp.Fixed("filters", "32-64")
+    model = CNNHyperModel((8, 8, 1), 10, space=space).build(hp)
+    assert [c.filters for c in _convs(model)] == [32, 64]
+    assert model.get_layer("block1_conv1").kernel_size == (5, 5)
+    assert model.get_layer("head_dense1").units == 8
+    assert set(hp.values) == {"filters", "kernel_size", "augmentation_rotation"}
+
+
+def test_depth_is_capped_by_the_input_size():
+    for shape, limit in (((8, 8, 1), 3), ((4, 4, 1), 2), ((40, 1), 3)):
+        hp = kt.HyperParameters()
+        CNNHyperModel(shape, 2).build(hp)
+        assert hp._hps["num_blocks"][0].max_value == limit
+
+
+def test_every_sample_of_the_default_space_builds():
+    # Draw from the space the way a tuner does and build each model.
+    hypermodel = CNNHyperModel((8, 8, 1), 10)
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=12, seed=1)
+    hp = kt.HyperParameters()
+    hypermodel.build(hp)
+    oracle.hyperparameters = hp
+    for _ in range(12):
+        values = oracle.populate_space(str(_))["values"]
+        sample = hp.copy()
+        sample.values = values
+        keras.backend.clear_session()
+        model = hypermodel.build(sample)
+        assert model.output_shape == (None, 10)
+
+
+def test_3d_space_has_no_separable_conv():
+    assert "conv" not in default_space("cnn", (4, 8, 8, 1))
+    assert "conv" in DEFAULT_CNN_SPACE and "units_i" in DEFAULT_MLP_SPACE
+
+
+def test_batch_size_and_epochs_are_tuned_in_fit():
+    import tensorflow as tf
+
+    space = {"batch_size": {"choice": [16, 50]}, "epochs": {"min": 1, "max": 3}}
+    hypermodel = MLPHyperModel((4,), 2, space=space)
+    hp = kt.HyperParameters()
+    hp.Fixed("batch_size", 16)
+    hp.Fixed("epochs", 2)
+    model = hypermodel.build(hp)
+    x = np.random.default_rng(0).normal(size=(100, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(100) % 2)).batch(32)
+
+    class Count(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            Count.batches += 1
+
+    history = hypermodel.fit(hp, model, data, epochs=10, verbose=0, callbacks=[Count()])
+    assert len(history.history["loss"]) == 2
+    assert Count.batches == 2 * 7  # ceil(100 / 16) batches per epoch
