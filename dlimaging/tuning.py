@@ -191,6 +191,20 @@ def distributed_role(chief: str | None = None, worker: str | None = None, worker
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def _quiet_trial_tracebacks():
+    """Keras Tuner prints each failed trial's traceback; dlimaging prints one line per trial
+    instead and keeps the traceback in the trial's record (runs/<name>/trial_*/trial.json)."""
+    from keras_tuner.src import config as kt_config
+
+    saved = kt_config.DEBUG
+    kt_config.DEBUG = False
+    try:
+        yield
+    finally:
+        kt_config.DEBUG = saved
+
+
 @dataclasses.dataclass
 class SearchResult:
     run_dir: pathlib.Path
@@ -374,7 +388,12 @@ def run_search(
         keras.utils.set_random_seed(experiment.seed)
         hypermodel = hypermodel_for(experiment.model["family"], data.input_shape, data.num_classes,
                                     task=experiment.model["task"], space=experiment.search)
-        tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, overwrite=False, printer=printer)
+        try:  # Keras Tuner builds the default model once to discover the space
+            tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, overwrite=False, printer=printer)
+        except ValueError as error:
+            raise ExperimentError(
+                f"{experiment.path or experiment.name}: [search] its default values do not build a model: {error}"
+            ) from None
         objective = experiment.objective
         callbacks = [
             keras.callbacks.EarlyStopping(monitor=objective, mode=_direction(objective),
@@ -385,14 +404,14 @@ def run_search(
         already = len(tuner.oracle.trials) if role is None else 0
         if already:
             printer(f"Resuming {run_dir}: {already} trial(s) on record; completed trials are not redone.")
-        tuner.search(data.train, validation_data=data.validation, epochs=experiment.tuner["max_epochs"],
-                     callbacks=callbacks, verbose=0, shuffle=False)
+        with _quiet_trial_tracebacks():
+            tuner.search(data.train, validation_data=data.validation, epochs=experiment.tuner["max_epochs"],
+                         callbacks=callbacks, verbose=0, shuffle=False)
         if role not in (None, "chief"):
             printer(f"Worker {role} finished.")
             return SearchResult(run_dir, [], None, None, objective)
 
-    if role == "chief":  # the chief served the oracle: read the trials the workers ran
-        tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, overwrite=False, printer=printer)
+    # The chief's oracle served the workers: it holds every trial they ran.
     log_dir = run_dir / TRIAL_LOGS
     trials = collect_trials(tuner, log_dir)
     ranked = rank_trials(trials, objective)

@@ -1,0 +1,230 @@
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dlimaging.experiment import parse_experiment
+from dlimaging.tuning import FailOnNaN, TuningError, report, run_search
+
+DLIMAGING = str(pathlib.Path(sys.executable).parent / "dlimaging")
+TINY_SEARCH = {
+    "filters": {"choice": [[4], [8]]},
+    "dense_units": 8,
+    "dropout": {"min": 0.0, "max": 0.2, "step": 0.1},
+    "learning_rate": {"min": 1e-3, "max": 1e-2, "sampling": "log"},
+}
+
+
+def experiment(name="tiny", algorithm="random", search=None, max_trials=2, max_epochs=1, **tuner):
+    return parse_experiment({
+        "name": name,
+        "data": {"source": "digits", "batch_size": 128},
+        "search": TINY_SEARCH if search is None else search,
+        "tuner": {"algorithm": algorithm, "max_trials": max_trials, "max_epochs": max_epochs, **tuner},
+    })
+
+
+def _quiet(_line):
+    pass
+
+
+def _toml(path, name, search_lines, max_trials=3, algorithm="random"):
+    path.write_text(
+        f'name = "{name}"\n[data]\nsource = "digits"\nbatch_size = 128\n[search]\n{search_lines}\n'
+        f'[tuner]\nalgorithm = "{algorithm}"\nmax_trials = {max_trials}\nmax_epochs = 1\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("algorithm", ["random", "hyperband", "bayesian", "grid"])
+def test_each_algorithm(tmp_path, algorithm):
+    exp = experiment(algorithm=algorithm, max_epochs=2, max_trials=2)
+    result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    completed = [t for t in result.trials if t["status"] == "COMPLETED"]
+    assert completed, result.trials
+    assert 0.0 < result.best["score"] <= 1.0
+    assert result.best["score"] == max(t["score"] for t in completed)
+    assert "test_accuracy" in result.best["test_metrics"]
+    if algorithm != "hyperband":
+        assert len(result.trials) <= 2
+
+
+def test_results_plots_and_export(tmp_path):
+    lines = []
+    result = run_search(experiment(max_trials=3), runs_dir=tmp_path / "runs",
+                        export_dir=tmp_path / "saved_models", printer=lines.append)
+    run_dir = tmp_path / "runs" / "tiny"
+    # One progress line per trial: trial k of N, hyperparameters, score and time.
+    progress = [line for line in lines if line.startswith("[trial")]
+    assert len(progress) == 3
+    assert progress[0].startswith("[trial 1/3] val_accuracy=") and "filters=" in progress[0] and "s (" in progress[0]
+
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["summary"] == {"trials": 3, "completed": 3, "failed": 0, "unfinished": 0}
+    for trial in results["trials"]:
+        assert set(trial) >= {"trial", "status", "score", "epochs", "seconds", "hyperparameters", "best_epoch"}
+        assert trial["epochs"] == 1 and trial["seconds"] > 0
+    csv_lines = (run_dir / "results.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("trial,status,score")
+    for png in ("objective_per_trial.png", "hyperparameters.png", "learning_curves.png"):
+        assert (run_dir / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))  # HParams and scalars
+
+    # The export is the best trial's model, with its test metrics in the metadata.
+    assert result.export_path == tmp_path / "saved_models" / "tiny" / "1"
+    info = json.loads((result.export_path / "assets" / "dlimaging.json").read_text())
+    assert info["hyperparameters"] == result.best["hyperparameters"]
+    assert info["metrics"]["test_accuracy"] == pytest.approx(result.best["test_metrics"]["test_accuracy"])
+    assert info["class_names"] == [str(i) for i in range(10)]
+    fn = tf.saved_model.load(str(result.export_path)).signatures["serving_default"]
+    # The served model scores exactly the test accuracy measured on the best trial's model.
+    from dlimaging import load_dataset
+
+    data = load_dataset("digits", seed=0)
+    out = fn(image=tf.constant(data.arrays["x_test"]))
+    accuracy = float(np.mean(out["class_id"].numpy() == data.arrays["y_test"]))
+    assert accuracy == pytest.approx(result.best["test_metrics"]["test_accuracy"], abs=1e-6)
+
+    text, paths = report(run_dir)
+    assert "rank" in text and "3 trials: 3 completed, 0 failed." in text and len(paths) == 3
+
+    # Running the finished experiment again redoes nothing and exports nothing new.
+    again = run_search(experiment(max_trials=3), runs_dir=tmp_path / "runs",
+                       export_dir=tmp_path / "saved_models", printer=lines.append)
+    assert [t["score"] for t in again.trials] == [t["score"] for t in result.trials]
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "tiny").iterdir()) == ["1"]
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
+    # Four blocks cannot fit an 8x8 image: that trial fails in the builder, the other runs.
+    search = {"filters": {"choice": [[4], [4, 4, 4, 4]]}, "dense_units": 8}
+    lines = []
+    result = run_search(experiment(algorithm="grid", search=search, max_trials=2),
+                        runs_dir=tmp_path / "runs", export=False, printer=lines.append)
+    statuses = sorted(t["status"] for t in result.trials)
+    assert statuses == ["COMPLETED", "FAILED"]
+    failed = next(t for t in result.trials if t["status"] == "FAILED")
+    assert "block4_pool" in failed["reason"]
+    assert any("FAILED" in line and "block4_pool" in line for line in lines)
+
+
+def test_a_space_whose_defaults_cannot_build_is_refused(tmp_path):
+    search = {"filters": [4, 4, 4, 4], "dense_units": 8}
+    with pytest.raises(ValueError, match=r"default values do not build a model: block4_pool"):
+        run_search(experiment(search=search), runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+
+
+def test_all_trials_failing_is_an_error(tmp_path):
+    # Such a learning rate blows the weights up: every trial's loss becomes NaN.
+    search = {"filters": [4], "dense_units": 8, "learning_rate": 1e30, "dropout": {"choice": [0.0, 0.1]}}
+    with pytest.raises(TuningError, match=r"No trial succeeded out of 2; first reason: loss became"):
+        run_search(experiment(search=search), runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    results = json.loads((tmp_path / "runs" / "tiny" / "results.json").read_text())
+    assert results["summary"]["failed"] == 2 and results["best"] is None
+
+
+def test_all_failing_cli_exits_non_zero(tmp_path):
+    config = _toml(tmp_path / "bad.toml", "bad", "filters = [4]\nlearning_rate = 1e30\ndropout = { choice = [0.0, 0.1] }", max_trials=2)
+    result = subprocess.run([DLIMAGING, "tune", str(config)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "No trial succeeded out of 2" in result.stderr
+    assert not (tmp_path / "saved_models").exists()
+
+
+def test_nan_loss_fails_the_trial():
+    with pytest.raises(kt.errors.FailedTrialError, match="loss became nan at epoch 3"):
+        FailOnNaN().on_epoch_end(2, {"loss": float("nan")})
+    FailOnNaN().on_epoch_end(0, {"loss": 0.5})
+
+
+def test_changed_experiment_refuses_to_resume(tmp_path):
+    run_search(experiment(max_trials=1), runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    changed = experiment(max_trials=1, search={**TINY_SEARCH, "dense_units": 16})
+    with pytest.raises(ValueError, match="different experiment.*--overwrite"):
+        run_search(changed, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    result = run_search(changed, runs_dir=tmp_path / "runs", export=False, printer=_quiet, overwrite=True)
+    assert len(result.trials) == 1
+
+
+def test_killed_run_resumes_without_redoing_trials(tmp_path):
+    config = _toml(tmp_path / "resume.toml", "resume", "filters = { choice = [[4], [8]] }\ndense_units = 8\n"
+                   "learning_rate = { min = 1e-3, max = 1e-2, sampling = \"log\" }", max_trials=4)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([DLIMAGING, "tune", str(config), "--no-export"], stdout=subprocess.PIPE,
+                             text=True, cwd=tmp_path, env=env)
+    try:
+        seen = 0
+        for line in child.stdout:
+            if line.startswith("[trial"):
+                seen += 1
+            if seen == 2:
+                child.send_signal(signal.SIGKILL)
+                break
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    logs = tmp_path / "runs" / "resume" / "trial_logs"
+    before = {p.name: p.stat().st_mtime_ns for p in logs.glob("*.json")}
+    assert len(before) == 2
+
+    result = subprocess.run([DLIMAGING, "tune", str(config), "--no-export"], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Resuming" in result.stdout
+    ran_again = [line for line in result.stdout.splitlines() if line.startswith("[trial")]
+    assert len(ran_again) == 2  # only the two that were missing
+    after = {p.name: p.stat().st_mtime_ns for p in logs.glob("*.json")}
+    assert len(after) == 4
+    assert all(after[name] == mtime for name, mtime in before.items())  # completed trials not redone
+    results = json.loads((tmp_path / "runs" / "resume" / "results.json").read_text())
+    assert results["summary"]["completed"] == 4
+    assert sorted(t["trial_id"] for t in results["trials"]) == sorted(p[:-5] for p in after)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
+    config = _toml(tmp_path / "dist.toml", "dist", "filters = { choice = [[4], [8]] }\ndense_units = 8\n"
+                   "learning_rate = { min = 1e-3, max = 1e-2, sampling = \"log\" }", max_trials=6)
+    address = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    common = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+    chief = subprocess.Popen([DLIMAGING, "tune", str(config), "--chief", address, "--export-dir", "exports"], **common)
+    time.sleep(2)
+    workers = [
+        subprocess.Popen([DLIMAGING, "tune", str(config), "--worker", address, "--worker-id", f"tuner{i}"], **common)
+        for i in (1, 2)
+    ]
+    try:
+        outputs = [w.communicate(timeout=400)[0] for w in workers]
+        chief_output = chief.communicate(timeout=120)[0]
+    finally:
+        for process in [chief, *workers]:
+            if process.poll() is None:
+                process.kill()
+    assert all(w.returncode == 0 for w in workers), outputs
+    assert chief.returncode == 0, chief_output[-3000:]
+    trial_lines = [[line for line in out.splitlines() if line.startswith("[trial")] for out in outputs]
+    assert all(lines for lines in trial_lines), outputs  # both workers ran trials
+    numbers = [line.split("]")[0] for lines in trial_lines for line in lines]
+    assert len(numbers) == 6 and len(set(numbers)) == 6  # every trial exactly once
+    logs = json.loads((tmp_path / "runs" / "dist" / "results.json").read_text())
+    assert logs["summary"]["completed"] == 6
+    tuner_ids = {json.loads(p.read_text())["tuner_id"] for p in (tmp_path / "runs" / "dist" / "trial_logs").glob("*.json")}
+    assert tuner_ids == {"tuner1", "tuner2"}
+    assert (tmp_path / "exports" / "dist" / "1" / "saved_model.pb").is_file()
