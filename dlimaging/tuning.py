@@ -191,6 +191,31 @@ def distributed_role(chief: str | None = None, worker: str | None = None, worker
                 os.environ[key] = value
 
 
+def _atomic_save_json(path, obj):
+    """Keras Tuner's `save_json`, written to a temporary file and renamed into place,
+    so that a run killed mid-write never leaves a truncated state file behind."""
+    text = json.dumps(obj)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return text
+
+
+@contextlib.contextmanager
+def _atomic_tuner_state():
+    from keras_tuner.src import utils as kt_utils
+
+    saved = kt_utils.save_json
+    kt_utils.save_json = _atomic_save_json
+    try:
+        yield
+    finally:
+        kt_utils.save_json = saved
+
+
 @contextlib.contextmanager
 def _quiet_trial_tracebacks():
     """Keras Tuner prints each failed trial's traceback; dlimaging prints one line per trial
@@ -378,7 +403,7 @@ def run_search(
     if not overwrite:
         _check_fingerprint(run_dir, experiment)
 
-    with distributed_role(chief, worker, worker_id) as role:
+    with distributed_role(chief, worker, worker_id) as role, _atomic_tuner_state():
         if overwrite and role in (None, "chief") and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -390,6 +415,10 @@ def run_search(
                                     task=experiment.model["task"], space=experiment.search)
         try:  # Keras Tuner builds the default model once to discover the space
             tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, overwrite=False, printer=printer)
+        except json.JSONDecodeError as error:
+            raise ExperimentError(
+                f"{run_dir}: a saved search state is unreadable ({error}); pass --overwrite to start afresh."
+            ) from None
         except ValueError as error:
             raise ExperimentError(
                 f"{experiment.path or experiment.name}: [search] its default values do not build a model: {error}"
