@@ -357,3 +357,21 @@ def test_default_cnn_learns_the_digits():
     model.fit(data.train, validation_data=data.validation, epochs=6, verbose=0)
     metrics = model.evaluate(data.test, return_dict=True, verbose=0)
     assert metrics["accuracy"] > 0.93
+
+
+def test_training_models_in_a_loop_leaks_no_tensorflow_functions():
+    # Optimizer slots created inside the first traced step leave tf.cond branch
+    # functions registered for good; the builders create them eagerly instead.
+    from tensorflow.python.eager import context
+
+    x = np.zeros((16, 8, 8, 1), "float32")
+    y = np.zeros(16, "int64")
+    counts = []
+    for _ in range(3):
+        keras.backend.clear_session()
+        model = dli.build_cnn((8, 8, 1), 2, filters=(4,), dense_units=(4,))
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        del model
+        counts.append(len(context.context().list_function_names()))
+    assert counts[2] == counts[1]
+    assert not [n for n in context.context().list_function_names() if "_cond_" in n]
