@@ -336,11 +336,11 @@ def build_mlp(
     input_shape = check_input_shape(input_shape, ranks=(1, 2, 3, 4))
     out_units = _check_task(task, num_classes, num_outputs)
     hidden_units = as_int_tuple("hidden_units", hidden_units)
-    _check_common(
-        activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
-        loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
+    training = dict(
+        task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, **training)
     augmentation = resolve_augmentation(augmentation, input_shape)
     regularizer = _regularizer(l1, l2)
 
@@ -357,11 +357,7 @@ def build_mlp(
         )
     outputs = _output_layer(x, task, out_units, regularizer)
     model = keras.Model(inputs, outputs, name=name or "mlp")
-    return _finish(
-        model, compile=compile, task=task, loss=loss, optimizer=optimizer,
-        learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-        momentum=momentum, weight_decay=weight_decay,
-    )
+    return _finish(model, compile=compile, **training)
 
 
 def build_cnn(
@@ -462,11 +458,11 @@ def build_cnn(
     convs_per_block = check_positive_int("convs_per_block", convs_per_block)
     check_choice("head", head, HEADS)
     dense_units = as_int_tuple("dense_units", dense_units)
-    _check_common(
-        activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
-        loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
+    training = dict(
+        task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, **training)
     _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block)
     augmentation = resolve_augmentation(augmentation, input_shape)
     regularizer = _regularizer(l1, l2)
@@ -510,8 +506,4 @@ def build_cnn(
         )
     outputs = _output_layer(x, task, out_units, regularizer)
     model = keras.Model(inputs, outputs, name=name or f"cnn{rank}d")
-    return _finish(
-        model, compile=compile, task=task, loss=loss, optimizer=optimizer,
-        learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-        momentum=momentum, weight_decay=weight_decay,
-    )
+    return _finish(model, compile=compile, **training)
