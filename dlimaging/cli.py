@@ -127,7 +127,7 @@ def cmd_export(args) -> int:
     try:
         model = keras.saving.load_model(path)
     except Exception as error:
-        raise CLIError(f"export: cannot load {args.model} as a Keras model ({type(error).__name__}: {error})")
+        raise CLIError(f"export: cannot load {args.model} as a Keras model ({type(error).__name__}: {error})") from None
     class_names = args.class_names.split(",") if args.class_names else info.get("class_names")
     metadata = {k: info[k] for k in ("hyperparameters", "metrics", "source") if k in info}
     target = export_saved_model(

@@ -11,7 +11,6 @@ import functools
 import os
 import pathlib
 import warnings
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -225,10 +224,8 @@ def _load_npz(path: pathlib.Path):
         )
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise ValueError(f"`source` {str(path)!r} has only one of `x_test` and `y_test`; give both or neither.")
-    arrays = {k: arrays[k] for k in ("x", "y", "x_test", "y_test") if k in arrays}
-    num_classes = int(max(np.max(arrays["y"]), np.max(arrays.get("y_test", arrays["y"])))) + 1 \
-        if np.issubdtype(arrays["y"].dtype, np.number) and arrays["y"].size else 0
-    return arrays, [str(i) for i in range(num_classes)]
+    # Class names are the label numbers; load_dataset fills them in once the labels are checked.
+    return {k: arrays[k] for k in ("x", "y", "x_test", "y_test") if k in arrays}, []
 
 
 # ---------------------------------------------------------------- checks

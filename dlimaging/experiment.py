@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from dlimaging.hypermodels import FIT_KEYS, SAMPLINGS, augmentation_keys, space_keys
+from dlimaging.hypermodels import SAMPLINGS, augmentation_keys, space_keys
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 FAMILIES = ("cnn", "mlp")
@@ -254,5 +254,3 @@ def check_against_data(experiment: Experiment, input_shape) -> None:
                 f"inputs of shape {tuple(input_shape)}; allowed: {', '.join(allowed) or 'none'}."
             )
 
-
-__all__ = ["Experiment", "ExperimentError", "load_experiment", "parse_experiment", "FIT_KEYS"]

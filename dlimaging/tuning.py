@@ -10,7 +10,6 @@ import math
 import os
 import pathlib
 import shutil
-import sys
 import time
 import warnings
 from typing import Any, Callable, Iterator

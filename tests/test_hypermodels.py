@@ -109,6 +109,6 @@ def test_batch_size_and_epochs_are_tuned_in_fit():
         def on_train_batch_end(self, batch, logs=None):
             Count.batches += 1
 
-    history = hypermodel.fit(hp, model, data, epochs=10, verbose=0, callbacks=[Count()])
+    history = hypermodel.fit(hp, model, data, epochs=10, verbose=0, callbacks=[Count()], shuffle=False)
     assert len(history.history["loss"]) == 2
     assert Count.batches == 2 * 7  # ceil(100 / 16) batches per epoch

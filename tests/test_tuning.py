@@ -77,7 +77,9 @@ def test_results_plots_and_export(tmp_path):
     assert len(csv_lines) == 4 and csv_lines[0].startswith("trial,status,score")
     for png in ("objective_per_trial.png", "hyperparameters.png", "learning_curves.png"):
         assert (run_dir / "plots" / png).read_bytes()[:4] == b"\x89PNG"
-    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))  # HParams and scalars
+    events = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    assert any(b"hparams" in path.read_bytes() for path in events)  # the HParams dashboard's data
 
     # The export is the best trial's model, with its test metrics in the metadata.
     assert result.export_path == tmp_path / "saved_models" / "tiny" / "1"
