@@ -106,3 +106,35 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_predict_refuses_bad_inputs_in_one_line(tmp_path, capsys):
+    import dlimaging as dli
+
+    dli.export_saved_model(dli.build_mlp((8, 8, 1), 3, hidden_units=(4,)), tmp_path / "m")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 5, 5, 1), "float32"))
+    cases = [
+        (tmp_path / "broken.png", "is unreadable"),
+        (tmp_path / "wrong.npy", "has shape (2, 5, 5, 1); the model takes (8, 8, 1)"),
+        (tmp_path / "missing.npy", "no such file"),
+    ]
+    for path, message in cases:
+        assert main(["predict", str(tmp_path / "m"), str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+def test_report_command(tmp_path, capsys):
+    config = tmp_path / "r.toml"
+    config.write_text('name = "r"\n[data]\nsource = "digits"\nbatch_size = 256\n[search]\nfilters = [4]\n'
+                      'dense_units = 8\ndropout = { choice = [0.0, 0.1] }\n[tuner]\nmax_trials = 2\nmax_epochs = 1\n')
+    assert main(["tune", str(config), "--runs-dir", str(tmp_path / "runs"), "--no-export"]) == 0
+    out = capsys.readouterr().out
+    assert "[trial 1/2]" in out and "[trial 2/2]" in out and "Best: trial" in out
+    (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").unlink()
+    assert main(["report", str(tmp_path / "runs" / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "val_accuracy (maximize)" in out and "2 trials: 2 completed, 0 failed." in out
+    assert (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").is_file()  # redrawn
+    assert main(["report", str(tmp_path / "nothing")]) == 2

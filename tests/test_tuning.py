@@ -230,3 +230,9 @@ def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
     tuner_ids = {json.loads(p.read_text())["tuner_id"] for p in (tmp_path / "runs" / "dist" / "trial_logs").glob("*.json")}
     assert tuner_ids == {"tuner1", "tuner2"}
     assert (tmp_path / "exports" / "dist" / "1" / "saved_model.pb").is_file()
+
+
+def test_mirrored_strategy_can_be_chosen(tmp_path):
+    exp = experiment(max_trials=1, distribution="mirrored")
+    result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    assert result.trials[0]["status"] == "COMPLETED"
