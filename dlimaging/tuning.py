@@ -399,6 +399,16 @@ def run_search(
         seed=experiment.seed, image_size=tuple(data_settings["image_size"]) if data_settings["image_size"] else None,
     )
     check_against_data(experiment, data.input_shape)
+    hypermodel = hypermodel_for(experiment.model["family"], data.input_shape, data.num_classes,
+                                task=experiment.model["task"], space=experiment.search)
+    try:  # the space's default values must build a model, or no trial can be trusted
+        hypermodel.build(keras_tuner.HyperParameters())
+    except ValueError as error:
+        raise ExperimentError(
+            f"{experiment.path or experiment.name}: [search] its default values do not build a model: {error}"
+        ) from None
+    finally:
+        keras.backend.clear_session()
     if not overwrite:
         _check_fingerprint(run_dir, experiment)
 
@@ -410,17 +420,11 @@ def run_search(
             (run_dir / FINGERPRINT).write_text(experiment.fingerprint())
 
         keras.utils.set_random_seed(experiment.seed)
-        hypermodel = hypermodel_for(experiment.model["family"], data.input_shape, data.num_classes,
-                                    task=experiment.model["task"], space=experiment.search)
-        try:  # Keras Tuner builds the default model once to discover the space
+        try:
             tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, overwrite=False, printer=printer)
         except json.JSONDecodeError as error:
             raise ExperimentError(
                 f"{run_dir}: a saved search state is unreadable ({error}); pass --overwrite to start afresh."
-            ) from None
-        except ValueError as error:
-            raise ExperimentError(
-                f"{experiment.path or experiment.name}: [search] its default values do not build a model: {error}"
             ) from None
         objective = experiment.objective
         callbacks = [

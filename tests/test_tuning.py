@@ -123,6 +123,7 @@ def test_a_space_whose_defaults_cannot_build_is_refused(tmp_path):
     search = {"filters": [4, 4, 4, 4], "dense_units": 8}
     with pytest.raises(ValueError, match=r"default values do not build a model: block4_pool"):
         run_search(experiment(search=search), runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
 
 
 def test_all_trials_failing_is_an_error(tmp_path):
