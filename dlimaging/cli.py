@@ -223,6 +223,9 @@ def cmd_tune(args) -> int:
     except TuningError as error:
         print(f"dlimaging tune: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"dlimaging tune: interrupted; run the same command again to resume {experiment.name}.", file=sys.stderr)
+        return 130
     if result.best is None:  # a worker: the chief reports
         return 0
     print()
