@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import weakref
 from typing import Any, Mapping
 
 import keras_tuner
@@ -231,6 +232,16 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         return model.fit(*args, **kwargs)
 
 
+_SAMPLE_COUNTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _sample_count(data) -> int:
+    """Samples in a batched dataset, counted once per dataset rather than once per trial."""
+    if data not in _SAMPLE_COUNTS:
+        _SAMPLE_COUNTS[data] = int(data.unbatch().reduce(0, lambda total, _: total + 1))
+    return _SAMPLE_COUNTS[data]
+
+
 def _spec_values(spec) -> list[int]:
     if isinstance(spec, Mapping) and "choice" in spec:
         return [int(v) for v in spec["choice"]]
@@ -243,7 +254,7 @@ def _rebatch(data, batch_size):
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
-        count = int(data.unbatch().reduce(0, lambda total, _: total + 1))
+        count = _sample_count(data)
         # A known length lets Keras end each epoch without an "ran out of data" warning.
         batches = tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))
         return data.unbatch().batch(batch_size).apply(batches).prefetch(tf.data.AUTOTUNE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pathlib
@@ -25,13 +26,14 @@ def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = N
                 f"`{fixed}` comes from the dataset and cannot be set. Received: {fixed}={overrides[fixed]!r}"
             )
     builder = build_cnn if family == "cnn" else build_mlp
-    try:
-        return builder(data.input_shape, data.num_classes, task=data.task, **overrides)
-    except TypeError as error:  # an unknown keyword
-        import inspect
-
-        allowed = [p for p in inspect.signature(builder).parameters if p not in ("input_shape", "num_classes", "task")]
-        raise ValueError(f"{error}. Allowed settings for {family}: {', '.join(allowed)}") from None
+    allowed = [p for p in inspect.signature(builder).parameters if p not in ("input_shape", "num_classes", "task")]
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"Unknown setting `{unknown[0]}` for model={family!r}. Received: {unknown[0]}={overrides[unknown[0]]!r}. "
+            f"Allowed settings: {', '.join(allowed)}"
+        )
+    return builder(data.input_shape, data.num_classes, task=data.task, **overrides)
 
 
 def train(

@@ -89,7 +89,7 @@ def test_train_export_predict_end_to_end(tmp_path, capsys):
     [
         (["train", "--data", "nope"], "'nope' is not a known dataset"),
         (["train", "--data", "digits", "--set", "dropout=1.5"], "Received: dropout=1.5"),
-        (["train", "--data", "digits", "--set", "colour=red"], "unexpected keyword argument 'colour'"),
+        (["train", "--data", "digits", "--set", "colour=red"], "Unknown setting `colour` for model='cnn'. Received: colour='red'"),
         (["train", "--data", "digits", "--set", "num_classes=3"], "`num_classes` comes from the dataset"),
         (["train", "--data", "digits", "--model", "rnn"], "invalid choice: 'rnn'"),
         (["train", "--data", "digits", "--epochs", "0"], "Received: epochs=0"),
