@@ -224,3 +224,14 @@ def test_datasets_are_prefetched():
     data = dli.load_dataset("digits")
     assert "Prefetch" in type(data.train).__name__
     assert isinstance(data.train, tf.data.Dataset)
+
+
+def test_tfds_can_prepare_datasets():
+    # tensorflow-datasets imports this backport when it downloads and prepares a set; without it
+    # every `tfds:` source fails on first use with "No module named 'importlib_resources'".
+    import importlib.util
+
+    assert importlib.util.find_spec("importlib_resources") is not None
+    from tensorflow_datasets.core import dataset_builder
+
+    assert dataset_builder.importlib_resources.files("tensorflow_datasets").is_dir()
