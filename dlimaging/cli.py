@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
-    p.add_argument("--output", help="output folder (default runs/<data>_<model>)")
+    p.add_argument("--output", help="output folder (default runs/train_<data>_<model>)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a .keras model as a versioned SavedModel")

@@ -60,7 +60,7 @@ def train(
         epochs: int. Most epochs to train. Defaults to 20.
         batch_size: int. Defaults to 32.
         overrides: dict or None. Builder arguments, e.g. `{"dropout": 0.3}`.
-        output_dir: folder for the outputs. Defaults to `runs/<data>_<model>`.
+        output_dir: folder for the outputs. Defaults to `runs/train_<data>_<model>`.
         patience: int. Epochs without a better validation loss before
             stopping; the best weights are restored. Defaults to 5.
         seed: int. Seed of the splits and the weights. Defaults to 0.
@@ -80,7 +80,7 @@ def train(
     data = load_dataset(source, batch_size=batch_size, seed=seed)
     keras.utils.set_random_seed(seed)
     net = build_for_dataset(model, data, overrides)
-    output_dir = pathlib.Path(output_dir or pathlib.Path("runs") / f"{data.name}_{model}")
+    output_dir = pathlib.Path(output_dir or pathlib.Path("runs") / f"train_{data.name}_{model}")
     output_dir.mkdir(parents=True, exist_ok=True)
 
     monitor = "val_loss" if data.validation is not None else "loss"
