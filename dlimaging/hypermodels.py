@@ -69,6 +69,8 @@ DEFAULT_AUGMENTATION_SPACE = {
                "noise": {"min": 0.0, "max": 0.1, "step": 0.05}},
 }
 FIT_KEYS = ("batch_size", "epochs")
+# Per family: the depth key, the per-layer width key and the builder argument they become.
+DEPTH_KEYS = {"cnn": ("num_blocks", "filters_i", "filters"), "mlp": ("num_layers", "units_i", "hidden_units")}
 SAMPLINGS = ("linear", "log", "reverse_log")
 
 
@@ -91,8 +93,7 @@ def builder_arguments(family: str) -> list[str]:
 
 
 def space_keys(family: str) -> list[str]:
-    depth = ["num_blocks", "filters_i"] if family == "cnn" else ["num_layers", "units_i"]
-    return builder_arguments(family) + depth + list(FIT_KEYS)
+    return builder_arguments(family) + list(DEPTH_KEYS[family][:2]) + list(FIT_KEYS)
 
 
 def augmentation_keys(input_shape) -> tuple[str, ...]:
@@ -162,15 +163,22 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         self.num_outputs = num_outputs
         self.space = dict(default_space(self.family, self.input_shape) if space is None else space)
         self.fixed = dict(fixed or {})
+        count_key, width_key, _ = DEPTH_KEYS[self.family]
+        if width_key in self.space and count_key not in self.space:
+            raise ValueError(
+                f"`{width_key}` sets the width of each layer and needs `{count_key}` for the depth. "
+                f"Received: space with {width_key} and no {count_key}"
+            )
 
     # -- translation from hp to builder arguments
 
-    def _depth(self, hp, count_key, width_key, default_widths):
-        """`num_blocks` + `filters_<i>` (or `num_layers` + `units_<i>`) → a tuple."""
+    def _depth(self, hp):
+        """`num_blocks` + `filters_<i>` (or `num_layers` + `units_<i>`) → a tuple, or None."""
+        count_key, width_key, _ = DEPTH_KEYS[self.family]
         count_spec = self.space.get(count_key)
-        width_spec = self.space.get(width_key, {"choice": list(default_widths)})
         if count_spec is None:
             return None
+        width_spec = self.space.get(width_key, default_space(self.family, self.input_shape)[width_key])
         if isinstance(count_spec, Mapping) and "max" in count_spec:
             high = min(count_spec["max"], self._depth_limit())
             count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
@@ -195,7 +203,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         """The builder arguments for the current values of `hp`."""
         args: dict[str, Any] = {}
         for key, spec in self.space.items():
-            if key in FIT_KEYS or key.endswith("_i") or key in ("num_blocks", "num_layers"):
+            if key in FIT_KEYS or key in DEPTH_KEYS[self.family][:2]:
                 continue
             if key == "augmentation":
                 args["augmentation"] = {
@@ -210,8 +218,14 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         args.update(self.fixed)
         return args
 
-    def build_arguments(self, hp):
-        raise NotImplementedError
+    def build_arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """`arguments`, plus the layer widths from the depth and width keys."""
+        args = self.arguments(hp)
+        widths = self._depth(hp)
+        builder_key = DEPTH_KEYS[self.family][2]
+        if widths is not None and builder_key not in self.space:
+            args[builder_key] = widths
+        return args
 
     def build(self, hp: keras_tuner.HyperParameters):
         args = self.build_arguments(hp)
@@ -287,25 +301,11 @@ class CNNHyperModel(_BuilderHyperModel):
         smallest = min(self.input_shape[:-1])
         return max(1, int(math.log2(smallest)))
 
-    def build_arguments(self, hp):
-        args = self.arguments(hp)
-        filters = self._depth(hp, "num_blocks", "filters_i", (16, 32, 64))
-        if filters is not None and "filters" not in self.space:
-            args["filters"] = filters
-        return args
-
 
 class MLPHyperModel(_BuilderHyperModel):
     """Searches `build_mlp`'s arguments; takes the same arguments as `CNNHyperModel`."""
 
     family = "mlp"
-
-    def build_arguments(self, hp):
-        args = self.arguments(hp)
-        units = self._depth(hp, "num_layers", "units_i", (32, 64, 128))
-        if units is not None and "hidden_units" not in self.space:
-            args["hidden_units"] = units
-        return args
 
 
 def hypermodel_for(family: str, input_shape, num_classes, *, task="classification", space=None, fixed=None):

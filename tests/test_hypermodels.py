@@ -112,3 +112,14 @@ def test_batch_size_and_epochs_are_tuned_in_fit():
     history = hypermodel.fit(hp, model, data, epochs=10, verbose=0, callbacks=[Count()], shuffle=False)
     assert len(history.history["loss"]) == 2
     assert Count.batches == 2 * 7  # ceil(100 / 16) batches per epoch
+
+
+def test_widths_without_depth_are_refused():
+    with pytest.raises(ValueError, match="`units_i` sets the width of each layer and needs `num_layers`"):
+        MLPHyperModel((4,), 2, space={"units_i": {"choice": [8, 16]}})
+
+
+def test_depth_alone_takes_the_default_widths():
+    hp = kt.HyperParameters()
+    MLPHyperModel((4,), 2, space={"num_layers": 2}).build(hp)
+    assert hp._hps["units_1"][0].values == DEFAULT_MLP_SPACE["units_i"]["choice"]
