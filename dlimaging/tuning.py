@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -38,6 +39,19 @@ class FailOnNaN(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise keras_tuner.errors.FailedTrialError(f"loss became {float(loss)} at epoch {epoch + 1}")
+
+
+def write_atomically(path, text: str, *, sync: bool = False) -> None:
+    """Writes `text` to a temporary file beside `path` and renames it into place: readers,
+    and a run killed mid-write, see the old file or the new one, never half of one."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as handle:
+        handle.write(text)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _direction(objective: str) -> str:
@@ -102,9 +116,7 @@ class _ProgressMixin:
             "tuner_id": getattr(self, "tuner_id", None),
         }
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._log_dir / f".{trial.trial_id}.json.tmp"
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self._log_dir / f"{trial.trial_id}.json")
+        write_atomically(self._log_dir / f"{trial.trial_id}.json", json.dumps(record))
         number = int(trial.trial_id) + 1
         of = f"/{self._total}" if self._total else ""
         hps = _hp_text(ended.hyperparameters.values)
@@ -129,7 +141,6 @@ def make_tuner(
     hypermodel,
     *,
     runs_dir: pathlib.Path,
-    overwrite: bool,
     printer: Callable[[str], None] = print,
 ):
     """A stock Keras Tuner tuner with dlimaging's progress lines and trial logs."""
@@ -144,7 +155,7 @@ def make_tuner(
         seed=experiment.seed,
         directory=str(runs_dir),
         project_name=experiment.name,
-        overwrite=overwrite,
+        overwrite=False,  # run_search clears the run folder itself for --overwrite
         executions_per_trial=settings["executions_per_trial"],
         # A failed trial is recorded and the search goes on; never retried, never fatal.
         max_retries_per_trial=0,
@@ -160,25 +171,30 @@ def make_tuner(
     return cls(hypermodel, max_trials=settings["max_trials"], total=settings["max_trials"], **common)
 
 
+def parse_role(chief: str | None = None, worker: str | None = None, worker_id: str | None = None):
+    """(role, host, port) for a chief or a worker, or (None, None, None) on one machine."""
+    if chief and worker:
+        raise ValueError("Use either `chief` or `worker`, not both.")
+    address = chief or worker
+    if not address:
+        return None, None, None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"The oracle address must be HOST:PORT. Received: {address!r}")
+    if worker and not worker_id:
+        raise ValueError("A worker needs a `worker_id`, e.g. tuner1.")
+    if worker_id == "chief":
+        raise ValueError("`worker_id` 'chief' is reserved for the chief.")
+    return ("chief" if chief else worker_id), host, port
+
+
 @contextlib.contextmanager
-def distributed_role(chief: str | None = None, worker: str | None = None, worker_id: str | None = None) -> Iterator[str | None]:
+def distributed_role(role: str | None, host: str | None, port: str | None) -> Iterator[str | None]:
     """Sets Keras Tuner's KERASTUNER_* variables for a chief or a worker, then restores them."""
     keys = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
     saved = {key: os.environ.get(key) for key in keys}
-    role = None
     try:
-        address = chief or worker
-        if chief and worker:
-            raise ValueError("Use either `chief` or `worker`, not both.")
-        if address:
-            host, _, port = address.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"The oracle address must be HOST:PORT. Received: {address!r}")
-            if worker and not worker_id:
-                raise ValueError("A worker needs a `worker_id`, e.g. tuner1.")
-            if worker_id == "chief":
-                raise ValueError("`worker_id` 'chief' is reserved for the chief.")
-            role = "chief" if chief else worker_id
+        if role:
             os.environ.update({"KERASTUNER_TUNER_ID": role, "KERASTUNER_ORACLE_IP": host,
                                "KERASTUNER_ORACLE_PORT": port})
         yield role
@@ -191,15 +207,9 @@ def distributed_role(chief: str | None = None, worker: str | None = None, worker
 
 
 def _atomic_save_json(path, obj):
-    """Keras Tuner's `save_json`, written to a temporary file and renamed into place,
-    so that a run killed mid-write never leaves a truncated state file behind."""
+    """Keras Tuner's `save_json`, written atomically: a killed run leaves no truncated state."""
     text = json.dumps(obj)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, text, sync=True)
     return text
 
 
@@ -247,24 +257,27 @@ def _check_fingerprint(run_dir: pathlib.Path, experiment: Experiment) -> None:
         )
 
 
-def collect_trials(tuner, log_dir: pathlib.Path) -> list[dict[str, Any]]:
-    """Every trial of the oracle, with its log: the leaderboard's rows."""
+def collect_trials(run_dir: pathlib.Path) -> list[dict[str, Any]]:
+    """The leaderboard's rows: every trial Keras Tuner recorded (`trial_*/trial.json`), with
+    dlimaging's log of it. Reads files only, so it works on finished and interrupted runs alike."""
     rows = []
-    for trial_id, trial in sorted(tuner.oracle.trials.items(), key=lambda item: int(item[0])):
-        log_path = log_dir / f"{trial_id}.json"
+    for path in sorted(run_dir.glob("trial_*/trial.json"), key=lambda p: int(p.parent.name[len("trial_"):])):
+        trial = json.loads(path.read_text())
+        trial_id, status = trial["trial_id"], trial["status"]
+        log_path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
         log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-        status = trial.status
-        score = trial.score if status == "COMPLETED" and trial.score is not None else None
+        score = trial.get("score") if status == "COMPLETED" else None
+        score = float(score) if score is not None and math.isfinite(score) else None
         rows.append({
             "trial": int(trial_id) + 1,
             "trial_id": trial_id,
             "status": status,
-            "score": None if score is None or not math.isfinite(score) else float(score),
-            "best_epoch": (trial.best_step + 1) if score is not None and trial.best_step is not None else None,
+            "score": score,
+            "best_epoch": trial["best_step"] + 1 if score is not None and trial.get("best_step") is not None else None,
             "epochs": log.get("epochs"),
             "seconds": log.get("seconds"),
-            "reason": _reason(trial.message) if status != "COMPLETED" else None,
-            "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items()},
+            "reason": _reason(trial.get("message")) if status != "COMPLETED" else None,
+            "hyperparameters": dict(trial["hyperparameters"]["values"]),
         })
     return rows
 
@@ -284,18 +297,15 @@ def _write_results(run_dir: pathlib.Path, experiment: Experiment, trials, best, 
         "trials": trials,
         "experiment": experiment.to_dict(),
     }
-    tmp = run_dir / f".{RESULTS_JSON}.tmp"
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, run_dir / RESULTS_JSON)
+    write_atomically(run_dir / RESULTS_JSON, json.dumps(payload, indent=2, default=str))
     hp_names = sorted({k for t in trials for k in t["hyperparameters"]})
     columns = ["trial", "status", "score", "best_epoch", "epochs", "seconds", "reason"]
-    tmp = run_dir / f".{RESULTS_CSV}.tmp"
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns + hp_names)
-        for t in trials:
-            writer.writerow([t[c] for c in columns] + [t["hyperparameters"].get(k) for k in hp_names])
-    os.replace(tmp, run_dir / RESULTS_CSV)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(columns + hp_names)
+    for t in trials:
+        writer.writerow([t[c] for c in columns] + [t["hyperparameters"].get(k) for k in hp_names])
+    write_atomically(run_dir / RESULTS_CSV, table.getvalue())
 
 
 def draw_plots(run_dir: pathlib.Path, trials, objective: str, top: int = 3) -> list[pathlib.Path]:
@@ -378,6 +388,7 @@ def run_search(
     """
     from dlimaging.data import load_dataset
 
+    role, host, port = parse_role(chief, worker, worker_id)
     tuner_settings = dict(experiment.tuner)
     if max_trials is not None:
         tuner_settings["max_trials"] = int(max_trials)
@@ -412,7 +423,7 @@ def run_search(
     if not overwrite:
         _check_fingerprint(run_dir, experiment)
 
-    with distributed_role(chief, worker, worker_id) as role, _atomic_tuner_state():
+    with distributed_role(role, host, port), _atomic_tuner_state():
         if overwrite and role in (None, "chief") and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -421,7 +432,7 @@ def run_search(
 
         keras.utils.set_random_seed(experiment.seed)
         try:
-            tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, overwrite=False, printer=printer)
+            tuner = make_tuner(experiment, hypermodel, runs_dir=runs_dir, printer=printer)
         except json.JSONDecodeError as error:
             raise ExperimentError(
                 f"{run_dir}: a saved search state is unreadable ({error}); pass --overwrite to start afresh."
@@ -443,9 +454,8 @@ def run_search(
             printer(f"Worker {role} finished.")
             return SearchResult(run_dir, [], None, None, objective)
 
-    # The chief's oracle served the workers: it holds every trial they ran.
-    log_dir = run_dir / TRIAL_LOGS
-    trials = collect_trials(tuner, log_dir)
+    # On the chief too: its oracle recorded every trial the workers ran.
+    trials = collect_trials(run_dir)
     ranked = rank_trials(trials, objective)
     previous = _read_results(run_dir)
     if not ranked:
@@ -471,10 +481,11 @@ def run_search(
         "test_metrics": test_metrics,
         "export_path": None,
     }
+    exported_before = ((previous or {}).get("best") or {})
     export_path = None
-    if previous and previous.get("best") and previous["best"].get("trial_id") == best["trial_id"] \
-            and previous["best"].get("export_path") and pathlib.Path(previous["best"]["export_path"]).is_dir():
-        export_path = pathlib.Path(previous["best"]["export_path"])  # already exported: no new version
+    if exported_before.get("trial_id") == best["trial_id"] and exported_before.get("export_path") \
+            and pathlib.Path(exported_before["export_path"]).is_dir():
+        export_path = pathlib.Path(exported_before["export_path"])  # already exported: no new version
     elif export:
         from dlimaging.export import export_saved_model
 
@@ -502,15 +513,20 @@ def _read_results(run_dir: pathlib.Path) -> dict[str, Any] | None:
 
 
 def report(run_dir: str | os.PathLike) -> tuple[str, list[pathlib.Path]]:
-    """The leaderboard of a finished or interrupted run, and its plots drawn again."""
+    """The leaderboard of a finished or interrupted run, and its plots drawn again.
+
+    The trials are read afresh from the run folder, so a search stopped half-way
+    (before it wrote `results.json`) reports the trials it finished.
+    """
     run_dir = pathlib.Path(run_dir)
-    results = _read_results(run_dir)
-    if results is None:
-        raise ValueError(f"{run_dir}: no {RESULTS_JSON} here; is it a `dlimaging tune` run folder?")
-    trials, objective = results["trials"], results["objective"]
+    if not (run_dir / FINGERPRINT).is_file():
+        raise ValueError(f"{run_dir}: not a `dlimaging tune` run folder (no {FINGERPRINT}).")
+    started = json.loads((run_dir / FINGERPRINT).read_text())
+    name, objective = started["name"], started["tuner"]["objective"]
+    trials = collect_trials(run_dir)
     paths = draw_plots(run_dir, trials, objective)
-    text = [f"{results['name']}: {objective} ({results['direction']}imize)", format_leaderboard(trials, objective)]
-    best = results.get("best")
+    text = [f"{name}: {objective} ({_direction(objective)}imize)", format_leaderboard(trials, objective)]
+    best = (_read_results(run_dir) or {}).get("best")
     if best:
         text.append(f"Best: trial {best['trial']} at epoch {best['best_epoch']}, "
                     + ", ".join(f"{k}={v:.4f}" for k, v in best["test_metrics"].items()))
