@@ -157,7 +157,7 @@ def cmd_predict(args) -> int:
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
     x, names = load_inputs(args.inputs, metadata["input"]["shape"])
-    response = serving_response(predict_exported(version_dir, x))
+    response = serving_response(predict_exported(version_dir, x, metadata))
     if args.json:
         print(json.dumps(response))
         return 0
@@ -180,7 +180,7 @@ def cmd_request(args) -> int:
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
     x, _ = load_inputs([args.input], metadata["input"]["shape"])
-    print(json.dumps(rest_request(version_dir, x)))
+    print(json.dumps(rest_request(x, metadata)))
     return 0
 
 
@@ -203,11 +203,6 @@ def cmd_tune(args) -> int:
     from dlimaging.tuning import TuningError, format_leaderboard, run_search
 
     experiment = load_experiment(args.config)
-    if args.worker and not args.worker_id:
-        raise CLIError("dlimaging tune: --worker needs --worker-id, e.g. --worker-id tuner1")
-    for flag, value in (("--max-trials", args.max_trials), ("--max-epochs", args.max_epochs)):
-        if value is not None and value < 1:
-            raise CLIError(f"dlimaging tune: {flag} must be a positive integer. Received: {value}")
     print(f"Tuning {experiment.name}: {experiment.tuner['algorithm']} search on {experiment.data['source']}, "
           f"objective {experiment.objective}; run folder {pathlib.Path(args.runs_dir) / experiment.name}", flush=True)
 

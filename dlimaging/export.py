@@ -319,11 +319,13 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
     return np.concatenate(batches), labels
 
 
-def predict_exported(version_dir: str | os.PathLike, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Runs the `serving_default` signature with TensorFlow alone, as TF Serving would."""
+def predict_exported(version_dir: str | os.PathLike, x: np.ndarray, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Runs the `serving_default` signature with TensorFlow alone, as TF Serving would.
+
+    `metadata` is the version's `read_metadata`: it names the signature's input.
+    """
     import tensorflow as tf
 
-    metadata = read_metadata(version_dir)
     signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
     outputs = signature(**{metadata["input"]["name"]: tf.constant(np.asarray(x, "float32"))})
     return {key: value.numpy() for key, value in outputs.items()}
@@ -346,9 +348,9 @@ def serving_response(outputs: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"predictions": rows}
 
 
-def rest_request(version_dir: str | os.PathLike, x: np.ndarray) -> dict[str, Any]:
-    """The JSON body of a TF Serving REST `:predict` request in row format."""
-    metadata = read_metadata(version_dir)
+def rest_request(x: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of a TF Serving REST `:predict` request in row format, for the
+    exported version that `metadata` (its `read_metadata`) describes."""
     name = metadata["input"]["name"]
     return {
         "signature_name": metadata.get("signature", SIGNATURE),

@@ -216,7 +216,7 @@ def test_killed_export_leaves_no_version_folder(tmp_path):
 def test_rest_request_matches_tf_serving_format(tmp_path, classifier, rng):
     path = dli.export_saved_model(classifier, tmp_path / "m")
     x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-    body = export_module.rest_request(path, x)
+    body = export_module.rest_request(x, export_module.read_metadata(path))
     # TF Serving's REST API, row format: {"signature_name": ..., "instances": [{"input": value}, ...]}
     assert set(body) == {"signature_name", "instances"}
     assert body["signature_name"] == "serving_default"
@@ -261,7 +261,8 @@ def test_served_by_tensorflow_model_server(tmp_path, classifier, rng):
     ])
     try:
         x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-        body = json.dumps(export_module.rest_request(tmp_path / "digits" / "1", x)).encode()
+        metadata = export_module.read_metadata(tmp_path / "digits" / "1")
+        body = json.dumps(export_module.rest_request(x, metadata)).encode()
         url = f"http://127.0.0.1:{port}/v1/models/digits:predict"
         deadline = time.time() + 60
         while True:
