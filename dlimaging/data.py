@@ -269,11 +269,14 @@ def _to_float(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     return x, (float(x.min()), float(x.max()))
 
 
-def _with_channels(x: np.ndarray) -> np.ndarray:
-    # (N, H, W) images get a channel axis; (N, F) stay feature vectors.
-    if x.ndim == 3 and x.shape[-1] > 4:
-        return x[..., None]
-    return x
+def _prepare(x: np.ndarray, image_size) -> tuple[np.ndarray, tuple[float, float]]:
+    """float32 samples with a channel axis, images resized to `image_size`, and their range."""
+    if x.ndim == 3 and x.shape[-1] > 4:  # (N, H, W) images; (N, L, C<=4) stay signals
+        x = x[..., None]
+    x, value_range = _to_float(x)
+    if image_size is not None and x.ndim == 4 and x.shape[1:3] != image_size:
+        x = tf.image.resize(x, image_size).numpy()
+    return x, value_range
 
 
 # ---------------------------------------------------------------- splits
@@ -384,21 +387,17 @@ def load_dataset(
         )
 
     _check_arrays(source, arrays)
-    x, value_range = _to_float(_with_channels(arrays["x"]))
+    x, value_range = _prepare(arrays["x"], image_size)
     y = arrays["y"].astype("int64")
-    if image_size is not None and x.ndim == 4 and x.shape[1:3] != image_size:
-        x = tf.image.resize(x, image_size).numpy()
+    # Both fractions are of all the samples before the split (of the training data when the
+    # source has its own test set).
+    validation_count = round(len(x) * validation_split)
     if "x_test" in arrays:
-        x_test, _ = _to_float(_with_channels(arrays["x_test"]))
+        x_test, _ = _prepare(arrays["x_test"], image_size)
         y_test = arrays["y_test"].astype("int64")
-        if image_size is not None and x_test.ndim == 4 and x_test.shape[1:3] != image_size:
-            x_test = tf.image.resize(x_test, image_size).numpy()
         if x_test.shape[1:] != x.shape[1:]:
             raise ValueError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
-        validation_count = round(len(x) * validation_split)
     else:
-        # Both fractions are of the whole set when the test set is carved out here.
-        validation_count = round(len(x) * validation_split)
         x, y, x_test, y_test = _split(x, y, round(len(x) * test_split), seed, f"`test_split`={test_split} of {source!r}")
     x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}")
     if len(x) == 0:

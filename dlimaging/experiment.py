@@ -61,7 +61,7 @@ class Experiment:
 
     @property
     def objective(self) -> str:
-        return self.tuner["objective"] or "val_accuracy"
+        return self.tuner["objective"]
 
     def to_dict(self) -> dict[str, Any]:
         result = dataclasses.asdict(self)
@@ -195,7 +195,7 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         if tuner["objective"] not in objectives:
             _fail(where, "[tuner] objective", f"must be one of {', '.join(objectives)}", tuner["objective"])
     else:
-        tuner["objective"] = "val_accuracy" if model["task"] != "regression" else "val_loss"
+        tuner["objective"] = "val_accuracy"  # TASKS holds classification only
     if tuner["distribution"] not in STRATEGIES:
         _fail(where, "[tuner] distribution", f"must be one of {', '.join(STRATEGIES)}", tuner["distribution"])
 
