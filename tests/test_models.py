@@ -154,10 +154,17 @@ def test_augmentation_layers_act_only_in_training(rng):
 def test_signal_shift_is_a_circular_roll():
     from dlimaging.augment import RandomShift1D
 
-    x = np.arange(40, dtype="float32").reshape(1, 40, 1)
-    out = RandomShift1D(0.5, seed=1)(x, training=True).numpy()[0, :, 0]
-    shift = int((out[0] * -1) % 40)  # out[t] = x[t - shift]
-    np.testing.assert_array_equal(out, np.roll(x[0, :, 0], -shift if out[0] else 0))
+    signal = np.arange(40, dtype="float32")
+    x = np.tile(signal[None, :, None], (16, 1, 2))  # 16 samples, 2 channels
+    out = RandomShift1D(0.25, seed=1)(x, training=True).numpy()
+    shifts = []
+    for sample in out:
+        shift = int(-sample[0, 0]) % 40  # out[t] = x[t - shift], so out[0] = x[-shift]
+        np.testing.assert_array_equal(sample[:, 0], np.roll(signal, shift))
+        np.testing.assert_array_equal(sample[:, 1], sample[:, 0])  # one shift for all channels
+        shifts.append(shift if shift <= 20 else shift - 40)
+    assert max(abs(s) for s in shifts) <= 10  # at most 0.25 of the length
+    assert len(set(shifts)) > 1  # a new shift for each sample
 
 
 def test_augmentation_accepts_a_keras_layer():

@@ -179,6 +179,11 @@ def test_killed_run_resumes_without_redoing_trials(tmp_path):
     logs = tmp_path / "runs" / "resume" / "trial_logs"
     before = {p.name: p.stat().st_mtime_ns for p in logs.glob("*.json")}
     assert len(before) == 2
+    # The interrupted run has no results.json yet; report reads the trials it finished.
+    assert not (tmp_path / "runs" / "resume" / "results.json").exists()
+    text, _ = report(tmp_path / "runs" / "resume")
+    assert text.startswith("resume: val_accuracy (maximize)")
+    assert "2 completed, 0 failed" in text
 
     result = subprocess.run([DLIMAGING, "tune", str(config), "--no-export"], capture_output=True, text=True,
                             cwd=tmp_path)
@@ -234,6 +239,11 @@ def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
 
 
 def test_mirrored_strategy_can_be_chosen(tmp_path):
+    from dlimaging.hypermodels import CNNHyperModel
+    from dlimaging.tuning import make_tuner
+
     exp = experiment(max_trials=1, distribution="mirrored")
+    tuner = make_tuner(exp, CNNHyperModel((8, 8, 1), 10, space=TINY_SEARCH), runs_dir=tmp_path / "probe")
+    assert isinstance(tuner.distribution_strategy, tf.distribute.MirroredStrategy)
     result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
     assert result.trials[0]["status"] == "COMPLETED"
