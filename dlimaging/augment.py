@@ -12,6 +12,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from dlimaging import registry
+from dlimaging.errors import InputError
 from dlimaging.validation import check_choice, check_number
 
 FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
@@ -82,6 +84,71 @@ def _check_fraction(name: str, value: Any) -> float:
     return float(check_number(name, value, low=0.0, high=1.0))
 
 
+# ---------------------------------------------------------------- one factory per option
+# Each takes the option's value and a seed and returns a layer, or None when the value
+# switches the option off. `dlimaging.registry.AUGMENTATIONS` names them.
+
+
+def flip_layer(value, seed=None):
+    check_choice("flip", value, FLIP_MODES)
+    return None if value is None else keras.layers.RandomFlip(value, seed=seed, name="flip")
+
+
+def rotation_layer(value, seed=None):
+    value = _check_fraction("rotation", value)
+    return keras.layers.RandomRotation(value, fill_mode="reflect", seed=seed, name="rotation") if value else None
+
+
+def zoom_layer(value, seed=None):
+    value = _check_fraction("zoom", value)
+    return keras.layers.RandomZoom(value, fill_mode="reflect", seed=seed, name="zoom") if value else None
+
+
+def translation_layer(value, seed=None):
+    value = _check_fraction("translation", value)
+    if not value:
+        return None
+    return keras.layers.RandomTranslation(value, value, fill_mode="reflect", seed=seed, name="translation")
+
+
+def contrast_layer(value, seed=None):
+    value = _check_fraction("contrast", value)
+    return keras.layers.RandomContrast(value, value_range=(0, 1), seed=seed, name="contrast") if value else None
+
+
+def brightness_layer(value, seed=None):
+    value = _check_fraction("brightness", value)
+    return keras.layers.RandomBrightness(value, value_range=(0, 1), seed=seed, name="brightness") if value else None
+
+
+def noise_layer(value, seed=None):
+    # Keras's GaussianNoise takes a standard deviation in [0, 1].
+    value = _check_fraction("noise", value)
+    return keras.layers.GaussianNoise(value, seed=seed, name="noise") if value else None
+
+
+def shift_layer(value, seed=None):
+    value = _check_fraction("shift", value)
+    return RandomShift1D(value, seed=seed, name="shift") if value else None
+
+
+def scale_layer(value, seed=None):
+    value = float(check_number("scale", value, low=0.0, high=1.0, high_inclusive=False))
+    return RandomScale(value, seed=seed, name="scale") if value else None
+
+
+def _pipeline(options: dict[str, Any], seed, name: str) -> keras.layers.Layer:
+    """The options' layers in the registry's order; the identity when every option is off."""
+    layers = []
+    for option, value in options.items():
+        layer = registry.resolve(registry.AUGMENTATIONS[option].factory)(value, seed)
+        if layer is not None:
+            layers.append(layer)
+    if not layers:
+        return keras.layers.Identity(name=name)
+    return keras.Sequential(layers, name=name)
+
+
 def image_augmentation(
     flip: str | None = None,
     rotation: float = 0.0,
@@ -93,7 +160,7 @@ def image_augmentation(
     *,
     seed: int | None = None,
     name: str = "augmentation",
-) -> keras.Sequential:
+) -> keras.layers.Layer:
     """Image augmentation for inputs scaled to [0, 1], active only in training.
 
     Args:
@@ -108,53 +175,21 @@ def image_augmentation(
         contrast: float in [0, 1]. Largest contrast change. Defaults to 0.0.
         brightness: float in [0, 1]. Largest brightness change, as a fraction
             of the value range. Defaults to 0.0.
-        noise: float >= 0. Standard deviation of added Gaussian noise.
+        noise: float in [0, 1]. Standard deviation of added Gaussian noise.
             Defaults to 0.0.
         seed: int or None. Seed of the random draws. Defaults to None.
         name: str. Name of the returned layer. Defaults to "augmentation".
 
     Returns:
-        A `keras.Sequential` layer; it is the identity when `training=False`.
+        A Keras layer that is the identity when `training=False` (and always,
+        when every option is off).
 
     Example:
     >>> aug = image_augmentation(flip="horizontal", rotation=0.1)
     """
-    check_choice("flip", flip, FLIP_MODES)
-    rotation = _check_fraction("rotation", rotation)
-    zoom = _check_fraction("zoom", zoom)
-    translation = _check_fraction("translation", translation)
-    contrast = _check_fraction("contrast", contrast)
-    brightness = _check_fraction("brightness", brightness)
-    noise = float(check_number("noise", noise, low=0.0))
-
-    layers = []
-    if flip is not None:
-        layers.append(keras.layers.RandomFlip(flip, seed=seed, name="flip"))
-    if rotation:
-        layers.append(
-            keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed, name="rotation")
-        )
-    if zoom:
-        layers.append(keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed, name="zoom"))
-    if translation:
-        layers.append(
-            keras.layers.RandomTranslation(
-                translation, translation, fill_mode="reflect", seed=seed, name="translation"
-            )
-        )
-    if contrast:
-        layers.append(
-            keras.layers.RandomContrast(contrast, value_range=(0, 1), seed=seed, name="contrast")
-        )
-    if brightness:
-        layers.append(
-            keras.layers.RandomBrightness(
-                brightness, value_range=(0, 1), seed=seed, name="brightness"
-            )
-        )
-    if noise:
-        layers.append(keras.layers.GaussianNoise(noise, seed=seed, name="noise"))
-    return keras.Sequential(layers, name=name)
+    options = dict(flip=flip, rotation=rotation, zoom=zoom, translation=translation,
+                   contrast=contrast, brightness=brightness, noise=noise)
+    return _pipeline(options, seed, name)
 
 
 def signal_augmentation(
@@ -164,40 +199,30 @@ def signal_augmentation(
     *,
     seed: int | None = None,
     name: str = "augmentation",
-) -> keras.Sequential:
+) -> keras.layers.Layer:
     """Augmentation for 1D signals and spectra `(length, channels)`, training only.
 
     Args:
         shift: float in [0, 1]. Largest circular shift, as a fraction of the
-            length. Defaults to 0.0.
+            length: the signal wraps around. Defaults to 0.0.
         scale: float in [0, 1). Largest relative change of the gain.
             Defaults to 0.0.
-        noise: float >= 0. Standard deviation of added Gaussian noise.
+        noise: float in [0, 1]. Standard deviation of added Gaussian noise.
             Defaults to 0.0.
         seed: int or None. Seed of the random draws. Defaults to None.
         name: str. Name of the returned layer. Defaults to "augmentation".
 
     Returns:
-        A `keras.Sequential` layer; it is the identity when `training=False`.
+        A Keras layer that is the identity when `training=False` (and always,
+        when every option is off).
 
     Example:
     >>> aug = signal_augmentation(shift=0.1, noise=0.05)
     """
-    shift = _check_fraction("shift", shift)
-    scale = float(check_number("scale", scale, low=0.0, high=1.0, high_inclusive=False))
-    noise = float(check_number("noise", noise, low=0.0))
-    layers = []
-    if shift:
-        layers.append(RandomShift1D(shift, seed=seed, name="shift"))
-    if scale:
-        layers.append(RandomScale(scale, seed=seed, name="scale"))
-    if noise:
-        layers.append(keras.layers.GaussianNoise(noise, seed=seed, name="noise"))
-    return keras.Sequential(layers, name=name)
+    return _pipeline(dict(shift=shift, scale=scale, noise=noise), seed, name)
 
 
-IMAGE_AUGMENTATION_KEYS = ("flip", "rotation", "zoom", "translation", "contrast", "brightness", "noise")
-SIGNAL_AUGMENTATION_KEYS = ("shift", "scale", "noise")
+_FACTORIES = {"image": image_augmentation, "signal": signal_augmentation}
 
 
 def resolve_augmentation(augmentation: Any, input_shape: tuple[int, ...]):
@@ -212,26 +237,23 @@ def resolve_augmentation(augmentation: Any, input_shape: tuple[int, ...]):
     if isinstance(augmentation, keras.layers.Layer):
         return augmentation
     if not isinstance(augmentation, dict):
-        raise ValueError(
+        raise InputError(
             "`augmentation` must be None, a dict of options or a Keras layer. "
             f"Received: augmentation={augmentation!r}"
         )
-    if len(input_shape) == 2:
-        factory, keys = signal_augmentation, SIGNAL_AUGMENTATION_KEYS
-    elif len(input_shape) == 3:
-        factory, keys = image_augmentation, IMAGE_AUGMENTATION_KEYS
-    else:
-        raise ValueError(
+    kind = registry.AUGMENTATION_INPUTS.get(len(input_shape))
+    if kind is None:
+        raise InputError(
             "`augmentation` as a dict needs 1D signals (length, channels) or 2D images "
             f"(height, width, channels); input_shape={input_shape} has no such factory. "
             "Pass a Keras layer instead."
         )
+    keys = registry.augmentation_keys(input_shape)
     unknown = sorted(set(augmentation) - set(keys) - {"seed"})
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"Unknown `augmentation` option(s) {unknown} for input_shape={input_shape}. "
             f"Allowed: {', '.join(keys)}. Received: augmentation={augmentation!r}"
         )
-    if not any(augmentation.get(k) for k in keys):
-        return None
-    return factory(**augmentation)
+    layer = _FACTORIES[kind](**augmentation)
+    return None if isinstance(layer, keras.layers.Identity) else layer

@@ -9,6 +9,9 @@ import pathlib
 import sys
 from typing import Any, Sequence
 
+from dlimaging import registry
+from dlimaging.errors import InputError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -118,12 +121,13 @@ def cmd_export(args) -> int:
 
     import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
     from dlimaging.export import export_saved_model
+    from dlimaging.files import read_json
 
     path = pathlib.Path(args.model)
     if not path.is_file():
         raise CLIError(f"export: no such model file: {args.model}")
     sidecar = path.with_name("metadata.json")
-    info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}
     try:
         model = keras.saving.load_model(path)
     except Exception as error:
@@ -132,7 +136,7 @@ def cmd_export(args) -> int:
     metadata = {k: info[k] for k in ("hyperparameters", "metrics", "source") if k in info}
     target = export_saved_model(
         model, pathlib.Path(args.export_dir) / args.name, version=args.version,
-        class_names=class_names, metadata=metadata,
+        class_names=class_names, metadata=metadata, task=info.get("task"),
         value_range=tuple(info.get("value_range", (0.0, 1.0))),
     )
     print(f"Exported {target}")
@@ -203,7 +207,7 @@ def cmd_tune(args) -> int:
     from dlimaging.tuning import TuningError, format_leaderboard, run_search
 
     experiment = load_experiment(args.config)
-    print(f"Tuning {experiment.name}: {experiment.tuner['algorithm']} search on {experiment.data['source']}, "
+    print(f"Tuning {experiment.name}: {experiment.tuner.algorithm} search on {experiment.data.source}, "
           f"objective {experiment.objective}; run folder {pathlib.Path(args.runs_dir) / experiment.name}", flush=True)
 
     def printer(line):
@@ -224,10 +228,10 @@ def cmd_tune(args) -> int:
     if result.best is None:  # a worker: the chief reports
         return 0
     print()
-    print(format_leaderboard(result.trials, result.objective))
+    print(format_leaderboard(result.trials, result.objective, result.direction))
     best = result.best
-    print(f"Best: trial {best['trial']} at epoch {best['best_epoch']}: {result.objective}={best['score']:.4f}"
-          + "".join(f", {k}={v:.4f}" for k, v in best["test_metrics"].items()))
+    print(f"Best: trial {best.trial} at epoch {best.best_epoch}: {result.objective}={best.score:.4f}"
+          + "".join(f", {k}={v:.4f}" for k, v in best.test_metrics.items()))
     print(f"Results: {result.run_dir / 'results.json'}, {result.run_dir / 'results.csv'}, {result.run_dir / 'plots'}/")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tensorboard'}")
     if result.export_path:
@@ -238,7 +242,7 @@ def cmd_tune(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dlimaging.tuning import report
+    from dlimaging.results import report
 
     text, paths = report(args.run_dir)
     print(text)
@@ -256,9 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the dataset sources")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("train", help="train a CNN or MLP on a dataset")
-    p.add_argument("--data", required=True, help="digits, mnist1d, tfds:NAME, a folder or a .npz file")
-    p.add_argument("--model", choices=("cnn", "mlp"), default="cnn")
+    p = sub.add_parser("train", help="train a model of one family on a dataset")
+    p.add_argument("--data", required=True, help="a source: " + ", ".join(registry.SOURCES))
+    p.add_argument("--model", choices=tuple(registry.FAMILIES), default=registry.DEFAULT_FAMILY,
+                   help="; ".join(f"{name}: {entry.description}" for name, entry in registry.FAMILIES.items()))
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
@@ -313,6 +318,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _internal_error(error: BaseException) -> int:
+    """A bug in dlimaging: one line that says so, and the traceback in a log file."""
+    import datetime
+    import tempfile
+    import traceback
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log = pathlib.Path(tempfile.gettempdir()) / f"dlimaging-internal-error-{stamp}-{os.getpid()}.log"
+    try:
+        log.write_text("".join(traceback.format_exception(error)))
+        where = f"the traceback is in {log}"
+    except OSError:
+        traceback.print_exception(error)
+        where = "the traceback is above"
+    message = " ".join(str(error).split())[:300]
+    print(f"dlimaging: internal error ({type(error).__name__}: {message}); {where}. "
+          "This is a bug in dlimaging, not in your input: please report it with that file.", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -325,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as error:
         print(str(error), file=sys.stderr)
         return 2
-    except ValueError as error:
+    except InputError as error:
         message = " ".join(str(error).split())
         print(f"dlimaging: error: {message}", file=sys.stderr)
         return 2
@@ -335,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `dlimaging request ... | head`
         sys.stderr.close()
         return 0
+    except Exception as error:  # noqa: BLE001  anything else is dlimaging's bug
+        return _internal_error(error)
 
 
 if __name__ == "__main__":

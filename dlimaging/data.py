@@ -15,19 +15,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from dlimaging import registry
+from dlimaging.errors import InputError
 from dlimaging.validation import check_number, check_positive_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
-BUILTINS = {
-    "digits": "scikit-learn's 8x8 handwritten digits: 1,797 images (8, 8, 1), 10 classes; ships offline.",
-    "mnist1d": "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally.",
-}
-OTHER_SOURCES = {
-    "tfds:NAME[/CONFIG]": "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).",
-    "PATH/": "a folder with one sub-folder of images (png, jpg, bmp, gif) per class.",
-    "PATH.npz": "a .npz file with x and y, and optionally x_test and y_test.",
-}
 
 
 @dataclasses.dataclass
@@ -40,7 +33,7 @@ class DatasetBundle:
         input_shape: shape of one sample, without the batch axis.
         num_classes: number of classes.
         class_names: the class names, in label order.
-        task: "classification".
+        task: a task of `dlimaging.registry.TASKS`.
         name: the source's name.
         num_train, num_validation, num_test: the size of each split.
         value_range: (low, high) of the input values.
@@ -70,22 +63,28 @@ class DatasetBundle:
 def list_datasets() -> dict[str, str]:
     """The built-in datasets and the other accepted sources, with a one-line description each.
 
+    Read from `dlimaging.registry.SOURCES`.
+
     Example:
     >>> sorted(list_datasets())[:2]
     ['PATH.npz', 'PATH/']
     """
-    return {**BUILTINS, **OTHER_SOURCES}
+    return {name: entry.description for name, entry in registry.SOURCES.items()}
 
 
 # ---------------------------------------------------------------- sources
 
 
-def _load_digits():
+# Each loader takes the source string and the options of `load_dataset` it uses, and returns
+# (arrays, class_names, name): arrays holds `x`, `y` and optionally `x_test`, `y_test`.
+
+
+def _load_digits(source, **_options):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")[..., None]
-    return {"x": x, "y": digits.target.astype("int64")}, [str(i) for i in range(10)]
+    return {"x": x, "y": digits.target.astype("int64")}, [str(i) for i in range(10)], source
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,32 +101,32 @@ def _mnist1d_arrays():
     )
 
 
-def _load_mnist1d():
+def _load_mnist1d(source, **_options):
     x, y, x_test, y_test = _mnist1d_arrays()
     arrays = {"x": x.copy(), "y": y.copy(), "x_test": x_test.copy(), "y_test": y_test.copy()}
-    return arrays, [str(i) for i in range(10)]
+    return arrays, [str(i) for i in range(10)], source
 
 
-def _load_tfds(spec: str, data_dir: str | None = None):
+def _load_tfds(spec: str, *, prefix: str, data_dir: str | None = None, **_options):
     import tensorflow_datasets as tfds
 
-    name = spec[len("tfds:"):]
+    name = spec[len(prefix):]
     if not name:
-        raise ValueError("`source` 'tfds:' needs a dataset name, e.g. 'tfds:mnist'. Received: source='tfds:'")
+        raise InputError(f"`source` {spec!r} needs a dataset name, e.g. '{prefix}mnist'. Received: source={spec!r}")
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
+        raise InputError(
             f"`source` {spec!r}: TensorFlow Datasets has no dataset {name!r} ({first_line})"
         ) from None
     features = builder.info.features
     supervised = builder.info.supervised_keys
     if not supervised:
-        raise ValueError(f"`source` {spec!r} has no (image, label) pairs; only image classification sets are supported.")
+        raise InputError(f"`source` {spec!r} has no (image, label) pairs; only image classification sets are supported.")
     label_feature = features[supervised[1]]
     if not hasattr(label_feature, "num_classes"):
-        raise ValueError(f"`source` {spec!r}: its label is not a class label; only image classification sets are supported.")
+        raise InputError(f"`source` {spec!r}: its label is not a class label; only image classification sets are supported.")
     class_names = list(label_feature.names)
 
     def load(split):
@@ -143,7 +142,7 @@ def _load_tfds(spec: str, data_dir: str | None = None):
         x, y = load("train")
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
+        raise InputError(
             f"`source` {spec!r}: could not load its 'train' split; is the data downloaded? ({first_line})"
         ) from None
     arrays = {"x": x, "y": y}
@@ -154,7 +153,7 @@ def _load_tfds(spec: str, data_dir: str | None = None):
             arrays["x_test"], arrays["y_test"] = load("test")
         except Exception:
             pass
-    return arrays, class_names
+    return arrays, class_names, name.replace("/", "_")
 
 
 def _read_image(path: pathlib.Path):
@@ -172,10 +171,11 @@ def _read_image(path: pathlib.Path):
     return rgb
 
 
-def _load_folder(root: pathlib.Path, image_size):
+def _load_folder(source: str, *, image_size=None, **_options):
+    root = pathlib.Path(source)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ValueError(
+        raise InputError(
             f"`source` {str(root)!r} is a folder without class sub-folders; "
             "expected one sub-folder of images per class."
         )
@@ -192,7 +192,7 @@ def _load_folder(root: pathlib.Path, image_size):
             labels.append(label)
             loaded += 1
         if loaded == 0:
-            raise ValueError(
+            raise InputError(
                 f"`source` {str(root)!r}: class folder {folder.name!r} holds no readable "
                 f"image ({', '.join(IMAGE_SUFFIXES)})."
             )
@@ -207,25 +207,28 @@ def _load_folder(root: pathlib.Path, image_size):
             image = image.resize((width, height))
         array = np.asarray(image, dtype="uint8")
         arrays.append(array if rgb else array[..., None])
-    return {"x": np.stack(arrays), "y": np.asarray(labels, "int64")}, [c.name for c in classes]
+    return {"x": np.stack(arrays), "y": np.asarray(labels, "int64")}, [c.name for c in classes], root.name
 
 
-def _load_npz(path: pathlib.Path):
+def _load_npz(source: str, **_options):
+    path = pathlib.Path(source)
+    if not path.is_file():
+        raise InputError(f"`source` {source!r}: no such .npz file.")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except Exception as error:
-        raise ValueError(f"`source` {str(path)!r} is not a readable .npz file ({error}).") from None
+        raise InputError(f"`source` {str(path)!r} is not a readable .npz file ({error}).") from None
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"`source` {str(path)!r} lacks the array(s) {missing}; it needs `x` and `y` "
             f"(and optionally `x_test`, `y_test`). Found: {sorted(arrays)}"
         )
     if ("x_test" in arrays) != ("y_test" in arrays):
-        raise ValueError(f"`source` {str(path)!r} has only one of `x_test` and `y_test`; give both or neither.")
+        raise InputError(f"`source` {str(path)!r} has only one of `x_test` and `y_test`; give both or neither.")
     # Class names are the label numbers; load_dataset fills them in once the labels are checked.
-    return {k: arrays[k] for k in ("x", "y", "x_test", "y_test") if k in arrays}, []
+    return {k: arrays[k] for k in ("x", "y", "x_test", "y_test") if k in arrays}, [], path.stem
 
 
 # ---------------------------------------------------------------- checks
@@ -237,29 +240,29 @@ def _check_arrays(source: str, arrays: dict[str, np.ndarray]):
             continue
         x, y = arrays[x_key], arrays[y_key]
         if len(x) != len(y):
-            raise ValueError(
+            raise InputError(
                 f"`source` {source!r}: `{x_key}` and `{y_key}` have different lengths "
                 f"({len(x)} and {len(y)})."
             )
         if len(x) == 0:
-            raise ValueError(f"`source` {source!r}: `{x_key}` is empty.")
+            raise InputError(f"`source` {source!r}: `{x_key}` is empty.")
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise ValueError(f"`source` {source!r}: `{x_key}` must hold numbers. Received dtype {x.dtype}.")
+            raise InputError(f"`source` {source!r}: `{x_key}` must hold numbers. Received dtype {x.dtype}.")
         if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
             bad = int(np.count_nonzero(~np.isfinite(x)))
-            raise ValueError(f"`source` {source!r}: `{x_key}` holds {bad} NaN or inf value(s).")
+            raise InputError(f"`source` {source!r}: `{x_key}` holds {bad} NaN or inf value(s).")
         if y.ndim != 1:
-            raise ValueError(f"`source` {source!r}: `{y_key}` must be one integer label per sample. Received shape {y.shape}.")
+            raise InputError(f"`source` {source!r}: `{y_key}` must be one integer label per sample. Received shape {y.shape}.")
         integral = np.issubdtype(y.dtype, np.integer) or (
             np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))
         )
         if not integral:
-            raise ValueError(
+            raise InputError(
                 f"`source` {source!r}: `{y_key}` must hold integer class labels. "
                 f"Received dtype {y.dtype}, e.g. {y[:3].tolist()}"
             )
         if np.min(y) < 0:
-            raise ValueError(f"`source` {source!r}: `{y_key}` holds negative labels (min {np.min(y)}).")
+            raise InputError(f"`source` {source!r}: `{y_key}` holds negative labels (min {np.min(y)}).")
 
 
 def _to_float(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
@@ -288,7 +291,7 @@ def _split(x, y, count, seed, what):
     if count == 0:
         return x, y, x[:0], y[:0]
     if count >= len(x):
-        raise ValueError(f"{what} takes all {len(x)} samples and leaves no training data.")
+        raise InputError(f"{what} takes all {len(x)} samples and leaves no training data.")
     _, counts = np.unique(y, return_counts=True)
     stratify = y if counts.min() >= 2 and count >= len(counts) and len(x) - count >= len(counts) else None
     x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=count, random_state=seed, stratify=stratify)
@@ -302,6 +305,26 @@ def _to_dataset(x, y, batch_size, *, shuffle, seed, cache):
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _find_source(source: str) -> registry.Source:
+    """The registry entry for a source: by name, by prefix, by suffix, or a folder."""
+    if source in registry.named_sources():
+        return registry.SOURCES[source]
+    path = pathlib.Path(source)
+    for entry in registry.SOURCES.values():
+        if entry.prefix and source.startswith(entry.prefix):
+            return entry
+        if entry.suffix and path.suffix.lower() == entry.suffix:
+            return entry
+        if entry.folder and path.is_dir():
+            return entry
+    if os.sep in source or "." in source or path.exists():
+        raise InputError(f"`source` {source!r}: no such file or folder.")
+    raise InputError(
+        f"`source` {source!r} is not a known dataset. Built-ins: {', '.join(registry.named_sources())}; "
+        f"or one of: {', '.join(name for name in registry.SOURCES if name not in registry.named_sources())}."
+    )
 
 
 def load_dataset(
@@ -344,12 +367,12 @@ def load_dataset(
     ((8, 8, 1), 10)
     """
     if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"`source` must be a name or a path. Received: source={source!r}")
+        raise InputError(f"`source` must be a name or a path. Received: source={source!r}")
     source = os.fspath(source)
     check_number("validation_split", validation_split, low=0.0, high=1.0, high_inclusive=False)
     check_number("test_split", test_split, low=0.0, high=1.0, high_inclusive=False)
     if validation_split + test_split >= 1.0:
-        raise ValueError(
+        raise InputError(
             "`validation_split` + `test_split` must be below 1 to leave training data. "
             f"Received: validation_split={validation_split}, test_split={test_split}"
         )
@@ -360,31 +383,11 @@ def load_dataset(
             image_size = (image_size, image_size)
         if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
                 or not all(isinstance(v, int) and v > 0 for v in image_size)):
-            raise ValueError(f"`image_size` must be (height, width) of positive ints or None. Received: image_size={image_size!r}")
+            raise InputError(f"`image_size` must be (height, width) of positive ints or None. Received: image_size={image_size!r}")
         image_size = tuple(image_size)
 
-    path = pathlib.Path(source)
-    if source in BUILTINS:
-        arrays, class_names = _load_digits() if source == "digits" else _load_mnist1d()
-        name = source
-    elif source.startswith("tfds:"):
-        arrays, class_names = _load_tfds(source, data_dir)
-        name = source[len("tfds:"):].replace("/", "_")
-    elif path.suffix == ".npz":
-        if not path.is_file():
-            raise ValueError(f"`source` {source!r}: no such .npz file.")
-        arrays, class_names = _load_npz(path)
-        name = path.stem
-    elif path.is_dir():
-        arrays, class_names = _load_folder(path, image_size)
-        name = path.name
-    elif os.sep in source or "." in source or path.exists():
-        raise ValueError(f"`source` {source!r}: no such file or folder.")
-    else:
-        raise ValueError(
-            f"`source` {source!r} is not a known dataset. Built-ins: {', '.join(BUILTINS)}; "
-            "or use 'tfds:NAME', a folder of class sub-folders, or a .npz file."
-        )
+    entry = _find_source(source)
+    arrays, class_names, name = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir)
 
     _check_arrays(source, arrays)
     x, value_range = _prepare(arrays["x"], image_size)
@@ -396,18 +399,18 @@ def load_dataset(
         x_test, _ = _prepare(arrays["x_test"], image_size)
         y_test = arrays["y_test"].astype("int64")
         if x_test.shape[1:] != x.shape[1:]:
-            raise ValueError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
+            raise InputError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
     else:
         x, y, x_test, y_test = _split(x, y, round(len(x) * test_split), seed, f"`test_split`={test_split} of {source!r}")
     x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}")
     if len(x) == 0:
-        raise ValueError(f"`source` {source!r}: the splits leave no training data.")
+        raise InputError(f"`source` {source!r}: the splits leave no training data.")
 
     num_classes = max(len(class_names), int(max(y.max(), y_test.max() if len(y_test) else 0)) + 1)
     if len(class_names) < num_classes:
         class_names = [str(i) for i in range(num_classes)]
     if num_classes < 2:
-        raise ValueError(f"`source` {source!r} holds a single class; classification needs at least 2.")
+        raise InputError(f"`source` {source!r} holds a single class; classification needs at least 2.")
 
     def make(xs, ys, shuffle):
         if len(xs) == 0:
@@ -421,7 +424,7 @@ def load_dataset(
         input_shape=tuple(int(d) for d in x.shape[1:]),
         num_classes=num_classes,
         class_names=list(class_names),
-        task="classification",
+        task=registry.DEFAULT_TASK,
         name=name,
         num_train=len(x),
         num_validation=len(x_val),

@@ -1,12 +1,14 @@
 """The `tuning/*.toml` experiment schema: parse, validate, describe.
 
-Every mistake raises `ExperimentError` (a `ValueError`) naming the file, the
+A leaf of the package: it imports neither TensorFlow, Keras nor Keras Tuner,
+so checking a file is instant. Names (families, tasks, algorithms) come from
+`dlimaging.registry`; number checks from `dlimaging.validation`. Every mistake
+raises `ExperimentError` (an `InputError`) in one line naming the file, the
 key and the value, before anything is written.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import numbers
@@ -14,54 +16,144 @@ import os
 import pathlib
 import re
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-from dlimaging.hypermodels import SAMPLINGS, augmentation_keys, space_keys
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.validation import check_choice, check_number, check_positive_int
 
-ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
-FAMILIES = ("cnn", "mlp")
-TASKS = ("classification",)  # what load_dataset delivers today
 STRATEGIES = ("none", "mirrored")
+SAMPLINGS = ("linear", "log", "reverse_log")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
-SCHEMA: dict[str, dict[str, Any]] = {
-    "data": {"source": None, "batch_size": 32, "validation_split": 0.1, "test_split": 0.1, "image_size": None},
-    "model": {"family": "cnn", "task": "classification"},
-    "tuner": {
-        "algorithm": "random", "objective": None, "max_trials": 20, "max_epochs": 20,
-        "executions_per_trial": 1, "early_stopping_patience": 3, "hyperband_factor": 3,
-        "distribution": "none",
-    },
-    "export": {"dir": "saved_models", "enabled": True},
-}
-TOP_LEVEL = {"name", "seed", "data", "model", "search", "tuner", "export"}
 
-
-class ExperimentError(ValueError):
+class ExperimentError(InputError):
     """A mistake in an experiment file."""
 
 
-@dataclasses.dataclass
+# ---------------------------------------------------------------- checks of one value
+# Each takes (name, value), returns the value, and raises InputError with validation's message.
+
+
+def _positive_int(name, value):
+    return check_positive_int(name, value)
+
+
+def _fraction(name, value):
+    return check_number(name, value, low=0.0, high=1.0, high_inclusive=False)
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise InputError(f"`{name}` must be true or false. Received: {name}={value!r}")
+    return value
+
+
+def _string(name, value):
+    if not isinstance(value, str) or not value:
+        raise InputError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+    return value
+
+
+def _image_size(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise InputError(f"`{name}` must be [height, width] of positive integers. Received: {name}={value!r}")
+    return tuple(value)
+
+
+def _choice_of(table) -> Callable[[str, Any], Any]:
+    return lambda name, value: check_choice(name, value, list(table))
+
+
+def _at_least_two(name, value):
+    return check_number(name, value, low=2, integer=True)
+
+
+def _setting(default, check):
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+# ---------------------------------------------------------------- the sections
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """`[data]`: where the samples come from and how they are split and batched."""
+
+    source: str = _setting(None, _string)
+    batch_size: int = _setting(32, _positive_int)
+    validation_split: float = _setting(0.1, _fraction)
+    test_split: float = _setting(0.1, _fraction)
+    image_size: tuple[int, int] | None = _setting(None, _image_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """`[model]`: the family searched and the task it is built for."""
+
+    family: str = _setting(registry.DEFAULT_FAMILY, _choice_of(registry.FAMILIES))
+    task: str = _setting(registry.DEFAULT_TASK, _choice_of(registry.TASKS))
+
+
+@dataclasses.dataclass(frozen=True)
+class TunerSettings:
+    """`[tuner]`: the search algorithm, its objective and budgets."""
+
+    algorithm: str = _setting(registry.DEFAULT_TUNER, _choice_of(registry.TUNERS))
+    objective: str | None = _setting(None, lambda name, value: value)  # checked against the task
+    max_trials: int = _setting(20, _positive_int)
+    max_epochs: int = _setting(20, _positive_int)
+    executions_per_trial: int = _setting(1, _positive_int)
+    early_stopping_patience: int = _setting(3, _positive_int)
+    hyperband_factor: int = _setting(3, _at_least_two)
+    distribution: str = _setting("none", _choice_of(STRATEGIES))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    """`[export]`: where the best model goes, if anywhere."""
+
+    dir: str = _setting("saved_models", _string)
+    enabled: bool = _setting(True, _boolean)
+
+
+SECTIONS = {"data": DataSettings, "model": ModelSettings, "tuner": TunerSettings, "export": ExportSettings}
+TOP_LEVEL = ("name", "seed", "data", "model", "search", "tuner", "export")
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """One validated experiment: what `dlimaging tune` runs."""
 
     name: str
     seed: int
-    data: dict[str, Any]
-    model: dict[str, Any]
+    data: DataSettings
+    model: ModelSettings
     search: dict[str, Any] | None
-    tuner: dict[str, Any]
-    export: dict[str, Any]
+    tuner: TunerSettings
+    export: ExportSettings
     path: str | None = None
 
     @property
     def objective(self) -> str:
-        return self.tuner["objective"]
+        return self.tuner.objective
+
+    @property
+    def direction(self) -> str:
+        """"min" or "max": how the objective improves."""
+        return registry.task(self.model.task).direction(self.objective)
+
+    @property
+    def where(self) -> str:
+        return self.path or self.name
 
     def to_dict(self) -> dict[str, Any]:
         result = dataclasses.asdict(self)
@@ -75,152 +167,145 @@ class Experiment:
         state["export"] = {}
         return json.dumps(state, sort_keys=True, default=str)
 
+    def with_budgets(self, max_trials: int | None = None, max_epochs: int | None = None) -> "Experiment":
+        """The experiment with its budgets overridden (`--max-trials`, `--max-epochs`), checked."""
+        changes = {}
+        for key, value in (("max_trials", max_trials), ("max_epochs", max_epochs)):
+            if value is not None:
+                changes[key] = _checked(f"--{key.replace('_', '-')}", key, _positive_int, value)
+        return dataclasses.replace(self, tuner=dataclasses.replace(self.tuner, **changes))
 
-def _where(path, key):
-    return f"{path}: {key}" if path else key
+
+# ---------------------------------------------------------------- parsing
 
 
-def _fail(path, key, message, value=dataclasses.MISSING):
+def _checked(where: str, key: str, check, value, name: str | None = None):
+    """Runs one check and words its error as `where: key: message`."""
+    name = name or key.split()[-1]
+    try:
+        return check(name, value)
+    except InputError as error:
+        message = str(error).removeprefix(f"`{name}` ")
+        raise ExperimentError(f"{where}: {key}: {message}") from None
+
+
+def _fail(where, key, message, value=dataclasses.MISSING):
     received = "" if value is dataclasses.MISSING else f" Received: {key} = {json.dumps(value, default=str)}"
-    raise ExperimentError(f"{_where(path, key)}: {message}.{received}")
+    raise ExperimentError(f"{where}: {key}: {message}.{received}")
 
 
-def _check_type(path, key, value, kind, what):
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        _fail(path, key, f"must be {what}", value)
-
-
-def _check_table(path, section, table, allowed):
+def _section(where: str, section: str, cls, table) -> Any:
+    """A typed section from its TOML table: unknown keys refused, each value checked."""
     if not isinstance(table, Mapping):
-        _fail(path, f"[{section}]", "must be a table", table)
-    unknown = sorted(set(table) - set(allowed))
+        _fail(where, f"[{section}]", "must be a table", table)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
     if unknown:
-        _fail(path, f"[{section}] {unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}", table[unknown[0]])
+        _fail(where, f"[{section}] {unknown[0]}", f"unknown key; allowed: {', '.join(fields)}", table[unknown[0]])
+    values = {}
+    for name, field in fields.items():
+        if name not in table:
+            continue
+        values[name] = _checked(where, f"[{section}] {name}", field.metadata["check"], table[name], name)
+    return cls(**values)
 
 
-def _check_spec(path, key, spec):
+def _check_spec(where, key, spec):
     """A fixed value, {choice = [...]} or {min, max, step?, sampling?, default?}."""
-    if isinstance(spec, Mapping):
-        keys = set(spec)
-        if "choice" in keys:
-            if keys - {"choice", "default"}:
-                _fail(path, key, "a choice takes only `choice` and `default`", spec)
-            if not isinstance(spec["choice"], list) or not spec["choice"]:
-                _fail(path, key, "`choice` must be a non-empty list", spec)
-            if "default" in spec and spec["default"] not in spec["choice"]:
-                _fail(path, key, "`default` must be one of the choices", spec)
-            return
-        if "min" in keys or "max" in keys:
-            extra = keys - {"min", "max", "step", "sampling", "default"}
-            if extra:
-                _fail(path, key, f"unknown range key `{sorted(extra)[0]}`; a range takes min, max, step, sampling, default", spec)
-            for bound in ("min", "max"):
-                if bound not in spec:
-                    _fail(path, key, f"a range needs `{bound}`", spec)
-                if isinstance(spec[bound], bool) or not isinstance(spec[bound], numbers.Real):
-                    _fail(path, key, f"`{bound}` must be a number", spec)
-            if spec["max"] <= spec["min"]:
-                _fail(path, key, "`max` must be greater than `min`", spec)
-            sampling = spec.get("sampling", "linear")
-            if sampling not in SAMPLINGS:
-                _fail(path, key, f"`sampling` must be one of {', '.join(SAMPLINGS)}", spec)
-            if sampling != "linear" and spec["min"] <= 0:
-                _fail(path, key, f"sampling = \"{sampling}\" needs `min` > 0", spec)
-            step = spec.get("step")
-            if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Real) or step <= 0):
-                _fail(path, key, "`step` must be a positive number", spec)
-            default = spec.get("default")
-            if default is not None and not (spec["min"] <= default <= spec["max"]):
-                _fail(path, key, "`default` must lie between `min` and `max`", spec)
-            return
-        _fail(path, key, "must be a value, {choice = [...]} or {min = ..., max = ...}", spec)
+    if not isinstance(spec, Mapping):
+        return
+    keys = set(spec)
+    if "choice" in keys:
+        if keys - {"choice", "default"}:
+            _fail(where, key, "a choice takes only `choice` and `default`", spec)
+        if not isinstance(spec["choice"], list) or not spec["choice"]:
+            _fail(where, key, "`choice` must be a non-empty list", spec)
+        if "default" in spec and spec["default"] not in spec["choice"]:
+            _fail(where, key, "`default` must be one of the choices", spec)
+        return
+    if not keys & {"min", "max"}:
+        _fail(where, key, "must be a value, {choice = [...]} or {min = ..., max = ...}", spec)
+    extra = keys - {"min", "max", "step", "sampling", "default"}
+    if extra:
+        _fail(where, key, f"unknown range key `{sorted(extra)[0]}`; a range takes min, max, step, sampling, default", spec)
+    for bound in ("min", "max"):
+        if bound not in spec:
+            _fail(where, key, f"a range needs `{bound}`", spec)
+        if isinstance(spec[bound], bool) or not isinstance(spec[bound], numbers.Real):
+            _fail(where, key, f"`{bound}` must be a number", spec)
+    if spec["max"] <= spec["min"]:
+        _fail(where, key, "`max` must be greater than `min`", spec)
+    sampling = spec.get("sampling", "linear")
+    if sampling not in SAMPLINGS:
+        _fail(where, key, f"`sampling` must be one of {', '.join(SAMPLINGS)}", spec)
+    if sampling != "linear" and spec["min"] <= 0:
+        _fail(where, key, f"sampling = \"{sampling}\" needs `min` > 0", spec)
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Real) or step <= 0):
+        _fail(where, key, "`step` must be a positive number", spec)
+    default = spec.get("default")
+    if default is not None and not (spec["min"] <= default <= spec["max"]):
+        _fail(where, key, "`default` must lie between `min` and `max`", spec)
+
+
+def _search(where: str, search, family: str) -> dict[str, Any] | None:
+    if search is None:
+        return None
+    if not isinstance(search, Mapping):
+        _fail(where, "[search]", "must be a table", search)
+    allowed = registry.space_keys(family)
+    for key, spec in search.items():
+        if key == "augmentation":
+            if not isinstance(spec, Mapping):
+                _fail(where, "[search] augmentation", "must be a table of augmentation options", spec)
+            for option, option_spec in spec.items():
+                if option not in registry.AUGMENTATIONS:
+                    _fail(where, f"[search.augmentation] {option}",
+                          f"unknown option; allowed: {', '.join(registry.AUGMENTATIONS)}", option_spec)
+                _check_spec(where, f"[search.augmentation] {option}", option_spec)
+            continue
+        if key not in allowed:
+            _fail(where, f"[search] {key}", f"unknown key; allowed: {', '.join(allowed)}", spec)
+        _check_spec(where, f"[search] {key}", spec)
+    return json.loads(json.dumps(search))  # a plain, independent copy
+
+
+def _objective(where: str, tuner: TunerSettings, task_name: str) -> TunerSettings:
+    task = registry.task(task_name)
+    if tuner.objective is None:
+        return dataclasses.replace(tuner, objective=task.objective)
+    if tuner.objective not in task.objectives:
+        _fail(where, "[tuner] objective", f"must be one of {', '.join(task.objectives)} for task {task_name!r}",
+              tuner.objective)
+    return tuner
 
 
 def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, default_name: str | None = None) -> Experiment:
     """Validates a parsed TOML document and fills in the defaults."""
     where = path or "experiment"
-    unknown = sorted(set(config) - TOP_LEVEL)
+    unknown = sorted(set(config) - set(TOP_LEVEL))
     if unknown:
-        _fail(where, unknown[0], f"unknown key; allowed: {', '.join(sorted(TOP_LEVEL))}", config[unknown[0]])
+        _fail(where, unknown[0], f"unknown key; allowed: {', '.join(TOP_LEVEL)}", config[unknown[0]])
     name = config.get("name", default_name)
     if name is None:
         _fail(where, "name", "is required")
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in (".", ".."):
         _fail(where, "name", "must be a plain folder name: letters, digits, _ . - only", name)
     seed = config.get("seed", 0)
-    _check_type(where, "seed", seed, int, "an integer")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        _fail(where, "seed", "must be an integer", seed)
 
-    sections = {}
-    for section, defaults in SCHEMA.items():
-        table = config.get(section, {})
-        _check_table(where, section, table, defaults)
-        sections[section] = {**copy.deepcopy(defaults), **table}
-
-    data = sections["data"]
-    if not data["source"]:
+    sections = {key: _section(where, key, cls, config.get(key, {})) for key, cls in SECTIONS.items()}
+    if sections["data"].source is None:
         _fail(where, "[data] source", "is required (e.g. \"digits\")")
-    _check_type(where, "[data] source", data["source"], str, "a string")
-    _check_type(where, "[data] batch_size", data["batch_size"], int, "a positive integer")
-    if data["batch_size"] < 1:
-        _fail(where, "[data] batch_size", "must be a positive integer", data["batch_size"])
-    for key in ("validation_split", "test_split"):
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-            _fail(where, f"[data] {key}", "must be a number in [0, 1)", value)
-    if data["validation_split"] == 0:
+    if sections["data"].validation_split == 0:
         _fail(where, "[data] validation_split", "must be above 0: the search scores trials on validation data", 0)
-    if data["image_size"] is not None and (
-        not isinstance(data["image_size"], list) or len(data["image_size"]) != 2
-        or not all(isinstance(v, int) and v > 0 for v in data["image_size"])
-    ):
-        _fail(where, "[data] image_size", "must be [height, width]", data["image_size"])
-
     model = sections["model"]
-    if model["family"] not in FAMILIES:
-        _fail(where, "[model] family", f"must be one of {', '.join(FAMILIES)}", model["family"])
-    if model["task"] not in TASKS:
-        _fail(where, "[model] task", f"must be one of {', '.join(TASKS)}", model["task"])
-
-    tuner = sections["tuner"]
-    if tuner["algorithm"] not in ALGORITHMS:
-        _fail(where, "[tuner] algorithm", f"must be one of {', '.join(ALGORITHMS)}", tuner["algorithm"])
-    for key in ("max_trials", "max_epochs", "executions_per_trial", "early_stopping_patience"):
-        value = tuner[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            _fail(where, f"[tuner] {key}", "must be a positive integer", value)
-    if isinstance(tuner["hyperband_factor"], bool) or not isinstance(tuner["hyperband_factor"], int) or tuner["hyperband_factor"] < 2:
-        _fail(where, "[tuner] hyperband_factor", "must be an integer >= 2", tuner["hyperband_factor"])
-    if tuner["objective"] is not None:
-        objectives = ("val_accuracy", "val_loss", "accuracy", "loss")
-        if tuner["objective"] not in objectives:
-            _fail(where, "[tuner] objective", f"must be one of {', '.join(objectives)}", tuner["objective"])
-    else:
-        tuner["objective"] = "val_accuracy"  # TASKS holds classification only
-    if tuner["distribution"] not in STRATEGIES:
-        _fail(where, "[tuner] distribution", f"must be one of {', '.join(STRATEGIES)}", tuner["distribution"])
-
-    export = sections["export"]
-    _check_type(where, "[export] dir", export["dir"], str, "a folder path")
-    _check_type(where, "[export] enabled", export["enabled"], bool, "true or false")
-
-    search = config.get("search")
-    if search is not None:
-        if not isinstance(search, Mapping):
-            _fail(where, "[search]", "must be a table", search)
-        allowed = space_keys(model["family"])
-        for key, spec in search.items():
-            if key == "augmentation":
-                if not isinstance(spec, Mapping):
-                    _fail(where, "[search] augmentation", "must be a table of augmentation options", spec)
-                for option, option_spec in spec.items():
-                    _check_spec(where, f"[search.augmentation] {option}", option_spec)
-                continue
-            if key not in allowed:
-                _fail(where, f"[search] {key}", f"unknown key; allowed: {', '.join(allowed)}", spec)
-            _check_spec(where, f"[search] {key}", spec)
-        search = copy.deepcopy(dict(search))
-    return Experiment(name=name, seed=seed, data=data, model=model, search=search,
-                      tuner=tuner, export=export, path=path)
+    return Experiment(
+        name=name, seed=seed, data=sections["data"], model=model,
+        search=_search(where, config.get("search"), model.family),
+        tuner=_objective(where, sections["tuner"], model.task), export=sections["export"], path=path,
+    )
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
@@ -228,8 +313,8 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 
     Example:
     >>> experiment = load_experiment("tuning/digits_cnn.toml")  # doctest: +SKIP
-    >>> experiment.name
-    'digits_cnn'
+    >>> experiment.tuner.algorithm
+    'random'
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -246,11 +331,10 @@ def check_against_data(experiment: Experiment, input_shape) -> None:
     options = (experiment.search or {}).get("augmentation")
     if not options:
         return
-    allowed = augmentation_keys(input_shape)
+    allowed = registry.augmentation_keys(input_shape)
     for option in options:
         if option not in allowed:
             raise ExperimentError(
-                f"{experiment.path or 'experiment'}: [search.augmentation] {option}: not an option for "
+                f"{experiment.where}: [search.augmentation] {option}: not an option for "
                 f"inputs of shape {tuple(input_shape)}; allowed: {', '.join(allowed) or 'none'}."
             )
-

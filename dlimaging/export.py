@@ -20,6 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dlimaging import registry
+from dlimaging.errors import InputError
+
 METADATA_FILE = "dlimaging.json"
 SIGNATURE = "serving_default"
 _TMP_PREFIX = ".tmp-"
@@ -30,15 +33,25 @@ class ExportError(RuntimeError):
 
 
 def infer_task(model) -> str:
-    """Reads the task from the output layer: softmax, sigmoid or linear."""
-    layer = model.layers[-1]
-    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    """The task a model's output layer implies, for models that were not built with a task.
+
+    dlimaging's own entry points pass the task they trained for; this is the
+    fallback for a Keras model from elsewhere. It reads the table: the task
+    whose output activation matches, and, where two share one (sigmoid), whose
+    number of output units matches.
+    """
+    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
     units = model.output_shape[-1]
-    if activation == "softmax":
-        return "classification"
-    if activation == "sigmoid":
-        return "binary" if units == 1 else "multilabel"
-    return "regression"
+    matches = [name for name, entry in registry.TASKS.items() if entry.output_activation == activation]
+    exact = [name for name in matches if registry.TASKS[name].units == units]
+    flexible = [name for name in matches if not isinstance(registry.TASKS[name].units, int)]
+    found = exact or flexible or matches
+    if not found:
+        raise InputError(
+            f"Cannot tell the task of a model whose output activation is {activation!r}; "
+            f"pass `task`, one of {', '.join(registry.TASKS)}."
+        )
+    return found[0]
 
 
 def input_name_for(input_shape: Sequence[int]) -> str:
@@ -54,22 +67,39 @@ def list_versions(model_dir: str | os.PathLike) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def _served_outputs():
+    """How each served output is computed from the model's output (`dlimaging.registry.Task.outputs`)."""
+    import tensorflow as tf
+
+    def class_id(y, names):
+        return tf.argmax(y, axis=-1, output_type=tf.int64)
+
+    def class_name(y, names):
+        return tf.gather(names, class_id(y, names))
+
+    return {
+        "probabilities": lambda y, names: y,
+        "predictions": lambda y, names: y,
+        "class_id": class_id,
+        "class_name": class_name,
+    }
+
+
+def _output_names(task: str, class_names) -> list[str]:
+    """The task's served outputs; "class_name" only when the classes have names."""
+    return [name for name in registry.task(task).outputs if name != "class_name" or class_names]
+
+
 def _serving_function(model, task: str, class_names: Sequence[str] | None):
     import tensorflow as tf
 
     names = tf.constant(list(class_names)) if class_names else None
+    computed = _served_outputs()
+    wanted = _output_names(task, class_names)
 
     def serve(x):
         outputs = model(x, training=False)
-        if task == "regression":
-            return {"predictions": outputs}
-        result = {"probabilities": outputs}
-        if task == "classification":
-            class_id = tf.argmax(outputs, axis=-1, output_type=tf.int64)
-            result["class_id"] = class_id
-            if names is not None:
-                result["class_name"] = tf.gather(names, class_id)
-        return result
+        return {name: computed[name](outputs, names) for name in wanted}
 
     return serve
 
@@ -129,8 +159,9 @@ def export_saved_model(
         metadata: dict or None. More metadata, e.g. `{"hyperparameters": {...},
             "metrics": {...}}`, written into `assets/dlimaging.json`.
             Defaults to None.
-        task: str or None. "classification", "binary", "multilabel" or
-            "regression". Defaults to None (read from the output layer).
+        task: str or None. A task of `dlimaging.registry.TASKS`, written into
+            the metadata; it picks the served outputs. Defaults to None (read
+            from the output layer, for models not built by dlimaging).
         value_range: (low, high). The input values the model expects,
             recorded in the metadata. Defaults to (0.0, 1.0).
         sample: array or None. A batch used to check the export against the
@@ -146,24 +177,25 @@ def export_saved_model(
     import keras
     import tensorflow as tf
 
-    from dlimaging.models import TASKS
-    from dlimaging.validation import check_choice, check_positive_int
+    from dlimaging.validation import check_positive_int
 
     if not isinstance(model, keras.Model):
-        raise ValueError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
+        raise InputError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError(
+        raise InputError(
             "`model` must have one input and one output to be exported. "
             f"Received: {len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
-    task = check_choice("task", task or infer_task(model), TASKS)
+    if task is None:
+        task = infer_task(model)
+    registry.task(task)  # refuses a name that is not in the table
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     if any(d is None for d in model.inputs[0].shape[1:]):
-        raise ValueError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
+        raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
     if class_names is not None:
         class_names = [str(c) for c in class_names]
-        if task == "classification" and len(class_names) != model.output_shape[-1]:
-            raise ValueError(
+        if registry.task(task).units == "num_classes" and len(class_names) != model.output_shape[-1]:
+            raise InputError(
                 f"`class_names` must have one name per class ({model.output_shape[-1]}). "
                 f"Received {len(class_names)}: class_names={class_names!r}"
             )
@@ -174,7 +206,7 @@ def export_saved_model(
     version = check_positive_int("version", version)
     target = model_dir / str(version)
     if target.exists():
-        raise ValueError(
+        raise InputError(
             f"`version` {version} already exists at {target}; exports are never overwritten. "
             f"Existing versions: {existing}. Leave `version` out to get {existing[-1] + 1 if existing else 1}."
         )
@@ -192,7 +224,7 @@ def export_saved_model(
         archive.track(model)
         archive.add_endpoint(
             SIGNATURE,
-            _serving_function(model, task, class_names if task == "classification" else None),
+            _serving_function(model, task, class_names),
             input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name=input_name)],
         )
         archive.write_out(str(tmp), verbose=False)
@@ -219,20 +251,12 @@ def export_saved_model(
         (tmp / "assets").mkdir(exist_ok=True)
         (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2, default=_jsonable))
         if target.exists():  # another process published it while we wrote
-            raise ValueError(f"`version` {version} appeared at {target} during the export; nothing was overwritten.")
+            raise InputError(f"`version` {version} appeared at {target} during the export; nothing was overwritten.")
         os.rename(tmp, target)  # one step: TF Serving never sees a half-written version
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _output_names(task: str, class_names) -> list[str]:
-    if task == "regression":
-        return ["predictions"]
-    if task == "classification":
-        return ["probabilities", "class_id"] + (["class_name"] if class_names else [])
-    return ["probabilities"]
 
 
 def _jsonable(value):
@@ -254,17 +278,17 @@ def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
     if (path / "saved_model.pb").is_file():
         return path
     if not path.is_dir():
-        raise ValueError(f"No exported model at {str(path)!r}: no such folder.")
+        raise InputError(f"No exported model at {str(path)!r}: no such folder.")
     versions = list_versions(path)
     if not versions:
-        raise ValueError(f"No exported model at {str(path)!r}: it holds no numeric version folder.")
+        raise InputError(f"No exported model at {str(path)!r}: it holds no numeric version folder.")
     return path / str(versions[-1])
 
 
 def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
     path = pathlib.Path(version_dir) / "assets" / METADATA_FILE
     if not path.is_file():
-        raise ValueError(f"{str(version_dir)!r} has no {METADATA_FILE}; was it exported by dlimaging?")
+        raise InputError(f"{str(version_dir)!r} has no {METADATA_FILE}; was it exported by dlimaging?")
     return json.loads(path.read_text())
 
 
@@ -279,7 +303,7 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
     for path in paths:
         path = pathlib.Path(path)
         if not path.is_file():
-            raise ValueError(f"Input {str(path)!r}: no such file.")
+            raise InputError(f"Input {str(path)!r}: no such file.")
         suffix = path.suffix.lower()
         try:
             if suffix in (".npy", ".npz"):
@@ -296,21 +320,21 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
 
                 with Image.open(path) as image:
                     if len(input_shape) != 3:
-                        raise ValueError(f"the model takes {input_shape}, not images")
+                        raise InputError(f"the model takes {input_shape}, not images")
                     height, width, channels = input_shape
                     image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
                     array = np.asarray(image, "float32") / 255.0
                     array = array.reshape(input_shape)
         except ValueError as error:
-            raise ValueError(f"Input {str(path)!r}: {error}") from None
+            raise InputError(f"Input {str(path)!r}: {error}") from None
         except Exception as error:
-            raise ValueError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
+            raise InputError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
         array = np.asarray(array, "float32")
         single = array.shape == input_shape
         if single:
             array = array[None]
         if array.shape[1:] != input_shape:
-            raise ValueError(
+            raise InputError(
                 f"Input {str(path)!r} has shape {array.shape}; the model takes {input_shape} "
                 f"or a batch (N, {', '.join(map(str, input_shape))})."
             )
@@ -362,10 +386,10 @@ def serving_config(export_dir: str | os.PathLike, base_path: str = "/models") ->
     """A TF Serving `models.config` listing every exported model under `export_dir`."""
     export_dir = pathlib.Path(export_dir)
     if not export_dir.is_dir():
-        raise ValueError(f"`export_dir` {str(export_dir)!r}: no such folder.")
+        raise InputError(f"`export_dir` {str(export_dir)!r}: no such folder.")
     names = sorted(p.name for p in export_dir.iterdir() if p.is_dir() and list_versions(p))
     if not names:
-        raise ValueError(f"`export_dir` {str(export_dir)!r} holds no exported model (NAME/VERSION/ folders).")
+        raise InputError(f"`export_dir` {str(export_dir)!r} holds no exported model (NAME/VERSION/ folders).")
     entries = "".join(
         "  config {\n"
         f'    name: "{name}"\n'

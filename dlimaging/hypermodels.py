@@ -21,18 +21,17 @@ CNN depth and width, `num_layers` and `units_1`, ... for MLP depth and width,
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import weakref
 from typing import Any, Mapping
 
 import keras_tuner
 
-from dlimaging.augment import IMAGE_AUGMENTATION_KEYS, SIGNAL_AUGMENTATION_KEYS
-from dlimaging.models import build_cnn, build_mlp
+from dlimaging import registry
+from dlimaging.errors import InputError
 
-# The default spaces, in one place. `num_blocks` and `filters_<i>` become
-# `filters`; `num_layers` and `units_<i>` become `hidden_units`.
+# The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth
+# and width keys (`num_blocks` and `filters_<i>`) become one builder argument (`filters`).
 DEFAULT_CNN_SPACE: dict[str, Any] = {
     "num_blocks": {"min": 1, "max": 3, "default": 2},
     "filters_i": {"choice": [16, 32, 64], "default": 32},
@@ -68,36 +67,12 @@ DEFAULT_AUGMENTATION_SPACE = {
     "signal": {"shift": {"min": 0.0, "max": 0.1, "step": 0.05},
                "noise": {"min": 0.0, "max": 0.1, "step": 0.05}},
 }
-FIT_KEYS = ("batch_size", "epochs")
-# Per family: the depth key, the per-layer width key and the builder argument they become.
-DEPTH_KEYS = {"cnn": ("num_blocks", "filters_i", "filters"), "mlp": ("num_layers", "units_i", "hidden_units")}
-SAMPLINGS = ("linear", "log", "reverse_log")
+FIT_KEYS = registry.FIT_KEYS
 
 
 def default_space(family: str, input_shape) -> dict[str, Any]:
-    """The default search space of "cnn" or "mlp" for an input shape, as data."""
-    space = copy.deepcopy(DEFAULT_CNN_SPACE if family == "cnn" else DEFAULT_MLP_SPACE)
-    if family == "cnn" and len(input_shape) == 4:
-        space.pop("conv")  # no 3D depthwise convolution in Keras
-    kind = {2: "signal", 3: "image"}.get(len(input_shape))
-    if kind:
-        space["augmentation"] = copy.deepcopy(DEFAULT_AUGMENTATION_SPACE[kind])
-    return space
-
-
-def builder_arguments(family: str) -> list[str]:
-    """The builder arguments a search space may set."""
-    builder = build_cnn if family == "cnn" else build_mlp
-    skip = {"input_shape", "num_classes", "task", "compile", "name"}
-    return [p for p in inspect.signature(builder).parameters if p not in skip]
-
-
-def space_keys(family: str) -> list[str]:
-    return builder_arguments(family) + list(DEPTH_KEYS[family][:2]) + list(FIT_KEYS)
-
-
-def augmentation_keys(input_shape) -> tuple[str, ...]:
-    return {2: SIGNAL_AUGMENTATION_KEYS, 3: IMAGE_AUGMENTATION_KEYS}.get(len(input_shape), ())
+    """The default search space of a family for an input shape, as data."""
+    return registry.family(family).load_hypermodel().default_space(input_shape)
 
 
 def _encode(value):
@@ -142,14 +117,17 @@ def sample(hp: keras_tuner.HyperParameters, name: str, spec: Any, **conditions):
 
 
 class _BuilderHyperModel(keras_tuner.HyperModel):
-    family = ""
+    """Translates a Keras Tuner `hp` into the arguments of its family's builder.
+
+    The family is the registry entry whose `hypermodel` is this class.
+    """
 
     def __init__(
         self,
         input_shape,
         num_classes: int | None = None,
         *,
-        task: str = "classification",
+        task: str = registry.DEFAULT_TASK,
         num_outputs: int = 1,
         space: Mapping[str, Any] | None = None,
         fixed: Mapping[str, Any] | None = None,
@@ -157,28 +135,40 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         tunable: bool = True,
     ):
         super().__init__(name=name, tunable=tunable)
+        self.family = registry.family_of_hypermodel(type(self))
+        self.entry = registry.family(self.family)
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.task = task
         self.num_outputs = num_outputs
-        self.space = dict(default_space(self.family, self.input_shape) if space is None else space)
+        self.space = dict(self.default_space(self.input_shape) if space is None else space)
         self.fixed = dict(fixed or {})
-        count_key, width_key, _ = DEPTH_KEYS[self.family]
+        count_key, width_key = self.entry.depth_key, self.entry.width_key
         if width_key in self.space and count_key not in self.space:
-            raise ValueError(
+            raise InputError(
                 f"`{width_key}` sets the width of each layer and needs `{count_key}` for the depth. "
                 f"Received: space with {width_key} and no {count_key}"
             )
+
+    @classmethod
+    def default_space(cls, input_shape) -> dict[str, Any]:
+        """The family's default space, with the augmentation options for this input rank."""
+        entry = registry.family(registry.family_of_hypermodel(cls))
+        space = copy.deepcopy(entry.load_default_space())
+        kind = registry.AUGMENTATION_INPUTS.get(len(input_shape))
+        if kind:
+            space["augmentation"] = copy.deepcopy(DEFAULT_AUGMENTATION_SPACE[kind])
+        return space
 
     # -- translation from hp to builder arguments
 
     def _depth(self, hp):
         """`num_blocks` + `filters_<i>` (or `num_layers` + `units_<i>`) → a tuple, or None."""
-        count_key, width_key, _ = DEPTH_KEYS[self.family]
+        count_key, width_key = self.entry.depth_key, self.entry.width_key
         count_spec = self.space.get(count_key)
         if count_spec is None:
             return None
-        width_spec = self.space.get(width_key, default_space(self.family, self.input_shape)[width_key])
+        width_spec = self.space.get(width_key, self.default_space(self.input_shape)[width_key])
         if isinstance(count_spec, Mapping) and "max" in count_spec:
             high = min(count_spec["max"], self._depth_limit())
             count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
@@ -203,7 +193,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         """The builder arguments for the current values of `hp`."""
         args: dict[str, Any] = {}
         for key, spec in self.space.items():
-            if key in FIT_KEYS or key in DEPTH_KEYS[self.family][:2]:
+            if key in FIT_KEYS or key in (self.entry.depth_key, self.entry.width_key):
                 continue
             if key == "augmentation":
                 args["augmentation"] = {
@@ -216,21 +206,20 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
                 value = (value,)
             args[key] = value
         args.update(self.fixed)
-        return args
+        return _applicable_optimizer_arguments(args)
 
     def build_arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         """`arguments`, plus the layer widths from the depth and width keys."""
         args = self.arguments(hp)
         widths = self._depth(hp)
-        builder_key = DEPTH_KEYS[self.family][2]
+        builder_key = self.entry.layers_argument
         if widths is not None and builder_key not in self.space:
             args[builder_key] = widths
         return args
 
     def build(self, hp: keras_tuner.HyperParameters):
         args = self.build_arguments(hp)
-        builder = build_cnn if self.family == "cnn" else build_mlp
-        return builder(
+        return self.entry.load_builder()(
             self.input_shape, self.num_classes, task=self.task, num_outputs=self.num_outputs, **args
         )
 
@@ -244,6 +233,17 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         if "epochs" in self.space and "tuner/epochs" not in hp.values:
             kwargs["epochs"] = sample(hp, "epochs", self.space["epochs"])
         return model.fit(*args, **kwargs)
+
+
+def _applicable_optimizer_arguments(args: dict[str, Any]) -> dict[str, Any]:
+    """Drops the optimizer settings that the sampled optimizer does not take (`momentum` for
+    Adam, say): a space may search several optimizers, each with its own settings."""
+    optimizer = args.get("optimizer", registry.DEFAULT_OPTIMIZER)
+    entry = registry.OPTIMIZERS.get(optimizer) if isinstance(optimizer, str) else None
+    if entry is None:
+        return args
+    foreign = set(registry.optimizer_arguments()) - set(entry.arguments)
+    return {key: value for key, value in args.items() if key not in foreign}
 
 
 _SAMPLE_COUNTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -294,7 +294,12 @@ class CNNHyperModel(_BuilderHyperModel):
     >>> model = hypermodel.build(hp)
     """
 
-    family = "cnn"
+    @classmethod
+    def default_space(cls, input_shape) -> dict[str, Any]:
+        space = super().default_space(input_shape)
+        if len(input_shape) == 4:
+            space.pop("conv")  # no 3D depthwise convolution in Keras
+        return space
 
     def _depth_limit(self) -> int:
         # Each block halves the spatial size with pooling: stop before it reaches 0.
@@ -305,9 +310,8 @@ class CNNHyperModel(_BuilderHyperModel):
 class MLPHyperModel(_BuilderHyperModel):
     """Searches `build_mlp`'s arguments; takes the same arguments as `CNNHyperModel`."""
 
-    family = "mlp"
 
-
-def hypermodel_for(family: str, input_shape, num_classes, *, task="classification", space=None, fixed=None):
-    cls = CNNHyperModel if family == "cnn" else MLPHyperModel
+def hypermodel_for(family: str, input_shape, num_classes, *, task=registry.DEFAULT_TASK, space=None, fixed=None):
+    """The hypermodel of a registered family."""
+    cls = registry.family(family).load_hypermodel()
     return cls(input_shape, num_classes, task=task, space=space, fixed=fixed)

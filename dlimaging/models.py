@@ -11,7 +11,9 @@ from typing import Any, Sequence
 
 import keras
 
+from dlimaging import registry
 from dlimaging.augment import resolve_augmentation
+from dlimaging.errors import InputError
 from dlimaging.validation import (
     as_int_tuple,
     check_choice,
@@ -21,9 +23,6 @@ from dlimaging.validation import (
     resolve_activation,
 )
 
-TASKS = ("classification", "binary", "multilabel", "regression")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-REGRESSION_LOSSES = ("mse", "mae", "huber")
 POOLINGS = ("max", "avg", None)
 CONV_KINDS = ("standard", "separable")
 HEADS = ("flatten", "global_avg", "global_max")
@@ -77,7 +76,7 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding
     stride = check_positive_int("stride", stride)
     padding = int(check_number("padding", padding, low=0, integer=True))
     if kernel_size > input_size + 2 * padding:
-        raise ValueError(
+        raise InputError(
             f"`kernel_size` ({kernel_size}) is larger than the padded input "
             f"({input_size} + 2×{padding}). Received: input_size={input_size}, "
             f"kernel_size={kernel_size}, padding={padding}"
@@ -89,57 +88,82 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding
 
 
 def _check_task(task, num_classes, num_outputs) -> int:
-    """Returns the number of output units for the task."""
-    check_choice("task", task, TASKS)
-    if task == "classification":
+    """Returns the number of output units for the task; refuses settings the task does not use."""
+    entry = registry.task(task)
+    if entry.units == "num_classes":
         if num_classes is None:
-            raise ValueError(
-                "`num_classes` is required for task='classification' and must be >= 2. "
+            raise InputError(
+                f"`num_classes` is required for task={task!r} and must be >= {entry.min_classes}. "
                 "Received: num_classes=None"
             )
-        return int(check_number("num_classes", num_classes, low=2, integer=True))
-    if task == "binary":
-        if num_classes not in (None, 1, 2):
-            raise ValueError(
-                "task='binary' has one sigmoid output; `num_classes` must be None, 1 or 2. "
+        units = int(check_number("num_classes", num_classes, low=entry.min_classes, integer=True))
+    elif entry.units == "num_outputs":
+        if num_classes is not None:
+            raise InputError(
+                f"task={task!r} has no classes: set `num_outputs`, not `num_classes`. "
                 f"Received: num_classes={num_classes!r}"
             )
-        return 1
-    if task == "multilabel":
-        if num_classes is None:
-            raise ValueError(
-                "`num_classes` (the number of labels) is required for task='multilabel'. "
-                "Received: num_classes=None"
+        units = check_positive_int("num_outputs", num_outputs)
+    else:
+        units = entry.units
+        if num_classes is not None and (isinstance(num_classes, bool) or num_classes not in (1, 2)):
+            raise InputError(
+                f"task={task!r} has {units} output unit(s); `num_classes` must be None, 1 or 2. "
+                f"Received: num_classes={num_classes!r}"
             )
-        return int(check_number("num_classes", num_classes, low=1, integer=True))
-    return check_positive_int("num_outputs", num_outputs)
+    if entry.units != "num_outputs" and num_outputs != 1:
+        raise InputError(
+            f"`num_outputs` is for tasks with numeric outputs, not task={task!r} "
+            f"(its outputs follow `num_classes`). Received: num_outputs={num_outputs!r}"
+        )
+    return units
 
 
-def _check_common(
-    *, activation, dropout, l1, l2, batch_norm, task, loss, optimizer, learning_rate,
-    beta_1, beta_2, epsilon, momentum, weight_decay,
-):
+def _check_optimizer(optimizer, learning_rate, settings: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer arguments that were given, checked; those that do not apply are refused."""
+    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    given = {key: value for key, value in settings.items() if value is not None}
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if given:
+            key = next(iter(given))
+            raise InputError(
+                f"`{key}` applies to an optimizer given by name; set it on the optimizer object instead. "
+                f"Received: {key}={given[key]!r} with optimizer={type(optimizer).__name__}"
+            )
+        return {}
+    entry = registry.lookup(registry.OPTIMIZERS, "optimizer", optimizer)
+    for key, value in given.items():
+        if key not in entry.arguments:
+            takers = [name for name, other in registry.OPTIMIZERS.items() if key in other.arguments]
+            raise InputError(
+                f"`{key}` does not apply to optimizer={optimizer!r} (it applies to {', '.join(takers)}). "
+                f"Received: {key}={value!r}"
+            )
+        if key == "weight_decay":
+            check_number(key, value, low=0.0)
+        elif key == "epsilon":
+            check_number(key, value, low=0.0, low_inclusive=False)
+        else:
+            check_number(key, value, low=0.0, high=1.0, high_inclusive=False)
+    return given
+
+
+def _check_common(*, activation, dropout, l1, l2, batch_norm, task, loss, compile):
     resolve_activation(activation)
     check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
     check_number("l1", l1, low=0.0)
     check_number("l2", l2, low=0.0)
-    if not isinstance(batch_norm, bool):
-        raise ValueError(f"`batch_norm` must be True or False. Received: batch_norm={batch_norm!r}")
+    for name, value in (("batch_norm", batch_norm), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise InputError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    losses = registry.task(task).losses
     if loss is not None:
-        if task != "regression":
-            raise ValueError(
-                f"`loss` can only be chosen for task='regression' (the loss follows the task). "
-                f"Received: loss={loss!r} with task={task!r}"
+        if len(losses) == 1:
+            raise InputError(
+                f"`loss` cannot be chosen for task={task!r}: its loss is {next(iter(losses))}. "
+                f"Received: loss={loss!r}"
             )
-        check_choice("loss", loss, REGRESSION_LOSSES)
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        check_choice("optimizer", optimizer, OPTIMIZERS)
-    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
-    check_number("beta_1", beta_1, low=0.0, high=1.0, high_inclusive=False)
-    check_number("beta_2", beta_2, low=0.0, high=1.0, high_inclusive=False)
-    check_number("epsilon", epsilon, low=0.0, low_inclusive=False)
-    check_number("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
-    check_number("weight_decay", weight_decay, low=0.0)
+        check_choice("loss", loss, losses)
 
 
 def _spatial_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
@@ -147,7 +171,7 @@ def _spatial_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
     if len(values) == 1:
         return values * rank
     if len(values) != rank:
-        raise ValueError(
+        raise InputError(
             f"`{name}` must be an int or a tuple of {rank} ints for {rank}D inputs. "
             f"Received: {name}={value!r}"
         )
@@ -164,7 +188,7 @@ def _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, po
                 k, s = kernel_size[axis], stride[axis]
                 if padding == "valid":
                     if k > size:
-                        raise ValueError(
+                        raise InputError(
                             f"block{block}_conv{conv}: kernel_size={k} is larger than its input "
                             f"size {size} (axis {axis}, padding='valid'). Use a smaller "
                             "kernel_size, fewer blocks, or padding='same'."
@@ -174,7 +198,7 @@ def _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, po
                     sizes[axis] = math.ceil(size / s)
         if pooling is not None:
             if any(size < POOL_SIZE for size in sizes):
-                raise ValueError(
+                raise InputError(
                     f"block{block}_pool: pooling would shrink the spatial size {tuple(sizes)} "
                     f"below 1 (input_shape={tuple(input_shape)}, filters={tuple(filters)}). "
                     "Use fewer blocks, smaller strides or pooling=None."
@@ -203,47 +227,40 @@ def _dense_block(x, units, *, prefix, activation, dropout, regularizer, batch_no
 
 
 def _output_layer(x, task, units, regularizer):
-    activation = {"classification": "softmax", "regression": "linear"}.get(task, "sigmoid")
+    activation = registry.task(task).output_activation
     return keras.layers.Dense(
         units, activation=activation, kernel_regularizer=regularizer, name="output"
     )(x)
 
 
-def _make_optimizer(optimizer, learning_rate, beta_1, beta_2, epsilon, momentum, weight_decay):
+def _make_optimizer(optimizer, learning_rate, settings: dict[str, Any]):
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
-    if optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
-    if optimizer == "adamw":
-        return keras.optimizers.AdamW(
-            learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon
-        )
-    if optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum)
-    return keras.optimizers.RMSprop(learning_rate, momentum=momentum, epsilon=epsilon)
+    factory = registry.resolve(registry.OPTIMIZERS[optimizer].factory)
+    return factory(learning_rate=learning_rate, **settings)
 
 
 def loss_and_metrics(task: str, loss: str | None = None):
-    """The loss and metrics that go with a task."""
-    if task == "classification":
-        return "sparse_categorical_crossentropy", [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        ]
-    if task in ("binary", "multilabel"):
-        return "binary_crossentropy", [keras.metrics.BinaryAccuracy(name="accuracy")]
-    loss = loss or "mse"
-    losses = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": keras.losses.Huber()}
-    return losses[loss], [keras.metrics.MeanAbsoluteError(name="mae")]
+    """The loss and metrics that go with a task (the task's default loss when `loss` is None)."""
+    entry = registry.task(task)
+    name = entry.losses[loss or next(iter(entry.losses))]
+    loss_fn = getattr(keras.losses, name)() if name[:1].isupper() else name
+    return loss_fn, [getattr(keras.metrics, cls)(name=metric) for cls, metric in entry.metrics]
 
 
-def _finish(model, *, compile, task, loss, optimizer, learning_rate, beta_1, beta_2, epsilon,
-            momentum, weight_decay):
+def _check_training(*, task, loss, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
+                    weight_decay) -> dict[str, Any]:
+    """The settings `_finish` compiles with, checked."""
+    settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay)
+    return dict(task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate,
+                settings=_check_optimizer(optimizer, learning_rate, settings))
+
+
+def _finish(model, *, compile, task, loss, optimizer, learning_rate, settings):
     if compile:
         loss_fn, metrics = loss_and_metrics(task, loss)
         model.compile(
-            optimizer=_make_optimizer(
-                optimizer, learning_rate, beta_1, beta_2, epsilon, momentum, weight_decay
-            ),
+            optimizer=_make_optimizer(optimizer, learning_rate, settings),
             loss=loss_fn,
             metrics=metrics,
         )
@@ -262,7 +279,7 @@ def build_mlp(
     input_shape: Sequence[int],
     num_classes: int | None = None,
     *,
-    task: str = "classification",
+    task: str = registry.DEFAULT_TASK,
     num_outputs: int = 1,
     hidden_units: Sequence[int] = (128, 64),
     activation: Any = "relu",
@@ -272,13 +289,13 @@ def build_mlp(
     batch_norm: bool = False,
     augmentation: Any = None,
     compile: bool = True,
-    optimizer: Any = "adam",
+    optimizer: Any = registry.DEFAULT_OPTIMIZER,
     learning_rate: float = 1e-3,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    momentum: float = 0.9,
-    weight_decay: float = 0.004,
+    beta_1: float | None = None,
+    beta_2: float | None = None,
+    epsilon: float | None = None,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
     loss: str | None = None,
     name: str | None = None,
 ) -> keras.Model:
@@ -314,18 +331,18 @@ def build_mlp(
             rank). Acts only in training. Defaults to None.
         compile: bool. Compile with the task's loss and metrics.
             Defaults to True.
-        optimizer: str or `keras.optimizers.Optimizer`. "adam", "adamw",
-            "sgd" (with `momentum`) or "rmsprop". Defaults to "adam".
+        optimizer: str or `keras.optimizers.Optimizer`. A name from
+            `dlimaging.registry.OPTIMIZERS` ("adam", "adamw", "sgd",
+            "rmsprop") or an optimizer object. Defaults to "adam".
         learning_rate: float > 0. Defaults to 1e-3.
-        beta_1: float. Adam's first-moment decay. Defaults to 0.9.
-        beta_2: float. Adam's second-moment decay. Defaults to 0.999.
-        epsilon: float. Adam's and RMSprop's stabiliser. Defaults to 1e-7.
-        momentum: float. Momentum of "sgd" and "rmsprop". Defaults to 0.9.
-        weight_decay: float. Decoupled weight decay of "adamw".
-            Defaults to 0.004.
-        loss: str or None. For "regression" only: "mse", "mae" or "huber".
-            Defaults to None (MSE).
-        name: str or None. Model name. Defaults to "mlp".
+        beta_1, beta_2, epsilon, momentum, weight_decay: float or None.
+            Settings of the named optimizer; each is refused by an optimizer
+            it does not apply to (`momentum` by "adam", say), and None keeps
+            Keras's default (Adam: 0.9, 0.999, 1e-7; SGD: momentum 0.0;
+            AdamW: weight_decay 0.004). Defaults to None.
+        loss: str or None. For tasks with a choice of loss ("regression":
+            "mse", "mae" or "huber"). Defaults to None (the task's default).
+        name: str or None. Model name. Defaults to "multilayer_perceptron".
 
     Returns:
         A `keras.Model`, compiled unless `compile=False`.
@@ -336,11 +353,12 @@ def build_mlp(
     input_shape = check_input_shape(input_shape, ranks=(1, 2, 3, 4))
     out_units = _check_task(task, num_classes, num_outputs)
     hidden_units = as_int_tuple("hidden_units", hidden_units)
-    training = dict(
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
+                  loss=loss, compile=compile)
+    training = _check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
-    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, **training)
     augmentation = resolve_augmentation(augmentation, input_shape)
     regularizer = _regularizer(l1, l2)
 
@@ -356,7 +374,7 @@ def build_mlp(
             dropout=dropout, regularizer=regularizer, batch_norm=batch_norm,
         )
     outputs = _output_layer(x, task, out_units, regularizer)
-    model = keras.Model(inputs, outputs, name=name or "mlp")
+    model = keras.Model(inputs, outputs, name=name or "multilayer_perceptron")
     return _finish(model, compile=compile, **training)
 
 
@@ -364,7 +382,7 @@ def build_cnn(
     input_shape: Sequence[int],
     num_classes: int | None = None,
     *,
-    task: str = "classification",
+    task: str = registry.DEFAULT_TASK,
     num_outputs: int = 1,
     filters: Sequence[int] = (32, 64),
     kernel_size: Any = 3,
@@ -382,13 +400,13 @@ def build_cnn(
     dense_units: Sequence[int] = (128,),
     augmentation: Any = None,
     compile: bool = True,
-    optimizer: Any = "adam",
+    optimizer: Any = registry.DEFAULT_OPTIMIZER,
     learning_rate: float = 1e-3,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    momentum: float = 0.9,
-    weight_decay: float = 0.004,
+    beta_1: float | None = None,
+    beta_2: float | None = None,
+    epsilon: float | None = None,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
     loss: str | None = None,
     name: str | None = None,
 ) -> keras.Model:
@@ -432,7 +450,7 @@ def build_cnn(
         augmentation: dict, Keras layer or None. As in `build_mlp`.
         compile, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
             weight_decay, loss: as in `build_mlp`.
-        name: str or None. Model name. Defaults to "cnn1d", "cnn2d" or "cnn3d".
+        name: str or None. Model name. Defaults to "convnet1d", "convnet2d" or "convnet3d".
 
     Returns:
         A `keras.Model`, compiled unless `compile=False`.
@@ -450,7 +468,7 @@ def build_cnn(
     check_choice("pooling", pooling, POOLINGS)
     check_choice("conv", conv, CONV_KINDS)
     if conv == "separable" and rank == 3:
-        raise ValueError(
+        raise InputError(
             "conv='separable' (depthwise + pointwise) is available for 1D and 2D inputs; "
             f"Keras has no 3D depthwise convolution. Received: conv='separable' with "
             f"input_shape={input_shape}"
@@ -458,11 +476,12 @@ def build_cnn(
     convs_per_block = check_positive_int("convs_per_block", convs_per_block)
     check_choice("head", head, HEADS)
     dense_units = as_int_tuple("dense_units", dense_units)
-    training = dict(
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
+                  loss=loss, compile=compile)
+    training = _check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
-    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, **training)
     _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block)
     augmentation = resolve_augmentation(augmentation, input_shape)
     regularizer = _regularizer(l1, l2)
@@ -505,5 +524,5 @@ def build_cnn(
             regularizer=regularizer, batch_norm=batch_norm,
         )
     outputs = _output_layer(x, task, out_units, regularizer)
-    model = keras.Model(inputs, outputs, name=name or f"cnn{rank}d")
+    model = keras.Model(inputs, outputs, name=name or f"convnet{rank}d")
     return _finish(model, compile=compile, **training)

@@ -28,8 +28,8 @@ def _save(fig: Figure, path: str | os.PathLike) -> pathlib.Path:
     return path
 
 
-def _completed(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [t for t in trials if t.get("score") is not None]
+def _completed(trials: Sequence[Any]) -> list[Any]:
+    return [t for t in trials if t.score is not None]
 
 
 def _log_x(ax, values: Sequence[float]) -> None:
@@ -103,12 +103,13 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     return _save(history_figure(history, title), path)
 
 
-def objective_per_trial_figure(trials: Sequence[Mapping[str, Any]], objective: str) -> Figure:
+def objective_per_trial_figure(trials: Sequence[Any], objective: str, direction: str = "max") -> Figure:
     """The objective of each completed trial, in the order they ran, with the best so far.
 
     Args:
-        trials: trial dicts with `"trial"` (its number) and `"score"` (None if unfinished).
-        objective: str. The objective's name; one ending in "accuracy" or "auc" is maximized.
+        trials: `dlimaging.results.TrialRecord`s (`trial`, `score`: None if unfinished).
+        objective: str. The objective's name, for the axis.
+        direction: "max" or "min": how the objective improves. Defaults to "max".
 
     Returns:
         A `matplotlib.figure.Figure`.
@@ -117,10 +118,10 @@ def objective_per_trial_figure(trials: Sequence[Mapping[str, Any]], objective: s
     fig = Figure(figsize=(6, 3.6), layout="tight")
     ax = fig.subplots()
     if done:
-        xs = [int(t["trial"]) for t in done]
-        ys = [t["score"] for t in done]
+        xs = [int(t.trial) for t in done]
+        ys = [t.score for t in done]
         ax.plot(xs, ys, "o", label="trial")
-        best_of = max if objective.endswith(("accuracy", "auc")) else min
+        best_of = max if direction == "max" else min
         ax.plot(xs, list(itertools.accumulate(ys, best_of)), "-", label="best so far")
         ax.legend()
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
@@ -130,13 +131,13 @@ def objective_per_trial_figure(trials: Sequence[Mapping[str, Any]], objective: s
     return fig
 
 
-def plot_objective_per_trial(trials: Sequence[Mapping[str, Any]], objective: str, path) -> pathlib.Path:
-    """Writes `objective_per_trial_figure(trials, objective)` to a PNG file; returns its path."""
-    return _save(objective_per_trial_figure(trials, objective), path)
+def plot_objective_per_trial(trials: Sequence[Any], objective: str, path, direction: str = "max") -> pathlib.Path:
+    """Writes `objective_per_trial_figure(trials, objective, direction)` to a PNG file; returns its path."""
+    return _save(objective_per_trial_figure(trials, objective, direction), path)
 
 
-def _hyperparameter_panel(ax, name: str, done: Sequence[Mapping[str, Any]], objective: str) -> None:
-    points = [(t["hyperparameters"][name], t["score"]) for t in done if name in t["hyperparameters"]]
+def _hyperparameter_panel(ax, name: str, done: Sequence[Any], objective: str) -> None:
+    points = [(t.hyperparameters[name], t.score) for t in done if name in t.hyperparameters]
     values, scores = [p[0] for p in points], [p[1] for p in points]
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         ax.plot(values, scores, "o")
@@ -153,20 +154,20 @@ def _hyperparameter_panel(ax, name: str, done: Sequence[Mapping[str, Any]], obje
     ax.grid(alpha=0.3)
 
 
-def hyperparameters_figure(trials: Sequence[Mapping[str, Any]], objective: str) -> Figure:
+def hyperparameters_figure(trials: Sequence[Any], objective: str) -> Figure:
     """One panel per hyperparameter that varied: its value against the objective.
 
     Args:
-        trials: trial dicts with `"score"` and a `"hyperparameters"` dict.
+        trials: `dlimaging.results.TrialRecord`s (`score`, `hyperparameters`).
         objective: str. The objective's name, the panels' y label.
 
     Returns:
         A `matplotlib.figure.Figure`, up to four panels a row.
     """
     done = _completed(trials)
-    names = sorted({k for t in done for k in t["hyperparameters"] if not k.startswith("tuner/")})
+    names = sorted({k for t in done for k in t.hyperparameters if not k.startswith("tuner/")})
     # A fixed value says nothing about the objective: plot only what varied.
-    names = [n for n in names if len({str(t["hyperparameters"].get(n)) for t in done}) > 1]
+    names = [n for n in names if len({str(t.hyperparameters.get(n)) for t in done}) > 1]
     cols = min(4, max(1, len(names)))
     rows = max(1, -(-len(names) // cols))
     fig = Figure(figsize=(3.6 * cols, 3 * rows), layout="tight")
@@ -178,7 +179,7 @@ def hyperparameters_figure(trials: Sequence[Mapping[str, Any]], objective: str) 
     return fig
 
 
-def plot_hyperparameters(trials: Sequence[Mapping[str, Any]], objective: str, path) -> pathlib.Path:
+def plot_hyperparameters(trials: Sequence[Any], objective: str, path) -> pathlib.Path:
     """Writes `hyperparameters_figure(trials, objective)` to a PNG file; returns its path."""
     return _save(hyperparameters_figure(trials, objective), path)
 

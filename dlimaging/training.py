@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import pathlib
 import time
 from typing import Any, Mapping
 
-from dlimaging.validation import check_choice, check_positive_int
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.validation import check_positive_int
 
-MODEL_FAMILIES = ("cnn", "mlp")
+# Builder arguments that come from the dataset.
+_FROM_DATA = ("input_shape", "num_classes", "task", "num_outputs")
 
 
 def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = None):
-    """Builds a model of `family` for a dataset bundle's input shape and task."""
-    from dlimaging.models import build_cnn, build_mlp
-
-    check_choice("model", family, MODEL_FAMILIES)
+    """Builds a model of a registered `family` for a dataset bundle's input shape and task."""
+    entry = registry.family(family)
     overrides = dict(overrides or {})
-    for fixed in ("input_shape", "num_classes", "task"):
+    for fixed in _FROM_DATA:
         if fixed in overrides:
-            raise ValueError(
+            raise InputError(
                 f"`{fixed}` comes from the dataset and cannot be set. Received: {fixed}={overrides[fixed]!r}"
             )
-    builder = build_cnn if family == "cnn" else build_mlp
-    allowed = [p for p in inspect.signature(builder).parameters if p not in ("input_shape", "num_classes", "task")]
+    allowed = registry.builder_arguments(family) + ["compile", "name"]
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"Unknown setting `{unknown[0]}` for model={family!r}. Received: {unknown[0]}={overrides[unknown[0]]!r}. "
             f"Allowed settings: {', '.join(allowed)}"
         )
-    return builder(data.input_shape, data.num_classes, task=data.task, **overrides)
+    return entry.load_builder()(data.input_shape, data.num_classes, task=data.task, **overrides)
 
 
 def train(
     source: str,
     *,
-    model: str = "cnn",
+    model: str = registry.DEFAULT_FAMILY,
     epochs: int = 20,
     batch_size: int = 32,
     overrides: Mapping[str, Any] | None = None,
@@ -56,7 +55,8 @@ def train(
 
     Args:
         source: str. Any `load_dataset` source.
-        model: str. "cnn" or "mlp". Defaults to "cnn".
+        model: str. A family of `dlimaging.registry.FAMILIES` ("cnn", "mlp").
+            Defaults to "cnn".
         epochs: int. Most epochs to train. Defaults to 20.
         batch_size: int. Defaults to 32.
         overrides: dict or None. Builder arguments, e.g. `{"dropout": 0.3}`.
@@ -74,7 +74,7 @@ def train(
     from dlimaging.data import load_dataset
     from dlimaging.plots import plot_history
 
-    check_choice("model", model, MODEL_FAMILIES)
+    registry.family(model)
     epochs = check_positive_int("epochs", epochs)
     patience = check_positive_int("patience", patience)
     data = load_dataset(source, batch_size=batch_size, seed=seed)

@@ -1,16 +1,17 @@
 """Argument checks shared by every public function.
 
-Each check raises ``ValueError`` naming the argument, the value received and
+Each check raises `InputError` (a ``ValueError``) naming the argument, the value received and
 what is allowed, in the form Keras uses:
 ``ValueError: `dropout` must be in [0, 1). Received: dropout=1.5``.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Iterable, Sequence
 
-import keras
+from dlimaging.errors import InputError
 
 
 def _fmt(value: Any) -> str:
@@ -21,7 +22,7 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     allowed = list(allowed)
     if value not in allowed:
         shown = ", ".join(_fmt(a) for a in allowed)
-        raise ValueError(
+        raise InputError(
             f"`{name}` must be one of {shown}. Received: {name}={_fmt(value)}"
         )
     return value
@@ -41,17 +42,19 @@ def check_number(
     kind = "an integer" if integer else "a number"
     is_num = isinstance(value, numbers.Integral if integer else numbers.Real)
     if isinstance(value, bool) or not is_num:
-        raise ValueError(f"`{name}` must be {kind}. Received: {name}={_fmt(value)}")
-    if value != value:  # NaN
-        raise ValueError(f"`{name}` must not be NaN. Received: {name}={_fmt(value)}")
+        raise InputError(f"`{name}` must be {kind}. Received: {name}={_fmt(value)}")
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+        raise InputError(f"`{name}` must be a finite number. Received: {name}={_fmt(value)}")
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
+        if integer and low == 1 and high is None:
+            raise InputError(f"`{name}` must be a positive integer. Received: {name}={_fmt(value)}")
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
-        raise ValueError(
+        raise InputError(
             f"`{name}` must be {kind} in {left}{lo}, {hi}{right}. "
             f"Received: {name}={_fmt(value)}"
         )
@@ -71,12 +74,12 @@ def as_int_tuple(name: str, value: Any, *, allow_empty: bool = True) -> tuple[in
         isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1
         for item in items
     ):
-        raise ValueError(
+        raise InputError(
             f"`{name}` must be a positive integer or a tuple of them. "
             f"Received: {name}={_fmt(value)}"
         )
     if not allow_empty and len(items) == 0:
-        raise ValueError(
+        raise InputError(
             f"`{name}` must hold at least one positive integer. Received: {name}={_fmt(value)}"
         )
     return tuple(int(v) for v in items)
@@ -87,7 +90,7 @@ def check_input_shape(value: Any, ranks: Sequence[int]) -> tuple[int, ...]:
     shape = as_int_tuple("input_shape", value, allow_empty=False)
     if len(shape) not in ranks:
         allowed = " or ".join(str(r) for r in ranks)
-        raise ValueError(
+        raise InputError(
             f"`input_shape` must have {allowed} dimensions (without the batch axis). "
             f"Received: input_shape={_fmt(value)}"
         )
@@ -99,6 +102,8 @@ _NOT_ACTIVATIONS = {"get", "serialize", "deserialize"}
 
 
 def activation_names() -> list[str]:
+    import keras
+
     names = []
     for attr in dir(keras.activations):
         if attr.startswith("_") or attr in _NOT_ACTIVATIONS or not attr.islower():
@@ -110,13 +115,15 @@ def activation_names() -> list[str]:
 
 def resolve_activation(value: Any, name: str = "activation"):
     """Returns a Keras activation for a name, a callable or None (linear)."""
+    import keras
+
     if value is None:
         return keras.activations.linear
     if callable(value):
         return value
     if isinstance(value, str) and value in activation_names():
         return keras.activations.get(value)
-    raise ValueError(
+    raise InputError(
         f"`{name}` must be a Keras activation name or a callable. "
         f"Received: {name}={_fmt(value)}. Valid names: {', '.join(activation_names())}"
     )

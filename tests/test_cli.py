@@ -138,3 +138,52 @@ def test_report_command(tmp_path, capsys):
     assert "val_accuracy (maximize)" in out and "2 trials: 2 completed, 0 failed." in out
     assert (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").is_file()  # redrawn
     assert main(["report", str(tmp_path / "nothing")]) == 2
+
+
+def test_a_bug_is_an_internal_error_with_its_traceback_in_a_log(monkeypatch, capsys, tmp_path):
+    import dlimaging.cli as cli
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+
+    def broken(args):
+        raise KeyError("oops")  # not the user's fault: not an InputError
+
+    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    assert main(["datasets"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "internal error (KeyError: 'oops')" in err and "bug in dlimaging" in err
+    logs = list(tmp_path.glob("dlimaging-internal-error-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in err
+    assert "Traceback" in logs[0].read_text() and "broken" in logs[0].read_text()
+
+
+def test_a_plain_value_error_from_inside_is_an_internal_error_too(monkeypatch, capsys, tmp_path):
+    import tempfile
+
+    import dlimaging.cli as cli
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(cli, "cmd_datasets", lambda args: int("x"))  # a ValueError that is dlimaging's bug
+    assert main(["datasets"]) == 1
+    assert "internal error (ValueError" in capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys):
+    from dlimaging.errors import InputError
+
+    assert main(["train", "--data", "digits", "--set", "dropout=1.5", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "dlimaging: error: `dropout` must be a number in [0.0, 1.0). Received: dropout=1.5"
+    assert issubclass(InputError, ValueError)
+
+
+def test_model_choices_come_from_the_registry(capsys):
+    from dlimaging import registry
+
+    assert main(["train", "--data", "digits", "--model", "rnn"]) == 2
+    err = capsys.readouterr().err
+    assert all(f"'{name}'" in err for name in registry.FAMILIES)

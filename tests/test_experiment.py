@@ -21,10 +21,10 @@ def test_shipped_configs_are_valid():
 def test_defaults_are_filled_in():
     experiment = parse_experiment(BASE)
     assert experiment.seed == 0
-    assert experiment.model == {"family": "cnn", "task": "classification"}
-    assert experiment.tuner["algorithm"] == "random" and experiment.tuner["max_trials"] == 20
-    assert experiment.objective == "val_accuracy"
-    assert experiment.export == {"dir": "saved_models", "enabled": True}
+    assert (experiment.model.family, experiment.model.task) == ("cnn", "classification")
+    assert experiment.tuner.algorithm == "random" and experiment.tuner.max_trials == 20
+    assert experiment.objective == "val_accuracy" and experiment.direction == "max"
+    assert (experiment.export.dir, experiment.export.enabled) == ("saved_models", True)
     assert experiment.search is None  # the family's default space
 
 
@@ -46,12 +46,15 @@ def _with(section, key, value):
         (_with(None, "seed", "zero"), "seed: must be an integer"),
         (_with("data", "batchsize", 3), r"\[data\] batchsize: unknown key"),
         (_with("data", "batch_size", 0), r"\[data\] batch_size: must be a positive integer"),
-        (_with("data", "validation_split", 1.5), r"\[data\] validation_split: must be a number in \[0, 1\)"),
+        (_with("data", "validation_split", 1.5), r"\[data\] validation_split: must be a number in \[0.0, 1.0\)"),
         (_with("data", "validation_split", 0.0), "scores trials on validation data"),
-        (_with("model", "family", "rnn"), r"\[model\] family: must be one of cnn, mlp. Received: \[model\] family = \"rnn\""),
-        (_with("tuner", "algorithm", "genetic"), r"\[tuner\] algorithm: must be one of random, hyperband, bayesian, grid"),
+        (_with("model", "family", "rnn"), r"x.toml: \[model\] family: must be one of 'cnn', 'mlp'. Received: family='rnn'"),
+        (_with("model", "task", "clustering"), r"\[model\] task: must be one of 'classification', 'binary'"),
+        (_with("tuner", "algorithm", "genetic"), r"\[tuner\] algorithm: must be one of 'random', 'hyperband', 'bayesian', 'grid'"),
         (_with("tuner", "max_trials", 0), r"\[tuner\] max_trials: must be a positive integer"),
-        (_with("tuner", "max_epochs", "ten"), r"\[tuner\] max_epochs: must be a positive integer"),
+        (_with("tuner", "max_epochs", "ten"), r"\[tuner\] max_epochs: must be an integer"),
+        (_with("tuner", "hyperband_factor", 1), r"\[tuner\] hyperband_factor: must be an integer in \[2, inf\]"),
+        (_with("tuner", "objective", "val_mae"), r"\[tuner\] objective: must be one of val_accuracy, .* for task 'classification'"),
         (_with("tuner", "objective", "val_f1"), r"\[tuner\] objective: must be one of"),
         (_with("search", "dropot", 0.1), r"\[search\] dropot: unknown key; allowed: .*dropout"),
         (_with("search", "dropout", {"min": 0.5, "max": 0.1}), r"\[search\] dropout: `max` must be greater than `min`"),
@@ -90,3 +93,30 @@ def test_cli_config_error_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert "[search] dropout: `max` must be greater than `min`" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_the_config_layer_loads_no_tensorflow_keras_or_keras_tuner():
+    code = ("import sys, dlimaging.experiment as e; e.load_experiment('tuning/digits_cnn.toml'); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).resolve().parents[1], check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_objective_and_direction_follow_the_task():
+    experiment = parse_experiment({"name": "t", "data": {"source": "x.npz"}, "model": {"task": "regression"}})
+    assert (experiment.objective, experiment.direction) == ("val_loss", "min")
+    experiment = parse_experiment({"name": "t", "data": {"source": "x.npz"}, "model": {"task": "regression"},
+                                   "tuner": {"objective": "val_mae"}})
+    assert experiment.direction == "min"
+
+
+def test_budget_overrides_are_checked_here():
+    experiment = parse_experiment(BASE)
+    assert experiment.with_budgets(max_trials=3).tuner.max_trials == 3
+    assert experiment.with_budgets(max_epochs=2).tuner.max_epochs == 2
+    assert experiment.tuner.max_trials == 20  # unchanged: experiments are frozen
+    with pytest.raises(ExperimentError, match=r"--max-trials: max_trials: must be a positive integer. Received: max_trials=0"):
+        experiment.with_budgets(max_trials=0)
+    with pytest.raises(ExperimentError, match=r"--max-epochs: .*must be an integer"):
+        experiment.with_budgets(max_epochs="abc")

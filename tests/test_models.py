@@ -218,6 +218,15 @@ def test_optimizers(optimizer, cls, extra):
         assert float(getattr(model.optimizer, key)) == pytest.approx(value)
 
 
+def test_optimizers_keep_keras_defaults():
+    # Arguments left out are not passed: each optimizer keeps Keras's own defaults.
+    assert float(dli.build_mlp((4,), 2, optimizer="sgd").optimizer.momentum) == 0.0
+    assert float(dli.build_mlp((4,), 2, optimizer="rmsprop").optimizer.momentum) == 0.0
+    adam = dli.build_mlp((4,), 2).optimizer
+    assert (float(adam.beta_1), float(adam.beta_2), float(adam.epsilon)) == (0.9, 0.999, 1e-7)
+    assert float(dli.build_mlp((4,), 2, optimizer="adamw").optimizer.weight_decay) == pytest.approx(0.004)
+
+
 def test_uncompiled_model():
     model = dli.build_mlp((4,), 2, compile=False)
     assert not model.compiled
@@ -282,10 +291,17 @@ BAD_CNN = [
     ({"beta_1": 1.0}, "Received: beta_1=1.0"),
     ({"beta_2": -0.5}, "Received: beta_2=-0.5"),
     ({"epsilon": 0}, "Received: epsilon=0"),
-    ({"momentum": 1.5}, "Received: momentum=1.5"),
+    ({"optimizer": "sgd", "momentum": 1.5}, "Received: momentum=1.5"),
+    ({"momentum": 0.9}, r"`momentum` does not apply to optimizer='adam' \(it applies to sgd, rmsprop\)"),
+    ({"optimizer": "sgd", "beta_1": 0.9}, r"`beta_1` does not apply to optimizer='sgd' \(it applies to adam, adamw\)"),
+    ({"weight_decay": 0.01}, "`weight_decay` does not apply to optimizer='adam'"),
+    ({"learning_rate": float("inf")}, "`learning_rate` must be a finite number. Received: learning_rate=inf"),
+    ({"optimizer": "adamw", "weight_decay": float("inf")}, "must be a finite number. Received: weight_decay=inf"),
+    ({"compile": "no"}, "`compile` must be True or False. Received: compile='no'"),
+    ({"num_outputs": 5}, r"`num_outputs` is for tasks with numeric outputs, not task='classification'"),
     ({"batch_norm": "yes"}, "Received: batch_norm='yes'"),
     ({"task": "segmentation"}, "Received: task='segmentation'"),
-    ({"loss": "mae"}, "only be chosen for task='regression'"),
+    ({"loss": "mae"}, "`loss` cannot be chosen for task='classification'"),
     ({"task": "regression", "loss": "hinge"}, "Received: loss='hinge'"),
     ({"augmentation": {"rotation": 2.0}}, "Received: rotation=2.0"),
     ({"augmentation": {"flip": "diagonal"}}, "Received: flip='diagonal'"),
@@ -308,7 +324,10 @@ def test_cnn_bad_input(kwargs, match):
         (((8, 8, 1), None), {}, "`num_classes` is required"),
         (((8, 8, 1), 1), {}, "Received: num_classes=1"),
         (((8, 8, 1), 3), {"task": "binary"}, "Received: num_classes=3"),
-        (((8, 8, 1),), {"task": "multilabel"}, "`num_classes` .* is required"),
+        (((8, 8, 1),), {"task": "multilabel"}, "`num_classes` is required for task='multilabel'"),
+        (((8, 8, 1), 10), {"task": "regression"}, "task='regression' has no classes: set `num_outputs`, not `num_classes`"),
+        (((8, 8, 1), True), {}, "Received: num_classes=True"),
+        (((8, 8, 1), True), {"task": "binary"}, "Received: num_classes=True"),
         (((8, 8, 1),), {"task": "regression", "num_outputs": 0}, "Received: num_outputs=0"),
         (((), 2), {}, r"Received: input_shape=\(\)"),
         (((8, -8, 1), 2), {}, "Received: input_shape"),

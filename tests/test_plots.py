@@ -12,17 +12,24 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from dlimaging import plots
+from dlimaging.results import TrialRecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HISTORY = {"loss": [1.0, 0.6, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.5, 0.7, 0.8],
            "val_accuracy": [0.4, 0.6, 0.7], "learning_rate": [1e-3, 1e-3, 1e-4]}
 
 
+def _trial(trial, score, hyperparameters):
+    status = "COMPLETED" if score is not None else "RUNNING"
+    return TrialRecord(trial=trial, trial_id=str(trial - 1), status=status, score=score,
+                       hyperparameters=hyperparameters)
+
+
 def _trials(learning_rates=(1e-4, 1e-3, 1e-2)):
-    return [{"trial": i + 1, "score": 0.5 + 0.1 * i,
-             "hyperparameters": {"learning_rate": lr, "activation": ("relu", "tanh")[i % 2], "units": 16 * (i + 1),
-                                 "dropout": 0.2, "tuner/epochs": 2}}
-            for i, lr in enumerate(learning_rates)] + [{"trial": 9, "score": None, "hyperparameters": {"units": 1}}]
+    return [_trial(i + 1, 0.5 + 0.1 * i,
+                   {"learning_rate": lr, "activation": ("relu", "tanh")[i % 2], "units": 16 * (i + 1),
+                    "dropout": 0.2, "tuner/epochs": 2})
+            for i, lr in enumerate(learning_rates)] + [_trial(9, None, {"units": 1})]
 
 
 def _draw_everything(folder):
@@ -131,7 +138,7 @@ def test_log_axis_within_a_decade_has_two_labels(values, expected):
 
 
 def test_many_categories_are_thinned_and_rotated():
-    trials = [{"trial": i, "score": i / 20, "hyperparameters": {"optimizer": f"optimizer_{i:02d}"}} for i in range(20)]
+    trials = [_trial(i + 1, i / 20, {"optimizer": f"optimizer_{i:02d}"}) for i in range(20)]
     fig = plots.hyperparameters_figure(trials, "val_loss")
     FigureCanvasAgg(fig).draw()
     labels = [label for label in fig.axes[0].get_xticklabels() if label.get_text()]

@@ -13,7 +13,9 @@ import pytest
 import tensorflow as tf
 
 from dlimaging.experiment import parse_experiment
-from dlimaging.tuning import FailOnNaN, TuningError, report, run_search
+from dlimaging.results import report
+from dlimaging.tuner import FailOnNaN
+from dlimaging.tuning import TuningError, run_search
 
 DLIMAGING = str(pathlib.Path(sys.executable).parent / "dlimaging")
 TINY_SEARCH = {
@@ -49,11 +51,11 @@ def _toml(path, name, search_lines, max_trials=3, algorithm="random"):
 def test_each_algorithm(tmp_path, algorithm):
     exp = experiment(algorithm=algorithm, max_epochs=2, max_trials=2)
     result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
-    completed = [t for t in result.trials if t["status"] == "COMPLETED"]
+    completed = [t for t in result.trials if t.status == "COMPLETED"]
     assert completed, result.trials
-    assert 0.0 < result.best["score"] <= 1.0
-    assert result.best["score"] == max(t["score"] for t in completed)
-    assert "test_accuracy" in result.best["test_metrics"]
+    assert 0.0 < result.best.score <= 1.0
+    assert result.best.score == max(t.score for t in completed)
+    assert "test_accuracy" in result.best.test_metrics
     if algorithm != "hyperband":
         assert len(result.trials) <= 2
 
@@ -84,8 +86,8 @@ def test_results_plots_and_export(tmp_path):
     # The export is the best trial's model, with its test metrics in the metadata.
     assert result.export_path == tmp_path / "saved_models" / "tiny" / "1"
     info = json.loads((result.export_path / "assets" / "dlimaging.json").read_text())
-    assert info["hyperparameters"] == result.best["hyperparameters"]
-    assert info["metrics"]["test_accuracy"] == pytest.approx(result.best["test_metrics"]["test_accuracy"])
+    assert info["hyperparameters"] == result.best.hyperparameters
+    assert info["metrics"]["test_accuracy"] == pytest.approx(result.best.test_metrics["test_accuracy"])
     assert info["class_names"] == [str(i) for i in range(10)]
     fn = tf.saved_model.load(str(result.export_path)).signatures["serving_default"]
     # The served model scores exactly the test accuracy measured on the best trial's model.
@@ -94,7 +96,7 @@ def test_results_plots_and_export(tmp_path):
     data = load_dataset("digits", seed=0)
     out = fn(image=tf.constant(data.arrays["x_test"]))
     accuracy = float(np.mean(out["class_id"].numpy() == data.arrays["y_test"]))
-    assert accuracy == pytest.approx(result.best["test_metrics"]["test_accuracy"], abs=1e-6)
+    assert accuracy == pytest.approx(result.best.test_metrics["test_accuracy"], abs=1e-6)
 
     text, paths = report(run_dir)
     assert "rank" in text and "3 trials: 3 completed, 0 failed." in text and len(paths) == 3
@@ -102,7 +104,7 @@ def test_results_plots_and_export(tmp_path):
     # Running the finished experiment again redoes nothing and exports nothing new.
     again = run_search(experiment(max_trials=3), runs_dir=tmp_path / "runs",
                        export_dir=tmp_path / "saved_models", printer=lines.append)
-    assert [t["score"] for t in again.trials] == [t["score"] for t in result.trials]
+    assert [t.score for t in again.trials] == [t.score for t in result.trials]
     assert sorted(p.name for p in (tmp_path / "saved_models" / "tiny").iterdir()) == ["1"]
 
 
@@ -112,10 +114,10 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     lines = []
     result = run_search(experiment(algorithm="grid", search=search, max_trials=2),
                         runs_dir=tmp_path / "runs", export=False, printer=lines.append)
-    statuses = sorted(t["status"] for t in result.trials)
+    statuses = sorted(t.status for t in result.trials)
     assert statuses == ["COMPLETED", "FAILED"]
-    failed = next(t for t in result.trials if t["status"] == "FAILED")
-    assert "block4_pool" in failed["reason"]
+    failed = next(t for t in result.trials if t.status == "FAILED")
+    assert "block4_pool" in failed.reason
     assert any("FAILED" in line and "block4_pool" in line for line in lines)
 
 
@@ -246,4 +248,4 @@ def test_mirrored_strategy_can_be_chosen(tmp_path):
     tuner = make_tuner(exp, CNNHyperModel((8, 8, 1), 10, space=TINY_SEARCH), runs_dir=tmp_path / "probe")
     assert isinstance(tuner.distribution_strategy, tf.distribute.MirroredStrategy)
     result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
-    assert result.trials[0]["status"] == "COMPLETED"
+    assert result.trials[0].status == "COMPLETED"

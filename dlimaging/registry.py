@@ -1,0 +1,362 @@
+"""The tables: model families, tasks, data sources, optimizers and augmentations.
+
+Each concept is one table, and each table is the only place where its names
+appear. The experiment schema, the command line's choices, `list_datasets`,
+error messages and the README's lists are all derived from these tables.
+
+This module is a leaf: it holds plain data and imports no TensorFlow. Code is
+named by reference (`"dlimaging.models:build_cnn"`) and imported only when an
+entry is used, so reading a `tuning/*.toml` file or answering `--help` never
+loads TensorFlow.
+
+Adding a model family, a task or a data source is one entry here plus the code
+that is really new (see the README's "Extending" section).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import importlib.util
+from typing import Any, Mapping
+
+from dlimaging.errors import InputError
+
+
+def resolve(reference: Any) -> Any:
+    """Imports `"package.module:attribute"` and returns the attribute; anything else is returned
+    as it is, so an entry added at run time may hold the function or class itself."""
+    if not isinstance(reference, str):
+        return reference
+    module, _, attribute = reference.partition(":")
+    value = importlib.import_module(module)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def lookup(table: Mapping[str, Any], kind: str, name: Any):
+    """`table[name]`, or an `InputError` that names `kind`, the value and the valid names."""
+    if isinstance(name, str) and name in table:
+        return table[name]
+    raise InputError(f"`{kind}` must be one of {', '.join(map(repr, table))}. Received: {kind}={name!r}")
+
+
+# ---------------------------------------------------------------- model families
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family: a builder and the hypermodel that searches its arguments.
+
+    Attributes:
+        builder: reference to the builder function (plain values in, model out).
+        hypermodel: reference to its Keras Tuner hypermodel class.
+        default_space: reference to its default search space (a dict, as data).
+        depth_key, width_key, layers_argument: the search keys for the number
+            of layers and the width of each (`num_blocks`, `filters_i`), and
+            the builder argument they become (`filters`).
+        ranks: the input ranks (without the batch axis) the builder accepts.
+        description: one line for `--help` and the docs.
+    """
+
+    builder: str
+    hypermodel: str
+    default_space: str
+    depth_key: str
+    width_key: str
+    layers_argument: str
+    ranks: tuple[int, ...]
+    description: str
+
+    def load_builder(self):
+        return resolve(self.builder)
+
+    def load_hypermodel(self):
+        return resolve(self.hypermodel)
+
+    def load_default_space(self) -> dict[str, Any]:
+        return resolve(self.default_space)
+
+
+FAMILIES: dict[str, Family] = {
+    "cnn": Family(
+        builder="dlimaging.models:build_cnn",
+        hypermodel="dlimaging.hypermodels:CNNHyperModel",
+        default_space="dlimaging.hypermodels:DEFAULT_CNN_SPACE",
+        depth_key="num_blocks", width_key="filters_i", layers_argument="filters",
+        ranks=(2, 3, 4),
+        description="1D, 2D or 3D convolutional network (spectra, images, volumes).",
+    ),
+    "mlp": Family(
+        builder="dlimaging.models:build_mlp",
+        hypermodel="dlimaging.hypermodels:MLPHyperModel",
+        default_space="dlimaging.hypermodels:DEFAULT_MLP_SPACE",
+        depth_key="num_layers", width_key="units_i", layers_argument="hidden_units",
+        ranks=(1, 2, 3, 4),
+        description="multilayer perceptron; image and signal inputs are flattened.",
+    ),
+}
+DEFAULT_FAMILY = "cnn"
+
+# Builder arguments that come from the data or the call, never from a search space.
+NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile", "name")
+
+
+def family(name: Any) -> Family:
+    return lookup(FAMILIES, "model", name)
+
+
+def family_of_hypermodel(cls: type) -> str:
+    """The family name whose hypermodel is `cls` (or one of its bases)."""
+    for klass in cls.__mro__:
+        reference = f"{klass.__module__}:{klass.__qualname__}"
+        for name, entry in FAMILIES.items():
+            if entry.hypermodel == reference:
+                return name
+    raise InputError(f"{cls.__qualname__} is not the hypermodel of any family in dlimaging.registry.FAMILIES.")
+
+
+def builder_arguments(name: str) -> list[str]:
+    """The arguments of a family's builder that a search space may set, in order.
+
+    Read from the builder's source without importing it, so that checking an
+    experiment file does not load TensorFlow.
+    """
+    module, _, function = family(name).builder.partition(":")
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            return [a.arg for a in args if a.arg not in NOT_SEARCHABLE]
+    raise LookupError(f"{family(name).builder} not found")  # a broken registry entry
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What a task means, for the builders, the data, the search and the export.
+
+    Attributes:
+        output_activation: activation of the output layer.
+        units: where the number of output units comes from: "num_classes",
+            "num_outputs", or an int.
+        min_classes: the least `num_classes` accepted (when `units` is "num_classes").
+        losses: the losses a user may pick, name → Keras loss; the first is the default.
+        metrics: (Keras metric class, name) pairs compiled into the model.
+        objective: the default search objective.
+        directions: metric name → "min" or "max", for the objectives.
+        label_dtype: dtype of the labels the data delivers.
+        label_rank: 1 for one label per sample, 2 for a vector per sample.
+        outputs: the served outputs, in order (see `dlimaging.export`).
+        class_names: whether the data's class names go with the model.
+        description: one line for the docs.
+    """
+
+    output_activation: str
+    units: str | int
+    losses: Mapping[str, str]
+    metrics: tuple[tuple[str, str], ...]
+    objective: str
+    directions: Mapping[str, str]
+    label_dtype: str
+    label_rank: int
+    outputs: tuple[str, ...]
+    class_names: bool
+    description: str
+    min_classes: int = 1
+
+    @property
+    def objectives(self) -> dict[str, str]:
+        """Every objective a search may use, with its direction."""
+        return {f"{prefix}{metric}": direction for metric, direction in self.directions.items()
+                for prefix in ("val_", "")}
+
+    def direction(self, objective: str) -> str:
+        return self.objectives[objective]
+
+
+TASKS: dict[str, Task] = {
+    "classification": Task(
+        output_activation="softmax", units="num_classes", min_classes=2,
+        losses={"sparse_categorical_crossentropy": "sparse_categorical_crossentropy"},
+        metrics=(("SparseCategoricalAccuracy", "accuracy"),),
+        objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
+        label_dtype="int64", label_rank=1,
+        outputs=("probabilities", "class_id", "class_name"), class_names=True,
+        description="one class out of C: softmax, sparse categorical cross-entropy.",
+    ),
+    "binary": Task(
+        output_activation="sigmoid", units=1,
+        losses={"binary_crossentropy": "binary_crossentropy"},
+        metrics=(("BinaryAccuracy", "accuracy"),),
+        objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
+        label_dtype="int64", label_rank=1,
+        outputs=("probabilities",), class_names=True,
+        description="yes or no: one sigmoid unit, binary cross-entropy.",
+    ),
+    "multilabel": Task(
+        output_activation="sigmoid", units="num_classes",
+        losses={"binary_crossentropy": "binary_crossentropy"},
+        metrics=(("BinaryAccuracy", "accuracy"),),
+        objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
+        label_dtype="float32", label_rank=2,
+        outputs=("probabilities",), class_names=True,
+        description="any number of C labels: C sigmoid units, binary cross-entropy.",
+    ),
+    "regression": Task(
+        output_activation="linear", units="num_outputs",
+        losses={"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "Huber"},
+        metrics=(("MeanAbsoluteError", "mae"),),
+        objective="val_loss", directions={"loss": "min", "mae": "min"},
+        label_dtype="float32", label_rank=1,
+        outputs=("predictions",), class_names=False,
+        description="one or more numbers: linear outputs, MSE (or MAE, Huber).",
+    ),
+}
+DEFAULT_TASK = "classification"
+
+
+def task(name: Any) -> Task:
+    return lookup(TASKS, "task", name)
+
+
+# ---------------------------------------------------------------- data sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A data source.
+
+    Attributes:
+        loader: reference to (or the function) `loader(source, **options) -> (arrays, class_names, name)`,
+            where arrays holds `x`, `y` and optionally `x_test`, `y_test`.
+        description: one line for `dlimaging datasets` and the docs.
+        prefix, suffix, folder: how a source string that is not a name picks
+            this entry: it starts with `prefix`, ends with `suffix`, or is a
+            folder. A named source has none of these.
+    """
+
+    loader: str
+    description: str
+    prefix: str | None = None
+    suffix: str | None = None
+    folder: bool = False
+
+    def load(self, source: str, **options):
+        return resolve(self.loader)(source, **options)
+
+
+SOURCES: dict[str, Source] = {
+    "digits": Source(
+        "dlimaging.data:_load_digits",
+        "scikit-learn's 8x8 handwritten digits: 1,797 images (8, 8, 1), 10 classes; ships offline."),
+    "mnist1d": Source(
+        "dlimaging.data:_load_mnist1d",
+        "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally."),
+    "tfds:NAME[/CONFIG]": Source(
+        "dlimaging.data:_load_tfds",
+        "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
+    "PATH.npz": Source(
+        "dlimaging.data:_load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
+    "PATH/": Source(
+        "dlimaging.data:_load_folder",
+        "a folder with one sub-folder of images (png, jpg, bmp, gif) per class.", folder=True),
+}
+
+
+def named_sources() -> list[str]:
+    """The built-in datasets, called by name."""
+    return [name for name, entry in SOURCES.items() if not (entry.prefix or entry.suffix or entry.folder)]
+
+
+# ---------------------------------------------------------------- optimizers
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """An optimizer: its Keras class and the builder arguments that apply to it.
+
+    An argument that is not listed is refused; an argument not given keeps
+    Keras's default. `learning_rate` applies to every optimizer.
+    """
+
+    factory: str
+    arguments: tuple[str, ...]
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "adam": Optimizer("keras.optimizers:Adam", ("beta_1", "beta_2", "epsilon")),
+    "adamw": Optimizer("keras.optimizers:AdamW", ("beta_1", "beta_2", "epsilon", "weight_decay")),
+    "sgd": Optimizer("keras.optimizers:SGD", ("momentum",)),
+    "rmsprop": Optimizer("keras.optimizers:RMSprop", ("momentum", "epsilon")),
+}
+DEFAULT_OPTIMIZER = "adam"
+
+
+def optimizer_arguments() -> list[str]:
+    """Every optimizer argument that some optimizer takes, in table order."""
+    return list(dict.fromkeys(a for entry in OPTIMIZERS.values() for a in entry.arguments))
+
+
+# ---------------------------------------------------------------- augmentations
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """One augmentation option: the inputs it applies to and its layer factory.
+
+    `factory(value, seed)` checks the value and returns a layer, or None when
+    the value switches the option off.
+    """
+
+    inputs: tuple[str, ...]  # "image" (height, width, channels) and/or "signal" (length, channels)
+    factory: str
+
+
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "flip": Augmentation(("image",), "dlimaging.augment:flip_layer"),
+    "rotation": Augmentation(("image",), "dlimaging.augment:rotation_layer"),
+    "zoom": Augmentation(("image",), "dlimaging.augment:zoom_layer"),
+    "translation": Augmentation(("image",), "dlimaging.augment:translation_layer"),
+    "contrast": Augmentation(("image",), "dlimaging.augment:contrast_layer"),
+    "brightness": Augmentation(("image",), "dlimaging.augment:brightness_layer"),
+    "shift": Augmentation(("signal",), "dlimaging.augment:shift_layer"),
+    "scale": Augmentation(("signal",), "dlimaging.augment:scale_layer"),
+    "noise": Augmentation(("image", "signal"), "dlimaging.augment:noise_layer"),
+}
+# The input rank (without the batch axis) that each kind of input has.
+AUGMENTATION_INPUTS = {2: "signal", 3: "image"}
+
+
+def augmentation_keys(input_shape) -> tuple[str, ...]:
+    """The augmentation options for inputs of this shape, in table order."""
+    kind = AUGMENTATION_INPUTS.get(len(input_shape))
+    return tuple(name for name, entry in AUGMENTATIONS.items() if kind in entry.inputs)
+
+
+# ---------------------------------------------------------------- search algorithms and spaces
+
+# Keras Tuner's search algorithms, by the name a `[tuner] algorithm` uses.
+TUNERS: dict[str, str] = {
+    "random": "keras_tuner:RandomSearch",
+    "hyperband": "keras_tuner:Hyperband",
+    "bayesian": "keras_tuner:BayesianOptimization",
+    "grid": "keras_tuner:GridSearch",
+}
+DEFAULT_TUNER = "random"
+# The tuner that trains each trial for a budget of its own choosing (`max_epochs`, not `max_trials`).
+BUDGETED_TUNERS = ("hyperband",)
+
+# Search-space keys that `fit` takes rather than the builder.
+FIT_KEYS = ("batch_size", "epochs")
+
+
+def space_keys(name: str) -> list[str]:
+    """The keys a search space of family `name` may hold."""
+    entry = family(name)
+    return builder_arguments(name) + [entry.depth_key, entry.width_key] + list(FIT_KEYS)

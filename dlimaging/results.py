@@ -1,0 +1,222 @@
+"""Trial records, ranking, results files, the leaderboard and the report of a search.
+
+Everything here reads and writes files in a run folder (`runs/<name>/`), so it
+works the same on a finished search, an interrupted one, and one run by
+distributed workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import pathlib
+from typing import Any
+
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.files import read_json, write_atomically
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+TRIAL_LOGS = "trial_logs"
+FINGERPRINT = "experiment.json"
+PLOTS = "plots"
+COMPLETED, FAILED = "COMPLETED", "FAILED"
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial as the leaderboard shows it.
+
+    Attributes:
+        trial: its number, from 1.
+        trial_id: Keras Tuner's id ("0", "1", ...).
+        status: Keras Tuner's status: "COMPLETED", "FAILED", "RUNNING", ...
+        score: the objective at its best epoch; None unless completed.
+        best_epoch: that epoch, from 1.
+        epochs, seconds: what the trial ran.
+        reason: why it failed.
+        hyperparameters: its values.
+    """
+
+    trial: int
+    trial_id: str
+    status: str
+    score: float | None = None
+    best_epoch: int | None = None
+    epochs: int | None = None
+    seconds: float | None = None
+    reason: str | None = None
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class BestTrial:
+    """The best trial, evaluated on the test split, and where it was exported."""
+
+    trial: int
+    trial_id: str
+    score: float
+    best_epoch: int | None
+    hyperparameters: dict[str, Any]
+    test_metrics: dict[str, float]
+    export_path: str | None = None
+
+
+def failure_reason(message: str | None) -> str | None:
+    """The last line of a trial's traceback: the error itself."""
+    if not message:
+        return None
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else message
+    for prefix in ("keras_tuner.src.errors.FailedTrialError: ", "keras_tuner.errors.FailedTrialError: "):
+        reason = reason.replace(prefix, "")
+    return reason[:300]
+
+
+def hp_text(values: dict[str, Any], limit: int = 8) -> str:
+    """`key=value` pairs of a trial's hyperparameters, for one line."""
+    items = [(k, v) for k, v in values.items() if not k.startswith("tuner/")]
+    parts = [f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in items[:limit]]
+    if len(items) > limit:
+        parts.append(f"+{len(items) - limit} more")
+    return " ".join(parts)
+
+
+def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
+    trial = read_json(path, "trial record")
+    try:
+        trial_id, status = trial["trial_id"], trial["status"]
+        log_path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
+        log = read_json(log_path, "trial log") if log_path.is_file() else {}
+        score = trial.get("score") if status == COMPLETED else None
+        score = float(score) if score is not None and math.isfinite(score) else None
+        best_step = trial.get("best_step")
+        return TrialRecord(
+            trial=int(trial_id) + 1, trial_id=trial_id, status=status, score=score,
+            best_epoch=best_step + 1 if score is not None and best_step is not None else None,
+            epochs=log.get("epochs"), seconds=log.get("seconds"),
+            reason=failure_reason(trial.get("message")) if status != COMPLETED else None,
+            hyperparameters=dict(trial["hyperparameters"]["values"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
+
+
+def collect_trials(run_dir: pathlib.Path) -> list[TrialRecord]:
+    """Every trial Keras Tuner recorded (`trial_*/trial.json`), with dlimaging's log of it."""
+    paths = sorted(run_dir.glob("trial_*/trial.json"), key=lambda p: int(p.parent.name[len("trial_"):]))
+    return [_trial_record(path, run_dir) for path in paths]
+
+
+def rank_trials(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
+    """The completed trials, best first."""
+    done = [t for t in trials if t.score is not None]
+    return sorted(done, key=lambda t: t.score, reverse=direction == "max")
+
+
+def summary(trials: list[TrialRecord]) -> dict[str, int]:
+    completed = sum(t.status == COMPLETED for t in trials)
+    failed = sum(t.status == FAILED for t in trials)
+    return {"trials": len(trials), "completed": completed, "failed": failed,
+            "unfinished": len(trials) - completed - failed}
+
+
+def write_results(run_dir: pathlib.Path, experiment, trials: list[TrialRecord], best: BestTrial | None) -> None:
+    """`results.json` (everything) and `results.csv` (one row per trial), written atomically."""
+    payload = {
+        "name": experiment.name,
+        "objective": experiment.objective,
+        "direction": experiment.direction,
+        "summary": summary(trials),
+        "best": dataclasses.asdict(best) if best else None,
+        "trials": [dataclasses.asdict(t) for t in trials],
+        "experiment": experiment.to_dict(),
+    }
+    write_atomically(run_dir / RESULTS_JSON, json.dumps(payload, indent=2, default=str))
+    hp_names = sorted({k for t in trials for k in t.hyperparameters})
+    columns = ["trial", "status", "score", "best_epoch", "epochs", "seconds", "reason"]
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(columns + hp_names)
+    for t in trials:
+        writer.writerow([getattr(t, c) for c in columns] + [t.hyperparameters.get(k) for k in hp_names])
+    write_atomically(run_dir / RESULTS_CSV, table.getvalue())
+
+
+def read_best(run_dir: pathlib.Path) -> BestTrial | None:
+    """The best trial recorded by an earlier run's `results.json`, if it is readable."""
+    path = run_dir / RESULTS_JSON
+    if not path.is_file():
+        return None
+    try:
+        best = json.loads(path.read_text()).get("best")
+        return BestTrial(**best) if best else None
+    except (ValueError, TypeError, AttributeError):
+        return None  # rewritten at the end of this run
+
+
+def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str, direction: str,
+               top: int = 3) -> list[pathlib.Path]:
+    """The objective per trial, each hyperparameter against it, and the best trials' curves."""
+    from dlimaging.plots import plot_hyperparameters, plot_learning_curves, plot_objective_per_trial
+
+    plots = run_dir / PLOTS
+    paths = [
+        plot_objective_per_trial(trials, objective, plots / "objective_per_trial.png", direction=direction),
+        plot_hyperparameters(trials, objective, plots / "hyperparameters.png"),
+    ]
+    curves = {}
+    for trial in rank_trials(trials, direction)[:top]:
+        log_path = run_dir / TRIAL_LOGS / f"{trial.trial_id}.json"
+        if log_path.is_file():
+            curves[f"trial {trial.trial}"] = read_json(log_path, "trial log").get("history", {})
+    metric = objective[4:] if objective.startswith("val_") else objective
+    paths.append(plot_learning_curves(curves, plots / "learning_curves.png", metric=metric))
+    return paths
+
+
+def format_leaderboard(trials: list[TrialRecord], objective: str, direction: str, top: int = 10) -> str:
+    """A short table a person can read: the best trials first, then the failures counted."""
+    lines = [f"{'rank':>4}  {'trial':>5}  {objective:>12}  {'epochs':>6}  {'time':>7}  hyperparameters"]
+    for rank, t in enumerate(rank_trials(trials, direction)[:top], start=1):
+        seconds = f"{t.seconds:.1f}s" if t.seconds is not None else "-"
+        lines.append(f"{rank:>4}  {t.trial:>5}  {t.score:>12.4f}  {str(t.epochs or '-'):>6}  "
+                     f"{seconds:>7}  {hp_text(t.hyperparameters, limit=6)}")
+    counts = summary(trials)
+    lines.append(f"{counts['trials']} trials: {counts['completed']} completed, {counts['failed']} failed"
+                 + (f", {counts['unfinished']} unfinished." if counts["unfinished"] else "."))
+    failed = [t for t in trials if t.status == FAILED]
+    lines.extend(f"  trial {t.trial} failed: {t.reason}" for t in failed[:5])
+    return "\n".join(lines)
+
+
+def report(run_dir: str | os.PathLike) -> tuple[str, list[pathlib.Path]]:
+    """The leaderboard of a finished or interrupted run, and its plots drawn again.
+
+    The trials are read afresh from the run folder, so a search stopped half-way
+    (before it wrote `results.json`) reports the trials it finished.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / FINGERPRINT).is_file():
+        raise InputError(f"{run_dir}: not a `dlimaging tune` run folder (no {FINGERPRINT}).")
+    started = read_json(run_dir / FINGERPRINT, "run fingerprint")
+    try:
+        name, objective = started["name"], started["tuner"]["objective"]
+        direction = registry.task(started["model"]["task"]).direction(objective)
+    except (KeyError, TypeError, InputError) as error:
+        raise InputError(f"{run_dir / FINGERPRINT}: incomplete run fingerprint (missing or bad {error}).") from None
+    trials = collect_trials(run_dir)
+    paths = draw_plots(run_dir, trials, objective, direction)
+    text = [f"{name}: {objective} ({direction}imize)", format_leaderboard(trials, objective, direction)]
+    best = read_best(run_dir)
+    if best:
+        text.append(f"Best: trial {best.trial} at epoch {best.best_epoch}, "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in best.test_metrics.items()))
+        if best.export_path:
+            text.append(f"Exported: {best.export_path}")
+    return "\n".join(text), paths

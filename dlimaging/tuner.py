@@ -1,0 +1,194 @@
+"""Keras Tuner's tuners with dlimaging's hooks: progress lines, trial logs, a NaN guard, atomic state.
+
+The Keras Tuner internals that dlimaging patches are named in one table,
+`KERAS_TUNER_INTERNALS`, and reached only through `patched`;
+`check_keras_tuner_internals` (run by the tests and before every search) fails
+loudly when a Keras Tuner release moves or renames one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterator
+
+import keras
+import keras_tuner
+
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.experiment import Experiment
+from dlimaging.files import write_atomically
+from dlimaging.results import TRIAL_LOGS, failure_reason, hp_text
+
+# What dlimaging patches inside Keras Tuner: name → (module, attribute).
+KERAS_TUNER_INTERNALS = {
+    # Every state file (oracle.json, trial.json, ...) goes through this function.
+    "save_json": ("keras_tuner.src.utils", "save_json"),
+    # When True, Keras Tuner prints each failed trial's traceback.
+    "debug": ("keras_tuner.src.config", "DEBUG"),
+}
+
+
+class KerasTunerChanged(RuntimeError):
+    """A Keras Tuner internal that dlimaging patches has moved: dlimaging needs updating."""
+
+
+def check_keras_tuner_internals() -> None:
+    for name, (module, attribute) in KERAS_TUNER_INTERNALS.items():
+        try:
+            found = hasattr(importlib.import_module(module), attribute)
+        except ImportError:
+            found = False
+        if not found:
+            raise KerasTunerChanged(
+                f"keras-tuner {keras_tuner.__version__} has no {module}.{attribute} ({name}); "
+                "dlimaging.tuner.KERAS_TUNER_INTERNALS needs updating for this release."
+            )
+
+
+@contextlib.contextmanager
+def patched(name: str, value: Any) -> Iterator[None]:
+    """Replaces one of `KERAS_TUNER_INTERNALS` for the duration of the block."""
+    module_name, attribute = KERAS_TUNER_INTERNALS[name]
+    module = importlib.import_module(module_name)
+    saved = getattr(module, attribute)
+    setattr(module, attribute, value)
+    try:
+        yield
+    finally:
+        setattr(module, attribute, saved)
+
+
+def _atomic_save_json(path, obj):
+    """Keras Tuner's `save_json`, written atomically: a killed run leaves no truncated state."""
+    text = json.dumps(obj)
+    write_atomically(path, text, sync=True)
+    return text
+
+
+@contextlib.contextmanager
+def tuner_patches() -> Iterator[None]:
+    """Atomic state files, and no traceback printed per failed trial: dlimaging prints one
+    line per trial and Keras Tuner keeps the traceback in the trial's record (trial_*/trial.json)."""
+    check_keras_tuner_internals()
+    with patched("save_json", _atomic_save_json), patched("debug", False):
+        yield
+
+
+class FailOnNaN(keras.callbacks.Callback):
+    """Marks a trial failed (not retried) as soon as its loss is NaN or infinite."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise keras_tuner.errors.FailedTrialError(f"loss became {float(loss)} at epoch {epoch + 1}")
+
+
+class _ProgressMixin:
+    """One line per trial, and a log per trial (time, epochs, curves) on disk."""
+
+    def __init__(self, *args, log_dir: pathlib.Path, total: int | None, printer: Callable[[str], None], **kwargs):
+        self._log_dir = pathlib.Path(log_dir)
+        self._total = total
+        self._printer = printer
+        self._started: dict[str, float] = {}
+        self._curves: dict[str, dict[str, list[float]]] = {}
+        super().__init__(*args, **kwargs)
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._started[trial.trial_id] = time.perf_counter()
+        self._curves[trial.trial_id] = {}
+
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        curves = self._curves.setdefault(trial.trial_id, {})
+        for key, value in (logs or {}).items():
+            curves.setdefault(key, []).append(float(value))
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle records the trial and saves its state
+        seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
+        curves = self._curves.pop(trial.trial_id, {})
+        ended = self.oracle.get_trial(trial.trial_id)
+        record = {"trial_id": trial.trial_id, "seconds": round(seconds, 3), "epochs": len(curves.get("loss", [])),
+                  "history": curves, "tuner_id": getattr(self, "tuner_id", None)}
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._log_dir / f"{trial.trial_id}.json", json.dumps(record))
+        number = f"{int(trial.trial_id) + 1}" + (f"/{self._total}" if self._total else "")
+        hps = hp_text(ended.hyperparameters.values)
+        if ended.status == "COMPLETED" and ended.score is not None:
+            name = self.oracle.objective.name
+            self._printer(f"[trial {number}] {name}={ended.score:.4f} in {seconds:.1f}s "
+                          f"({record['epochs']} epochs) | {hps}")
+        else:
+            self._printer(f"[trial {number}] FAILED after {seconds:.1f}s: {failure_reason(ended.message)} | {hps}")
+
+
+def make_tuner(experiment: Experiment, hypermodel, *, runs_dir: pathlib.Path, printer: Callable[[str], None] = print):
+    """A stock Keras Tuner tuner with dlimaging's progress lines and trial logs."""
+    import tensorflow as tf
+
+    settings = experiment.tuner
+    base = registry.resolve(registry.TUNERS[settings.algorithm])
+    cls = type(f"Dlimaging{base.__name__}", (_ProgressMixin, base), {})
+    common = dict(
+        objective=keras_tuner.Objective(experiment.objective, experiment.direction),
+        seed=experiment.seed,
+        directory=str(runs_dir),
+        project_name=experiment.name,
+        overwrite=False,  # run_search clears the run folder itself for --overwrite
+        executions_per_trial=settings.executions_per_trial,
+        # A failed trial is recorded and the search goes on; never retried, never fatal.
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=10**9,
+        log_dir=runs_dir / experiment.name / TRIAL_LOGS,
+        printer=printer,
+    )
+    if settings.distribution == "mirrored":
+        common["distribution_strategy"] = tf.distribute.MirroredStrategy()
+    if settings.algorithm in registry.BUDGETED_TUNERS:
+        return cls(hypermodel, max_epochs=settings.max_epochs, factor=settings.hyperband_factor,
+                   hyperband_iterations=1, total=None, **common)
+    return cls(hypermodel, max_trials=settings.max_trials, total=settings.max_trials, **common)
+
+
+def parse_role(chief: str | None = None, worker: str | None = None, worker_id: str | None = None):
+    """(role, host, port) for a chief or a worker, or (None, None, None) on one machine."""
+    if chief and worker:
+        raise InputError("Use either `chief` or `worker`, not both.")
+    address = chief or worker
+    if not address:
+        return None, None, None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"The oracle address must be HOST:PORT. Received: {address!r}")
+    if worker and not worker_id:
+        raise InputError("A worker needs a `worker_id`, e.g. tuner1.")
+    if worker_id == "chief":
+        raise InputError("`worker_id` 'chief' is reserved for the chief.")
+    return ("chief" if chief else worker_id), host, port
+
+
+@contextlib.contextmanager
+def distributed_role(role: str | None, host: str | None, port: str | None) -> Iterator[str | None]:
+    """Sets Keras Tuner's KERASTUNER_* variables for a chief or a worker, then restores them."""
+    keys = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        if role:
+            os.environ.update({"KERASTUNER_TUNER_ID": role, "KERASTUNER_ORACLE_IP": host,
+                               "KERASTUNER_ORACLE_PORT": port})
+        yield role
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
