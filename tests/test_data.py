@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import dlimaging as dli
 
@@ -218,12 +217,6 @@ def test_npz_errors(tmp_path, arrays, match):
 def test_bad_arguments(source, kwargs, match):
     with pytest.raises(ValueError, match=match):
         dli.load_dataset(source, **kwargs)
-
-
-def test_datasets_are_prefetched():
-    data = dli.load_dataset("digits")
-    assert "Prefetch" in type(data.train).__name__
-    assert isinstance(data.train, tf.data.Dataset)
 
 
 def test_tfds_can_prepare_datasets():

@@ -44,9 +44,12 @@ def test_fixed_values_override_the_space():
     hp.Fixed("dropout", 0.3)
     hp.Fixed("activation", "tanh")
     hp.Fixed("conv", "separable")
+    hp.Fixed("kernel_size", 3)
+    hp.Fixed("batch_norm", False)
     model = CNNHyperModel((8, 8, 1), 10).build(hp)
     assert [c.filters for c in _convs(model)] == [16]
-    assert type(_convs(model)[0]).__name__ == "SeparableConv2D"
+    # depthwise 3x3 on 1 channel + pointwise 1x16 + bias; a standard conv has 3*3*16 + 16.
+    assert _convs(model)[0].count_params() == 3 * 3 * 1 + 1 * 16 + 16
     assert model.get_layer("block1_dropout").rate == pytest.approx(0.3)
     assert model.get_layer("block1_act1").activation is keras.activations.tanh
 

@@ -1,3 +1,5 @@
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -9,15 +11,16 @@ from dlimaging.models import conv_output_size
 # ---------------------------------------------------------------- shapes
 
 
-@pytest.mark.parametrize(
-    "input_shape, expected_conv",
-    [((40, 1), "Conv1D"), ((8, 8, 1), "Conv2D"), ((8, 8, 8, 2), "Conv3D")],
-)
-def test_cnn_rank_picks_convolution(input_shape, expected_conv):
+@pytest.mark.parametrize("input_shape", [(40, 1), (8, 8, 1), (8, 8, 8, 2)])
+def test_cnn_rank_picks_convolution(input_shape):
     model = dli.build_cnn(input_shape, 3, filters=(4, 8), dense_units=(8,))
     assert model.output_shape == (None, 3)
-    assert type(model.get_layer("block1_conv1")).__name__ == expected_conv
-    assert type(model.get_layer("block2_conv1")).__name__ == expected_conv
+    # A full (not separable) convolution over every spatial axis: its kernel is
+    # kernel_size per spatial axis × input channels × filters.
+    rank, channels = len(input_shape) - 1, input_shape[-1]
+    assert tuple(model.get_layer("block1_conv1").kernel.shape) == (3,) * rank + (channels, 4)
+    assert tuple(model.get_layer("block2_conv1").kernel.shape) == (3,) * rank + (4, 8)
+    assert len(model.get_layer("block1_conv1").output.shape) == rank + 2
     x = np.zeros((2,) + input_shape, "float32")
     assert model.predict(x, verbose=0).shape == (2, 3)
 
@@ -49,8 +52,17 @@ def test_global_heads_and_no_pooling():
     for head in ("global_avg", "global_max"):
         model = dli.build_cnn((8, 8, 1), 2, filters=(4,), head=head, dense_units=(), pooling=None)
         assert model.get_layer("head_pool").output.shape == (None, 4)
-    model = dli.build_cnn((8, 8, 1), 2, filters=(4,), pooling="avg")
-    assert type(model.get_layer("block1_pool")).__name__ == "AveragePooling2D"
+        assert not any(layer.name.endswith("_pool") and layer.name != "head_pool" for layer in model.layers)
+
+
+@pytest.mark.parametrize("pooling, reduce", [("max", np.max), ("avg", np.mean)])
+def test_pooling_reduces_2x2_windows(pooling, reduce, rng):
+    model = dli.build_cnn((8, 8, 1), 2, filters=(4,), pooling=pooling, compile=False)
+    probe = keras.Model(model.input, [model.get_layer("block1_act1").output, model.get_layer("block1_pool").output])
+    x = rng.normal(size=(2, 8, 8, 1)).astype("float32")
+    act, pooled = (np.asarray(t) for t in probe(x))
+    windows = act.reshape(2, 4, 2, 4, 2, 4)  # batch, rows/2, 2, columns/2, 2, filters
+    np.testing.assert_allclose(pooled, reduce(windows, axis=(2, 4)), rtol=1e-6, atol=1e-7)
 
 
 def test_strides_follow_the_formula():
@@ -94,7 +106,9 @@ def test_separable_uses_fewer_parameters():
 
 def test_separable_1d():
     model = dli.build_cnn((40, 3), 2, filters=(4,), conv="separable")
-    assert type(model.get_layer("block1_conv1")).__name__ == "SeparableConv1D"
+    # depthwise 3 per input channel + pointwise 3x4 + bias; a standard conv has 3*3*4 + 4.
+    assert model.get_layer("block1_conv1").count_params() == 3 * 3 + 3 * 4 + 4
+    assert model.get_layer("block1_conv1").output.shape == (None, 40, 4)
 
 
 # ---------------------------------------------------------------- penalties
@@ -191,7 +205,7 @@ def test_task_heads_and_losses(builder, task, num_classes, kwargs, units, activa
     model = builder((8, 8, 1), num_classes, task=task, **kwargs)
     output = model.get_layer("output")
     assert output.units == units
-    assert output.activation.__name__ == activation
+    assert output.activation is keras.activations.get(activation)
     assert model.loss == loss
 
 
@@ -232,10 +246,41 @@ def test_uncompiled_model():
     assert not model.compiled
 
 
-@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "softplus", "linear", keras.activations.relu6, None])
-def test_activations(activation):
-    model = dli.build_mlp((4,), 2, hidden_units=(3,), activation=activation)
-    assert model.predict(np.ones((1, 4), "float32"), verbose=0).shape == (1, 2)
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+# Each activation written out in NumPy, independently of Keras.
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.2 * z),  # Keras's default negative_slope
+    "elu": lambda z: np.where(z > 0, z, np.expm1(z)),
+    "selu": lambda z: _SELU_SCALE * np.where(z > 0, z, _SELU_ALPHA * np.expm1(z)),
+    "gelu": lambda z: 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2))),  # exact, not tanh
+    "swish": lambda z: z * _sigmoid(z),
+    "tanh": np.tanh,
+    "sigmoid": _sigmoid,
+    "softplus": lambda z: np.log1p(np.exp(z)),
+    "linear": lambda z: z,
+    keras.activations.relu6: lambda z: np.clip(z, 0, 6),
+    None: lambda z: z,  # None means linear
+}
+
+
+@pytest.mark.parametrize(
+    "builder, layers",
+    [(dli.build_mlp, ["dense1_act"]), (dli.build_cnn, ["block1_act1", "head_dense1_act"])],
+    ids=["mlp", "cnn"],
+)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS), ids=lambda a: getattr(a, "__name__", str(a)))
+def test_activations(activation, builder, layers):
+    model = builder((8, 8, 1), 2, activation=activation, compile=False)
+    z = np.linspace(-7, 7, 57, dtype="float32").reshape(1, -1)  # both signs, past relu6's cap
+    for name in layers:
+        layer = model.get_layer(name)
+        assert layer.activation is keras.activations.get(activation)
+        np.testing.assert_allclose(np.asarray(layer(z)), ACTIVATIONS[activation](z), rtol=1e-5, atol=1e-6)
 
 
 def test_seed_reproducible():

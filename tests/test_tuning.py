@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import pathlib
 import signal
@@ -47,17 +48,44 @@ def _toml(path, name, search_lines, max_trials=3, algorithm="random"):
     return path
 
 
-@pytest.mark.parametrize("algorithm", ["random", "hyperband", "bayesian", "grid"])
-def test_each_algorithm(tmp_path, algorithm):
-    exp = experiment(algorithm=algorithm, max_epochs=2, max_trials=2)
+def hyperband_trials(max_epochs, factor):
+    """The trials of one Hyperband iteration as Keras Tuner runs it: bracket b = 0 .. s
+    (s + 1 = the number of times max_epochs divides by factor before dropping below 1)
+    runs rounds r = 0 .. b of ceil(ceil(1 + log_factor(max_epochs)) / (b + 1) * factor^(b - r))
+    trials each; max_trials plays no part."""
+    brackets, epochs = 0, max_epochs
+    while epochs >= 1:
+        epochs /= factor
+        brackets += 1
+    last_round = math.ceil(1 + math.log(max_epochs, factor))
+    return sum(math.ceil(last_round / (b + 1) * factor ** (b - r)) for b in range(brackets) for r in range(b + 1))
+
+
+# A grid of 2 filter choices x 2 dropout values (0.0, 0.1): 4 points, fewer than max_trials.
+GRID_SEARCH = {"filters": {"choice": [[4], [8]]}, "dense_units": 8, "dropout": {"min": 0.0, "max": 0.1, "step": 0.1}}
+
+
+@pytest.mark.parametrize(
+    "algorithm, max_trials, search, tuner, expected",
+    [
+        pytest.param("random", 2, None, {}, 2, id="random"),
+        pytest.param("bayesian", 2, None, {}, 2, id="bayesian"),
+        # max_epochs=2, factor=2: bracket 1 runs 2 trials of 1 epoch and continues the best
+        # for 1 more, bracket 0 runs 2 trials of 2 epochs: 5 trials, max_trials ignored.
+        pytest.param("hyperband", 2, None, {"hyperband_factor": 2}, hyperband_trials(2, 2), id="hyperband"),
+        pytest.param("grid", 6, GRID_SEARCH, {}, 2 * 2, id="grid"),
+    ],
+)
+def test_each_algorithm(tmp_path, algorithm, max_trials, search, tuner, expected):
+    exp = experiment(algorithm=algorithm, search=search, max_epochs=2, max_trials=max_trials, **tuner)
     result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
-    completed = [t for t in result.trials if t.status == "COMPLETED"]
-    assert completed, result.trials
+    assert [t.status for t in result.trials] == ["COMPLETED"] * expected, result.trials
     assert 0.0 < result.best.score <= 1.0
-    assert result.best.score == max(t.score for t in completed)
+    assert result.best.score == max(t.score for t in result.trials)
     assert "test_accuracy" in result.best.test_metrics
-    if algorithm != "hyperband":
-        assert len(result.trials) <= 2
+    if algorithm == "grid":  # every grid point once
+        points = {(t.hyperparameters["filters"], t.hyperparameters["dropout"]) for t in result.trials}
+        assert len(points) == expected
 
 
 def test_results_plots_and_export(tmp_path):
