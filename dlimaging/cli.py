@@ -204,7 +204,8 @@ def cmd_serving_config(args) -> int:
 
 def cmd_tune(args) -> int:
     from dlimaging.experiment import load_experiment
-    from dlimaging.tuning import TuningError, format_leaderboard, run_search
+    from dlimaging.results import format_leaderboard
+    from dlimaging.tuning import TuningError, run_search
 
     experiment = load_experiment(args.config)
     print(f"Tuning {experiment.name}: {experiment.tuner.algorithm} search on {experiment.data.source}, "

@@ -7,10 +7,8 @@ the labels allow it) and then fed through `tf.data`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import pathlib
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +17,6 @@ from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number, check_positive_int
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 
@@ -70,165 +67,6 @@ def list_datasets() -> dict[str, str]:
     ['PATH.npz', 'PATH/']
     """
     return {name: entry.description for name, entry in registry.SOURCES.items()}
-
-
-# ---------------------------------------------------------------- sources
-
-
-# Each loader takes the source string and the options of `load_dataset` it uses, and returns
-# (arrays, class_names, name): arrays holds `x`, `y` and optionally `x_test`, `y_test`.
-
-
-def _load_digits(source, **_options):
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")[..., None]
-    return {"x": x, "y": digits.target.astype("int64")}, [str(i) for i in range(10)], source
-
-
-@functools.lru_cache(maxsize=1)
-def _mnist1d_arrays():
-    # make_dataset generates the data locally; get_dataset would download it.
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    data = make_dataset(get_dataset_args())
-    return (
-        np.asarray(data["x"], "float32")[..., None],
-        np.asarray(data["y"], "int64"),
-        np.asarray(data["x_test"], "float32")[..., None],
-        np.asarray(data["y_test"], "int64"),
-    )
-
-
-def _load_mnist1d(source, **_options):
-    x, y, x_test, y_test = _mnist1d_arrays()
-    arrays = {"x": x.copy(), "y": y.copy(), "x_test": x_test.copy(), "y_test": y_test.copy()}
-    return arrays, [str(i) for i in range(10)], source
-
-
-def _load_tfds(spec: str, *, prefix: str, data_dir: str | None = None, **_options):
-    import tensorflow_datasets as tfds
-
-    name = spec[len(prefix):]
-    if not name:
-        raise InputError(f"`source` {spec!r} needs a dataset name, e.g. '{prefix}mnist'. Received: source={spec!r}")
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # tfds raises its own DatasetNotFoundError
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"`source` {spec!r}: TensorFlow Datasets has no dataset {name!r} ({first_line})"
-        ) from None
-    features = builder.info.features
-    supervised = builder.info.supervised_keys
-    if not supervised:
-        raise InputError(f"`source` {spec!r} has no (image, label) pairs; only image classification sets are supported.")
-    label_feature = features[supervised[1]]
-    if not hasattr(label_feature, "num_classes"):
-        raise InputError(f"`source` {spec!r}: its label is not a class label; only image classification sets are supported.")
-    class_names = list(label_feature.names)
-
-    def load(split):
-        ds = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
-        # Batch and concatenate: `batch_size=-1` crashes on mocked datasets.
-        xs, ys = [], []
-        for x, y in tfds.as_numpy(ds.batch(4096)):
-            xs.append(x)
-            ys.append(y)
-        return np.concatenate(xs), np.concatenate(ys).astype("int64")
-
-    try:
-        x, y = load("train")
-    except Exception as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"`source` {spec!r}: could not load its 'train' split; is the data downloaded? ({first_line})"
-        ) from None
-    arrays = {"x": x, "y": y}
-    # Use the set's own test split where there is one. Under tfds.testing.mock_data
-    # `info.splits` is empty, so ask for the split rather than reading it there.
-    if not builder.info.splits or "test" in builder.info.splits:
-        try:
-            arrays["x_test"], arrays["y_test"] = load("test")
-        except Exception:
-            pass
-    return arrays, class_names, name.replace("/", "_")
-
-
-def _read_image(path: pathlib.Path):
-    """Opens an image as "L" when it is grey (palette images included), else as "RGB"."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("L", "1", "I", "I;16", "F", "LA"):
-            return image.convert("L")
-        rgb = image.convert("RGB")
-    red, green, blue = (np.asarray(band) for band in rgb.split())
-    if np.array_equal(red, green) and np.array_equal(green, blue):
-        return rgb.convert("L")
-    return rgb
-
-
-def _load_folder(source: str, *, image_size=None, **_options):
-    root = pathlib.Path(source)
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise InputError(
-            f"`source` {str(root)!r} is a folder without class sub-folders; "
-            "expected one sub-folder of images per class."
-        )
-    images, labels = [], []
-    for label, folder in enumerate(classes):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        loaded = 0
-        for path in files:
-            try:
-                images.append(_read_image(path))
-            except Exception as error:
-                warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
-                continue
-            labels.append(label)
-            loaded += 1
-        if loaded == 0:
-            raise InputError(
-                f"`source` {str(root)!r}: class folder {folder.name!r} holds no readable "
-                f"image ({', '.join(IMAGE_SUFFIXES)})."
-            )
-    if image_size is None:
-        image_size = (images[0].height, images[0].width)
-    height, width = image_size
-    rgb = any(image.mode == "RGB" for image in images)
-    arrays = []
-    for image in images:
-        image = image.convert("RGB" if rgb else "L")
-        if image.size != (width, height):
-            image = image.resize((width, height))
-        array = np.asarray(image, dtype="uint8")
-        arrays.append(array if rgb else array[..., None])
-    return {"x": np.stack(arrays), "y": np.asarray(labels, "int64")}, [c.name for c in classes], root.name
-
-
-def _load_npz(source: str, **_options):
-    path = pathlib.Path(source)
-    if not path.is_file():
-        raise InputError(f"`source` {source!r}: no such .npz file.")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except Exception as error:
-        raise InputError(f"`source` {str(path)!r} is not a readable .npz file ({error}).") from None
-    missing = [key for key in ("x", "y") if key not in arrays]
-    if missing:
-        raise InputError(
-            f"`source` {str(path)!r} lacks the array(s) {missing}; it needs `x` and `y` "
-            f"(and optionally `x_test`, `y_test`). Found: {sorted(arrays)}"
-        )
-    if ("x_test" in arrays) != ("y_test" in arrays):
-        raise InputError(f"`source` {str(path)!r} has only one of `x_test` and `y_test`; give both or neither.")
-    # Class names are the label numbers; load_dataset fills them in once the labels are checked.
-    return {k: arrays[k] for k in ("x", "y", "x_test", "y_test") if k in arrays}, [], path.stem
 
 
 # ---------------------------------------------------------------- checks
@@ -307,6 +145,28 @@ def _to_dataset(x, y, batch_size, *, shuffle, seed, cache):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _check_arguments(source, validation_split, test_split, batch_size, seed, image_size):
+    """`load_dataset`'s arguments, checked; returns the source as a string, the batch size and the image size."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise InputError(f"`source` must be a name or a path. Received: source={source!r}")
+    check_number("validation_split", validation_split, low=0.0, high=1.0, high_inclusive=False)
+    check_number("test_split", test_split, low=0.0, high=1.0, high_inclusive=False)
+    if validation_split + test_split >= 1.0:
+        raise InputError(
+            "`validation_split` + `test_split` must be below 1 to leave training data. "
+            f"Received: validation_split={validation_split}, test_split={test_split}"
+        )
+    check_number("seed", seed, integer=True)
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if image_size is not None and (
+            not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in image_size)):
+        raise InputError(f"`image_size` must be (height, width) of positive ints or None. Received: image_size={image_size!r}")
+    image_size = tuple(image_size) if image_size is not None else None
+    return os.fspath(source), check_positive_int("batch_size", batch_size), image_size
+
+
 def _find_source(source: str) -> registry.Source:
     """The registry entry for a source: by name, by prefix, by suffix, or a folder."""
     if source in registry.named_sources():
@@ -366,25 +226,8 @@ def load_dataset(
     >>> data.input_shape, data.num_classes
     ((8, 8, 1), 10)
     """
-    if not isinstance(source, (str, os.PathLike)):
-        raise InputError(f"`source` must be a name or a path. Received: source={source!r}")
-    source = os.fspath(source)
-    check_number("validation_split", validation_split, low=0.0, high=1.0, high_inclusive=False)
-    check_number("test_split", test_split, low=0.0, high=1.0, high_inclusive=False)
-    if validation_split + test_split >= 1.0:
-        raise InputError(
-            "`validation_split` + `test_split` must be below 1 to leave training data. "
-            f"Received: validation_split={validation_split}, test_split={test_split}"
-        )
-    batch_size = check_positive_int("batch_size", batch_size)
-    check_number("seed", seed, integer=True)
-    if image_size is not None:
-        if isinstance(image_size, int):
-            image_size = (image_size, image_size)
-        if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
-                or not all(isinstance(v, int) and v > 0 for v in image_size)):
-            raise InputError(f"`image_size` must be (height, width) of positive ints or None. Received: image_size={image_size!r}")
-        image_size = tuple(image_size)
+    source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
+                                                      image_size)
 
     entry = _find_source(source)
     arrays, class_names, name = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir)

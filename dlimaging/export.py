@@ -177,48 +177,16 @@ def export_saved_model(
     import keras
     import tensorflow as tf
 
-    from dlimaging.validation import check_positive_int
-
-    if not isinstance(model, keras.Model):
-        raise InputError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise InputError(
-            "`model` must have one input and one output to be exported. "
-            f"Received: {len(model.inputs)} inputs and {len(model.outputs)} outputs"
-        )
-    if task is None:
-        task = infer_task(model)
-    registry.task(task)  # refuses a name that is not in the table
-    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    if any(d is None for d in model.inputs[0].shape[1:]):
-        raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
-    if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if registry.task(task).units == "num_classes" and len(class_names) != model.output_shape[-1]:
-            raise InputError(
-                f"`class_names` must have one name per class ({model.output_shape[-1]}). "
-                f"Received {len(class_names)}: class_names={class_names!r}"
-            )
+    input_shape, task, class_names = _check_model(model, task, class_names)
     model_dir = pathlib.Path(model_dir)
-    existing = list_versions(model_dir)
-    if version is None:
-        version = (existing[-1] + 1) if existing else 1
-    version = check_positive_int("version", version)
-    target = model_dir / str(version)
-    if target.exists():
-        raise InputError(
-            f"`version` {version} already exists at {target}; exports are never overwritten. "
-            f"Existing versions: {existing}. Leave `version` out to get {existing[-1] + 1 if existing else 1}."
-        )
-
+    target = _new_version_dir(model_dir, version)
     input_name = input_name_for(input_shape)
     if sample is None:
-        rng = np.random.default_rng(0)
-        sample = rng.uniform(value_range[0], value_range[1], (4,) + input_shape)
+        sample = np.random.default_rng(0).uniform(value_range[0], value_range[1], (4,) + input_shape)
     sample = np.asarray(sample, "float32")
 
     model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    tmp = model_dir / f"{_TMP_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -230,32 +198,64 @@ def export_saved_model(
         archive.write_out(str(tmp), verbose=False)
         _verify(tmp, model, input_name, sample, atol)
         info = {
-            "name": model_dir.name,
-            "version": version,
-            "task": task,
-            "class_names": class_names,
-            "input": {
-                "name": input_name,
-                "shape": list(input_shape),
-                "dtype": "float32",
-                "value_range": [float(v) for v in value_range],
-            },
-            "outputs": _output_names(task, class_names),
-            "signature": SIGNATURE,
-            "hyperparameters": None,
-            "metrics": None,
-            "versions": _versions(),
+            "name": model_dir.name, "version": int(target.name), "task": task, "class_names": class_names,
+            "input": {"name": input_name, "shape": list(input_shape), "dtype": "float32",
+                      "value_range": [float(v) for v in value_range]},
+            "outputs": _output_names(task, class_names), "signature": SIGNATURE,
+            "hyperparameters": None, "metrics": None, "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **(metadata or {}),
         }
-        info.update(metadata or {})
         (tmp / "assets").mkdir(exist_ok=True)
         (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2, default=_jsonable))
         if target.exists():  # another process published it while we wrote
-            raise InputError(f"`version` {version} appeared at {target} during the export; nothing was overwritten.")
+            raise InputError(f"`version` {target.name} appeared at {target} during the export; nothing was overwritten.")
         os.rename(tmp, target)  # one step: TF Serving never sees a half-written version
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _check_model(model, task, class_names):
+    """(input shape, task, class names) of a model that can be exported; refuses one that cannot."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise InputError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InputError(
+            "`model` must have one input and one output to be exported. "
+            f"Received: {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    if task is None:
+        task = infer_task(model)
+    entry = registry.task(task)  # refuses a name that is not in the table
+    if any(d is None for d in model.inputs[0].shape[1:]):
+        raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if entry.units == "num_classes" and len(class_names) != model.output_shape[-1]:
+            raise InputError(
+                f"`class_names` must have one name per class ({model.output_shape[-1]}). "
+                f"Received {len(class_names)}: class_names={class_names!r}"
+            )
+    return tuple(int(d) for d in model.inputs[0].shape[1:]), task, class_names
+
+
+def _new_version_dir(model_dir: pathlib.Path, version) -> pathlib.Path:
+    """`model_dir/<version>`, the next version by default; an existing one is refused."""
+    from dlimaging.validation import check_positive_int
+
+    existing = list_versions(model_dir)
+    following = (existing[-1] + 1) if existing else 1
+    version = check_positive_int("version", following if version is None else version)
+    target = model_dir / str(version)
+    if target.exists():
+        raise InputError(
+            f"`version` {version} already exists at {target}; exports are never overwritten. "
+            f"Existing versions: {existing}. Leave `version` out to get {following}."
+        )
     return target
 
 

@@ -14,6 +14,7 @@ import keras
 from dlimaging import registry
 from dlimaging.augment import resolve_augmentation
 from dlimaging.errors import InputError
+from dlimaging.heads import check_training, finish, output_layer, output_units
 from dlimaging.validation import (
     as_int_tuple,
     check_choice,
@@ -87,68 +88,7 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding
 # ---------------------------------------------------------------- checks
 
 
-def _check_task(task, num_classes, num_outputs) -> int:
-    """Returns the number of output units for the task; refuses settings the task does not use."""
-    entry = registry.task(task)
-    if entry.units == "num_classes":
-        if num_classes is None:
-            raise InputError(
-                f"`num_classes` is required for task={task!r} and must be >= {entry.min_classes}. "
-                "Received: num_classes=None"
-            )
-        units = int(check_number("num_classes", num_classes, low=entry.min_classes, integer=True))
-    elif entry.units == "num_outputs":
-        if num_classes is not None:
-            raise InputError(
-                f"task={task!r} has no classes: set `num_outputs`, not `num_classes`. "
-                f"Received: num_classes={num_classes!r}"
-            )
-        units = check_positive_int("num_outputs", num_outputs)
-    else:
-        units = entry.units
-        if num_classes is not None and (isinstance(num_classes, bool) or num_classes not in (1, 2)):
-            raise InputError(
-                f"task={task!r} has {units} output unit(s); `num_classes` must be None, 1 or 2. "
-                f"Received: num_classes={num_classes!r}"
-            )
-    if entry.units != "num_outputs" and num_outputs != 1:
-        raise InputError(
-            f"`num_outputs` is for tasks with numeric outputs, not task={task!r} "
-            f"(its outputs follow `num_classes`). Received: num_outputs={num_outputs!r}"
-        )
-    return units
-
-
-def _check_optimizer(optimizer, learning_rate, settings: dict[str, Any]) -> dict[str, Any]:
-    """The optimizer arguments that were given, checked; those that do not apply are refused."""
-    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
-    given = {key: value for key, value in settings.items() if value is not None}
-    if isinstance(optimizer, keras.optimizers.Optimizer):
-        if given:
-            key = next(iter(given))
-            raise InputError(
-                f"`{key}` applies to an optimizer given by name; set it on the optimizer object instead. "
-                f"Received: {key}={given[key]!r} with optimizer={type(optimizer).__name__}"
-            )
-        return {}
-    entry = registry.lookup(registry.OPTIMIZERS, "optimizer", optimizer)
-    for key, value in given.items():
-        if key not in entry.arguments:
-            takers = [name for name, other in registry.OPTIMIZERS.items() if key in other.arguments]
-            raise InputError(
-                f"`{key}` does not apply to optimizer={optimizer!r} (it applies to {', '.join(takers)}). "
-                f"Received: {key}={value!r}"
-            )
-        if key == "weight_decay":
-            check_number(key, value, low=0.0)
-        elif key == "epsilon":
-            check_number(key, value, low=0.0, low_inclusive=False)
-        else:
-            check_number(key, value, low=0.0, high=1.0, high_inclusive=False)
-    return given
-
-
-def _check_common(*, activation, dropout, l1, l2, batch_norm, task, loss, compile):
+def _check_common(*, activation, dropout, l1, l2, batch_norm, compile):
     resolve_activation(activation)
     check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
     check_number("l1", l1, low=0.0)
@@ -156,14 +96,16 @@ def _check_common(*, activation, dropout, l1, l2, batch_norm, task, loss, compil
     for name, value in (("batch_norm", batch_norm), ("compile", compile)):
         if not isinstance(value, bool):
             raise InputError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    losses = registry.task(task).losses
-    if loss is not None:
-        if len(losses) == 1:
-            raise InputError(
-                f"`loss` cannot be chosen for task={task!r}: its loss is {next(iter(losses))}. "
-                f"Received: loss={loss!r}"
-            )
-        check_choice("loss", loss, losses)
+
+
+def _check_conv(conv, rank, input_shape):
+    check_choice("conv", conv, CONV_KINDS)
+    if conv == "separable" and rank == 3:
+        raise InputError(
+            "conv='separable' (depthwise + pointwise) is available for 1D and 2D inputs; "
+            f"Keras has no 3D depthwise convolution. Received: conv='separable' with "
+            f"input_shape={input_shape}"
+        )
 
 
 def _spatial_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
@@ -226,50 +168,30 @@ def _dense_block(x, units, *, prefix, activation, dropout, regularizer, batch_no
     return x
 
 
-def _output_layer(x, task, units, regularizer):
-    activation = registry.task(task).output_activation
-    return keras.layers.Dense(
-        units, activation=activation, kernel_regularizer=regularizer, name="output"
-    )(x)
+def _conv_layer(x, filters, *, name, rank, kernel_size, strides, padding, conv, activation, batch_norm, regularizer):
+    """conv → (BatchNormalization) → activation, named `blockB_convI`, `blockB_bnI`, `blockB_actI`."""
+    common = dict(padding=padding, strides=strides, use_bias=not batch_norm, name=name)
+    if conv == "separable":
+        layer = _SEPARABLE[rank](filters, kernel_size, depthwise_regularizer=regularizer,
+                                 pointwise_regularizer=regularizer, **common)
+    else:
+        layer = _CONV[rank](filters, kernel_size, kernel_regularizer=regularizer, **common)
+    x = layer(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=name.replace("_conv", "_bn"))(x)
+    return keras.layers.Activation(activation, name=name.replace("_conv", "_act"))(x)
 
 
-def _make_optimizer(optimizer, learning_rate, settings: dict[str, Any]):
-    if isinstance(optimizer, keras.optimizers.Optimizer):
-        return optimizer
-    factory = registry.resolve(registry.OPTIMIZERS[optimizer].factory)
-    return factory(learning_rate=learning_rate, **settings)
-
-
-def loss_and_metrics(task: str, loss: str | None = None):
-    """The loss and metrics that go with a task (the task's default loss when `loss` is None)."""
-    entry = registry.task(task)
-    name = entry.losses[loss or next(iter(entry.losses))]
-    loss_fn = getattr(keras.losses, name)() if name[:1].isupper() else name
-    return loss_fn, [getattr(keras.metrics, cls)(name=metric) for cls, metric in entry.metrics]
-
-
-def _check_training(*, task, loss, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
-                    weight_decay) -> dict[str, Any]:
-    """The settings `_finish` compiles with, checked."""
-    settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay)
-    return dict(task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate,
-                settings=_check_optimizer(optimizer, learning_rate, settings))
-
-
-def _finish(model, *, compile, task, loss, optimizer, learning_rate, settings):
-    if compile:
-        loss_fn, metrics = loss_and_metrics(task, loss)
-        model.compile(
-            optimizer=_make_optimizer(optimizer, learning_rate, settings),
-            loss=loss_fn,
-            metrics=metrics,
-        )
-        # Create the optimizer's slots now, eagerly. Created inside the first traced
-        # train step, each slot is initialised through a tf.cond whose branch functions
-        # stay registered in TensorFlow's context after the model is gone: about 5 MB
-        # leaked per trained model, which adds up over a hyperparameter search.
-        model.optimizer.build(model.trainable_variables)
-    return model
+def _head(x, head, rank, dense_units, *, activation, dropout, regularizer, batch_norm):
+    """Flatten or global pooling, then the hidden Dense layers of the head."""
+    if head == "flatten":
+        x = keras.layers.Flatten(name="head_flatten")(x)
+    else:
+        x = _GLOBAL_POOL[head][rank](name="head_pool")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = _dense_block(x, units, prefix=f"head_dense{index}", activation=activation, dropout=dropout,
+                         regularizer=regularizer, batch_norm=batch_norm)
+    return x
 
 
 # ---------------------------------------------------------------- builders
@@ -351,11 +273,10 @@ def build_mlp(
     >>> model = build_mlp((8, 8, 1), num_classes=10, hidden_units=(64,), dropout=0.2)
     """
     input_shape = check_input_shape(input_shape, ranks=(1, 2, 3, 4))
-    out_units = _check_task(task, num_classes, num_outputs)
+    out_units = output_units(task, num_classes, num_outputs)
     hidden_units = as_int_tuple("hidden_units", hidden_units)
-    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
-                  loss=loss, compile=compile)
-    training = _check_training(
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, compile=compile)
+    training = check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
@@ -373,9 +294,9 @@ def build_mlp(
             x, units, prefix=f"dense{index}", activation=resolve_activation(activation),
             dropout=dropout, regularizer=regularizer, batch_norm=batch_norm,
         )
-    outputs = _output_layer(x, task, out_units, regularizer)
+    outputs = output_layer(x, task, out_units, regularizer)
     model = keras.Model(inputs, outputs, name=name or "multilayer_perceptron")
-    return _finish(model, compile=compile, **training)
+    return finish(model, compile=compile, **training)
 
 
 def build_cnn(
@@ -460,25 +381,18 @@ def build_cnn(
     """
     input_shape = check_input_shape(input_shape, ranks=(2, 3, 4))
     rank = len(input_shape) - 1
-    out_units = _check_task(task, num_classes, num_outputs)
+    out_units = output_units(task, num_classes, num_outputs)
     filters = as_int_tuple("filters", filters, allow_empty=False)
     kernel_size = _spatial_tuple("kernel_size", kernel_size, rank)
     strides = _spatial_tuple("strides", strides, rank)
     check_choice("padding", padding, PADDINGS)
     check_choice("pooling", pooling, POOLINGS)
-    check_choice("conv", conv, CONV_KINDS)
-    if conv == "separable" and rank == 3:
-        raise InputError(
-            "conv='separable' (depthwise + pointwise) is available for 1D and 2D inputs; "
-            f"Keras has no 3D depthwise convolution. Received: conv='separable' with "
-            f"input_shape={input_shape}"
-        )
+    _check_conv(conv, rank, input_shape)
     convs_per_block = check_positive_int("convs_per_block", convs_per_block)
     check_choice("head", head, HEADS)
     dense_units = as_int_tuple("dense_units", dense_units)
-    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, task=task,
-                  loss=loss, compile=compile)
-    training = _check_training(
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, compile=compile)
+    training = check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
@@ -491,38 +405,18 @@ def build_cnn(
     x = inputs
     if augmentation is not None:
         x = augmentation(x)
+    layer_settings = dict(rank=rank, kernel_size=kernel_size, padding=padding, conv=conv, activation=act,
+                          batch_norm=batch_norm, regularizer=regularizer)
     for block, block_filters in enumerate(filters, start=1):
         for index in range(1, convs_per_block + 1):
-            stride = strides if index == 1 else 1
-            common = dict(
-                padding=padding, strides=stride, use_bias=not batch_norm,
-                name=f"block{block}_conv{index}",
-            )
-            if conv == "separable":
-                layer = _SEPARABLE[rank](
-                    block_filters, kernel_size, depthwise_regularizer=regularizer,
-                    pointwise_regularizer=regularizer, **common,
-                )
-            else:
-                layer = _CONV[rank](block_filters, kernel_size, kernel_regularizer=regularizer, **common)
-            x = layer(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
-            x = keras.layers.Activation(act, name=f"block{block}_act{index}")(x)
+            x = _conv_layer(x, block_filters, name=f"block{block}_conv{index}", strides=strides if index == 1 else 1,
+                            **layer_settings)
         if pooling is not None:
             x = _POOL[pooling][rank](pool_size=POOL_SIZE, name=f"block{block}_pool")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"block{block}_dropout")(x)
-
-    if head == "flatten":
-        x = keras.layers.Flatten(name="head_flatten")(x)
-    else:
-        x = _GLOBAL_POOL[head][rank](name="head_pool")(x)
-    for index, units in enumerate(dense_units, start=1):
-        x = _dense_block(
-            x, units, prefix=f"head_dense{index}", activation=act, dropout=dropout,
-            regularizer=regularizer, batch_norm=batch_norm,
-        )
-    outputs = _output_layer(x, task, out_units, regularizer)
+    x = _head(x, head, rank, dense_units, activation=act, dropout=dropout, regularizer=regularizer,
+              batch_norm=batch_norm)
+    outputs = output_layer(x, task, out_units, regularizer)
     model = keras.Model(inputs, outputs, name=name or f"convnet{rank}d")
-    return _finish(model, compile=compile, **training)
+    return finish(model, compile=compile, **training)

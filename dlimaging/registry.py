@@ -253,18 +253,18 @@ class Source:
 
 SOURCES: dict[str, Source] = {
     "digits": Source(
-        "dlimaging.data:_load_digits",
+        "dlimaging.sources:_load_digits",
         "scikit-learn's 8x8 handwritten digits: 1,797 images (8, 8, 1), 10 classes; ships offline."),
     "mnist1d": Source(
-        "dlimaging.data:_load_mnist1d",
+        "dlimaging.sources:_load_mnist1d",
         "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally."),
     "tfds:NAME[/CONFIG]": Source(
-        "dlimaging.data:_load_tfds",
+        "dlimaging.sources:_load_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
     "PATH.npz": Source(
-        "dlimaging.data:_load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
+        "dlimaging.sources:_load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
     "PATH/": Source(
-        "dlimaging.data:_load_folder",
+        "dlimaging.sources:_load_folder",
         "a folder with one sub-folder of images (png, jpg, bmp, gif) per class.", folder=True),
 }
 

@@ -21,21 +21,18 @@ import keras_tuner
 
 from dlimaging.experiment import Experiment, ExperimentError, check_against_data
 from dlimaging.hypermodels import hypermodel_for
-from dlimaging.results import (  # noqa: F401  (re-exported: the API before the split)
+from dlimaging.results import (
     FINGERPRINT,
-    RESULTS_CSV,
     RESULTS_JSON,
     BestTrial,
     TrialRecord,
     collect_trials,
     draw_plots,
-    format_leaderboard,
     rank_trials,
     read_best,
-    report,
     write_results,
 )
-from dlimaging.tuner import FailOnNaN, distributed_role, make_tuner, parse_role, tuner_patches  # noqa: F401
+from dlimaging.tuner import FailOnNaN, distributed_role, make_tuner, parse_role, tuner_patches
 
 
 class TuningError(RuntimeError):

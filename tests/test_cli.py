@@ -172,7 +172,7 @@ def test_a_plain_value_error_from_inside_is_an_internal_error_too(monkeypatch, c
     assert "internal error (ValueError" in capsys.readouterr().err
 
 
-def test_bad_input_is_one_line_and_exit_2(capsys):
+def test_a_bad_builder_argument_names_itself_in_one_line(capsys):
     from dlimaging.errors import InputError
 
     assert main(["train", "--data", "digits", "--set", "dropout=1.5", "--epochs", "1"]) == 2

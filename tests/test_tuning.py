@@ -270,7 +270,7 @@ def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
 
 def test_mirrored_strategy_can_be_chosen(tmp_path):
     from dlimaging.hypermodels import CNNHyperModel
-    from dlimaging.tuning import make_tuner
+    from dlimaging.tuner import make_tuner
 
     exp = experiment(max_trials=1, distribution="mirrored")
     tuner = make_tuner(exp, CNNHyperModel((8, 8, 1), 10, space=TINY_SEARCH), runs_dir=tmp_path / "probe")
