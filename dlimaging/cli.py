@@ -56,10 +56,6 @@ def parse_settings(items: Sequence[str] | None) -> dict[str, Any]:
             settings.setdefault(outer, {})[inner] = parse_value(value)
         else:
             settings[key] = parse_value(value)
-    # One number where builders take a tuple: `--set filters=32` means (32,).
-    for key in ("filters", "hidden_units", "dense_units"):
-        if isinstance(settings.get(key), int):
-            settings[key] = (settings[key],)
     return settings
 
 

@@ -9,6 +9,7 @@ key and the value, before anything is written.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import numbers
@@ -108,7 +109,7 @@ class TunerSettings:
     """`[tuner]`: the search algorithm, its objective and budgets."""
 
     algorithm: str = _setting(registry.DEFAULT_TUNER, _choice_of(registry.TUNERS))
-    objective: str | None = _setting(None, lambda name, value: value)  # checked against the task
+    objective: str | None = _setting(None, _string)  # and checked against the task
     max_trials: int = _setting(20, _positive_int)
     max_epochs: int = _setting(20, _positive_int)
     executions_per_trial: int = _setting(1, _positive_int)
@@ -244,8 +245,45 @@ def _check_spec(where, key, spec):
     if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Real) or step <= 0):
         _fail(where, key, "`step` must be a positive number", spec)
     default = spec.get("default")
+    if default is not None and (isinstance(default, bool) or not isinstance(default, numbers.Real)):
+        _fail(where, key, "`default` must be a number", spec)
     if default is not None and not (spec["min"] <= default <= spec["max"]):
         _fail(where, key, "`default` must lie between `min` and `max`", spec)
+
+
+def _plain_values(where, key, value):
+    """TOML values a search space can hold: strings, numbers, booleans, and lists and tables of them."""
+    if isinstance(value, Mapping):
+        for inner, item in value.items():
+            _plain_values(where, key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _plain_values(where, key, item)
+    elif not isinstance(value, (str, int, float, bool)):
+        _fail(where, key, f"holds a {type(value).__name__}; a search space takes strings, numbers and booleans",
+              str(value))
+
+
+def _spec_values(spec) -> list:
+    """The values a spec may take: its choices, or its one fixed value (ranges: none listed)."""
+    if isinstance(spec, Mapping):
+        return list(spec.get("choice", []))
+    return [spec]
+
+
+def _check_optimizer_settings(where: str, search: Mapping[str, Any]) -> None:
+    """Optimizer names are known, and each optimizer setting searched applies to some optimizer searched."""
+    names = _spec_values(search.get("optimizer", registry.DEFAULT_OPTIMIZER))
+    for name in names:
+        if name not in registry.OPTIMIZERS:
+            _fail(where, "[search] optimizer", f"must be one of {', '.join(registry.OPTIMIZERS)}", name)
+    taken = {argument for name in names for argument in registry.OPTIMIZERS[name].arguments}
+    for key in search:
+        if key in registry.optimizer_arguments() and key not in taken:
+            takers = [n for n, entry in registry.OPTIMIZERS.items() if key in entry.arguments]
+            _fail(where, f"[search] {key}",
+                  f"does not apply to optimizer {' or '.join(map(repr, names))} (it applies to {', '.join(takers)})",
+                  search[key])
 
 
 def _search(where: str, search, family: str) -> dict[str, Any] | None:
@@ -253,6 +291,11 @@ def _search(where: str, search, family: str) -> dict[str, Any] | None:
         return None
     if not isinstance(search, Mapping):
         _fail(where, "[search]", "must be a table", search)
+    _plain_values(where, "[search]", search)
+    entry = registry.family(family)
+    if entry.width_key in search and entry.depth_key not in search:
+        _fail(where, f"[search] {entry.width_key}",
+              f"sets the width of each layer and needs `{entry.depth_key}` for the depth", search[entry.width_key])
     allowed = registry.space_keys(family)
     for key, spec in search.items():
         if key == "augmentation":
@@ -267,7 +310,8 @@ def _search(where: str, search, family: str) -> dict[str, Any] | None:
         if key not in allowed:
             _fail(where, f"[search] {key}", f"unknown key; allowed: {', '.join(allowed)}", spec)
         _check_spec(where, f"[search] {key}", spec)
-    return json.loads(json.dumps(search))  # a plain, independent copy
+    _check_optimizer_settings(where, search)
+    return copy.deepcopy(dict(search))
 
 
 def _objective(where: str, tuner: TunerSettings, task_name: str) -> TunerSettings:

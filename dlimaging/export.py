@@ -45,13 +45,9 @@ def infer_task(model) -> str:
     matches = [name for name, entry in registry.TASKS.items() if entry.output_activation == activation]
     exact = [name for name in matches if registry.TASKS[name].units == units]
     flexible = [name for name in matches if not isinstance(registry.TASKS[name].units, int)]
-    found = exact or flexible or matches
-    if not found:
-        raise InputError(
-            f"Cannot tell the task of a model whose output activation is {activation!r}; "
-            f"pass `task`, one of {', '.join(registry.TASKS)}."
-        )
-    return found[0]
+    # Any other output (linear, relu, ...) is read as numbers: the task with numeric outputs.
+    numeric = [name for name, entry in registry.TASKS.items() if entry.units == "num_outputs"]
+    return (exact or flexible or matches or numeric)[0]
 
 
 def input_name_for(input_shape: Sequence[int]) -> str:
@@ -104,7 +100,8 @@ def _serving_function(model, task: str, class_names: Sequence[str] | None):
     return serve
 
 
-def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float) -> None:
+def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float, key: str) -> None:
+    """Reloads the export and compares its `key` output with the Keras model, at batch 1 and at the sample's."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
@@ -112,7 +109,6 @@ def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol
     expected = np.asarray(model(sample, training=False))
     for batch in (sample[:1], sample):
         got = signature(**{input_name: tf.constant(batch)})
-        key = "predictions" if "predictions" in got else "probabilities"
         want = expected[: len(batch)]
         if not np.allclose(got[key].numpy(), want, atol=atol, rtol=1e-4):
             diff = float(np.max(np.abs(got[key].numpy() - want)))
@@ -196,7 +192,7 @@ def export_saved_model(
             input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name=input_name)],
         )
         archive.write_out(str(tmp), verbose=False)
-        _verify(tmp, model, input_name, sample, atol)
+        _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0])
         info = {
             "name": model_dir.name, "version": int(target.name), "task": task, "class_names": class_names,
             "input": {"name": input_name, "shape": list(input_shape), "dtype": "float32",
@@ -233,6 +229,8 @@ def _check_model(model, task, class_names):
     entry = registry.task(task)  # refuses a name that is not in the table
     if any(d is None for d in model.inputs[0].shape[1:]):
         raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
+    if not entry.class_names:
+        class_names = None  # e.g. regression: its outputs are numbers, not classes
     if class_names is not None:
         class_names = [str(c) for c in class_names]
         if entry.units == "num_classes" and len(class_names) != model.output_shape[-1]:

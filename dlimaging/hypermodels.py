@@ -201,12 +201,11 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
                     for option, option_spec in spec.items()
                 }
                 continue
-            value = sample(hp, key, spec)
-            if key in ("filters", "hidden_units", "dense_units") and isinstance(value, int):
-                value = (value,)
-            args[key] = value
+            args[key] = sample(hp, key, spec)
+        if isinstance(self.space.get("optimizer"), Mapping):  # several optimizers, each with its settings
+            args = _applicable_optimizer_arguments(args)
         args.update(self.fixed)
-        return _applicable_optimizer_arguments(args)
+        return args
 
     def build_arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         """`arguments`, plus the layer widths from the depth and width keys."""
@@ -236,8 +235,9 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
 
 
 def _applicable_optimizer_arguments(args: dict[str, Any]) -> dict[str, Any]:
-    """Drops the optimizer settings that the sampled optimizer does not take (`momentum` for
-    Adam, say): a space may search several optimizers, each with its own settings."""
+    """Drops the optimizer settings that the sampled optimizer does not take (`momentum` when
+    Adam is drawn, say): a space that searches several optimizers holds the settings of each.
+    A space with one optimizer keeps them all, and the builder refuses those that do not apply."""
     optimizer = args.get("optimizer", registry.DEFAULT_OPTIMIZER)
     entry = registry.OPTIMIZERS.get(optimizer) if isinstance(optimizer, str) else None
     if entry is None:

@@ -103,13 +103,13 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     return _save(history_figure(history, title), path)
 
 
-def objective_per_trial_figure(trials: Sequence[Any], objective: str, direction: str = "max") -> Figure:
+def objective_per_trial_figure(trials: Sequence[Any], objective: str, *, direction: str) -> Figure:
     """The objective of each completed trial, in the order they ran, with the best so far.
 
     Args:
         trials: `dlimaging.results.TrialRecord`s (`trial`, `score`: None if unfinished).
         objective: str. The objective's name, for the axis.
-        direction: "max" or "min": how the objective improves. Defaults to "max".
+        direction: "max" or "min": how the objective improves.
 
     Returns:
         A `matplotlib.figure.Figure`.
@@ -131,9 +131,9 @@ def objective_per_trial_figure(trials: Sequence[Any], objective: str, direction:
     return fig
 
 
-def plot_objective_per_trial(trials: Sequence[Any], objective: str, path, direction: str = "max") -> pathlib.Path:
-    """Writes `objective_per_trial_figure(trials, objective, direction)` to a PNG file; returns its path."""
-    return _save(objective_per_trial_figure(trials, objective, direction), path)
+def plot_objective_per_trial(trials: Sequence[Any], objective: str, path, *, direction: str) -> pathlib.Path:
+    """Writes `objective_per_trial_figure(trials, objective, direction=...)` to a PNG file; returns its path."""
+    return _save(objective_per_trial_figure(trials, objective, direction=direction), path)
 
 
 def _hyperparameter_panel(ax, name: str, done: Sequence[Any], objective: str) -> None:

@@ -19,6 +19,7 @@ import ast
 import dataclasses
 import importlib
 import importlib.util
+import pathlib
 from typing import Any, Mapping
 
 from dlimaging.errors import InputError
@@ -113,7 +114,7 @@ def family_of_hypermodel(cls: type) -> str:
     for klass in cls.__mro__:
         reference = f"{klass.__module__}:{klass.__qualname__}"
         for name, entry in FAMILIES.items():
-            if entry.hypermodel == reference:
+            if entry.hypermodel in (reference, klass):
                 return name
     raise InputError(f"{cls.__qualname__} is not the hypermodel of any family in dlimaging.registry.FAMILIES.")
 
@@ -124,9 +125,14 @@ def builder_arguments(name: str) -> list[str]:
     Read from the builder's source without importing it, so that checking an
     experiment file does not load TensorFlow.
     """
-    module, _, function = family(name).builder.partition(":")
+    builder = family(name).builder
+    if callable(builder):  # an entry added at run time with the function itself
+        import inspect
+
+        return [p for p in inspect.signature(builder).parameters if p not in NOT_SEARCHABLE]
+    module, _, function = builder.partition(":")
     spec = importlib.util.find_spec(module)
-    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    tree = ast.parse(pathlib.Path(spec.origin).read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == function:
             args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
@@ -341,16 +347,29 @@ def augmentation_keys(input_shape) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- search algorithms and spaces
 
-# Keras Tuner's search algorithms, by the name a `[tuner] algorithm` uses.
-TUNERS: dict[str, str] = {
-    "random": "keras_tuner:RandomSearch",
-    "hyperband": "keras_tuner:Hyperband",
-    "bayesian": "keras_tuner:BayesianOptimization",
-    "grid": "keras_tuner:GridSearch",
+@dataclasses.dataclass(frozen=True)
+class Tuner:
+    """A Keras Tuner search algorithm.
+
+    Attributes:
+        factory: reference to the Keras Tuner class.
+        arguments: its budget arguments, each taken from a `[tuner]` setting
+            (argument name → setting name), or a fixed value.
+    """
+
+    factory: str
+    arguments: Mapping[str, Any]
+
+
+TUNERS: dict[str, Tuner] = {
+    "random": Tuner("keras_tuner:RandomSearch", {"max_trials": "max_trials"}),
+    # Hyperband sizes its brackets from the epochs; it runs as many trials as they hold.
+    "hyperband": Tuner("keras_tuner:Hyperband", {"max_epochs": "max_epochs", "factor": "hyperband_factor",
+                                                 "hyperband_iterations": 1}),
+    "bayesian": Tuner("keras_tuner:BayesianOptimization", {"max_trials": "max_trials"}),
+    "grid": Tuner("keras_tuner:GridSearch", {"max_trials": "max_trials"}),
 }
 DEFAULT_TUNER = "random"
-# The tuner that trains each trial for a budget of its own choosing (`max_epochs`, not `max_trials`).
-BUDGETED_TUNERS = ("hyperband",)
 
 # Search-space keys that `fit` takes rather than the builder.
 FIT_KEYS = ("batch_size", "epochs")

@@ -19,6 +19,7 @@ from typing import Any
 from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.files import read_json, write_atomically
+from dlimaging.validation import check_choice
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -91,8 +92,13 @@ def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
     trial = read_json(path, "trial record")
     try:
         trial_id, status = trial["trial_id"], trial["status"]
-        log_path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
-        log = read_json(log_path, "trial log") if log_path.is_file() else {}
+    except (KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
+    log_path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
+    log = read_json(log_path, "trial log") if log_path.is_file() else {}
+    if not isinstance(log, dict):
+        raise InputError(f"{log_path}: not a dlimaging trial log (a JSON object).")
+    try:
         score = trial.get("score") if status == COMPLETED else None
         score = float(score) if score is not None and math.isfinite(score) else None
         best_step = trial.get("best_step")
@@ -114,7 +120,8 @@ def collect_trials(run_dir: pathlib.Path) -> list[TrialRecord]:
 
 
 def rank_trials(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
-    """The completed trials, best first."""
+    """The completed trials, best first; `direction` is "min" or "max"."""
+    check_choice("direction", direction, ("min", "max"))
     done = [t for t in trials if t.score is not None]
     return sorted(done, key=lambda t: t.score, reverse=direction == "max")
 

@@ -136,7 +136,8 @@ def make_tuner(experiment: Experiment, hypermodel, *, runs_dir: pathlib.Path, pr
     import tensorflow as tf
 
     settings = experiment.tuner
-    base = registry.resolve(registry.TUNERS[settings.algorithm])
+    entry = registry.TUNERS[settings.algorithm]
+    base = registry.resolve(entry.factory)
     cls = type(f"Dlimaging{base.__name__}", (_ProgressMixin, base), {})
     common = dict(
         objective=keras_tuner.Objective(experiment.objective, experiment.direction),
@@ -153,10 +154,9 @@ def make_tuner(experiment: Experiment, hypermodel, *, runs_dir: pathlib.Path, pr
     )
     if settings.distribution == "mirrored":
         common["distribution_strategy"] = tf.distribute.MirroredStrategy()
-    if settings.algorithm in registry.BUDGETED_TUNERS:
-        return cls(hypermodel, max_epochs=settings.max_epochs, factor=settings.hyperband_factor,
-                   hyperband_iterations=1, total=None, **common)
-    return cls(hypermodel, max_trials=settings.max_trials, total=settings.max_trials, **common)
+    budget = {argument: getattr(settings, value) if isinstance(value, str) else value
+              for argument, value in entry.arguments.items()}
+    return cls(hypermodel, total=budget.get("max_trials"), **budget, **common)
 
 
 def parse_role(chief: str | None = None, worker: str | None = None, worker_id: str | None = None):

@@ -32,6 +32,7 @@ from dlimaging.results import (
     read_best,
     write_results,
 )
+from dlimaging.results import format_leaderboard, report  # noqa: F401  the API before the split
 from dlimaging.tuner import FailOnNaN, distributed_role, make_tuner, parse_role, tuner_patches
 
 
@@ -67,6 +68,11 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
         batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
     )
     check_against_data(experiment, data.input_shape)
+    if experiment.model.task != data.task:
+        raise ExperimentError(
+            f"{experiment.where}: [model] task: the source {settings.source!r} delivers labels for "
+            f"task {data.task!r}, not {experiment.model.task!r}. Received: [model] task = \"{experiment.model.task}\""
+        )
     hypermodel = hypermodel_for(experiment.model.family, data.input_shape, data.num_classes,
                                 task=experiment.model.task, space=experiment.search)
     try:  # the space's default values must build a model, or no trial can be trusted

@@ -28,7 +28,7 @@ def test_parse_value(text, value):
 
 def test_parse_settings_nests_and_tuples():
     settings = parse_settings(["dropout=0.3", "filters=16", "augmentation.rotation=0.1", "augmentation.flip=horizontal"])
-    assert settings == {"dropout": 0.3, "filters": (16,), "augmentation": {"rotation": 0.1, "flip": "horizontal"}}
+    assert settings == {"dropout": 0.3, "filters": 16, "augmentation": {"rotation": 0.1, "flip": "horizontal"}}
 
 
 def test_datasets_command(capsys):

@@ -120,3 +120,32 @@ def test_budget_overrides_are_checked_here():
         experiment.with_budgets(max_trials=0)
     with pytest.raises(ExperimentError, match=r"--max-epochs: .*must be an integer"):
         experiment.with_budgets(max_epochs="abc")
+
+
+@pytest.mark.parametrize(
+    "search, match",
+    [
+        ({"momentum": 0.9}, r"\[search\] momentum: does not apply to optimizer 'adam' \(it applies to sgd, rmsprop\)"),
+        ({"optimizer": "sgd", "beta_1": 0.9}, r"\[search\] beta_1: does not apply to optimizer 'sgd'"),
+        ({"optimizer": {"choice": ["adam", "adagrad"]}}, r"\[search\] optimizer: must be one of adam, adamw, sgd, rmsprop"),
+        ({"filters_i": {"choice": [8, 16]}}, r"\[search\] filters_i: sets the width of each layer and needs `num_blocks`"),
+        ({"dropout": {"min": 0.0, "max": 0.5, "default": "a"}}, r"`default` must be a number"),
+    ],
+)
+def test_search_mistakes_are_caught_when_the_file_is_read(search, match):
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment({"name": "t", "data": {"source": "digits"}, "search": search}, path="x.toml")
+
+
+def test_settings_of_several_searched_optimizers_are_allowed():
+    search = {"optimizer": {"choice": ["adam", "sgd"]}, "momentum": {"min": 0.0, "max": 0.9}, "beta_1": 0.9}
+    assert parse_experiment({"name": "t", "data": {"source": "digits"}, "search": search}).search == search
+
+
+def test_values_of_the_wrong_type_are_input_errors_not_crashes():
+    import datetime
+
+    with pytest.raises(ExperimentError, match=r"\[tuner\] objective: must be a non-empty string"):
+        parse_experiment({"name": "t", "data": {"source": "digits"}, "tuner": {"objective": ["val_loss"]}})
+    with pytest.raises(ExperimentError, match=r"\[search\]: holds a date"):
+        parse_experiment({"name": "t", "data": {"source": "digits"}, "search": {"seed": datetime.date(2026, 1, 1)}})

@@ -278,3 +278,16 @@ def test_served_by_tensorflow_model_server(tmp_path, classifier, rng):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_foreign_model_with_a_numeric_output_is_read_as_regression(tmp_path):
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="relu")(inputs))
+    path = dli.export_saved_model(model, tmp_path / "m")
+    info = json.loads((path / "assets" / "dlimaging.json").read_text())
+    assert info["task"] == "regression" and info["outputs"] == ["predictions"]
+    # class names have no place in a regression export
+    path = dli.export_saved_model(model, tmp_path / "m", class_names=["a", "b"], task="regression")
+    assert json.loads((path / "assets" / "dlimaging.json").read_text())["class_names"] is None

@@ -37,7 +37,7 @@ def _draw_everything(folder):
     folder = pathlib.Path(folder)
     return {
         "history.png": (plots.plot_history(HISTORY, folder / "a" / "history.png", title="t"), (1000, 360)),
-        "objective.png": (plots.plot_objective_per_trial(_trials(), "val_accuracy", folder / "objective.png"),
+        "objective.png": (plots.plot_objective_per_trial(_trials(), "val_accuracy", folder / "objective.png", direction="max"),
                           (600, 360)),
         # learning_rate, activation and units varied: three panels; dropout and tuner/ keys are left out.
         "hyperparameters.png": (plots.plot_hyperparameters(_trials(), "val_accuracy", folder / "hyperparameters.png"),
@@ -96,7 +96,7 @@ def test_each_plot_is_a_png_of_the_expected_size(tmp_path):
 
 def test_figure_functions_return_figures_without_writing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    figures = [plots.history_figure(HISTORY, title="t"), plots.objective_per_trial_figure(_trials(), "val_loss"),
+    figures = [plots.history_figure(HISTORY, title="t"), plots.objective_per_trial_figure(_trials(), "val_loss", direction="min"),
                plots.hyperparameters_figure(_trials(), "val_loss"), plots.learning_curves_figure({"a": HISTORY})]
     assert all(isinstance(fig, Figure) for fig in figures)
     assert [len(fig.axes) for fig in figures] == [2, 1, 3, 1]

@@ -38,8 +38,8 @@ def test_every_task_is_consistent():
 def test_optimizers_and_tuners_resolve():
     for entry in registry.OPTIMIZERS.values():
         assert callable(registry.resolve(entry.factory))
-    for reference in registry.TUNERS.values():
-        assert callable(registry.resolve(reference))
+    for entry in registry.TUNERS.values():
+        assert callable(registry.resolve(entry.factory))
 
 
 def test_augmentation_keys_come_from_the_table_and_match_the_factories():

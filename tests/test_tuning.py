@@ -277,3 +277,24 @@ def test_mirrored_strategy_can_be_chosen(tmp_path):
     assert isinstance(tuner.distribution_strategy, tf.distribute.MirroredStrategy)
     result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
     assert result.trials[0].status == "COMPLETED"
+
+
+def test_a_task_the_data_cannot_supply_is_refused_before_anything_is_written(tmp_path):
+    from dlimaging.experiment import ExperimentError
+
+    exp = parse_experiment({"name": "t", "data": {"source": "digits"}, "model": {"task": "regression"}})
+    with pytest.raises(ExperimentError, match=r"\[model\] task: the source 'digits' delivers labels for "
+                                              r"task 'classification', not 'regression'"):
+        run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ranking_needs_a_direction():
+    from dlimaging.results import TrialRecord, rank_trials
+
+    trials = [TrialRecord(1, "0", "COMPLETED", 0.2), TrialRecord(2, "1", "COMPLETED", 0.9),
+              TrialRecord(3, "2", "FAILED")]
+    assert [t.trial for t in rank_trials(trials, "max")] == [2, 1]
+    assert [t.trial for t in rank_trials(trials, "min")] == [1, 2]
+    with pytest.raises(ValueError, match="`direction` must be one of 'min', 'max'. Received: direction='val_accuracy'"):
+        rank_trials(trials, "val_accuracy")
