@@ -95,7 +95,7 @@ def loss_and_metrics(task: str, loss: str | None = None):
     entry = registry.task(task)
     name = entry.losses[loss or next(iter(entry.losses))]
     loss_fn = getattr(keras.losses, name)() if name[:1].isupper() else name
-    return loss_fn, [getattr(keras.metrics, cls)(name=metric) for cls, metric in entry.metrics]
+    return loss_fn, [getattr(keras.metrics, cls)(name=metric, **kwargs) for cls, metric, kwargs in entry.metrics]
 
 
 def check_training(*, task, loss, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,

@@ -153,7 +153,7 @@ class Task:
             "num_outputs", or an int.
         min_classes: the least `num_classes` accepted (when `units` is "num_classes").
         losses: the losses a user may pick, name → Keras loss; the first is the default.
-        metrics: (Keras metric class, name) pairs compiled into the model.
+        metrics: (Keras metric class, name, keyword arguments) compiled into the model.
         objective: the default search objective.
         directions: metric name → "min" or "max", for the objectives.
         label_dtype: dtype of the labels the data delivers.
@@ -166,7 +166,7 @@ class Task:
     output_activation: str
     units: str | int
     losses: Mapping[str, str]
-    metrics: tuple[tuple[str, str], ...]
+    metrics: tuple[tuple[str, str, Mapping[str, Any]], ...]
     objective: str
     directions: Mapping[str, str]
     label_dtype: str
@@ -190,7 +190,7 @@ TASKS: dict[str, Task] = {
     "classification": Task(
         output_activation="softmax", units="num_classes", min_classes=2,
         losses={"sparse_categorical_crossentropy": "sparse_categorical_crossentropy"},
-        metrics=(("SparseCategoricalAccuracy", "accuracy"),),
+        metrics=(("SparseCategoricalAccuracy", "accuracy", {}),),
         objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
         label_dtype="int64", label_rank=1,
         outputs=("probabilities", "class_id", "class_name"), class_names=True,
@@ -199,29 +199,32 @@ TASKS: dict[str, Task] = {
     "binary": Task(
         output_activation="sigmoid", units=1,
         losses={"binary_crossentropy": "binary_crossentropy"},
-        metrics=(("BinaryAccuracy", "accuracy"),),
-        objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
-        label_dtype="int64", label_rank=1,
+        metrics=(("BinaryAccuracy", "accuracy", {}), ("AUC", "auc", {}),
+                 ("F1Score", "f1", {"average": "micro", "threshold": 0.5})),
+        objective="val_auc", directions={"auc": "max", "accuracy": "max", "f1": "max", "loss": "min"},
+        label_dtype="float32", label_rank=2,
         outputs=("probabilities",), class_names=True,
-        description="yes or no: one sigmoid unit, binary cross-entropy.",
+        description="yes or no: one sigmoid unit, binary cross-entropy; accuracy, AUC and F1.",
     ),
     "multilabel": Task(
         output_activation="sigmoid", units="num_classes",
         losses={"binary_crossentropy": "binary_crossentropy"},
-        metrics=(("BinaryAccuracy", "accuracy"),),
-        objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
+        metrics=(("BinaryAccuracy", "accuracy", {}), ("AUC", "auc", {"multi_label": True}),
+                 ("F1Score", "f1", {"average": "macro", "threshold": 0.5})),
+        objective="val_auc", directions={"auc": "max", "accuracy": "max", "f1": "max", "loss": "min"},
         label_dtype="float32", label_rank=2,
         outputs=("probabilities",), class_names=True,
-        description="any number of C labels: C sigmoid units, binary cross-entropy.",
+        description="any number of C labels: C sigmoid units, binary cross-entropy; accuracy, AUC (per label) "
+                    "and macro F1.",
     ),
     "regression": Task(
         output_activation="linear", units="num_outputs",
         losses={"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "Huber"},
-        metrics=(("MeanAbsoluteError", "mae"),),
-        objective="val_loss", directions={"loss": "min", "mae": "min"},
-        label_dtype="float32", label_rank=1,
+        metrics=(("RootMeanSquaredError", "rmse", {}), ("MeanAbsoluteError", "mae", {}), ("R2Score", "r2", {})),
+        objective="val_loss", directions={"loss": "min", "rmse": "min", "mae": "min", "r2": "max"},
+        label_dtype="float32", label_rank=2,
         outputs=("predictions",), class_names=False,
-        description="one or more numbers: linear outputs, MSE (or MAE, Huber).",
+        description="one or more numbers: linear outputs, MSE (or MAE, Huber); RMSE, MAE and R².",
     ),
 }
 DEFAULT_TASK = "classification"
