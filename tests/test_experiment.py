@@ -120,3 +120,16 @@ def test_budget_overrides_are_checked_here():
         experiment.with_budgets(max_trials=0)
     with pytest.raises(ExperimentError, match=r"--max-epochs: .*must be an integer"):
         experiment.with_budgets(max_epochs="abc")
+
+
+@pytest.mark.parametrize("name, match", [
+    ("n" * 300, r"name: must be at most 255 characters"),
+    ("é" * 130, r"plain folder name"),
+    ("ok\n", r"plain folder name"),
+    ("", r"plain folder name"),
+    (".", r"plain folder name"),
+])
+def test_a_name_the_file_system_cannot_hold_is_refused(name, match):
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment(_with(None, "name", name), path="x.toml")
+    assert parse_experiment(_with(None, "name", "n" * 255)).name == "n" * 255
