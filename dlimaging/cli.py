@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
     result = train(
         args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         overrides=parse_settings(args.set), output_dir=args.output, patience=args.patience,
-        seed=args.seed,
+        seed=args.seed, printer=lambda line: print(line, flush=True),
     )
     print(f"Stopped after {result['epochs_run']} epoch(s).")
     for key, value in result["metrics"].items():
@@ -116,12 +116,15 @@ def cmd_export(args) -> int:
     import keras
 
     import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
+    from dlimaging.experiment import check_folder_name
     from dlimaging.export import export_saved_model
-    from dlimaging.files import read_json
+    from dlimaging.files import check_output_dir, read_json
 
     path = pathlib.Path(args.model)
     if not path.is_file():
         raise CLIError(f"export: no such model file: {args.model}")
+    check_folder_name("--name", args.name)
+    check_output_dir(pathlib.Path(args.export_dir) / args.name, "--export-dir folder")
     sidecar = path.with_name("metadata.json")
     info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}
     try:
@@ -185,11 +188,21 @@ def cmd_request(args) -> int:
 
 
 def cmd_serving_config(args) -> int:
-    from dlimaging.export import serving_config
+    from dlimaging.export import SERVING_CONFIG_MARK, serving_config
+    from dlimaging.files import check_output_file, write_atomically
 
-    text = serving_config(args.export_dir, base_path=args.base_path)
     output = pathlib.Path(args.output) if args.output else pathlib.Path(args.export_dir) / "models.config"
-    output.write_text(text)
+    check_output_file(output, "--output")
+    if output.is_file():
+        with open(output, "rb") as handle:
+            first = handle.readline().decode("utf-8", "replace").strip()
+        if first != SERVING_CONFIG_MARK:
+            raise CLIError(
+                f"serving-config: {output} was not written by dlimaging serving-config (its first line is not "
+                f"{SERVING_CONFIG_MARK!r}); it was left as it is. Pass --output to write elsewhere, or remove it."
+            )
+    text = serving_config(args.export_dir, base_path=args.base_path)
+    write_atomically(output, text)
     print(f"Wrote {output}")
     print(
         "Serve them: docker run -p 8500:8500 -p 8501:8501 "
@@ -215,12 +228,14 @@ def cmd_tune(args) -> int:
             experiment, runs_dir=args.runs_dir, export_dir=args.export_dir, overwrite=args.overwrite,
             max_trials=args.max_trials, max_epochs=args.max_epochs, chief=args.chief, worker=args.worker,
             worker_id=args.worker_id, printer=printer, export=False if args.no_export else None,
+            wait_for_chief_seconds=args.wait_for_chief,
         )
     except TuningError as error:
         print(f"dlimaging tune: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"dlimaging tune: interrupted; run the same command again to resume {experiment.name}.", file=sys.stderr)
+        print(f"dlimaging tune: interrupted; completed trials are kept in {pathlib.Path(args.runs_dir) / experiment.name}. "
+              "Run the same command again (without --overwrite) to resume.", file=sys.stderr)
         return 130
     if result.best is None:  # a worker: the chief reports
         return 0
@@ -267,12 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
-    p.add_argument("--output", help="output folder (default runs/train_<data>_<model>)")
+    p.add_argument("--output", help="output folder; refused if it holds a model.keras already "
+                   "(default runs/train_<data>_<model>, or the next free runs/train_<data>_<model>-N)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a .keras model as a versioned SavedModel")
     p.add_argument("model", help="a .keras file")
-    p.add_argument("--name", required=True, help="model name: the folder under --export-dir")
+    p.add_argument("--name", required=True, help="model name: a plain folder name under --export-dir")
     p.add_argument("--export-dir", default="saved_models")
     p.add_argument("--version", type=int, default=None, help="default: the last version + 1")
     p.add_argument("--class-names", help="comma-separated class names")
@@ -292,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serving-config", help="write a TF Serving models.config for every exported model")
     p.add_argument("export_dir", nargs="?", default="saved_models")
     p.add_argument("--base-path", default="/models", help="where the models folder is mounted in the server")
-    p.add_argument("--output", help="default: EXPORT_DIR/models.config")
+    p.add_argument("--output", help="default: EXPORT_DIR/models.config; a file that dlimaging did not write "
+                   "is never replaced")
     p.set_defaults(func=cmd_serving_config)
 
     p = sub.add_parser("tune", help="run or resume a tuning/*.toml experiment and export the best model")
@@ -301,12 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, help="override [tuner] max_epochs")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--export-dir", help="override [export] dir")
-    p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh instead of resuming (empties only a run folder that dlimaging tune made)")
     p.add_argument("--no-export", action="store_true", help="do not export the best model")
     role = p.add_mutually_exclusive_group()
     role.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle for distributed workers")
     role.add_argument("--worker", metavar="HOST:PORT", help="run trials for the chief at HOST:PORT")
     p.add_argument("--worker-id", help="this worker's id, e.g. tuner1 (with --worker)")
+    p.add_argument("--wait-for-chief", type=float, default=60.0, metavar="SECONDS",
+                   help="how long a worker waits for the chief to answer before giving up (default 60)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="print a run's leaderboard and redraw its plots")

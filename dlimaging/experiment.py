@@ -33,8 +33,31 @@ SAMPLINGS = ("linear", "log", "reverse_log")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+NAME_MAX_BYTES = 255  # the longest file name most file systems allow
+
+
 class ExperimentError(InputError):
     """A mistake in an experiment file."""
+
+
+def folder_name_problem(value) -> str | None:
+    """What makes `value` unfit as a folder name, or None: the rule for an experiment's `name` and
+    an export's `--name` (letters, digits, _ . -; at most 255 bytes; not "." or "..")."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value) or value in (".", ".."):
+        return "must be a plain folder name: letters, digits, _ . - only"
+    if len(value.encode()) > NAME_MAX_BYTES:
+        return (f"must be at most {NAME_MAX_BYTES} characters, the longest folder name a file system "
+                f"allows (received {len(value)})")
+    return None
+
+
+def check_folder_name(key: str, value) -> str:
+    """`value` if it is a plain folder name (see `folder_name_problem`); an InputError otherwise."""
+    problem = folder_name_problem(value)
+    if problem:
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "..."
+        raise InputError(f"`{key}` {problem}. Received: {key}={shown!r}")
+    return value
 
 
 # ---------------------------------------------------------------- checks of one value
@@ -333,8 +356,8 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
     name = config.get("name", default_name)
     if name is None:
         _fail(where, "name", "is required")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in (".", ".."):
-        _fail(where, "name", "must be a plain folder name: letters, digits, _ . - only", name)
+    if folder_name_problem(name):
+        _fail(where, "name", folder_name_problem(name), name if not isinstance(name, str) else name[:60])
     seed = config.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         _fail(where, "seed", "must be an integer", seed)

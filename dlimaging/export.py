@@ -24,6 +24,7 @@ from dlimaging import registry
 from dlimaging.errors import InputError
 
 METADATA_FILE = "dlimaging.json"
+SERVING_CONFIG_MARK = "# written by dlimaging serving-config"
 SIGNATURE = "serving_default"
 _TMP_PREFIX = ".tmp-"
 
@@ -173,8 +174,13 @@ def export_saved_model(
     import keras
     import tensorflow as tf
 
+    from dlimaging.experiment import check_folder_name
+    from dlimaging.files import check_output_dir
+
     input_shape, task, class_names = _check_model(model, task, class_names)
     model_dir = pathlib.Path(model_dir)
+    check_folder_name("model_dir", model_dir.name)  # the model's name in TF Serving
+    check_output_dir(model_dir, "`model_dir`")
     target = _new_version_dir(model_dir, version)
     input_name = input_name_for(input_shape)
     if sample is None:
@@ -284,10 +290,22 @@ def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
 
 
 def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
+    """The `assets/dlimaging.json` of an exported version; an InputError naming the file when it
+    is missing, unreadable or lacks what `predict` and `request` need."""
+    from dlimaging.files import read_json
+
     path = pathlib.Path(version_dir) / "assets" / METADATA_FILE
     if not path.is_file():
         raise InputError(f"{str(version_dir)!r} has no {METADATA_FILE}; was it exported by dlimaging?")
-    return json.loads(path.read_text())
+    info = read_json(path, "export metadata")
+    try:
+        shape = [int(d) for d in info["input"]["shape"]]
+        if not isinstance(info["input"]["name"], str) or not isinstance(info["task"], str) or not shape:
+            raise TypeError("input.name, input.shape or task")
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{path}: incomplete export metadata (missing or bad {error}); "
+                         "export the model again.") from None
+    return info
 
 
 def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> tuple[np.ndarray, list[str]]:
@@ -348,7 +366,13 @@ def predict_exported(version_dir: str | os.PathLike, x: np.ndarray, metadata: di
     """
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    try:
+        signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    except KeyError:
+        raise InputError(f"{version_dir}: the SavedModel has no {SIGNATURE!r} signature.") from None
+    except Exception as error:  # noqa: BLE001  TensorFlow raises many kinds for a damaged folder
+        message = " ".join(str(error).split())[:200]
+        raise InputError(f"{version_dir}: not a loadable SavedModel ({type(error).__name__}: {message}).") from None
     outputs = signature(**{metadata["input"]["name"]: tf.constant(np.asarray(x, "float32"))})
     return {key: value.numpy() for key, value in outputs.items()}
 
@@ -396,4 +420,4 @@ def serving_config(export_dir: str | os.PathLike, base_path: str = "/models") ->
         "  }\n"
         for name in names
     )
-    return "model_config_list {\n" + entries + "}\n"
+    return f"{SERVING_CONFIG_MARK}\nmodel_config_list {{\n" + entries + "}\n"

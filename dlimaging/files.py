@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import pathlib
-from typing import Any
+import socket
+from typing import Any, Callable, Iterator
 
 from dlimaging.errors import InputError
 
@@ -32,3 +35,125 @@ def read_json(path, what: str = "file") -> Any:
         raise InputError(f"{path}: no such {what}.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: unreadable {what} ({type(error).__name__}: {error}).") from None
+
+
+def check_output_dir(path, what: str = "output folder") -> pathlib.Path:
+    """Checks, before any work, that the folder `path` exists or can be created, and can be written.
+
+    Walks up to the first part of `path` that exists: that part must be a folder
+    (not a file, and no file may sit where a folder of `path` should be) and
+    writable. Creates nothing.
+
+    Raises:
+        InputError: naming `what` and the path, and why it cannot be used.
+    """
+    path = pathlib.Path(path)
+    probe = path
+    while not os.path.lexists(probe):
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        where = "is a file" if probe == path else f"sits under a file ({probe})"
+        raise InputError(f"{what} {path} {where}, not a folder; pass another one.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        doing = "cannot be written" if probe == path else f"cannot be created: {probe} is not writable"
+        raise InputError(f"{what} {path} {doing}.")
+    return path
+
+
+def check_output_file(path, what: str = "output file") -> pathlib.Path:
+    """Checks, before any work, that the file `path` can be written: not a folder, in a folder that can be."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not a file; pass a file name.")
+    try:
+        check_output_dir(path.parent)
+    except InputError as error:
+        why = str(error).removeprefix(f"output folder {path.parent} ")
+        if why.startswith("is a file"):
+            why = f"sits under a file ({path.parent}), not a folder; pass another one."
+        raise InputError(f"{what} {path} {why}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{what} {path} cannot be written.")
+    return path
+
+
+LOCK = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder, *, printer: Callable[[str], None] = print, command: str = "dlimaging") -> Iterator[pathlib.Path]:
+    """Holds `folder/.lock` (JSON: pid, host, started) for the duration of the block.
+
+    The lock file is created in one step (written aside, then hard-linked into
+    place), so another process sees no lock or a whole one. A lock held by a
+    running process refuses with its PID and host; one left by a process that
+    is gone (same host, PID no longer alive) is taken over, with a message. The
+    lock is removed on the way out, exceptions and Ctrl-C included; a folder
+    that the lock alone created is removed with it.
+
+    Raises:
+        InputError: when another process holds the lock, or the lock file is unreadable.
+    """
+    folder = pathlib.Path(folder)
+    created = []  # the folders the lock alone creates, deepest first
+    missing = folder
+    while not missing.exists() and missing.parent != missing:
+        created.append(missing)
+        missing = missing.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK
+    mine = {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    tmp = folder / f"{LOCK}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(mine))
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, lock)
+                break
+            except FileExistsError:
+                pass
+            try:
+                holder = read_json(lock, "lock file")
+                pid, host = int(holder["pid"]), str(holder["host"])
+            except InputError as error:
+                if not lock.exists():
+                    continue  # released meanwhile
+                raise InputError(f"{error} Remove it if no {command} is running on {folder}.") from None
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{lock}: unreadable lock file (no pid and host); remove it if no "
+                                 f"{command} is running on {folder}.") from None
+            if host != mine["host"] or _alive(pid):
+                raise InputError(f"{folder} is in use by {command} (PID {pid} on host {host}, since "
+                                 f"{holder.get('started', '?')}); wait for it to finish, or remove {lock} "
+                                 "if that process is gone.")
+            printer(f"Taking over the lock on {folder} from PID {pid} on {host}, which is no longer running.")
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+        else:
+            raise InputError(f"{lock}: could not take the lock; try again.")
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if json.loads(lock.read_text())["pid"] == mine["pid"]:
+                lock.unlink()
+        for made in created:  # only while empty: a run that wrote nothing leaves nothing
+            try:
+                made.rmdir()
+            except OSError:
+                break

@@ -91,13 +91,10 @@ def hp_text(values: dict[str, Any], limit: int = 8) -> str:
 def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
     trial = read_json(path, "trial record")
     try:
-        trial_id, status = trial["trial_id"], trial["status"]
+        trial_id, status = str(trial["trial_id"]), trial["status"]
     except (KeyError, TypeError) as error:
         raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
-    log_path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
-    log = read_json(log_path, "trial log") if log_path.is_file() else {}
-    if not isinstance(log, dict):
-        raise InputError(f"{log_path}: not a dlimaging trial log (a JSON object).")
+    log = _trial_log(run_dir, trial_id)
     try:
         score = trial.get("score") if status == COMPLETED else None
         score = float(score) if score is not None and math.isfinite(score) else None
@@ -109,13 +106,27 @@ def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
             reason=failure_reason(trial.get("message")) if status != COMPLETED else None,
             hyperparameters=dict(trial["hyperparameters"]["values"]),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
+
+
+def _trial_log(run_dir: pathlib.Path, trial_id) -> dict[str, Any]:
+    """dlimaging's log of a trial (`trial_logs/<id>.json`), {} when there is none."""
+    path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
+    if not path.is_file():
+        return {}
+    log = read_json(path, "trial log")
+    numbers = (log.get("epochs"), log.get("seconds")) if isinstance(log, dict) else ()
+    if (not isinstance(log, dict) or not isinstance(log.get("history", {}), dict)
+            or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)):
+        raise InputError(f"{path}: not a dlimaging trial log (expected an object with epochs, seconds, history).")
+    return log
 
 
 def collect_trials(run_dir: pathlib.Path) -> list[TrialRecord]:
     """Every trial Keras Tuner recorded (`trial_*/trial.json`), with dlimaging's log of it."""
-    paths = sorted(run_dir.glob("trial_*/trial.json"), key=lambda p: int(p.parent.name[len("trial_"):]))
+    paths = [p for p in run_dir.glob("trial_*/trial.json") if p.parent.name[len("trial_"):].isdigit()]
+    paths.sort(key=lambda p: int(p.parent.name[len("trial_"):]))
     return [_trial_record(path, run_dir) for path in paths]
 
 
@@ -162,9 +173,12 @@ def read_best(run_dir: pathlib.Path) -> BestTrial | None:
         return None
     try:
         best = json.loads(path.read_text()).get("best")
-        return BestTrial(**best) if best else None
-    except (ValueError, TypeError, AttributeError):
-        return None  # rewritten at the end of this run
+        best = BestTrial(**best) if best else None
+        if best is not None and not all(isinstance(v, (int, float)) for v in dict(best.test_metrics).values()):
+            return None
+        return best
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # an unreadable results.json is rewritten at the end of the next run
 
 
 def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str, direction: str,
@@ -179,9 +193,9 @@ def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str,
     ]
     curves = {}
     for trial in rank_trials(trials, direction)[:top]:
-        log_path = run_dir / TRIAL_LOGS / f"{trial.trial_id}.json"
-        if log_path.is_file():
-            curves[f"trial {trial.trial}"] = read_json(log_path, "trial log").get("history", {})
+        history = _trial_log(run_dir, trial.trial_id).get("history")
+        if history:
+            curves[f"trial {trial.trial}"] = history
     metric = objective[4:] if objective.startswith("val_") else objective
     paths.append(plot_learning_curves(curves, plots / "learning_curves.png", metric=metric))
     return paths

@@ -6,10 +6,11 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.files import check_output_dir, write_atomically
 from dlimaging.validation import check_positive_int
 
 # Builder arguments that come from the dataset.
@@ -35,6 +36,27 @@ def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = N
     return entry.load_builder()(data.input_shape, data.num_classes, task=data.task, **overrides)
 
 
+def _check_output(output_dir: pathlib.Path) -> pathlib.Path:
+    """A given output folder, if it can be written and holds no model of its own yet."""
+    check_output_dir(output_dir, "--output folder")
+    if (output_dir / "model.keras").exists():
+        raise InputError(
+            f"--output folder {output_dir} already holds a model.keras; it was left as it is "
+            "(dlimaging never replaces a model). Pass another --output, or remove it."
+        )
+    return output_dir
+
+
+def _free_output(default: pathlib.Path) -> pathlib.Path:
+    """The default output folder, or the first of `default-2`, `default-3`, ... without a model."""
+    candidate, number = default, 1
+    while (candidate / "model.keras").exists():
+        number += 1
+        candidate = default.with_name(f"{default.name}-{number}")
+    check_output_dir(candidate, "output folder")
+    return candidate
+
+
 def train(
     source: str,
     *,
@@ -46,6 +68,7 @@ def train(
     patience: int = 5,
     seed: int = 0,
     verbose: Any = "auto",
+    printer: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Trains a builder's model on a dataset, with early stopping on validation loss.
 
@@ -60,11 +83,16 @@ def train(
         epochs: int. Most epochs to train. Defaults to 20.
         batch_size: int. Defaults to 32.
         overrides: dict or None. Builder arguments, e.g. `{"dropout": 0.3}`.
-        output_dir: folder for the outputs. Defaults to `runs/train_<data>_<model>`.
+        output_dir: folder for the outputs. A folder that already holds a
+            `model.keras` is refused: nothing is replaced. Defaults to
+            `runs/train_<data>_<model>`, or, when that one holds a model, the
+            next free `runs/train_<data>_<model>-2`, `-3`, ...
         patience: int. Epochs without a better validation loss before
             stopping; the best weights are restored. Defaults to 5.
         seed: int. Seed of the splits and the weights. Defaults to 0.
         verbose: Keras's `verbose` for `fit`. Defaults to "auto".
+        printer: where to say which output folder is used, or None.
+            Defaults to None.
 
     Returns:
         A dict with the test metrics and the paths written.
@@ -77,10 +105,15 @@ def train(
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)
     patience = check_positive_int("patience", patience)
+    if output_dir is not None:
+        output_dir = _check_output(pathlib.Path(output_dir))
     data = load_dataset(source, batch_size=batch_size, seed=seed)
     keras.utils.set_random_seed(seed)
     net = build_for_dataset(model, data, overrides)
-    output_dir = pathlib.Path(output_dir or pathlib.Path("runs") / f"train_{data.name}_{model}")
+    if output_dir is None:
+        output_dir = _free_output(pathlib.Path("runs") / f"train_{data.name}_{model}")
+    if printer:
+        printer(f"Output folder: {output_dir}")
     output_dir.mkdir(parents=True, exist_ok=True)
 
     monitor = "val_loss" if data.validation is not None else "loss"
@@ -97,7 +130,7 @@ def train(
     model_path = output_dir / "model.keras"
     net.save(model_path)
     history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
-    (output_dir / "history.json").write_text(json.dumps(history_dict, indent=2))
+    write_atomically(output_dir / "history.json", json.dumps(history_dict, indent=2))
     metadata = {
         "source": source,
         "model": model,
@@ -109,7 +142,7 @@ def train(
         "epochs_run": len(history_dict.get("loss", [])),
         "train_seconds": round(seconds, 2),
     }
-    (output_dir / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    write_atomically(output_dir / "metadata.json", json.dumps(metadata, indent=2, default=str))
     curves = plot_history(history_dict, output_dir / "curves.png", title=f"{model} on {data.name}")
     return {"metrics": metrics, "model_path": str(model_path), "curves": str(curves),
             "output_dir": str(output_dir), "epochs_run": metadata["epochs_run"]}

@@ -14,6 +14,9 @@ import json
 import math
 import os
 import pathlib
+import signal
+import socket
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -90,6 +93,59 @@ class FailOnNaN(keras.callbacks.Callback):
             raise keras_tuner.errors.FailedTrialError(f"loss became {float(loss)} at epoch {epoch + 1}")
 
 
+# ---------------------------------------------------------------- Ctrl-C
+# Python raises KeyboardInterrupt wherever the main thread happens to be when
+# SIGINT arrives. At the start of each trial Keras Tuner calls clear_session()
+# and gc.collect(), which run weakref callbacks and finalizers; a
+# KeyboardInterrupt raised inside one of those is printed as "Exception ignored
+# in ..." and dropped, and the search runs on. During a search, SIGINT is
+# therefore only recorded, and raised at the next safe point: the start and end
+# of a trial and the end of every batch and epoch. A second Ctrl-C raises at once.
+
+_interrupt = {"pending": False}
+
+
+def check_interrupt() -> None:
+    """Raises KeyboardInterrupt if Ctrl-C was pressed since `deferred_interrupts` began."""
+    if _interrupt["pending"]:
+        raise KeyboardInterrupt
+
+
+def _record_interrupt(signum, frame):
+    if _interrupt["pending"]:
+        raise KeyboardInterrupt
+    _interrupt["pending"] = True
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C during the block is raised at the next `check_interrupt`, and at the latest on leaving it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    saved = signal.signal(signal.SIGINT, _record_interrupt)
+    _interrupt["pending"] = False
+    try:
+        yield
+        check_interrupt()
+    finally:
+        signal.signal(signal.SIGINT, saved)
+        _interrupt["pending"] = False
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Stops training at the end of the batch or epoch in which Ctrl-C was pressed."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        check_interrupt()
+
+    def on_test_batch_end(self, batch, logs=None):
+        check_interrupt()
+
+    def on_epoch_end(self, epoch, logs=None):
+        check_interrupt()
+
+
 class _ProgressMixin:
     """One line per trial, and a log per trial (time, epochs, curves) on disk."""
 
@@ -101,7 +157,12 @@ class _ProgressMixin:
         self._curves: dict[str, dict[str, list[float]]] = {}
         super().__init__(*args, **kwargs)
 
+    def pre_create_trial(self):
+        check_interrupt()
+        super().pre_create_trial()
+
     def on_trial_begin(self, trial):
+        check_interrupt()
         super().on_trial_begin(trial)
         self._started[trial.trial_id] = time.perf_counter()
         self._curves[trial.trial_id] = {}
@@ -129,6 +190,7 @@ class _ProgressMixin:
                           f"({record['epochs']} epochs) | {hps}")
         else:
             self._printer(f"[trial {number}] FAILED after {seconds:.1f}s: {failure_reason(ended.message)} | {hps}")
+        check_interrupt()  # the trial is on record: stop here if Ctrl-C was pressed
 
 
 def make_tuner(experiment: Experiment, hypermodel, *, runs_dir: pathlib.Path, printer: Callable[[str], None] = print):
@@ -192,3 +254,28 @@ def distributed_role(role: str | None, host: str | None, port: str | None) -> It
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def wait_for_chief(host: str, port: str, seconds: float, printer: Callable[[str], None] = print) -> None:
+    """Waits until the chief's oracle at HOST:PORT accepts connections, for at most `seconds`.
+
+    Raises:
+        InputError: when nothing answers at HOST:PORT in that time.
+    """
+    deadline = time.monotonic() + max(0.0, float(seconds))
+    printed = False
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                return
+        except OSError as error:
+            reason = error
+        if time.monotonic() >= deadline:
+            raise InputError(
+                f"No chief answered at {host}:{port} within {seconds:g}s ({reason.strerror or reason}); "
+                "start `dlimaging tune ... --chief HOST:PORT` first, or raise --wait-for-chief."
+            )
+        if not printed:
+            printer(f"Waiting for the chief at {host}:{port} (up to {seconds:g}s) ...")
+            printed = True
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -8,6 +8,7 @@ publish (export, results files, plots). The tuner and its hooks live in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,7 +20,9 @@ from typing import Any, Callable
 import keras
 import keras_tuner
 
+from dlimaging.errors import InputError
 from dlimaging.experiment import Experiment, ExperimentError, check_against_data
+from dlimaging.files import LOCK, check_output_dir, folder_lock
 from dlimaging.hypermodels import hypermodel_for
 from dlimaging.results import (
     FINGERPRINT,
@@ -33,7 +36,16 @@ from dlimaging.results import (
     write_results,
 )
 from dlimaging.results import format_leaderboard, report  # noqa: F401  the API before the split
-from dlimaging.tuner import FailOnNaN, distributed_role, make_tuner, parse_role, tuner_patches
+from dlimaging.tuner import (
+    FailOnNaN,
+    StopOnInterrupt,
+    deferred_interrupts,
+    distributed_role,
+    make_tuner,
+    parse_role,
+    tuner_patches,
+    wait_for_chief,
+)
 
 
 class TuningError(RuntimeError):
@@ -56,6 +68,43 @@ class _Prepared:
     data: Any
     hypermodel: Any
     run_dir: pathlib.Path
+
+
+def _is_run_folder(run_dir: pathlib.Path) -> bool:
+    """Whether `run_dir` was made by `dlimaging tune`: it holds the experiment's fingerprint."""
+    try:
+        state = json.loads((run_dir / FINGERPRINT).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(state, dict) and {"name", "model", "tuner"} <= set(state)
+
+
+def _check_locations(run_dir: pathlib.Path, export_dir: pathlib.Path | None, overwrite: bool) -> None:
+    """Refuses, before any work, a run folder or export folder that cannot be written, and a
+    folder of the user's own where the run folder would go: dlimaging never mixes a run into
+    it, nor deletes it."""
+    check_output_dir(run_dir, "run folder")
+    if export_dir is not None:
+        check_output_dir(export_dir, "export folder")
+    if not run_dir.is_dir() or _is_run_folder(run_dir):
+        return
+    if any(child.name != LOCK for child in run_dir.iterdir()):
+        removing = "--overwrite removes only folders that `dlimaging tune` made; " if overwrite else ""
+        raise InputError(
+            f"{run_dir} is not empty and is not a dlimaging run folder (no {FINGERPRINT}); {removing}"
+            "nothing was changed. Pass another --runs-dir or change the experiment's `name`."
+        )
+
+
+def _clear_run_dir(run_dir: pathlib.Path) -> None:
+    """Empties a run folder that `_check_locations` found to be dlimaging's, keeping the lock."""
+    for child in run_dir.iterdir():
+        if child.name == LOCK:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) -> _Prepared:
@@ -105,6 +154,7 @@ def _search(prepared: _Prepared, runs_dir: pathlib.Path, role: str | None, print
         keras.callbacks.EarlyStopping(monitor=experiment.objective, mode=experiment.direction,
                                       patience=experiment.tuner.early_stopping_patience),
         FailOnNaN(),
+        StopOnInterrupt(),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
     already = len(tuner.oracle.trials) if role is None else 0
@@ -171,6 +221,7 @@ def run_search(
     worker_id: str | None = None,
     printer: Callable[[str], None] = print,
     export: bool | None = None,
+    wait_for_chief_seconds: float = 60.0,
 ) -> SearchResult:
     """Runs (or resumes) an experiment's search, writes its results and exports the best model.
 
@@ -187,37 +238,55 @@ def run_search(
         printer: where progress lines go. Defaults to `print`.
         export: bool or None. Export the best model. Defaults to the
             experiment's `[export] enabled`.
+        wait_for_chief_seconds: float. How long a worker waits for the
+            chief's oracle to answer before giving up. Defaults to 60.
+
+    A run folder is locked (`.lock`: PID, host, start time) while a search runs
+    in it; a second search on it is refused. `overwrite` empties only a run
+    folder that `run_search` made (it holds `experiment.json`).
 
     Returns:
         A `SearchResult` with the trials, the best one and the export path.
 
     Raises:
         TuningError: when no trial succeeded; it says why.
+        InputError: before any work, for a run or export folder that cannot be
+            used, or a run folder in use by another search.
+        KeyboardInterrupt: on Ctrl-C, at the next batch, epoch or trial
+            boundary; completed trials are kept and a rerun resumes.
     """
     role, host, port = parse_role(chief, worker, worker_id)
     experiment = experiment.with_budgets(max_trials, max_epochs)
     runs_dir = pathlib.Path(runs_dir)
     export_dir = pathlib.Path(export_dir or experiment.export.dir)
     export = experiment.export.enabled if export is None else export
+    run_dir = runs_dir / experiment.name
+    leads = role in (None, "chief")  # a worker goes through the chief: no lock, no run folder of its own
 
-    prepared = _prepare(experiment, runs_dir, overwrite)
-    run_dir = prepared.run_dir
-    with distributed_role(role, host, port), tuner_patches():
-        if role in (None, "chief"):
-            if overwrite and run_dir.exists():
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / FINGERPRINT).write_text(experiment.fingerprint())
-        tuner = _search(prepared, runs_dir, role, printer)
-    if role not in (None, "chief"):
-        printer(f"Worker {role} finished.")
-        return SearchResult(run_dir, [], None, None, experiment.objective, experiment.direction)
+    _check_locations(run_dir, export_dir / experiment.name if export and leads else None, overwrite and leads)
+    if not leads:
+        wait_for_chief(host, port, wait_for_chief_seconds, printer)
+    lock = folder_lock(run_dir, printer=printer, command="dlimaging tune") if leads else contextlib.nullcontext()
+    with lock:
+        prepared = _prepare(experiment, runs_dir, overwrite)
+        # The chief only serves the oracle (and sleeps): Ctrl-C stops it as usual.
+        interrupts = deferred_interrupts() if role != "chief" else contextlib.nullcontext()
+        with distributed_role(role, host, port), tuner_patches(), interrupts:
+            if leads:
+                if overwrite and run_dir.is_dir():
+                    _clear_run_dir(run_dir)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / FINGERPRINT).write_text(experiment.fingerprint())
+            tuner = _search(prepared, runs_dir, role, printer)
+        if not leads:
+            printer(f"Worker {role} finished.")
+            return SearchResult(run_dir, [], None, None, experiment.objective, experiment.direction)
 
-    trials = collect_trials(run_dir)  # on the chief too: its oracle recorded the workers' trials
-    record, model = _load_best(tuner, run_dir, experiment, trials)
-    best = _evaluate(model, prepared.data, record)
-    export_path = _publish(prepared, model, best, export_dir, export)
-    best.export_path = str(export_path) if export_path else None
-    write_results(run_dir, experiment, trials, best)
-    draw_plots(run_dir, trials, experiment.objective, experiment.direction)
+        trials = collect_trials(run_dir)  # on the chief too: its oracle recorded the workers' trials
+        record, model = _load_best(tuner, run_dir, experiment, trials)
+        best = _evaluate(model, prepared.data, record)
+        export_path = _publish(prepared, model, best, export_dir, export)
+        best.export_path = str(export_path) if export_path else None
+        write_results(run_dir, experiment, trials, best)
+        draw_plots(run_dir, trials, experiment.objective, experiment.direction)
     return SearchResult(run_dir, trials, best, export_path, experiment.objective, experiment.direction)

@@ -187,3 +187,192 @@ def test_model_choices_come_from_the_registry(capsys):
     assert main(["train", "--data", "digits", "--model", "rnn"]) == 2
     err = capsys.readouterr().err
     assert all(f"'{name}'" in err for name in registry.FAMILIES)
+
+
+TINY_TOML = ('name = "{name}"\n[data]\nsource = "digits"\nbatch_size = 128\n[search]\nfilters = [4]\n'
+             'dense_units = 8\ndropout = {{ choice = [0.0, 0.1] }}\n[tuner]\nmax_trials = 1\nmax_epochs = 1\n')
+
+
+def _tiny_config(tmp_path, name="mine"):
+    config = tmp_path / f"{name}.toml"
+    config.write_text(TINY_TOML.format(name=name))
+    return config
+
+
+def _one_line(capsys, *fragments):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert all(fragment in err[0] for fragment in fragments), err[0]
+    return err[0]
+
+
+def test_nothing_of_the_users_is_deleted_or_replaced(tmp_path, capsys, monkeypatch):
+    """Issue 9, class 1: every refusal leaves the user's file byte for byte; one line, exit 2."""
+    import keras
+
+    import dlimaging as dli
+
+    monkeypatch.chdir(tmp_path)
+    thesis = b"\\documentclass{article} % not dlimaging's\n"
+    # tune into a folder of the user's own, with and without --overwrite
+    config = _tiny_config(tmp_path)
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    (tmp_path / "runs" / "mine" / "thesis.tex").write_bytes(thesis)
+    for extra in (["--overwrite"], []):
+        assert main(["tune", str(config), "--no-export", *extra]) == 2
+        _one_line(capsys, "runs/mine is not empty and is not a dlimaging run folder")
+        assert sorted(p.name for p in (tmp_path / "runs" / "mine").iterdir()) == ["thesis.tex"]
+        assert (tmp_path / "runs" / "mine" / "thesis.tex").read_bytes() == thesis
+
+    # export --name that is not a plain folder name
+    model = tmp_path / "m.keras"
+    dli.build_mlp((8, 8, 1), 3, hidden_units=(4,)).save(model)
+    keras.backend.clear_session()
+    for name in ("../x", str(tmp_path / "abs"), "", ".", "a/b"):
+        assert main(["export", str(model), "--name", name, "--export-dir", "saved"]) == 2
+        _one_line(capsys, "`--name` must be a plain folder name")
+    assert not (tmp_path / "saved").exists() and not (tmp_path / "x").exists() and not (tmp_path / "abs").exists()
+
+    # train --output onto a folder that holds a model
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.keras").write_bytes(b"my model")
+    (tmp_path / "out" / "metadata.json").write_bytes(b'{"mine": true}')
+    assert main(["train", "--data", "digits", "--output", "out", "--epochs", "1"]) == 2
+    _one_line(capsys, "out already holds a model.keras", "Pass another --output")
+    assert (tmp_path / "out" / "model.keras").read_bytes() == b"my model"
+    assert (tmp_path / "out" / "metadata.json").read_bytes() == b'{"mine": true}'
+
+    # serving-config over a hand-written models.config
+    (tmp_path / "saved" / "digits" / "1").mkdir(parents=True)
+    hand = b'model_config_list { config { name: "hand" base_path: "/m/hand" model_platform: "tensorflow" } }\n'
+    (tmp_path / "saved" / "models.config").write_bytes(hand)
+    assert main(["serving-config", "saved"]) == 2
+    _one_line(capsys, "saved/models.config was not written by dlimaging", "--output")
+    assert (tmp_path / "saved" / "models.config").read_bytes() == hand
+    assert main(["serving-config", "saved", "--output", "saved/ours.config"]) == 0
+    assert main(["serving-config", "saved", "--output", "saved/ours.config"]) == 0  # its own file: replaced
+    assert 'name: "digits"' in (tmp_path / "saved" / "ours.config").read_text()
+
+
+def test_a_run_folder_is_locked_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    """Issue 9, class 1: a second search on a run folder is refused with the holder's PID and host."""
+    import socket
+
+    config = _tiny_config(tmp_path, "locked")
+    runs = tmp_path / "runs"
+    assert main(["tune", str(config), "--runs-dir", str(runs), "--no-export"]) == 0
+    assert not (runs / "locked" / ".lock").exists()  # released
+    capsys.readouterr()
+    host = socket.gethostname()
+    lock = runs / "locked" / ".lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": host, "started": "now"}))  # a live holder
+    assert main(["tune", str(config), "--runs-dir", str(runs), "--no-export", "--max-trials", "2"]) == 2
+    _one_line(capsys, f"in use by dlimaging tune (PID {os.getpid()} on host {host}")
+    assert json.loads(lock.read_text())["pid"] == os.getpid()  # not taken
+    assert main(["tune", str(config), "--runs-dir", str(runs), "--no-export", "--max-trials", "2",
+                 "--overwrite"]) == 2
+    assert len(list(runs.glob("locked/trial_[0-9]*"))) == 1  # --overwrite did not clear a locked folder
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(json.dumps({"pid": gone.pid, "host": host, "started": "then"}))
+    assert main(["tune", str(config), "--runs-dir", str(runs), "--no-export", "--max-trials", "2"]) == 0
+    assert f"Taking over the lock on {runs / 'locked'} from PID {gone.pid}" in capsys.readouterr().out
+    assert not lock.exists()
+    assert len(list(runs.glob("locked/trial_[0-9]*"))) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "digits", "--output", "a_file/out"], "--output folder a_file/out sits under a file (a_file)"),
+    (["train", "--data", "digits", "--output", "a_file"], "--output folder a_file is a file"),
+    (["export", "m.keras", "--name", "m", "--export-dir", "a_file"], "folder a_file/m sits under a file (a_file)"),
+    (["tune", "c.toml", "--runs-dir", "a_file"], "run folder a_file/c sits under a file (a_file)"),
+    (["tune", "c.toml", "--export-dir", "a_file/x"], "export folder a_file/x/c sits under a file (a_file)"),
+    (["serving-config", "saved", "--output", "a_file/models.config"], "sits under a file (a_file)"),
+    (["serving-config", "saved", "--output", "saved"], "--output saved is a folder"),
+])
+def test_an_output_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, args, message):
+    """Issue 9, class 2: output locations are checked before anything is loaded, trained or written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_bytes(b"mine")
+    (tmp_path / "m.keras").write_bytes(b"not loaded before the check")
+    _tiny_config(tmp_path, "c")
+    (tmp_path / "saved" / "m" / "1").mkdir(parents=True)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    assert main(args) == 2
+    _one_line(capsys, message)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert (tmp_path / "a_file").read_bytes() == b"mine"
+
+
+def test_damaged_files_are_one_line_naming_the_file(tmp_path, capsys):
+    """Issue 9, class 2: a corrupt export or run folder given to predict, request or report."""
+    import shutil
+
+    import dlimaging as dli
+
+    good = dli.export_saved_model(dli.build_mlp((8, 8, 1), 3, hidden_units=(4,)), tmp_path / "good")
+    np.save(tmp_path / "x.npy", np.zeros((8, 8, 1), "float32"))
+
+    def damaged(name, change):
+        version = tmp_path / name / "1"
+        shutil.copytree(good, version)
+        change(version)
+        return tmp_path / name
+
+    cases = [
+        (damaged("badjson", lambda v: (v / "assets" / "dlimaging.json").write_text("{not json")),
+         "badjson/1/assets/dlimaging.json: unreadable export metadata (JSONDecodeError"),
+        (damaged("nokeys", lambda v: (v / "assets" / "dlimaging.json").write_text('{"task": "classification"}')),
+         "nokeys/1/assets/dlimaging.json: incomplete export metadata (missing or bad 'input')"),
+        (damaged("nopb", lambda v: (v / "saved_model.pb").write_bytes(b"\x00garbage")),
+         "nopb/1: not a loadable SavedModel"),
+    ]
+    for folder, message in cases:
+        assert main(["predict", str(folder), str(tmp_path / "x.npy")]) == 2
+        _one_line(capsys, message)
+    assert main(["request", str(cases[1][0]), str(tmp_path / "x.npy")]) == 2
+    _one_line(capsys, "incomplete export metadata")
+
+    run = tmp_path / "run"
+    (run / "trial_0").mkdir(parents=True)
+    fingerprint = {"name": "run", "tuner": {"objective": "val_accuracy"}, "model": {"task": "classification"}}
+    trial = {"trial_id": "0", "status": "COMPLETED", "score": 0.5, "best_step": 0,
+             "hyperparameters": {"values": {"dropout": 0.1}}}
+    reports = [
+        ({"experiment.json": "{", "trial_0/trial.json": trial}, "run/experiment.json: unreadable run fingerprint"),
+        ({"experiment.json": {"name": "run"}, "trial_0/trial.json": trial},
+         "run/experiment.json: incomplete run fingerprint (missing or bad 'tuner')"),
+        ({"experiment.json": fingerprint, "trial_0/trial.json": {"trial_id": "0"}},
+         "run/trial_0/trial.json: not a complete Keras Tuner trial record (missing or bad 'status')"),
+        ({"experiment.json": fingerprint, "trial_0/trial.json": {**trial, "hyperparameters": {}}},
+         "run/trial_0/trial.json: not a complete Keras Tuner trial record (missing or bad 'values')"),
+        ({"experiment.json": fingerprint, "trial_0/trial.json": "\x00\xff"}, "run/trial_0/trial.json: unreadable"),
+        ({"experiment.json": fingerprint, "trial_0/trial.json": trial, "trial_logs/0.json": [1, 2]},
+         "run/trial_logs/0.json: not a dlimaging trial log"),
+        ({"experiment.json": fingerprint, "trial_0/trial.json": trial, "trial_logs/0.json": "{"},
+         "run/trial_logs/0.json: unreadable trial log"),
+    ]
+    for files, message in reports:
+        shutil.rmtree(run / "trial_logs", ignore_errors=True)
+        for name, content in files.items():
+            (run / name).parent.mkdir(parents=True, exist_ok=True)
+            (run / name).write_text(content if isinstance(content, str) else json.dumps(content))
+        assert main(["report", str(run)]) == 2
+        _one_line(capsys, message)
+    (run / "trial_logs" / "0.json").write_text(json.dumps({"epochs": 1, "seconds": 0.5, "history": {}}))
+    assert main(["report", str(run)]) == 0  # the same folder, repaired, reports
+    assert "1 trials: 1 completed" in capsys.readouterr().out
+
+
+def test_train_default_output_goes_beside_an_existing_model(tmp_path, capsys, monkeypatch):
+    """Issue 9, class 1: the default output folder never replaces a model; the next free one is used."""
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "runs" / "train_digits_mlp"
+    first.mkdir(parents=True)
+    (first / "model.keras").write_bytes(b"the first model")
+    assert main(["train", "--data", "digits", "--model", "mlp", "--epochs", "1", "--batch-size", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "Output folder: runs/train_digits_mlp-2" in out
+    assert (first / "model.keras").read_bytes() == b"the first model"
+    assert (tmp_path / "runs" / "train_digits_mlp-2" / "model.keras").is_file()

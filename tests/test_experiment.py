@@ -149,3 +149,16 @@ def test_values_of_the_wrong_type_are_input_errors_not_crashes():
         parse_experiment({"name": "t", "data": {"source": "digits"}, "tuner": {"objective": ["val_loss"]}})
     with pytest.raises(ExperimentError, match=r"\[search\]: holds a date"):
         parse_experiment({"name": "t", "data": {"source": "digits"}, "search": {"seed": datetime.date(2026, 1, 1)}})
+
+
+@pytest.mark.parametrize("name, match", [
+    ("n" * 300, r"name: must be at most 255 characters"),
+    ("é" * 130, r"plain folder name"),
+    ("ok\n", r"plain folder name"),
+    ("", r"plain folder name"),
+    (".", r"plain folder name"),
+])
+def test_a_name_the_file_system_cannot_hold_is_refused(name, match):
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment(_with(None, "name", name), path="x.toml")
+    assert parse_experiment(_with(None, "name", "n" * 255)).name == "n" * 255

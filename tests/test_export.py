@@ -239,7 +239,7 @@ def test_serving_config(tmp_path, classifier):
     dli.export_saved_model(classifier, tmp_path / "beta")
     (tmp_path / "not_a_model").mkdir()
     text = export_module.serving_config(tmp_path)
-    assert text.startswith("model_config_list {")
+    assert text.startswith("# written by dlimaging serving-config\nmodel_config_list {")
     assert 'name: "alpha"' in text and 'base_path: "/models/beta"' in text
     assert "not_a_model" not in text
     assert text.count("config {") == 2
@@ -291,3 +291,14 @@ def test_a_foreign_model_with_a_numeric_output_is_read_as_regression(tmp_path):
     # class names have no place in a regression export
     path = dli.export_saved_model(model, tmp_path / "m", class_names=["a", "b"], task="regression")
     assert json.loads((path / "assets" / "dlimaging.json").read_text())["class_names"] is None
+
+
+def test_model_dir_must_end_in_a_plain_name_and_be_writable(tmp_path, classifier):
+    for model_dir in (tmp_path / "..", tmp_path / "a b", pathlib.Path(".")):
+        with pytest.raises(ValueError, match=r"`model_dir` must be a plain folder name"):
+            dli.export_saved_model(classifier, model_dir)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match=r"sits under a file"):
+        dli.export_saved_model(classifier, tmp_path / "file" / "m")
+    assert (tmp_path / "file").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -298,3 +298,59 @@ def test_ranking_needs_a_direction():
     assert [t.trial for t in rank_trials(trials, "min")] == [1, 2]
     with pytest.raises(ValueError, match="`direction` must be one of 'min', 'max'. Received: direction='val_accuracy'"):
         rank_trials(trials, "val_accuracy")
+
+
+def test_ctrl_c_at_any_moment_stops_keeps_trials_and_resumes(tmp_path):
+    """Issue 9, class 4: Ctrl-C just after a trial starts (while Keras Tuner runs clear_session and
+    gc.collect) used to be swallowed as "Exception ignored ... KeyboardInterrupt"; now every
+    Ctrl-C stops the search with exit 130 and one line, and the next run resumes."""
+    config = _toml(tmp_path / "ctrlc.toml", "ctrlc", "filters = [4]\ndense_units = 8\n"
+                   "dropout = { choice = [0.0, 0.1, 0.2, 0.3, 0.4] }", max_trials=5)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    logs = tmp_path / "runs" / "ctrlc" / "trial_logs"
+    kept = {}
+    for delay in (0.0, 0.05, 0.3):  # seconds after a trial ended, i.e. as the next one starts
+        child = subprocess.Popen([DLIMAGING, "tune", str(config), "--no-export"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+        try:
+            for line in child.stdout:
+                if line.startswith("[trial"):
+                    time.sleep(delay)
+                    child.send_signal(signal.SIGINT)
+                    break
+            _, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert child.returncode == 130, (delay, err[-2000:])
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "interrupted; completed trials are kept" in lines[0], (delay, err[-2000:])
+        assert "Run the same command again (without --overwrite) to resume." in lines[0]
+        assert not (tmp_path / "runs" / "ctrlc" / ".lock").exists()
+        for path in logs.glob("*.json"):
+            kept.setdefault(path.name, path.stat().st_mtime_ns)
+    assert len(kept) >= 3  # at least one trial completed per run
+    result = subprocess.run([DLIMAGING, "tune", str(config), "--no-export"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Resuming" in result.stdout
+    results = json.loads((tmp_path / "runs" / "ctrlc" / "results.json").read_text())
+    assert results["summary"]["completed"] == 5
+    assert all(p.stat().st_mtime_ns == kept[p.name] for p in logs.glob("*.json") if p.name in kept)
+
+
+def test_a_worker_without_a_chief_waits_a_bounded_time(tmp_path, capsys):
+    """Issue 9, class 4: a worker says what it waits for, gives up after --wait-for-chief, exit 2."""
+    from dlimaging.cli import main
+
+    config = _toml(tmp_path / "w.toml", "w", "filters = [4]\ndense_units = 8")
+    start = time.perf_counter()
+    assert main(["tune", str(config), "--worker", f"127.0.0.1:{_free_port()}", "--worker-id", "w1",
+                 "--runs-dir", str(tmp_path / "runs"), "--wait-for-chief", "1.5"]) == 2
+    seconds = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert "Waiting for the chief at 127.0.0.1:" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No chief answered at 127.0.0.1:" in lines[0] and "within 1.5s" in lines[0], err
+    assert 1.4 < seconds < 10
+    assert not (tmp_path / "runs").exists()
