@@ -14,9 +14,7 @@ from keras import ops
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.validation import check_choice, check_number
-
-FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
+from dlimaging.validation import check_argument
 
 
 @keras.saving.register_keras_serializable(package="dlimaging")
@@ -81,7 +79,9 @@ class RandomScale(keras.layers.Layer):
 
 
 def _check_fraction(name: str, value: Any) -> float:
-    return float(check_number(name, value, low=0.0, high=1.0))
+    # The rule of each option is in `dlimaging.validation.ARGUMENT_CHECKS`, shared with the
+    # experiment schema's `[search.augmentation]` checks.
+    return float(check_argument(name, value))
 
 
 # ---------------------------------------------------------------- one factory per option
@@ -90,7 +90,7 @@ def _check_fraction(name: str, value: Any) -> float:
 
 
 def flip_layer(value, seed=None):
-    check_choice("flip", value, FLIP_MODES)
+    check_argument("flip", value)
     return None if value is None else keras.layers.RandomFlip(value, seed=seed, name="flip")
 
 
@@ -122,7 +122,6 @@ def brightness_layer(value, seed=None):
 
 
 def noise_layer(value, seed=None):
-    # Keras's GaussianNoise takes a standard deviation in [0, 1].
     value = _check_fraction("noise", value)
     return keras.layers.GaussianNoise(value, seed=seed, name="noise") if value else None
 
@@ -133,7 +132,7 @@ def shift_layer(value, seed=None):
 
 
 def scale_layer(value, seed=None):
-    value = float(check_number("scale", value, low=0.0, high=1.0, high_inclusive=False))
+    value = _check_fraction("scale", value)
     return RandomScale(value, seed=seed, name="scale") if value else None
 
 

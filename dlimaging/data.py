@@ -9,13 +9,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.validation import check_number, check_positive_int
+from dlimaging.sources import integer_scale
+from dlimaging.validation import check_number, check_positive_int, check_seed
+
+_FLOAT32_MAX = float(np.finfo("float32").max)
 
 
 
@@ -84,11 +88,24 @@ def _check_arrays(source: str, arrays: dict[str, np.ndarray]):
             )
         if len(x) == 0:
             raise InputError(f"`source` {source!r}: `{x_key}` is empty.")
+        if x.ndim < 2 or 0 in x.shape[1:]:
+            raise InputError(
+                f"`source` {source!r}: `{x_key}` has shape {x.shape}, so each sample is "
+                f"{'a single number' if x.ndim < 2 else 'empty'}; it needs (N, features), "
+                "(N, length, channels), (N, height, width[, channels]) or (N, depth, height, width, channels)."
+            )
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise InputError(f"`source` {source!r}: `{x_key}` must hold numbers. Received dtype {x.dtype}.")
         if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise InputError(f"`source` {source!r}: `{x_key}` holds {bad} NaN or inf value(s).")
+        if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
+            largest = float(np.max(np.abs(x)))
+            if largest > _FLOAT32_MAX:
+                raise InputError(
+                    f"`source` {source!r}: `{x_key}` holds values up to {largest:.4g} in magnitude, beyond "
+                    f"float32's range (±{_FLOAT32_MAX:.4g}): they would become inf. Rescale `{x_key}`."
+                )
         if y.ndim != 1:
             raise InputError(f"`source` {source!r}: `{y_key}` must be one integer label per sample. Received shape {y.shape}.")
         integral = np.issubdtype(y.dtype, np.integer) or (
@@ -103,9 +120,37 @@ def _check_arrays(source: str, arrays: dict[str, np.ndarray]):
             raise InputError(f"`source` {source!r}: `{y_key}` holds negative labels (min {np.min(y)}).")
 
 
+def _labels(source: str, arrays: dict[str, np.ndarray], class_names: list[str]) -> list[str]:
+    """The class names; labels that are not 0..C-1 (gaps, large values) are mapped to 0..C-1 in
+    sorted order, in place, and their original values become the class names."""
+    if class_names:  # the source names its classes (folders, tfds, built-ins)
+        return class_names
+    keys = [key for key in ("y", "y_test") if key in arrays]
+    values = np.unique(np.concatenate([arrays[key] for key in keys])).astype("int64")
+    if len(values) < 2:
+        raise InputError(
+            f"`source` {source!r} holds a single class (every label is {values[0]}); "
+            "classification needs at least 2."
+        )
+    if values[-1] != len(values) - 1:
+        shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        warnings.warn(
+            f"`source` {source!r}: its {len(values)} labels ({shown}) are not 0..{len(values) - 1}; "
+            f"they are mapped to 0..{len(values) - 1} in sorted order, and the class names keep "
+            "the original labels.",
+            UserWarning, stacklevel=3,
+        )
+        for key in keys:
+            arrays[key] = np.searchsorted(values, arrays[key].astype("int64"))
+    return [str(v) for v in values]
+
+
 def _to_float(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-    if np.issubdtype(x.dtype, np.integer):
-        return (x.astype("float32") / 255.0), (0.0, 1.0)
+    """float32 values and their range: uint8 and uint16 images are scaled to [0, 1] by the white
+    of their type; other numbers are kept as they are, with the range they span."""
+    scale = integer_scale(x.dtype)
+    if scale is not None:
+        return (x.astype("float32") / np.float32(scale)), (0.0, 1.0)
     x = x.astype("float32")
     return x, (float(x.min()), float(x.max()))
 
@@ -136,6 +181,19 @@ def _split(x, y, count, seed, what):
     return x_a, y_a, x_b, y_b
 
 
+def _check_split_sizes(source, total, validation_split, validation_count, test_split, test_count):
+    """A split asked for must get at least one sample: an empty validation split would train every
+    trial of a search and then fail each one on the missing `val_` metrics."""
+    for name, fraction, count in (("validation_split", validation_split, validation_count),
+                                  ("test_split", test_split, test_count)):
+        if fraction > 0 and count == 0:
+            raise InputError(
+                f"`source` {source!r} has {total} samples: {name}={fraction} gives 0 samples "
+                f"(train/validation/test = {total - validation_count - test_count}/{validation_count}/{test_count}). "
+                f"Use {name} >= {1 / total:.3g}, more data, or {name}=0."
+            )
+
+
 def _to_dataset(x, y, batch_size, *, shuffle, seed, cache):
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if cache:
@@ -156,7 +214,7 @@ def _check_arguments(source, validation_split, test_split, batch_size, seed, ima
             "`validation_split` + `test_split` must be below 1 to leave training data. "
             f"Received: validation_split={validation_split}, test_split={test_split}"
         )
-    check_number("seed", seed, integer=True)
+    check_seed("seed", seed)
     if isinstance(image_size, int) and not isinstance(image_size, bool):
         image_size = (image_size, image_size)
     if image_size is not None and (
@@ -179,6 +237,14 @@ def _find_source(source: str) -> registry.Source:
             return entry
         if entry.folder and path.is_dir():
             return entry
+    if path.is_file():
+        if path.suffix.lower() == ".npy":
+            raise InputError(
+                f"`source` {source!r}: a .npy file holds one array; save `x` and `y` together "
+                "with numpy.savez as a .npz file."
+            )
+        kinds = ", ".join(name for name in registry.SOURCES if name not in registry.named_sources())
+        raise InputError(f"`source` {source!r} is a file dlimaging cannot read; expected one of: {kinds}.")
     if os.sep in source or "." in source or path.exists():
         raise InputError(f"`source` {source!r}: no such file or folder.")
     raise InputError(
@@ -206,17 +272,32 @@ def load_dataset(
             `.npz` file with `x` and `y` (and optionally `x_test`, `y_test`).
         validation_split: float in [0, 1). Fraction held out for validation
             (of the training data when the source has its own test set).
+            A fraction above 0 that rounds to 0 samples is refused.
             Defaults to 0.1.
         test_split: float in [0, 1). Fraction held out for testing, used only
-            when the source has no test set of its own. Defaults to 0.1.
+            when the source has no test set of its own; as for
+            `validation_split`, it must give at least one sample. Defaults to 0.1.
         batch_size: int. Defaults to 32.
-        seed: int. Seed of the splits and the shuffling: the same seed gives
-            the same splits. Defaults to 0.
+        seed: int in [0, 2**32 - 1]. Seed of the splits and the shuffling:
+            the same seed gives the same splits. Defaults to 0.
         image_size: (height, width) or None. Resize images to this size.
             Defaults to None (the size of the first image of a folder; the
             source's own size otherwise).
         cache: bool. Cache the datasets in memory. Defaults to True.
         data_dir: str or None. TensorFlow Datasets' data folder. Defaults to None.
+
+    Values: uint8 and uint16 arrays are images and are scaled to [0, 1] by
+    their type's white (255, 65535), as are 8- and 16-bit images in folders
+    (16-bit PNGs keep every grey level). Other integer types (int8, int16,
+    int32, int64, uint32, ...) are measurements: they are converted to float32
+    as they are, like float arrays, and `value_range` is the data's own
+    (min, max). Float values beyond float32's range are refused.
+
+    Labels: a `.npz` file's labels must be integers >= 0, of at least two
+    classes. Labels that are not 0..C-1 (e.g. {0, 1000000}, or {2, 5, 9}) are
+    mapped to 0..C-1 in sorted order, with a warning, and `class_names` keeps
+    the original labels (["0", "1000000"]), so an exported model answers
+    with them.
 
     Returns:
         A `DatasetBundle`.
@@ -233,18 +314,27 @@ def load_dataset(
     arrays, class_names, name = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir)
 
     _check_arrays(source, arrays)
+    class_names = _labels(source, arrays, list(class_names))
+    if "x_test" in arrays and integer_scale(arrays["x"].dtype) != integer_scale(arrays["x_test"].dtype):
+        raise InputError(
+            f"`source` {source!r}: `x` ({arrays['x'].dtype}) and `x_test` ({arrays['x_test'].dtype}) "
+            "would be scaled differently; give them the same dtype."
+        )
     x, value_range = _prepare(arrays["x"], image_size)
     y = arrays["y"].astype("int64")
     # Both fractions are of all the samples before the split (of the training data when the
     # source has its own test set).
     validation_count = round(len(x) * validation_split)
+    own_test = "x_test" in arrays  # then `test_split` is not used
+    test_count = 0 if own_test else round(len(x) * test_split)
+    _check_split_sizes(source, len(x), validation_split, validation_count, 0 if own_test else test_split, test_count)
     if "x_test" in arrays:
         x_test, _ = _prepare(arrays["x_test"], image_size)
         y_test = arrays["y_test"].astype("int64")
         if x_test.shape[1:] != x.shape[1:]:
             raise InputError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
     else:
-        x, y, x_test, y_test = _split(x, y, round(len(x) * test_split), seed, f"`test_split`={test_split} of {source!r}")
+        x, y, x_test, y_test = _split(x, y, test_count, seed, f"`test_split`={test_split} of {source!r}")
     x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}")
     if len(x) == 0:
         raise InputError(f"`source` {source!r}: the splits leave no training data.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import numbers
 import os
 import pathlib
@@ -26,13 +27,12 @@ else:  # pragma: no cover
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.validation import check_choice, check_number, check_positive_int
+from dlimaging.validation import ARGUMENT_CHECKS, check_choice, check_number, check_positive_int, check_seed
 
 STRATEGIES = ("none", "mirrored")
 SAMPLINGS = ("linear", "log", "reverse_log")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
+# Matched with `fullmatch`: `re.match` with `$` lets a trailing newline through.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 NAME_MAX_BYTES = 255  # the longest file name most file systems allow
 
 
@@ -234,9 +234,31 @@ def _section(where: str, section: str, cls, table) -> Any:
     return cls(**values)
 
 
-def _check_spec(where, key, spec):
-    """A fixed value, {choice = [...]} or {min, max, step?, sampling?, default?}."""
+def _check_values(where, key, name, spec):
+    """Every value a spec can give (a fixed value, each choice, a range's bounds and default),
+    checked with the builder's own rule for argument `name` (`validation.ARGUMENT_CHECKS`)."""
+    check = ARGUMENT_CHECKS.get(name)
+    if check is None:
+        return
     if not isinstance(spec, Mapping):
+        values = [("", spec)]
+    elif "choice" in spec:
+        values = [("a choice: ", value) for value in spec["choice"]]
+    else:
+        values = [(f"`{bound}`: ", spec[bound]) for bound in ("min", "max", "default") if bound in spec]
+    for what, value in values:
+        try:
+            check(name, value)
+        except InputError as error:
+            within = f" (in {key} = {json.dumps(spec, default=str)})" if what else ""
+            raise ExperimentError(f"{where}: {key}: {what}{error}{within}") from None
+
+
+def _check_spec(where, key, spec, name=None):
+    """A fixed value, {choice = [...]} or {min, max, step?, sampling?, default?}; `name` is the
+    argument whose rule every value must follow."""
+    if not isinstance(spec, Mapping):
+        _check_values(where, key, name, spec)
         return
     keys = set(spec)
     if "choice" in keys:
@@ -246,6 +268,7 @@ def _check_spec(where, key, spec):
             _fail(where, key, "`choice` must be a non-empty list", spec)
         if "default" in spec and spec["default"] not in spec["choice"]:
             _fail(where, key, "`default` must be one of the choices", spec)
+        _check_values(where, key, name, spec)
         return
     if not keys & {"min", "max"}:
         _fail(where, key, "must be a value, {choice = [...]} or {min = ..., max = ...}", spec)
@@ -257,6 +280,8 @@ def _check_spec(where, key, spec):
             _fail(where, key, f"a range needs `{bound}`", spec)
         if isinstance(spec[bound], bool) or not isinstance(spec[bound], numbers.Real):
             _fail(where, key, f"`{bound}` must be a number", spec)
+        if not math.isfinite(spec[bound]):
+            _fail(where, key, f"`{bound}` must be a finite number", spec)
     if spec["max"] <= spec["min"]:
         _fail(where, key, "`max` must be greater than `min`", spec)
     sampling = spec.get("sampling", "linear")
@@ -265,13 +290,15 @@ def _check_spec(where, key, spec):
     if sampling != "linear" and spec["min"] <= 0:
         _fail(where, key, f"sampling = \"{sampling}\" needs `min` > 0", spec)
     step = spec.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Real) or step <= 0):
+    if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Real)
+                             or not math.isfinite(step) or step <= 0):
         _fail(where, key, "`step` must be a positive number", spec)
     default = spec.get("default")
     if default is not None and (isinstance(default, bool) or not isinstance(default, numbers.Real)):
         _fail(where, key, "`default` must be a number", spec)
     if default is not None and not (spec["min"] <= default <= spec["max"]):
         _fail(where, key, "`default` must lie between `min` and `max`", spec)
+    _check_values(where, key, name, spec)
 
 
 def _plain_values(where, key, value):
@@ -328,11 +355,11 @@ def _search(where: str, search, family: str) -> dict[str, Any] | None:
                 if option not in registry.AUGMENTATIONS:
                     _fail(where, f"[search.augmentation] {option}",
                           f"unknown option; allowed: {', '.join(registry.AUGMENTATIONS)}", option_spec)
-                _check_spec(where, f"[search.augmentation] {option}", option_spec)
+                _check_spec(where, f"[search.augmentation] {option}", option_spec, option)
             continue
         if key not in allowed:
             _fail(where, f"[search] {key}", f"unknown key; allowed: {', '.join(allowed)}", spec)
-        _check_spec(where, f"[search] {key}", spec)
+        _check_spec(where, f"[search] {key}", spec, key)
     _check_optimizer_settings(where, search)
     return copy.deepcopy(dict(search))
 
@@ -358,9 +385,7 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         _fail(where, "name", "is required")
     if folder_name_problem(name):
         _fail(where, "name", folder_name_problem(name), name if not isinstance(name, str) else name[:60])
-    seed = config.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        _fail(where, "seed", "must be an integer", seed)
+    seed = _checked(where, "seed", check_seed, config.get("seed", 0))
 
     sections = {key: _section(where, key, cls, config.get(key, {})) for key, cls in SECTIONS.items()}
     if sections["data"].source is None:
@@ -387,7 +412,15 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     if not path.is_file():
         raise ExperimentError(f"{path}: no such experiment file.")
     try:
-        config = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ExperimentError(
+            f"{path}: not a TOML text file: byte {error.start} is not UTF-8 (is it a binary file?)."
+        ) from None
+    except OSError as error:
+        raise ExperimentError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    try:
+        config = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{path}: not valid TOML ({error}).") from None
     return parse_experiment(config, path=str(path), default_name=path.stem)

@@ -22,6 +22,7 @@ import numpy as np
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.validation import check_number, is_ascii_digits
 
 METADATA_FILE = "dlimaging.json"
 SERVING_CONFIG_MARK = "# written by dlimaging serving-config"
@@ -61,7 +62,7 @@ def list_versions(model_dir: str | os.PathLike) -> list[int]:
     model_dir = pathlib.Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and is_ascii_digits(p.name))
 
 
 def _served_outputs():
@@ -178,6 +179,7 @@ def export_saved_model(
     from dlimaging.files import check_output_dir
 
     input_shape, task, class_names = _check_model(model, task, class_names)
+    value_range, sample = _check_export_arguments(input_shape, metadata, value_range, sample, atol)
     model_dir = pathlib.Path(model_dir)
     check_folder_name("model_dir", model_dir.name)  # the model's name in TF Serving
     check_output_dir(model_dir, "`model_dir`")
@@ -238,6 +240,11 @@ def _check_model(model, task, class_names):
     if not entry.class_names:
         class_names = None  # e.g. regression: its outputs are numbers, not classes
     if class_names is not None:
+        if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
+            raise InputError(
+                "`class_names` must be a list of strings, one per class. "
+                f"Received: class_names={class_names!r}"
+            )
         class_names = [str(c) for c in class_names]
         if entry.units == "num_classes" and len(class_names) != model.output_shape[-1]:
             raise InputError(
@@ -245,6 +252,36 @@ def _check_model(model, task, class_names):
                 f"Received {len(class_names)}: class_names={class_names!r}"
             )
     return tuple(int(d) for d in model.inputs[0].shape[1:]), task, class_names
+
+
+def _check_export_arguments(input_shape, metadata, value_range, sample, atol):
+    """`metadata`, `value_range`, `sample` and `atol`, checked before any export work; returns
+    the value range as floats and the sample as a float32 batch (or None)."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(f"`metadata` must be a dict or None. Received: metadata={metadata!r}")
+    if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2
+            or any(isinstance(v, bool) for v in value_range)):
+        raise InputError(f"`value_range` must be (low, high). Received: value_range={value_range!r}")
+    low = check_number("value_range[0]", value_range[0])
+    high = check_number("value_range[1]", value_range[1])
+    if high < low:
+        raise InputError(f"`value_range` must be (low, high) with low <= high. Received: value_range={value_range!r}")
+    check_number("atol", atol, low=0.0)
+    if sample is not None:
+        try:
+            sample = np.asarray(sample, "float32")
+        except (TypeError, ValueError):
+            raise InputError(f"`sample` must be an array of numbers. Received: {type(sample).__name__}") from None
+        if sample.shape == input_shape:
+            sample = sample[None]
+        if sample.shape[1:] != input_shape or len(sample) == 0:
+            raise InputError(
+                f"`sample` must be a batch of shape (N, {', '.join(map(str, input_shape))}) with N >= 1, "
+                f"the model's input. Received: sample of shape {sample.shape}"
+            )
+        if not np.all(np.isfinite(sample)):
+            raise InputError("`sample` holds NaN or inf values.")
+    return (float(low), float(high)), sample
 
 
 def _new_version_dir(model_dir: pathlib.Path, version) -> pathlib.Path:
@@ -281,11 +318,16 @@ def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
     path = pathlib.Path(path)
     if (path / "saved_model.pb").is_file():
         return path
+    if path.is_file():
+        raise InputError(f"No exported model at {str(path)!r}: it is a file, not a model or version folder.")
     if not path.is_dir():
         raise InputError(f"No exported model at {str(path)!r}: no such folder.")
     versions = list_versions(path)
     if not versions:
-        raise InputError(f"No exported model at {str(path)!r}: it holds no numeric version folder.")
+        raise InputError(
+            f"No exported model at {str(path)!r}: it holds no version folder (a folder named by "
+            "digits, e.g. 1, holding saved_model.pb)."
+        )
     return path / str(versions[-1])
 
 
@@ -308,12 +350,38 @@ def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
+def _read_array_file(path: pathlib.Path, suffix: str) -> np.ndarray:
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as data:
+        if not data.files:
+            raise InputError(f"Input {str(path)!r} is an empty .npz file: it holds no array. "
+                             "Save the samples with numpy.savez(path, x=samples).")
+        return data["x" if "x" in data.files else data.files[0]]
+
+
+def _read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    from dlimaging.sources import image_array, read_image
+
+    if len(input_shape) != 3:
+        raise InputError(f"Input {str(path)!r} is an image; the model takes {input_shape}, not images.")
+    height, width, channels = input_shape
+    image = read_image(path)
+    return image_array(image, (height, width), rgb=channels != 1, wide=image.mode == "F")
+
+
 def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> tuple[np.ndarray, list[str]]:
     """Reads png/jpg images or .npy/.npz arrays into one float32 batch of `input_shape`.
+
+    Values follow `load_dataset`'s rule: uint8 and uint16 arrays and images
+    (16-bit PNGs keep every grey level) are scaled to [0, 1] by their type's
+    white; other numbers are kept as they are.
 
     Returns the batch and a label per sample: the file name, with `[i]` for
     the samples of an array file that holds a batch.
     """
+    from dlimaging.sources import integer_scale
+
     input_shape = tuple(input_shape)
     batches, labels = [], []
     for path in paths:
@@ -323,39 +391,37 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
         suffix = path.suffix.lower()
         try:
             if suffix in (".npy", ".npz"):
-                if suffix == ".npy":
-                    array = np.load(path, allow_pickle=False)
-                else:
-                    with np.load(path, allow_pickle=False) as data:
-                        key = "x" if "x" in data.files else data.files[0]
-                        array = data[key]
-                if np.issubdtype(array.dtype, np.integer):
-                    array = array / 255.0
+                array = _read_array_file(path, suffix)
             else:
-                from PIL import Image
-
-                with Image.open(path) as image:
-                    if len(input_shape) != 3:
-                        raise InputError(f"the model takes {input_shape}, not images")
-                    height, width, channels = input_shape
-                    image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
-                    array = np.asarray(image, "float32") / 255.0
-                    array = array.reshape(input_shape)
+                array = _read_image_file(path, input_shape)
+        except InputError:
+            raise
         except ValueError as error:
             raise InputError(f"Input {str(path)!r}: {error}") from None
         except Exception as error:
             raise InputError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
-        array = np.asarray(array, "float32")
+        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise InputError(f"Input {str(path)!r} must hold numbers. Received dtype {array.dtype}.")
+        if np.issubdtype(array.dtype, np.floating) and array.size:
+            if not np.all(np.isfinite(array)):
+                raise InputError(f"Input {str(path)!r} holds NaN or inf values.")
+            largest = float(np.max(np.abs(array)))
+            if largest > float(np.finfo("float32").max):
+                raise InputError(f"Input {str(path)!r} holds values up to {largest:.4g}, beyond float32's range.")
+        scale = integer_scale(array.dtype)
+        array = np.asarray(array, "float32") / np.float32(scale or 1.0)
         single = array.shape == input_shape
         if single:
             array = array[None]
-        if array.shape[1:] != input_shape:
+        if array.shape[1:] != input_shape or len(array) == 0:
             raise InputError(
                 f"Input {str(path)!r} has shape {array.shape}; the model takes {input_shape} "
-                f"or a batch (N, {', '.join(map(str, input_shape))})."
+                f"or a batch (N, {', '.join(map(str, input_shape))}) with N >= 1."
             )
         batches.append(array)
         labels.extend([str(path)] if single else [f"{path}[{i}]" for i in range(len(array))])
+    if not batches:
+        raise InputError("No input given: name at least one image or array file.")
     return np.concatenate(batches), labels
 
 

@@ -12,7 +12,7 @@ import keras
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.validation import check_choice, check_number, check_positive_int
+from dlimaging.validation import check_argument, check_choice, check_number, check_positive_int
 
 
 def output_units(task, num_classes, num_outputs) -> int:
@@ -49,7 +49,7 @@ def output_units(task, num_classes, num_outputs) -> int:
 
 def _check_optimizer(optimizer, learning_rate, settings: dict[str, Any]) -> dict[str, Any]:
     """The optimizer arguments that were given, checked; those that do not apply are refused."""
-    check_number("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+    check_argument("learning_rate", learning_rate)
     given = {key: value for key, value in settings.items() if value is not None}
     if isinstance(optimizer, keras.optimizers.Optimizer):
         if given:
@@ -67,12 +67,7 @@ def _check_optimizer(optimizer, learning_rate, settings: dict[str, Any]) -> dict
                 f"`{key}` does not apply to optimizer={optimizer!r} (it applies to {', '.join(takers)}). "
                 f"Received: {key}={value!r}"
             )
-        if key == "weight_decay":
-            check_number(key, value, low=0.0)
-        elif key == "epsilon":
-            check_number(key, value, low=0.0, low_inclusive=False)
-        else:
-            check_number(key, value, low=0.0, high=1.0, high_inclusive=False)
+        check_argument(key, value)
     return given
 
 

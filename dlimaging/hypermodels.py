@@ -29,6 +29,7 @@ import keras_tuner
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.validation import check_input_shape
 
 # The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth
 # and width keys (`num_blocks` and `filters_<i>`) become one builder argument (`filters`).
@@ -137,7 +138,9 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         super().__init__(name=name, tunable=tunable)
         self.family = registry.family_of_hypermodel(type(self))
         self.entry = registry.family(self.family)
-        self.input_shape = tuple(input_shape)
+        # The family's builder would refuse the shape only in `build`; refuse it here, where
+        # the default space (and the CNN's depth limit) first reads it.
+        self.input_shape = check_input_shape(input_shape, self.entry.ranks, type(self).__name__)
         self.num_classes = num_classes
         self.task = task
         self.num_outputs = num_outputs

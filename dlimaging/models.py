@@ -16,18 +16,13 @@ from dlimaging.augment import resolve_augmentation
 from dlimaging.errors import InputError
 from dlimaging.heads import check_training, finish, output_layer, output_units
 from dlimaging.validation import (
-    as_int_tuple,
-    check_choice,
+    check_argument,
     check_input_shape,
     check_number,
     check_positive_int,
     resolve_activation,
 )
 
-POOLINGS = ("max", "avg", None)
-CONV_KINDS = ("standard", "separable")
-HEADS = ("flatten", "global_avg", "global_max")
-PADDINGS = ("same", "valid")
 POOL_SIZE = 2
 
 _CONV = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
@@ -90,16 +85,15 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding
 
 def _check_common(*, activation, dropout, l1, l2, batch_norm, compile):
     resolve_activation(activation)
-    check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
-    check_number("l1", l1, low=0.0)
-    check_number("l2", l2, low=0.0)
+    for name, value in (("dropout", dropout), ("l1", l1), ("l2", l2)):
+        check_argument(name, value)
     for name, value in (("batch_norm", batch_norm), ("compile", compile)):
         if not isinstance(value, bool):
             raise InputError(f"`{name}` must be True or False. Received: {name}={value!r}")
 
 
 def _check_conv(conv, rank, input_shape):
-    check_choice("conv", conv, CONV_KINDS)
+    check_argument("conv", conv)
     if conv == "separable" and rank == 3:
         raise InputError(
             "conv='separable' (depthwise + pointwise) is available for 1D and 2D inputs; "
@@ -109,7 +103,7 @@ def _check_conv(conv, rank, input_shape):
 
 
 def _spatial_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
-    values = as_int_tuple(name, value, allow_empty=False)
+    values = check_argument(name, value)
     if len(values) == 1:
         return values * rank
     if len(values) != rank:
@@ -272,9 +266,9 @@ def build_mlp(
     Example:
     >>> model = build_mlp((8, 8, 1), num_classes=10, hidden_units=(64,), dropout=0.2)
     """
-    input_shape = check_input_shape(input_shape, ranks=(1, 2, 3, 4))
+    input_shape = check_input_shape(input_shape, (1, 2, 3, 4), "build_mlp")
     out_units = output_units(task, num_classes, num_outputs)
-    hidden_units = as_int_tuple("hidden_units", hidden_units)
+    hidden_units = check_argument("hidden_units", hidden_units)
     _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, compile=compile)
     training = check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
@@ -379,18 +373,18 @@ def build_cnn(
     Example:
     >>> model = build_cnn((8, 8, 1), num_classes=10, filters=(16, 32), dropout=0.1)
     """
-    input_shape = check_input_shape(input_shape, ranks=(2, 3, 4))
+    input_shape = check_input_shape(input_shape, (2, 3, 4), "build_cnn")
     rank = len(input_shape) - 1
     out_units = output_units(task, num_classes, num_outputs)
-    filters = as_int_tuple("filters", filters, allow_empty=False)
+    filters = check_argument("filters", filters)
     kernel_size = _spatial_tuple("kernel_size", kernel_size, rank)
     strides = _spatial_tuple("strides", strides, rank)
-    check_choice("padding", padding, PADDINGS)
-    check_choice("pooling", pooling, POOLINGS)
+    check_argument("padding", padding)
+    check_argument("pooling", pooling)
     _check_conv(conv, rank, input_shape)
-    convs_per_block = check_positive_int("convs_per_block", convs_per_block)
-    check_choice("head", head, HEADS)
-    dense_units = as_int_tuple("dense_units", dense_units)
+    convs_per_block = int(check_argument("convs_per_block", convs_per_block))
+    check_argument("head", head)
+    dense_units = check_argument("dense_units", dense_units)
     _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, compile=compile)
     training = check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,

@@ -28,6 +28,7 @@ from dlimaging.errors import InputError
 from dlimaging.experiment import Experiment
 from dlimaging.files import write_atomically
 from dlimaging.results import TRIAL_LOGS, failure_reason, hp_text
+from dlimaging.validation import is_ascii_digits
 
 # What dlimaging patches inside Keras Tuner: name → (module, attribute).
 KERAS_TUNER_INTERNALS = {
@@ -229,7 +230,7 @@ def parse_role(chief: str | None = None, worker: str | None = None, worker_id: s
     if not address:
         return None, None, None
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not is_ascii_digits(port):
         raise InputError(f"The oracle address must be HOST:PORT. Received: {address!r}")
     if worker and not worker_id:
         raise InputError("A worker needs a `worker_id`, e.g. tuner1.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from dlimaging.errors import InputError
 
@@ -85,16 +85,121 @@ def as_int_tuple(name: str, value: Any, *, allow_empty: bool = True) -> tuple[in
     return tuple(int(v) for v in items)
 
 
-def check_input_shape(value: Any, ranks: Sequence[int]) -> tuple[int, ...]:
+# What the axes of one sample mean, by its rank (without the batch axis).
+SHAPE_BY_RANK = {
+    1: "(features,)",
+    2: "(length, channels)",
+    3: "(height, width, channels)",
+    4: "(depth, height, width, channels)",
+}
+
+
+def check_input_shape(value: Any, ranks: Sequence[int], what: str = "The model") -> tuple[int, ...]:
     """`input_shape` without the batch axis, of one of the given ranks."""
     shape = as_int_tuple("input_shape", value, allow_empty=False)
     if len(shape) not in ranks:
         allowed = " or ".join(str(r) for r in ranks)
+        shapes = ", ".join(SHAPE_BY_RANK[r] for r in ranks)
         raise InputError(
-            f"`input_shape` must have {allowed} dimensions (without the batch axis). "
-            f"Received: input_shape={_fmt(value)}"
+            f"`input_shape` must have {allowed} dimensions (without the batch axis): "
+            f"{what} takes {shapes}. Received: input_shape={_fmt(value)}"
         )
     return shape
+
+
+def check_seed(name: str, value: Any) -> int:
+    """A seed that every random generator used here accepts: an integer in [0, 2**32 - 1]."""
+    return int(check_number(name, value, low=0, high=2**32 - 1, integer=True))
+
+
+def is_ascii_digits(text: str) -> bool:
+    """Whether `text` is a number in ASCII digits, as a version folder or a port is: `int()` takes
+    it. (`str.isdigit` is True for '²', which `int()` refuses.)"""
+    return text.isascii() and text.isdecimal()
+
+
+# ---------------------------------------------------------------- one check per argument
+# The rule for each numeric (or tuple) argument, written once. The builders, the augmentation
+# factories and the experiment schema (on fixed values, each choice and each range's bounds)
+# all call `check_argument`, so a bad `[search]` range fails before a run starts with the very
+# message the builder would give. This module imports no TensorFlow.
+
+FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
+POOLINGS = ("max", "avg", None)
+CONV_KINDS = ("standard", "separable")
+HEADS = ("flatten", "global_avg", "global_max")
+PADDINGS = ("same", "valid")
+
+
+def _fraction_below_one(name, value):
+    return check_number(name, value, low=0.0, high=1.0, high_inclusive=False)
+
+
+def _fraction(name, value):
+    return check_number(name, value, low=0.0, high=1.0)
+
+
+def _non_negative(name, value):
+    return check_number(name, value, low=0.0)
+
+
+def _positive(name, value):
+    return check_number(name, value, low=0.0, low_inclusive=False)
+
+
+def _sizes(name, value):
+    return as_int_tuple(name, value, allow_empty=False)
+
+
+def _choice(allowed):
+    return lambda name, value: check_choice(name, value, allowed)
+
+
+ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    # builders
+    "dropout": _fraction_below_one,
+    "l1": _non_negative,
+    "l2": _non_negative,
+    "filters": _sizes,
+    "hidden_units": as_int_tuple,
+    "dense_units": as_int_tuple,
+    "kernel_size": _sizes,
+    "strides": _sizes,
+    "convs_per_block": check_positive_int,
+    "padding": _choice(PADDINGS),
+    "pooling": _choice(POOLINGS),
+    "conv": _choice(CONV_KINDS),
+    "head": _choice(HEADS),
+    # optimizers
+    "learning_rate": _positive,
+    "beta_1": _fraction_below_one,
+    "beta_2": _fraction_below_one,
+    "momentum": _fraction_below_one,
+    "epsilon": _positive,
+    "weight_decay": _non_negative,
+    # fit, and the search's depth and width keys
+    "batch_size": check_positive_int,
+    "epochs": check_positive_int,
+    "num_blocks": check_positive_int,
+    "filters_i": check_positive_int,
+    "num_layers": check_positive_int,
+    "units_i": check_positive_int,
+    # augmentation options
+    "flip": _choice(FLIP_MODES),
+    "rotation": _fraction,
+    "zoom": _fraction,
+    "translation": _fraction,
+    "contrast": _fraction,
+    "brightness": _fraction,
+    "noise": _fraction,  # Keras's GaussianNoise takes a standard deviation in [0, 1]
+    "shift": _fraction,
+    "scale": _fraction_below_one,
+}
+
+
+def check_argument(name: str, value: Any) -> Any:
+    """Checks `value` with the rule of argument `name` in `ARGUMENT_CHECKS`; returns it."""
+    return ARGUMENT_CHECKS[name](name, value)
 
 
 # Names that `keras.activations.get` accepts, minus helpers that are not activations.

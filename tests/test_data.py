@@ -1,3 +1,4 @@
+import re
 import numpy as np
 import pytest
 
@@ -228,3 +229,174 @@ def test_tfds_can_prepare_datasets():
     from tensorflow_datasets.core import dataset_builder
 
     assert dataset_builder.importlib_resources.files("tensorflow_datasets").is_dir()
+
+
+# ---------------------------------------------------------------- impossible data, refused up front (issue 9, class 3)
+
+
+def _npz(tmp_path, name="d.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("labels", [np.full(20, 5), np.zeros(20, int), np.full(20, 3.0)])
+def test_one_class_is_refused(tmp_path, labels):
+    path = _npz(tmp_path, x=np.zeros((20, 3)), y=labels)
+    with pytest.raises(ValueError, match=r"d\.npz' holds a single class \(every label is \d\)"):
+        dli.load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    "y, y_test, names",
+    [
+        (np.array([0, 10**6] * 10), None, ["0", "1000000"]),  # not 1,000,001 classes
+        (np.array([5, 7, 9] * 7), None, ["5", "7", "9"]),  # not 10 classes, 0-4 empty
+        (np.array([2, 4] * 10), np.array([4, 8, 2]), ["2", "4", "8"]),  # a label only in the test set
+    ],
+)
+def test_labels_that_are_not_0_to_c_minus_1_are_mapped_with_a_warning(tmp_path, y, y_test, names):
+    extra = {} if y_test is None else {"x_test": np.ones((len(y_test), 3)) * y_test[:, None], "y_test": y_test}
+    path = _npz(tmp_path, x=np.ones((len(y), 3)) * y[:, None], y=y, **extra)
+    with pytest.warns(UserWarning, match=r"d\.npz'.*not 0\.\.\d; they are mapped .* sorted order"):
+        data = dli.load_dataset(path, validation_split=0.2, test_split=0.0 if extra else 0.2)
+    assert data.num_classes == len(names) and data.class_names == names
+    for split in ("train", "validation", "test"):
+        x, labels = data.arrays[f"x_{split}"], data.arrays[f"y_{split}"]
+        assert set(labels) <= set(range(len(names)))
+        # each sample keeps its own class: the value written into x is the original label
+        np.testing.assert_array_equal(np.array(names, float)[labels], x[:, 0])
+
+
+def test_labels_0_to_c_minus_1_give_no_warning(tmp_path):
+    import warnings
+
+    path = _npz(tmp_path, x=np.zeros((20, 3)), y=np.arange(20) % 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dli.load_dataset(path).class_names == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    "x, expected_range, expected_max",
+    [
+        (np.full((20, 3), 65535, np.uint16), (0.0, 1.0), 1.0),  # uint16: by 65535, not 255
+        (np.full((20, 3), 257, np.uint16), (0.0, 1.0), 257 / 65535),
+        (np.arange(60).reshape(20, 3).astype(np.int64) * 100, (0.0, 5900.0), 5900.0),  # kept as it is
+        (np.arange(-30, 30).reshape(20, 3).astype(np.int8), (-30.0, 29.0), 29.0),
+        (np.arange(60).reshape(20, 3).astype(np.uint32), (0.0, 59.0), 59.0),
+    ],
+)
+def test_integer_inputs_follow_the_documented_rule(tmp_path, x, expected_range, expected_max):
+    data = dli.load_dataset(_npz(tmp_path, x=x, y=np.arange(20) % 2))
+    assert data.value_range == expected_range
+    everything = np.concatenate([data.arrays[f"x_{s}"] for s in ("train", "validation", "test")])
+    assert everything.dtype == np.float32
+    assert everything.max() == pytest.approx(expected_max, rel=1e-6)
+    assert data.value_range[0] <= everything.min() and everything.max() <= data.value_range[1]
+
+
+def test_float64_beyond_float32_is_refused_naming_the_array_and_value(tmp_path):
+    x = np.ones((20, 3))
+    x[4, 1] = -1e300
+    with pytest.raises(ValueError, match=r"d\.npz': `x` holds values up to 1e\+300 .* float32's range"):
+        dli.load_dataset(_npz(tmp_path, x=x, y=np.arange(20) % 2))
+    path = _npz(tmp_path, "t.npz", x=np.ones((20, 3)), y=np.arange(20) % 2,
+                x_test=np.full((4, 3), 1e39), y_test=np.arange(4) % 2)
+    with pytest.raises(ValueError, match=r"`x_test` holds values up to 1e\+39"):
+        dli.load_dataset(path)
+    dli.load_dataset(_npz(tmp_path, "ok.npz", x=np.full((20, 3), 3e38), y=np.arange(20) % 2))  # within range
+
+
+def test_x_and_x_test_scaled_differently_are_refused(tmp_path):
+    path = _npz(tmp_path, x=np.zeros((20, 3), np.uint8), y=np.arange(20) % 2,
+                x_test=np.zeros((4, 3), np.int64), y_test=np.arange(4) % 2)
+    with pytest.raises(ValueError, match=r"`x` \(uint8\) and `x_test` \(int64\) would be scaled differently"):
+        dli.load_dataset(path)
+
+
+def test_16_bit_png_folder_keeps_every_grey_level(tmp_path):
+    from PIL import Image
+
+    gradient = (np.arange(16 * 16).reshape(16, 16) * 256).astype(np.uint16)  # 256 levels, 0..65280
+    for name in ("dark", "light"):
+        (tmp_path / "g" / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(gradient if name == "dark" else 65535 - gradient).save(tmp_path / "g" / name / f"{i}.png")
+    assert Image.open(tmp_path / "g" / "dark" / "0.png").mode == "I;16"
+    data = dli.load_dataset(str(tmp_path / "g"), validation_split=0.2, test_split=0.2)
+    x = data.arrays["x_train"]
+    assert data.value_range == (0.0, 1.0) and data.input_shape == (16, 16, 1)
+    assert len(np.unique(x)) >= 256  # not two 8-bit levels
+    dark = x[data.arrays["y_train"] == 0][0, ..., 0]
+    np.testing.assert_allclose(dark, gradient / 65535.0, atol=1e-6)
+
+
+def test_16_bit_and_8_bit_images_in_one_folder_share_a_scale(tmp_path):
+    from PIL import Image
+
+    # mid-grey in both: 128 of 255 in 8 bits, 128·257 of 65535 in 16 bits
+    for name, array in (("wide", np.full((4, 4), 128 * 257, np.uint16)), ("narrow", np.full((4, 4), 128, np.uint8))):
+        (tmp_path / "m" / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(array).save(tmp_path / "m" / name / f"{i}.png")
+    data = dli.load_dataset(str(tmp_path / "m"), validation_split=0.2, test_split=0.2)
+    x = data.arrays["x_train"]
+    np.testing.assert_allclose(x, 128 / 255, rtol=1e-6)  # the same grey from both, not clipped to white
+
+
+@pytest.mark.parametrize(
+    "samples, kwargs, match",
+    [
+        (4, {}, r"'[^']*d\.npz' has 4 samples: validation_split=0\.1 gives 0 samples \(train/validation/test = 4/0/0\)"
+                r"\. Use validation_split >= 0\.25"),
+        (9, {"validation_split": 0.2, "test_split": 0.05}, r"9 samples: test_split=0\.05 gives 0 samples"),
+    ],
+)
+def test_data_too_small_to_split_is_refused(tmp_path, samples, kwargs, match):
+    path = _npz(tmp_path, x=np.zeros((samples, 3)), y=np.arange(samples) % 2)
+    with pytest.raises(ValueError, match=match):
+        dli.load_dataset(path, **kwargs)
+    assert dli.load_dataset(path, validation_split=0.0, test_split=0.0).num_train == samples  # what the message offers
+
+
+# ---------------------------------------------------------------- messages that name the user's argument or file (class 5)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0"])
+def test_bad_seed_is_named_as_seed_not_random_state(seed):
+    with pytest.raises(ValueError, match=r"`seed` must be an integer.*Received: seed=") as info:
+        dli.load_dataset("digits", seed=seed)
+    assert "random_state" not in str(info.value)
+
+
+def test_seed_at_the_top_of_the_range_works():
+    assert dli.load_dataset("digits", seed=2**32 - 1).num_train == 1437
+
+
+def test_train_names_a_bad_seed_before_writing(tmp_path):
+    from dlimaging.training import train
+
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 4294967295\]. Received: seed=-1"):
+        train("digits", seed=-1, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_npy_and_capitals_and_other_files(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((10, 3)))
+    with pytest.raises(ValueError, match=r"x\.npy': a \.npy file holds one array; save `x` and `y` together with "
+                                         r"numpy\.savez as a \.npz"):
+        dli.load_dataset(str(tmp_path / "x.npy"))
+    (tmp_path / "x.csv").write_text("1,2\n")
+    with pytest.raises(ValueError, match=r"x\.csv' is a file dlimaging cannot read; expected one of: .*PATH\.npz"):
+        dli.load_dataset(str(tmp_path / "x.csv"))
+    with open(tmp_path / "UPPER.NPZ", "wb") as handle:
+        np.savez(handle, x=np.zeros((10, 3)), y=np.arange(10) % 2)
+    assert dli.load_dataset(str(tmp_path / "UPPER.NPZ"), test_split=0.2, validation_split=0.2).num_train == 6
+
+
+@pytest.mark.parametrize("x, what", [(np.zeros((10, 0)), "empty"), (np.zeros((10, 4, 0)), "empty"),
+                                     (np.zeros(10), "a single number")])
+def test_samples_without_values_are_refused_naming_x(tmp_path, x, what):
+    with pytest.raises(ValueError, match=rf"d\.npz': `x` has shape {re.escape(str(x.shape))}, so each sample is {what}"):
+        dli.load_dataset(_npz(tmp_path, x=x, y=np.arange(10) % 2))

@@ -162,3 +162,94 @@ def test_a_name_the_file_system_cannot_hold_is_refused(name, match):
     with pytest.raises(ExperimentError, match=match):
         parse_experiment(_with(None, "name", name), path="x.toml")
     assert parse_experiment(_with(None, "name", "n" * 255)).name == "n" * 255
+
+
+# ---------------------------------------------------------------- impossible settings, refused up front (issue 9, class 3)
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (_with(None, "name", "a\n"), r"name: must be a plain folder name.*Received: name = \"a\\n\""),
+        (_with(None, "name", "\nb"), "plain folder name"),
+        (_with(None, "name", "x" * 256), r"name: must be at most 255 characters.*\(received 256\)"),
+        (_with("search", "batch_size", 0), r"\[search\] batch_size: `batch_size` must be a positive integer. Received: batch_size=0"),
+        (_with("search", "epochs", 0), r"\[search\] epochs: `epochs` must be a positive integer"),
+        (_with("search", "batch_size", {"min": 0, "max": 64}), r"\[search\] batch_size: `min`: `batch_size` must be a positive"),
+        (_with("search", "epochs", {"choice": [2, -1]}), r"\[search\] epochs: a choice: `epochs` must be a positive integer. Received: epochs=-1"),
+        (_with("search", "dropout", {"min": 0.0, "max": 1.5}), r"\[search\] dropout: `max`: `dropout` must be a number in \[0.0, 1.0\). Received: dropout=1.5"),
+        (_with("search", "dropout", {"min": 0.0, "max": 1.0}), r"`max`: `dropout` must be a number in \[0.0, 1.0\)"),
+        (_with("search", "dropout", 1.0), r"\[search\] dropout: `dropout` must be a number in \[0.0, 1.0\)"),
+        (_with("search", "l2", {"min": 0.0, "max": float("inf")}), r"\[search\] l2: `max` must be a finite number"),
+        (_with("search", "l2", {"min": float("nan"), "max": 0.1}), r"\[search\] l2: `min` must be a finite number"),
+        (_with("search", "l1", {"choice": [0.0, -1e-3]}), r"\[search\] l1: a choice: `l1` must be a number in \[0.0, inf\]"),
+        (_with("search", "learning_rate", {"min": 0.0, "max": 0.1}), r"`min`: `learning_rate` must be a number in \(0.0, inf\]"),
+        (_with("search", "beta_1", {"min": 0.5, "max": 1.0}), r"`max`: `beta_1` must be a number in \[0.0, 1.0\)"),
+        (_with("search", "filters", {"choice": [[16, 0]]}), r"\[search\] filters: a choice: `filters` must be a positive integer or a tuple"),
+        (_with("search", "num_blocks", {"min": 0, "max": 3}), r"\[search\] num_blocks: `min`: `num_blocks` must be a positive integer"),
+        (_with("search", "padding", "sam"), r"\[search\] padding: `padding` must be one of 'same', 'valid'"),
+        (_with("search", "dropout", {"min": 0.0, "max": 0.5, "default": True}), "`default` must be a number"),
+        ({"name": "t", "data": {"source": "digits"}, "search": {"augmentation": {"noise": {"choice": [0.1, 2.0]}}}},
+         r"\[search.augmentation\] noise: a choice: `noise` must be a number in \[0.0, 1.0\]. Received: noise=2.0"),
+        (_with(None, "seed", -1), r"seed: must be an integer in \[0, 4294967295\]. Received: seed=-1"),
+        (_with(None, "seed", 2**32), r"seed: must be an integer in \[0, 4294967295\]"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_with_the_builders_rules(config, match):
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment(config, path="x.toml")
+
+
+def test_the_experiment_and_the_builders_share_one_rule_per_argument():
+    import dlimaging as dli
+    from dlimaging.validation import ARGUMENT_CHECKS
+
+    for name, value in (("dropout", 1.5), ("l2", -1.0), ("learning_rate", 0.0), ("beta_1", 1.0)):
+        with pytest.raises(ValueError) as builder:
+            dli.build_mlp((4,), 2, hidden_units=(), compile=True, **{name: value})
+        with pytest.raises(ExperimentError) as config:
+            parse_experiment(_with("search", name, value), path="x.toml")
+        assert str(builder.value) in str(config.value)
+    assert {"dropout", "l1", "l2", "learning_rate", "batch_size", "epochs", "noise"} <= set(ARGUMENT_CHECKS)
+
+
+@pytest.mark.parametrize(
+    "search, match",
+    [
+        ("dropout = { min = 0.0, max = 1.5 }", "[search] dropout: `max`: `dropout` must be a number in [0.0, 1.0)"),
+        ("l2 = { min = 0.0, max = inf }", "[search] l2: `max` must be a finite number"),
+    ],
+)
+def test_cli_bad_range_is_one_line_exit_2_and_writes_nothing(tmp_path, search, match):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'name = "bad"\n[data]\nsource = "digits"\n[search]\n{search}\n')
+    result = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "dlimaging"), "tune", str(config)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and match in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+# ---------------------------------------------------------------- messages that name the user's file or argument (class 5)
+
+
+def test_binary_file_is_named_not_a_bare_unicode_error(tmp_path):
+    binary = tmp_path / "model.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(ExperimentError, match=r"model\.toml: not a TOML text file: byte 0 is not UTF-8"):
+        load_experiment(binary)
+    (tmp_path / "folder.toml").mkdir()
+    with pytest.raises(ExperimentError, match=r"folder\.toml: no such experiment file"):
+        load_experiment(tmp_path / "folder.toml")
+
+
+def test_run_search_names_a_bad_budget_before_any_work(tmp_path):
+    from dlimaging.tuning import run_search
+
+    with pytest.raises(ExperimentError, match=r"--max-trials: max_trials: must be an integer. Received: max_trials='abc'"):
+        run_search(parse_experiment(BASE), max_trials="abc", runs_dir=tmp_path / "runs")
+    with pytest.raises(ExperimentError, match=r"max_epochs: must be a positive integer. Received: max_epochs=-2"):
+        run_search(parse_experiment(BASE), max_epochs=-2, runs_dir=tmp_path / "runs")
+    assert list(tmp_path.iterdir()) == []

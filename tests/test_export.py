@@ -302,3 +302,87 @@ def test_model_dir_must_end_in_a_plain_name_and_be_writable(tmp_path, classifier
         dli.export_saved_model(classifier, tmp_path / "file" / "m")
     assert (tmp_path / "file").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# ---------------------------------------------------------------- messages that name the user's argument or file (issue 9, class 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"class_names": "abc"}, r"`class_names` must be a list of strings, one per class. Received: class_names='abc'"),
+        ({"class_names": [0, 1, 2]}, r"`class_names` must be a list of strings.*Received: class_names=\[0, 1, 2\]"),
+        ({"metadata": ["a", "b"]}, r"`metadata` must be a dict or None. Received: metadata=\['a', 'b'\]"),
+        ({"sample": np.zeros((2, 4, 4, 1))}, r"`sample` must be a batch of shape \(N, 8, 8, 1\).*Received: sample of shape \(2, 4, 4, 1\)"),
+        ({"sample": np.zeros((0, 8, 8, 1))}, r"`sample` must be a batch .* with N >= 1"),
+        ({"sample": np.full((1, 8, 8, 1), np.nan)}, r"`sample` holds NaN or inf"),
+        ({"sample": "noise"}, r"`sample` must be an array of numbers"),
+        ({"value_range": (1.0, 0.0)}, r"`value_range` must be \(low, high\) with low <= high"),
+        ({"value_range": (0.0, float("inf"))}, r"`value_range\[1\]` must be a finite number"),
+        ({"atol": -1.0}, r"Received: atol=-1.0"),
+    ],
+)
+def test_export_arguments_are_checked_before_any_work(tmp_path, classifier, monkeypatch, kwargs, match):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the export work started")
+
+    monkeypatch.setattr(export_module, "_new_version_dir", no_work)
+    with pytest.raises(ValueError, match=match):
+        dli.export_saved_model(classifier, tmp_path / "m", **kwargs)
+    assert not (tmp_path / "m").exists()
+
+
+def test_one_sample_of_the_input_shape_is_a_batch_of_one(tmp_path, classifier, rng):
+    path = dli.export_saved_model(classifier, tmp_path / "m", sample=rng.uniform(0, 1, (8, 8, 1)))
+    assert path.name == "1"
+
+
+def test_files_and_non_ascii_digits_are_not_versions(tmp_path, classifier):
+    base = tmp_path / "m"
+    base.mkdir()
+    (base / "1").write_text("a note, not a model")
+    (base / "²").mkdir()  # '²'.isdigit() is True, int('²') fails
+    (base / "٣").mkdir()  # an Arabic-Indic 3: isdecimal, but not a TF Serving version
+    assert export_module.list_versions(base) == []
+    with pytest.raises(ValueError, match=r"No exported model at '.*m': it holds no version folder"):
+        export_module.resolve_version_dir(base)
+    with pytest.raises(ValueError, match=r"No exported model at '.*1': it is a file, not a model or version folder"):
+        export_module.resolve_version_dir(base / "1")
+    result = subprocess.run([str(BIN / "dlimaging"), "predict", str(base), str(base / "1")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "it holds no version folder" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_load_inputs_names_the_file(tmp_path):
+    shape = (8, 8, 1)
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(ValueError, match=r"Input '.*empty\.npz' is an empty \.npz file: it holds no array"):
+        export_module.load_inputs([tmp_path / "empty.npz"], shape)
+    np.savez(tmp_path / "none.npz", x=np.zeros((0, 8, 8, 1)))
+    with pytest.raises(ValueError, match=r"Input '.*none\.npz' has shape \(0, 8, 8, 1\).* with N >= 1"):
+        export_module.load_inputs([tmp_path / "none.npz"], shape)
+    np.save(tmp_path / "huge.npy", np.full(shape, 1e300))
+    with pytest.raises(ValueError, match=r"Input '.*huge\.npy' holds values up to 1e\+300, beyond float32's range"):
+        export_module.load_inputs([tmp_path / "huge.npy"], shape)
+    np.save(tmp_path / "nan.npy", np.full(shape, np.nan))
+    with pytest.raises(ValueError, match=r"Input '.*nan\.npy' holds NaN or inf"):
+        export_module.load_inputs([tmp_path / "nan.npy"], shape)
+    with pytest.raises(ValueError, match="No input given"):
+        export_module.load_inputs([], shape)
+
+
+def test_load_inputs_scales_like_load_dataset_and_keeps_16_bit_grey_levels(tmp_path):
+    from PIL import Image
+
+    gradient = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(gradient).save(tmp_path / "g16.png")
+    np.save(tmp_path / "u16.npy", gradient[..., None])
+    np.save(tmp_path / "u8.npy", np.full((8, 8, 1), 255, np.uint8))
+    np.save(tmp_path / "i64.npy", np.full((8, 8, 1), 300, np.int64))
+    x, labels = export_module.load_inputs(
+        [tmp_path / name for name in ("g16.png", "u16.npy", "u8.npy", "i64.npy")], (8, 8, 1))
+    assert x.dtype == np.float32 and len(labels) == 4
+    np.testing.assert_allclose(x[0, ..., 0], gradient / 65535.0, atol=1e-6)  # 64 levels, not 2
+    np.testing.assert_allclose(x[1, ..., 0], gradient / 65535.0, atol=1e-6)
+    assert x[2].max() == 1.0 and x[3].max() == 300.0  # int64: kept as it is, as in training

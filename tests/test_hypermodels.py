@@ -126,3 +126,20 @@ def test_depth_alone_takes_the_default_widths():
     hp = kt.HyperParameters()
     MLPHyperModel((4,), 2, space={"num_layers": 2}).build(hp)
     assert hp._hps["units_1"][0].values == DEFAULT_MLP_SPACE["units_i"]["choice"]
+
+
+@pytest.mark.parametrize(
+    "cls, shape, match",
+    [
+        (CNNHyperModel, (64,), r"CNNHyperModel takes \(length, channels\), \(height, width, channels\), "
+                               r"\(depth, height, width, channels\)\. Received: input_shape=\(64,\)"),
+        (CNNHyperModel, (), r"Received: input_shape=\(\)"),
+        (MLPHyperModel, (2, 2, 2, 2, 1), r"MLPHyperModel takes \(features,\), .*Received: input_shape=\(2, 2, 2, 2, 1\)"),
+        (CNNHyperModel, (8, 0, 1), r"Received: input_shape=\(8, 0, 1\)"),
+    ],
+)
+def test_a_shape_the_family_cannot_take_is_refused_when_the_hypermodel_is_made(cls, shape, match):
+    # Before: "min() arg is an empty sequence" from the CNN's depth limit.
+    with pytest.raises(ValueError, match=match) as info:
+        cls(shape, 2)
+    assert "min()" not in str(info.value)

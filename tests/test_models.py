@@ -446,3 +446,56 @@ def test_training_models_in_a_loop_leaks_no_tensorflow_functions():
         counts.append(len(context.context().list_function_names()))
     assert counts[2] == counts[1]
     assert not [n for n in context.context().list_function_names() if "_cond_" in n]
+
+
+# ---------------------------------------------------------------- augmentation refused or identity up front (issue 9, class 3)
+
+
+@pytest.mark.parametrize("factory, shape", [(dli.image_augmentation, (2, 8, 8, 1)), (dli.signal_augmentation, (2, 40, 1))])
+def test_all_default_augmentation_is_an_identity_layer(factory, shape, rng):
+    layer = factory()
+    assert isinstance(layer, keras.layers.Identity) and not isinstance(layer, keras.Sequential)
+    x = rng.uniform(0, 1, shape).astype("float32")
+    np.testing.assert_array_equal(layer(x, training=True), x)
+    # a builder takes it (and, being the identity, adds nothing to the model)
+    builder = dli.build_cnn if len(shape) == 4 else dli.build_mlp
+    assert builder(shape[1:], 2, augmentation=layer, compile=False).count_params() > 0
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: dli.image_augmentation(noise=2.0), r"^`noise` must be a number in \[0.0, 1.0\]. Received: noise=2.0$"),
+        (lambda: dli.signal_augmentation(noise=2.0), r"^`noise` must be a number in \[0.0, 1.0\]. Received: noise=2.0$"),
+        (lambda: dli.signal_augmentation(scale=1.0), r"^`scale` must be a number in \[0.0, 1.0\). Received: scale=1.0$"),
+        (lambda: dli.image_augmentation(rotation=float("inf")), r"^`rotation` must be a finite number"),
+        (lambda: dli.build_cnn((40, 1), 2, augmentation={"noise": 2.0}), r"^`noise` must be a number in \[0.0, 1.0\]"),
+    ],
+)
+def test_augmentation_values_get_dlimagings_own_message(call, match):
+    with pytest.raises(ValueError, match=match) as info:
+        call()
+    assert "stddev" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"convs_per_block": 0}, "Received: convs_per_block=0"),
+        ({"filters": ()}, r"`filters` must hold at least one positive integer"),
+        ({"kernel_size": 0}, "Received: kernel_size=0"),
+        ({"padding": "full"}, "Received: padding='full'"),
+        ({"epsilon": float("inf")}, r"`epsilon` must be a finite number"),
+        ({"optimizer": "sgd", "momentum": 1.0}, r"`momentum` must be a number in \[0.0, 1.0\). Received: momentum=1.0"),
+    ],
+)
+def test_builder_rules_come_from_the_shared_table(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dli.build_cnn((8, 8, 1), 2, **kwargs)
+
+
+@pytest.mark.parametrize("builder, shape, takes", [(dli.build_cnn, (64,), r"build_cnn takes \(length, channels\)"),
+                                                   (dli.build_mlp, (2, 2, 2, 2, 1), r"build_mlp takes \(features,\)")])
+def test_bad_rank_names_the_shapes_the_builder_takes(builder, shape, takes):
+    with pytest.raises(ValueError, match=takes):
+        builder(shape, 2)
