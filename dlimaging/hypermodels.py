@@ -29,6 +29,7 @@ import keras_tuner
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.models import adapt
 from dlimaging.validation import check_input_shape
 
 # The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth
@@ -226,6 +227,12 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         )
 
     def fit(self, hp, model, *args, **kwargs):
+        # The standardisation and target scaling come from the training data `x` (a dataset
+        # of (x, y) batches, or arrays x and y), before any step, as `training.train` does.
+        train = args[0] if args else kwargs.get("x")
+        if train is not None:
+            targets = args[1] if len(args) > 1 else kwargs.get("y")
+            adapt(model, train, targets)
         # Batch size and epochs are hyperparameters of fit, not of the model.
         if "batch_size" in self.space:
             batch_size = sample(hp, "batch_size", self.space["batch_size"])
