@@ -633,3 +633,90 @@ def test_scale_targets_false_keeps_the_plain_output_and_classification_is_untouc
     plain = dli.build_mlp((4,), task="regression", scale_targets=False)
     assert plain.layers[-1].name == "output" and plain.loss == "mean_squared_error"
     assert dli.build_mlp((4,), 3, scale_targets=False).layers[-1].name == "output"
+
+
+# ---------------------------------------------------------------- spectra augmentation (issue 10)
+
+
+@pytest.mark.parametrize("options", [{"baseline": 0.5}, {"scatter": 0.3}, {"shift": 0.2, "shift_mode": "edge"}])
+def test_spectra_augmentation_acts_only_in_training(options, rng):
+    layer = dli.signal_augmentation(**options, seed=3)
+    x = (1000 + 100 * rng.normal(size=(8, 40, 2))).astype("float32")
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    assert not np.allclose(layer(x, training=True), x)
+    model = dli.build_cnn((40, 2), 2, filters=(4,), augmentation=options)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_edge_shift_repeats_the_edge_value_and_does_not_wrap():
+    from dlimaging.augment import RandomShift1D
+
+    signal = np.arange(40, dtype="float32") + 100
+    x = np.tile(signal[None, :, None], (32, 1, 2))
+    out = RandomShift1D(0.25, seed=1, mode="edge")(x, training=True).numpy()
+    shifts = set()
+    for sample in out:
+        # out[t] = x[clip(t - s)]: nondecreasing, within the signal's values, never a wrap (a drop).
+        assert (np.diff(sample[:, 0]) >= 0).all()
+        first, last = sample[0, 0], sample[-1, 0]
+        if first > signal[0]:  # shifted left: the right end repeats the last value
+            s = int(first - signal[0])
+            np.testing.assert_array_equal(sample[:, 0], np.concatenate([signal[s:], np.full(s, signal[-1])]))
+            shifts.add(-s)
+        else:  # shifted right (or not): the left end repeats the first value
+            s = int(signal[-1] - last)
+            np.testing.assert_array_equal(sample[:, 0], np.concatenate([np.full(s, signal[0]), signal[:40 - s]]))
+            shifts.add(s)
+        np.testing.assert_array_equal(sample[:, 1], sample[:, 0])
+    assert max(abs(s) for s in shifts) <= 10 and len(shifts) > 3
+    assert any(s < 0 for s in shifts) and any(s > 0 for s in shifts)
+
+
+def test_baseline_adds_a_straight_line_scaled_by_the_samples_spread(rng):
+    from dlimaging.augment import RandomBaseline
+
+    x = (500 + 20 * rng.normal(size=(64, 50, 2))).astype("float32")
+    out = RandomBaseline(0.5, seed=2)(x, training=True).numpy()
+    added = out - x
+    np.testing.assert_allclose(added[:, :, 0], added[:, :, 1], atol=1e-3)  # one curve for all channels
+    t = np.linspace(-1, 1, 50)
+    std = x.std(axis=(1, 2))
+    slopes, offsets = [], []
+    for curve, s in zip(added[:, :, 0], std):
+        slope, offset = np.polyfit(t, curve, 1)
+        np.testing.assert_allclose(curve, offset + slope * t, atol=2e-3 * s)  # a line, nothing else
+        slopes.append(slope / s)
+        offsets.append(offset / s)
+    assert max(map(abs, slopes)) <= 0.5 + 1e-4 and max(map(abs, offsets)) <= 0.5 + 1e-4
+    assert max(map(abs, slopes)) > 0.3 and max(map(abs, offsets)) > 0.3  # the whole range is used
+
+
+def test_scatter_gain_and_offset_stay_in_their_bounds(rng):
+    from dlimaging.augment import RandomScatter
+
+    # Two values per sample recover its gain g and offset o: out = g·x + o.
+    x = np.zeros((2000, 2, 1), "float32")
+    x[:, 0, 0], x[:, 1, 0] = 1000.0, 1200.0
+    out = RandomScatter(0.2, seed=4)(x, training=True).numpy()[:, :, 0]
+    gain = (out[:, 1] - out[:, 0]) / 200.0
+    offset = out[:, 0] - gain * 1000.0
+    std = 100.0  # each sample's standard deviation
+    assert gain.min() >= 0.8 - 1e-4 and gain.max() <= 1.2 + 1e-4
+    assert np.abs(offset).max() <= 0.2 * std + 0.1
+    assert gain.min() < 0.82 and gain.max() > 1.18 and np.abs(offset).max() > 0.18 * std
+    assert np.corrcoef(gain, offset)[0, 1] ** 2 < 0.01  # drawn independently
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"shift_mode": "reflect"}, "`shift_mode` must be one of 'circular', 'edge'. Received: shift_mode='reflect'"),
+        ({"scatter": 1.0}, r"`scatter` must be a number in \[0.0, 1.0\). Received: scatter=1.0"),
+        ({"baseline": -0.1}, r"`baseline` must be a number in \[0.0, 1.0\]. Received: baseline=-0.1"),
+    ],
+)
+def test_spectra_augmentation_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dli.signal_augmentation(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        dli.build_cnn((40, 1), 2, augmentation=kwargs)
