@@ -135,7 +135,7 @@ def test_report_command(tmp_path, capsys):
     (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").unlink()
     assert main(["report", str(tmp_path / "runs" / "r")]) == 0
     out = capsys.readouterr().out
-    assert "val_accuracy (maximize)" in out and "2 trials: 2 completed, 0 failed." in out
+    assert "val_accuracy (higher is better)" in out and "2 trials: 2 completed, 0 failed." in out
     assert (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").is_file()  # redrawn
     assert main(["report", str(tmp_path / "nothing")]) == 2
 
