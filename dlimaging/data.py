@@ -1,7 +1,8 @@
-"""Datasets: offline built-ins, TensorFlow Datasets, image folders and .npz files.
+"""Datasets: offline built-ins, TensorFlow Datasets, image folders, .npz and CSV files, spectra.
 
-Every source becomes numpy arrays first, is checked, split (stratified where
-the labels allow it) and then fed through `tf.data`.
+Every source becomes numpy arrays first, is checked, its labels are read as
+the task's (class ids, 0/1, 0/1 vectors or numbers), split (stratified where
+the labels are classes) and then fed through `tf.data`.
 """
 
 from __future__ import annotations
@@ -32,19 +33,30 @@ class DatasetBundle:
         train, validation, test: `tf.data.Dataset`s of `(x, y)` batches; train
             is shuffled each epoch; all are cached and prefetched.
         input_shape: shape of one sample, without the batch axis.
-        num_classes: number of classes.
-        class_names: the class names, in label order.
-        task: a task of `dlimaging.registry.TASKS`.
+        num_classes: number of classes (of labels, for multilabel; 2 for
+            binary), or None for a task with numeric targets (regression).
+        class_names: the class (or label) names, in label order; [] when the
+            task has none.
+        task: a task of `dlimaging.registry.TASKS`; the labels follow its
+            `label_dtype` and `label_rank`.
         name: the source's name.
         num_train, num_validation, num_test: the size of each split.
         value_range: (low, high) of the input values.
+        arrays: the splits as numpy arrays (`x_train`, `y_train`, ...).
+        target_names: the names of the targets (regression) or of the labels
+            (multilabel), in column order; None for other tasks.
+        num_outputs: the number of numeric targets (regression); 1 otherwise.
+        axis: the signal's axis, one float per point (a CSV file's numeric
+            header, the generator's wavenumbers), or None.
+        axis_name: what `axis` measures, e.g. "wavenumber (cm⁻¹)", or None.
+        feature_names: a CSV file's feature columns, in order; None otherwise.
     """
 
     train: tf.data.Dataset
     validation: tf.data.Dataset | None
     test: tf.data.Dataset | None
     input_shape: tuple[int, ...]
-    num_classes: int
+    num_classes: int | None
     class_names: list[str]
     task: str
     name: str
@@ -53,10 +65,19 @@ class DatasetBundle:
     num_test: int
     value_range: tuple[float, float]
     arrays: dict[str, np.ndarray] = dataclasses.field(repr=False, default_factory=dict)
+    target_names: list[str] | None = None
+    num_outputs: int = 1
+    axis: list[float] | None = dataclasses.field(repr=False, default=None)
+    axis_name: str | None = None
+    feature_names: list[str] | None = dataclasses.field(repr=False, default=None)
 
     def summary(self) -> str:
+        if self.num_classes is None:
+            what = f"{self.num_outputs} target(s) {', '.join(self.target_names or [])}"
+        else:
+            what = f"{self.num_classes} classes"
         return (
-            f"{self.name}: input {self.input_shape}, {self.num_classes} classes, "
+            f"{self.name}: input {self.input_shape}, {what} ({self.task}), "
             f"train/validation/test = {self.num_train}/{self.num_validation}/{self.num_test}"
         )
 
@@ -106,31 +127,105 @@ def _check_arrays(source: str, arrays: dict[str, np.ndarray]):
                     f"`source` {source!r}: `{x_key}` holds values up to {largest:.4g} in magnitude, beyond "
                     f"float32's range (±{_FLOAT32_MAX:.4g}): they would become inf. Rescale `{x_key}`."
                 )
-        if y.ndim != 1:
-            raise InputError(f"`source` {source!r}: `{y_key}` must be one integer label per sample. Received shape {y.shape}.")
-        integral = np.issubdtype(y.dtype, np.integer) or (
-            np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))
-        )
-        if not integral:
+
+
+# ---------------------------------------------------------------- labels, read as the task's
+
+
+def _describe(y: np.ndarray) -> str:
+    """What labels look like, for a message: dtype, shape and a few values."""
+    flat = np.asarray(y).reshape(-1)[:4]
+    if np.issubdtype(flat.dtype, np.floating):
+        values = [float(f"{v:.4g}") for v in flat]
+    else:
+        values = flat.tolist()
+    return f"dtype {y.dtype}, shape {y.shape}, e.g. {values}"
+
+
+def _is_numeric(y: np.ndarray) -> bool:
+    return np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_
+
+
+def _is_integral(y: np.ndarray) -> bool:
+    return np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_ or bool(np.all(y == np.round(y)))
+
+
+def _is_zero_one(y: np.ndarray) -> bool:
+    return bool(np.all((y == 0) | (y == 1)))
+
+
+def _kind_of_labels(y: np.ndarray) -> str:
+    """The kind of labels (see `registry.Task.labels`) that `y` looks like, when no task is declared:
+    one integer per sample → classes; a 0/1 matrix → 0/1 vectors; other numbers → numbers."""
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        return "classes" if _is_integral(y) else "numbers"
+    return "0/1 vectors" if _is_zero_one(y) else "numbers"
+
+
+def _check_label_values(source: str, arrays: dict[str, np.ndarray]):
+    """Labels must be numbers, finite, one row per sample; `y` and `y_test` alike."""
+    for key in ("y", "y_test"):
+        if key not in arrays:
+            continue
+        y = arrays[key]
+        if not _is_numeric(y):
             raise InputError(
-                f"`source` {source!r}: `{y_key}` must hold integer class labels. "
-                f"Received dtype {y.dtype}, e.g. {y[:3].tolist()}"
+                f"`source` {source!r}: `{key}` must hold numbers: integer class labels, 0/1 labels or numeric "
+                f"targets. Received {_describe(y)}"
             )
-        if np.min(y) < 0:
-            raise InputError(f"`source` {source!r}: `{y_key}` holds negative labels (min {np.min(y)}).")
+        if y.ndim not in (1, 2) or 0 in y.shape[1:]:
+            raise InputError(
+                f"`source` {source!r}: `{key}` must be one label per sample (N,) or one row of targets per "
+                f"sample (N, K). Received {_describe(y)}"
+            )
+        if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
+            bad = int(np.count_nonzero(~np.isfinite(y)))
+            raise InputError(f"`source` {source!r}: `{key}` holds {bad} NaN or inf value(s); targets must be finite.")
+    if "y_test" in arrays and arrays["y"].reshape(len(arrays["y"]), -1).shape[1] != \
+            arrays["y_test"].reshape(len(arrays["y_test"]), -1).shape[1]:
+        raise InputError(
+            f"`source` {source!r}: `y` and `y_test` have different shapes per sample "
+            f"({arrays['y'].shape} and {arrays['y_test'].shape})."
+        )
 
 
-def _labels(source: str, arrays: dict[str, np.ndarray], class_names: list[str]) -> list[str]:
-    """The class names; labels that are not 0..C-1 (gaps, large values) are mapped to 0..C-1 in
-    sorted order, in place, and their original values become the class names."""
-    if class_names:  # the source names its classes (folders, tfds, built-ins)
-        return class_names
+def _declared_task(source: str, task: str | None, arrays, class_names, info) -> str:
+    """The task: declared, else the source's own (e.g. regression for the generator), else the labels'."""
+    if task is not None:
+        return task
+    if info.get("task"):
+        return info["task"]
+    if class_names:  # the source names its classes: folders, tfds, built-ins, CSV text labels
+        return registry.DEFAULT_TASK
+    if not _is_numeric(arrays["y"]):
+        _check_label_values(source, arrays)  # raises, naming what the labels look like
+    return registry.task_for_labels(_kind_of_labels(arrays["y"]))
+
+
+def _mismatch(source: str, task: str, needs: str, key: str, y: np.ndarray) -> InputError:
+    return InputError(f"`source` {source!r}: task={task!r} needs {needs}; `{key}` holds {_describe(y)}")
+
+
+def _class_ids(source: str, task: str, arrays: dict[str, np.ndarray], class_names: list[str]) -> list[str]:
+    """Integer labels checked and mapped to 0..C-1, in place; returns the class names. Labels that
+    are not 0..C-1 (gaps, large values) are mapped in sorted order, and their original values
+    become the class names."""
     keys = [key for key in ("y", "y_test") if key in arrays]
+    for key in keys:
+        y = arrays[key]
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = arrays[key] = y[:, 0]
+        if y.ndim != 1 or not _is_integral(y):
+            raise _mismatch(source, task, "integer class labels, one per sample", key, y)
+        if np.min(y) < 0:
+            raise InputError(f"`source` {source!r}: `{key}` holds negative labels (min {np.min(y)}).")
+    if class_names:  # the source names its classes (folders, tfds, built-ins, CSV text labels)
+        return class_names
     values = np.unique(np.concatenate([arrays[key] for key in keys])).astype("int64")
     if len(values) < 2:
         raise InputError(
             f"`source` {source!r} holds a single class (every label is {values[0]}); "
-            "classification needs at least 2."
+            f"task={task!r} needs at least 2."
         )
     if values[-1] != len(values) - 1:
         shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
@@ -138,11 +233,63 @@ def _labels(source: str, arrays: dict[str, np.ndarray], class_names: list[str]) 
             f"`source` {source!r}: its {len(values)} labels ({shown}) are not 0..{len(values) - 1}; "
             f"they are mapped to 0..{len(values) - 1} in sorted order, and the class names keep "
             "the original labels.",
-            UserWarning, stacklevel=3,
+            UserWarning, stacklevel=4,
         )
         for key in keys:
             arrays[key] = np.searchsorted(values, arrays[key].astype("int64"))
     return [str(v) for v in values]
+
+
+def _read_labels(source: str, task: str, arrays, class_names: list[str], info) -> dict:
+    """Reads the labels as `task`'s, in place (dtype and rank from its registry entry), and returns
+    what describes them: class names, target names, the number of classes and of outputs."""
+    entry = registry.task(task)
+    keys = [key for key in ("y", "y_test") if key in arrays]
+    if entry.labels == "numbers" and (class_names or not all(_is_numeric(arrays[k]) for k in keys)):
+        shown = ", ".join(map(str, class_names[:5])) if class_names else _describe(arrays["y"])
+        raise InputError(
+            f"`source` {source!r}: task={task!r} needs numeric targets, but its labels are classes or text "
+            f"({shown})."
+        )
+    _check_label_values(source, arrays)
+    described = {"class_names": [], "target_names": None, "num_classes": None, "num_outputs": 1}
+    if entry.labels in ("classes", "two classes"):
+        names = _class_ids(source, task, arrays, list(class_names))
+        num_classes = max(len(names), int(max(arrays[k].max() for k in keys)) + 1)
+        if len(names) < num_classes:
+            names = [str(i) for i in range(num_classes)]
+        if entry.labels == "two classes" and num_classes != 2:
+            raise InputError(
+                f"`source` {source!r}: task={task!r} needs two classes; the labels hold {num_classes} "
+                f"({', '.join(names[:6])}{', ...' if num_classes > 6 else ''})."
+            )
+        if num_classes < 2:
+            raise InputError(f"`source` {source!r} holds a single class; task={task!r} needs at least 2.")
+        described.update(class_names=names, num_classes=num_classes)
+    elif entry.labels == "0/1 vectors":
+        for key in keys:
+            y = arrays[key]
+            if y.ndim != 2:
+                raise _mismatch(source, task, "0/1 targets of shape (N, K)", key, y)
+            if not _is_zero_one(y):
+                raise _mismatch(source, task, "0/1 targets, one column per label, but holds other values", key, y)
+        count = arrays["y"].shape[1]
+        names = list(info.get("target_names") or [str(i) for i in range(count)])
+        described.update(class_names=names, target_names=names, num_classes=count)
+    else:
+        for key in keys:
+            if arrays[key].ndim == 1:
+                arrays[key] = arrays[key][:, None]
+            largest = float(np.max(np.abs(arrays[key])))
+            if largest > _FLOAT32_MAX:
+                raise InputError(f"`source` {source!r}: `{key}` holds values up to {largest:.4g}, beyond float32's range.")
+        count = arrays["y"].shape[1]
+        names = list(info.get("target_names") or (["y"] if count == 1 else [f"y{i + 1}" for i in range(count)]))
+        described.update(target_names=names, num_outputs=count)
+    for key in keys:
+        y = arrays[key].astype(entry.label_dtype)
+        arrays[key] = y.reshape(len(y), -1) if entry.label_rank == 2 else y.reshape(len(y))
+    return described
 
 
 def _to_float(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
@@ -168,15 +315,19 @@ def _prepare(x: np.ndarray, image_size) -> tuple[np.ndarray, tuple[float, float]
 # ---------------------------------------------------------------- splits
 
 
-def _split(x, y, count, seed, what):
+def _split(x, y, count, seed, what, stratified):
     from sklearn.model_selection import train_test_split
 
     if count == 0:
         return x, y, x[:0], y[:0]
     if count >= len(x):
         raise InputError(f"{what} takes all {len(x)} samples and leaves no training data.")
-    _, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 and count >= len(counts) and len(x) - count >= len(counts) else None
+    stratify = None
+    if stratified:  # class labels: (N,) ids or (N, 1) of 0/1
+        classes = y.reshape(len(y), -1)[:, 0]
+        _, counts = np.unique(classes, return_counts=True)
+        if counts.min() >= 2 and count >= len(counts) and len(x) - count >= len(counts):
+            stratify = classes
     x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=count, random_state=seed, stratify=stratify)
     return x_a, y_a, x_b, y_b
 
@@ -253,9 +404,26 @@ def _find_source(source: str) -> registry.Source:
     )
 
 
+def _check_source_options(source: str, entry: registry.Source, task, options: dict):
+    """`task` is a registry task or None; `target`, `features` and `test` go only to sources that take them."""
+    if task is not None:
+        registry.task(task)
+    for argument, value in options.items():
+        if value is not None and argument not in entry.options:
+            takers = [name for name, e in registry.SOURCES.items() if argument in e.options]
+            raise InputError(
+                f"`{argument}` applies to {', '.join(takers)} sources, not to `source` {source!r}. "
+                f"Received: {argument}={value!r}"
+            )
+
+
 def load_dataset(
     source: str,
     *,
+    task: str | None = None,
+    target: str | list[str] | None = None,
+    features: list[str] | None = None,
+    test: str | None = None,
     validation_split: float = 0.1,
     test_split: float = 0.1,
     batch_size: int = 32,
@@ -267,9 +435,24 @@ def load_dataset(
     """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
 
     Args:
-        source: str. A built-in name ("digits", "mnist1d"), "tfds:NAME" or
-            "tfds:NAME/CONFIG", a folder with one sub-folder per class, or a
-            `.npz` file with `x` and `y` (and optionally `x_test`, `y_test`).
+        source: str. A built-in name (see `list_datasets()`: "digits",
+            "mnist1d", the coffee spectra, the synthetic spectra), the
+            synthetic spectra with options ("spectra:components=4,samples=500"),
+            "tfds:NAME" or "tfds:NAME/CONFIG", a folder with one sub-folder per
+            class, a `.npz` file with `x` and `y` (and optionally `x_test`,
+            `y_test`), or a `.csv` file with a header row.
+        task: str or None. A task of `dlimaging.registry.TASKS`; the labels
+            are checked against it and delivered as it needs them. Defaults to
+            None: the source's own task (regression for the synthetic
+            spectra), else read from the labels: one integer per sample means
+            classification, other numbers regression, a 0/1 matrix multilabel.
+        target: str or list of str. A CSV file's target column(s); required
+            for CSV files, refused for other sources.
+        features: list of str or None. A CSV file's feature columns, in the
+            order wanted. Defaults to None: every other numeric column, in file
+            order.
+        test: str or None. A CSV file with the same columns, used as the test
+            set (then `test_split` is not used). Defaults to None.
         validation_split: float in [0, 1). Fraction held out for validation
             (of the training data when the source has its own test set).
             A fraction above 0 that rounds to 0 samples is refused.
@@ -293,11 +476,14 @@ def load_dataset(
     as they are, like float arrays, and `value_range` is the data's own
     (min, max). Float values beyond float32's range are refused.
 
-    Labels: a `.npz` file's labels must be integers >= 0, of at least two
-    classes. Labels that are not 0..C-1 (e.g. {0, 1000000}, or {2, 5, 9}) are
-    mapped to 0..C-1 in sorted order, with a warning, and `class_names` keeps
-    the original labels (["0", "1000000"]), so an exported model answers
-    with them.
+    Labels follow the task's `label_dtype` and `label_rank` in the registry:
+    class ids int64 (N,); binary float32 (N, 1) of 0/1; multilabel float32
+    (N, K) of 0/1; regression float32 (N, K), (N, 1) for one target.
+    Class labels must be integers >= 0, of at least two classes (exactly two
+    for binary). Labels that are not 0..C-1 (e.g. {0, 1000000}, or {2, 5, 9})
+    are mapped to 0..C-1 in sorted order, with a warning, and `class_names`
+    keeps the original labels (["0", "1000000"]), so an exported model
+    answers with them. NaN or infinite targets are refused.
 
     Returns:
         A `DatasetBundle`.
@@ -309,55 +495,57 @@ def load_dataset(
     """
     source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
                                                       image_size)
-
     entry = _find_source(source)
-    arrays, class_names, name = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir)
+    options = {"target": target, "features": features, "test": test}
+    _check_source_options(source, entry, task, options)
+    loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
+                        **{k: v for k, v in options.items() if k in entry.options})
+    arrays, class_names, name = loaded[:3]
+    info = dict(loaded[3]) if len(loaded) > 3 else {}
 
     _check_arrays(source, arrays)
-    class_names = _labels(source, arrays, list(class_names))
+    task = _declared_task(source, task, arrays, list(class_names), info)
+    labels = _read_labels(source, task, arrays, list(class_names), info)
+    stratified = registry.task(task).labels in ("classes", "two classes")
     if "x_test" in arrays and integer_scale(arrays["x"].dtype) != integer_scale(arrays["x_test"].dtype):
         raise InputError(
             f"`source` {source!r}: `x` ({arrays['x'].dtype}) and `x_test` ({arrays['x_test'].dtype}) "
             "would be scaled differently; give them the same dtype."
         )
     x, value_range = _prepare(arrays["x"], image_size)
-    y = arrays["y"].astype("int64")
+    y = arrays["y"]
     # Both fractions are of all the samples before the split (of the training data when the
     # source has its own test set).
     validation_count = round(len(x) * validation_split)
     own_test = "x_test" in arrays  # then `test_split` is not used
     test_count = 0 if own_test else round(len(x) * test_split)
     _check_split_sizes(source, len(x), validation_split, validation_count, 0 if own_test else test_split, test_count)
-    if "x_test" in arrays:
+    if own_test:
         x_test, _ = _prepare(arrays["x_test"], image_size)
-        y_test = arrays["y_test"].astype("int64")
+        y_test = arrays["y_test"]
         if x_test.shape[1:] != x.shape[1:]:
             raise InputError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
     else:
-        x, y, x_test, y_test = _split(x, y, test_count, seed, f"`test_split`={test_split} of {source!r}")
-    x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}")
+        x, y, x_test, y_test = _split(x, y, test_count, seed, f"`test_split`={test_split} of {source!r}", stratified)
+    x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}",
+                                stratified)
     if len(x) == 0:
         raise InputError(f"`source` {source!r}: the splits leave no training data.")
-
-    num_classes = max(len(class_names), int(max(y.max(), y_test.max() if len(y_test) else 0)) + 1)
-    if len(class_names) < num_classes:
-        class_names = [str(i) for i in range(num_classes)]
-    if num_classes < 2:
-        raise InputError(f"`source` {source!r} holds a single class; classification needs at least 2.")
 
     def make(xs, ys, shuffle):
         if len(xs) == 0:
             return None
         return _to_dataset(xs, ys, batch_size, shuffle=shuffle, seed=seed, cache=cache)
 
+    axis = info.get("axis")
     return DatasetBundle(
         train=make(x, y, True),
         validation=make(x_val, y_val, False),
         test=make(x_test, y_test, False),
         input_shape=tuple(int(d) for d in x.shape[1:]),
-        num_classes=num_classes,
-        class_names=list(class_names),
-        task=registry.DEFAULT_TASK,
+        num_classes=labels["num_classes"],
+        class_names=labels["class_names"],
+        task=task,
         name=name,
         num_train=len(x),
         num_validation=len(x_val),
@@ -365,4 +553,9 @@ def load_dataset(
         value_range=value_range,
         arrays={"x_train": x, "y_train": y, "x_validation": x_val, "y_validation": y_val,
                 "x_test": x_test, "y_test": y_test},
+        target_names=labels["target_names"],
+        num_outputs=labels["num_outputs"],
+        axis=[float(v) for v in axis] if axis is not None else None,
+        axis_name=info.get("axis_name"),
+        feature_names=info.get("feature_names"),
     )

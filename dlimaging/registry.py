@@ -158,6 +158,9 @@ class Task:
         directions: metric name → "min" or "max", for the objectives.
         label_dtype: dtype of the labels the data delivers.
         label_rank: 1 for one label per sample, 2 for a vector per sample.
+        labels: what the labels hold, which `load_dataset` checks: "classes"
+            (integer class ids), "two classes" (0/1, one per sample), "0/1
+            vectors" (one 0/1 per label) or "numbers" (float targets).
         outputs: the served outputs, in order (see `dlimaging.export`).
         class_names: whether the data's class names go with the model.
         description: one line for the docs.
@@ -171,6 +174,7 @@ class Task:
     directions: Mapping[str, str]
     label_dtype: str
     label_rank: int
+    labels: str
     outputs: tuple[str, ...]
     class_names: bool
     description: str
@@ -192,7 +196,7 @@ TASKS: dict[str, Task] = {
         losses={"sparse_categorical_crossentropy": "sparse_categorical_crossentropy"},
         metrics=(("SparseCategoricalAccuracy", "accuracy", {}),),
         objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
-        label_dtype="int64", label_rank=1,
+        label_dtype="int64", label_rank=1, labels="classes",
         outputs=("probabilities", "class_id", "class_name"), class_names=True,
         description="one class out of C: softmax, sparse categorical cross-entropy.",
     ),
@@ -202,7 +206,7 @@ TASKS: dict[str, Task] = {
         metrics=(("BinaryAccuracy", "accuracy", {}), ("AUC", "auc", {}),
                  ("F1Score", "f1", {"average": "micro", "threshold": 0.5})),
         objective="val_auc", directions={"auc": "max", "accuracy": "max", "f1": "max", "loss": "min"},
-        label_dtype="float32", label_rank=2,
+        label_dtype="float32", label_rank=2, labels="two classes",
         outputs=("probabilities",), class_names=True,
         description="yes or no: one sigmoid unit, binary cross-entropy; accuracy, AUC and F1.",
     ),
@@ -212,7 +216,7 @@ TASKS: dict[str, Task] = {
         metrics=(("BinaryAccuracy", "accuracy", {}), ("AUC", "auc", {"multi_label": True}),
                  ("F1Score", "f1", {"average": "macro", "threshold": 0.5})),
         objective="val_auc", directions={"auc": "max", "accuracy": "max", "f1": "max", "loss": "min"},
-        label_dtype="float32", label_rank=2,
+        label_dtype="float32", label_rank=2, labels="0/1 vectors",
         outputs=("probabilities",), class_names=True,
         description="any number of C labels: C sigmoid units, binary cross-entropy; accuracy, AUC (per label) "
                     "and macro F1.",
@@ -222,7 +226,7 @@ TASKS: dict[str, Task] = {
         losses={"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "Huber"},
         metrics=(("RootMeanSquaredError", "rmse", {}), ("MeanAbsoluteError", "mae", {}), ("R2Score", "r2", {})),
         objective="val_loss", directions={"loss": "min", "rmse": "min", "mae": "min", "r2": "max"},
-        label_dtype="float32", label_rank=2,
+        label_dtype="float32", label_rank=2, labels="numbers",
         outputs=("predictions",), class_names=False,
         description="one or more numbers: linear outputs, MSE (or MAE, Huber); RMSE, MAE and R².",
     ),
@@ -234,6 +238,18 @@ def task(name: Any) -> Task:
     return lookup(TASKS, "task", name)
 
 
+LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers")
+
+
+def task_for_labels(kind: str) -> str:
+    """The task whose labels are of this kind (see `Task.labels`); "classes" gives `DEFAULT_TASK`."""
+    if kind not in LABEL_KINDS:
+        raise LookupError(f"no kind of labels {kind!r}; expected one of {LABEL_KINDS}")
+    if TASKS[DEFAULT_TASK].labels == kind:
+        return DEFAULT_TASK
+    return next(name for name, entry in TASKS.items() if entry.labels == kind)
+
+
 # ---------------------------------------------------------------- data sources
 
 
@@ -242,12 +258,17 @@ class Source:
     """A data source.
 
     Attributes:
-        loader: reference to (or the function) `loader(source, **options) -> (arrays, class_names, name)`,
-            where arrays holds `x`, `y` and optionally `x_test`, `y_test`.
+        loader: reference to (or the function) `loader(source, **options)`, returning
+            `(arrays, class_names, name)` or `(arrays, class_names, name, info)`:
+            arrays holds `x`, `y` and optionally `x_test`, `y_test`; info may
+            give "axis", "axis_name", "feature_names", "target_names" and
+            "task" (the task the source means when none is declared).
         description: one line for `dlimaging datasets` and the docs.
         prefix, suffix, folder: how a source string that is not a name picks
             this entry: it starts with `prefix`, ends with `suffix`, or is a
             folder. A named source has none of these.
+        options: the `load_dataset` arguments, beyond the common ones, that
+            this source takes ("target", "features", "test"); others refuse them.
     """
 
     loader: str
@@ -255,6 +276,7 @@ class Source:
     prefix: str | None = None
     suffix: str | None = None
     folder: bool = False
+    options: tuple[str, ...] = ()
 
     def load(self, source: str, **options):
         return resolve(self.loader)(source, **options)
@@ -267,11 +289,26 @@ SOURCES: dict[str, Source] = {
     "mnist1d": Source(
         "dlimaging.sources:_load_mnist1d",
         "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally."),
+    "coffee": Source(
+        "dlimaging.sources:_load_coffee",
+        "chemotools' coffee set: 60 ATR-FTIR spectra (1841, 1) of coffee from 3 origins; ships offline."),
+    "spectra": Source(
+        "dlimaging.sources:_load_spectra",
+        "synthetic spectra of 3-component mixtures: 2,000 + 500 spectra (256, 1), regression on the "
+        "concentrations; generated locally."),
+    "spectra:OPTIONS": Source(
+        "dlimaging.sources:_load_spectra",
+        "the synthetic spectra with options, e.g. spectra:components=4,difficulty=hard,samples=4000,length=256.",
+        prefix="spectra:"),
     "tfds:NAME[/CONFIG]": Source(
         "dlimaging.sources:_load_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
     "PATH.npz": Source(
         "dlimaging.sources:_load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
+    "PATH.csv": Source(
+        "dlimaging.sources:_load_csv",
+        "a CSV file with a header row, one row per sample: `target` names the target column(s); the other "
+        "numeric columns form the signal.", suffix=".csv", options=("target", "features", "test")),
     "PATH/": Source(
         "dlimaging.sources:_load_folder",
         "a folder with one sub-folder of images (png, jpg, bmp, gif) per class.", folder=True),
