@@ -405,7 +405,7 @@ def _groups(y, class_names, target_names, groups: int):
 
 def spectra_figure(x, y, *, axis: Sequence[float] | None = None, class_names: Sequence[str] | None = None,
                    target_names: Sequence[str] | None = None, per_group: int = 3, groups: int = 3,
-                   title: str = "") -> Figure:
+                   axis_label: str | None = None, title: str = "") -> Figure:
     """A few input spectra (or signals) of each class, or of each range of the first target.
 
     Args:
@@ -419,6 +419,8 @@ def spectra_figure(x, y, *, axis: Sequence[float] | None = None, class_names: Se
         target_names: list of str or None. Names of the targets.
         per_group: int. Spectra drawn per group. Defaults to 3.
         groups: int. Ranges of a numeric target. Defaults to 3.
+        axis_label: str or None. What the axis measures, e.g.
+            "wavenumber (cm⁻¹)". Defaults to None ("axis", or "index").
         title: str. Figure title. Defaults to "".
 
     Returns:
@@ -438,7 +440,7 @@ def spectra_figure(x, y, *, axis: Sequence[float] | None = None, class_names: Se
                     label=label if rank == 0 else None)
     if axis is not None and len(positions) > 1 and positions[0] > positions[-1]:
         ax.invert_xaxis()  # spectra stored high to low (wavenumbers) are drawn as stored
-    ax.set_xlabel("index" if axis is None else "axis (wavelength / wavenumber)")
+    ax.set_xlabel("index" if axis is None else (axis_label or "axis"))
     ax.set_ylabel("value")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -265,6 +265,7 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
             y_train = np.asarray(y_train).reshape(-1).astype("int64")
         paths.append(plots.plot_spectra(
             arrays["x_train"], y_train, folder / "spectra.png", axis=getattr(data, "axis", None),
+            axis_label=getattr(data, "axis_name", None),
             class_names=class_names, target_names=target_names, title=title or "training spectra"))
     return paths
 

@@ -213,7 +213,8 @@ def test_confusion_matrix_counts_equal_sklearns_with_class_names():
 
 
 def test_spectra_are_drawn_on_their_axis_per_class_and_per_target_range():
-    fig = plots.spectra_figure(SPECTRA, LABELS, axis=AXIS, class_names=["a", "b", "c"], per_group=2)
+    fig = plots.spectra_figure(SPECTRA, LABELS, axis=AXIS, class_names=["a", "b", "c"], per_group=2,
+                               axis_label="wavenumber (cm⁻¹)")
     ax = fig.axes[0]
     lines = ax.get_lines()
     assert len(lines) == 6  # two per class
@@ -221,6 +222,7 @@ def test_spectra_are_drawn_on_their_axis_per_class_and_per_target_range():
     np.testing.assert_allclose(lines[2].get_ydata(), SPECTRA[4, :, 0])  # the first of class "b"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
     assert ax.xaxis_inverted()  # a wavenumber axis stored from high to low is drawn that way
+    assert ax.get_xlabel() == "wavenumber (cm⁻¹)"
 
     targets = np.linspace(0.0, 1.0, 12)
     fig = plots.spectra_figure(SPECTRA, targets, target_names=["glucose"], per_group=1, groups=3)
