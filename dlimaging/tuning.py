@@ -117,11 +117,16 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
     settings = experiment.data
     target = list(settings.target) if isinstance(settings.target, tuple) else settings.target
     features = list(settings.features) if isinstance(settings.features, tuple) else settings.features
-    data = load_dataset(
-        settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
-        batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
-        **data_options(task=experiment.model.task, target=target, features=features, test=settings.test),
-    )
+    try:
+        data = load_dataset(
+            settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
+            batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
+            **data_options(task=experiment.model.task, target=target, features=features, test=settings.test),
+        )
+    except ExperimentError:
+        raise
+    except InputError as error:  # the data refuses the file's settings: name the file too
+        raise ExperimentError(f"{experiment.where}: {error}") from None
     check_against_data(experiment, data.input_shape)
     if experiment.model.task != data.task:
         raise ExperimentError(
