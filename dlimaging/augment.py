@@ -17,18 +17,33 @@ from dlimaging.errors import InputError
 from dlimaging.validation import check_argument
 
 
+def _per_sample(inputs) -> list:
+    """The shape of one random value per sample, broadcast over the other axes."""
+    return [ops.shape(inputs)[0]] + [1] * (len(inputs.shape) - 1)
+
+
+def _sample_std(inputs):
+    """Each sample's standard deviation over all its values: the scale of an additive change,
+    so that it means the same on raw instrument values as on values in [0, 1]."""
+    return ops.std(inputs, axis=tuple(range(1, len(inputs.shape))), keepdims=True)
+
+
 @keras.saving.register_keras_serializable(package="dlimaging")
 class RandomShift1D(keras.layers.Layer):
     """Shifts a signal along its length by up to `factor` of the length.
 
-    The signal is rolled circularly, by the same offset for every channel of a
-    sample and a new offset for each sample.
+    The same offset moves every channel of a sample, with a new offset for each
+    sample. `mode` says what comes in at the end the signal leaves:
+    "circular" rolls it (what leaves one end comes back at the other, right for
+    periodic signals), "edge" repeats the edge value (right for spectra, whose
+    two ends are unrelated).
     """
 
-    def __init__(self, factor: float, seed: int | None = None, **kwargs):
+    def __init__(self, factor: float, seed: int | None = None, mode: str = "circular", **kwargs):
         super().__init__(**kwargs)
         self.factor = float(factor)
         self.seed = seed
+        self.mode = check_argument("shift_mode", mode)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
@@ -41,9 +56,74 @@ class RandomShift1D(keras.layers.Layer):
             (batch,), -max_shift, max_shift + 1, seed=self.seed_generator, dtype="int32"
         )
         positions = ops.arange(length, dtype="int32")
-        # index[b, t] = (t - shift[b]) mod length: a circular roll per sample.
-        index = ops.mod(positions[None, :] - shifts[:, None], length)
+        # out[b, t] = in[b, t - shift[b]]; that index wraps (circular) or stops at the ends (edge).
+        index = positions[None, :] - shifts[:, None]
+        index = ops.mod(index, length) if self.mode == "circular" else ops.clip(index, 0, length - 1)
         return ops.take_along_axis(inputs, index[:, :, None], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "seed": self.seed, "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class RandomBaseline(keras.layers.Layer):
+    """Adds a random straight baseline `a + b·t` to each sample, t going from -1 to 1 along the length.
+
+    `a` and `b` are drawn per sample in [-factor, factor] × the sample's standard
+    deviation, and the same line is added to every channel: the smooth drift of a
+    spectrometer's background (offset and tilt).
+    """
+
+    def __init__(self, factor: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.factor == 0.0:
+            return inputs
+        shape = _per_sample(inputs)
+        scale = _sample_std(inputs)
+        offset = keras.random.uniform(shape, -self.factor, self.factor, seed=self.seed_generator)
+        slope = keras.random.uniform(shape, -self.factor, self.factor, seed=self.seed_generator)
+        t = ops.reshape(ops.linspace(-1.0, 1.0, ops.shape(inputs)[1]), [1, -1] + [1] * (len(inputs.shape) - 2))
+        baseline = (ops.cast(offset, inputs.dtype) + ops.cast(slope, inputs.dtype) * ops.cast(t, inputs.dtype)) * scale
+        return inputs + baseline
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class RandomScatter(keras.layers.Layer):
+    """Multiplicative and additive scatter: `gain · x + offset` per sample.
+
+    The gain is drawn in [1 - factor, 1 + factor] (as `RandomScale`) and the offset in
+    [-factor, factor] × the sample's standard deviation: the model that multiplicative
+    scatter correction (MSC) undoes in spectroscopy.
+    """
+
+    def __init__(self, factor: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.factor == 0.0:
+            return inputs
+        shape = _per_sample(inputs)
+        scale = _sample_std(inputs)
+        gain = keras.random.uniform(shape, 1.0 - self.factor, 1.0 + self.factor, seed=self.seed_generator)
+        offset = keras.random.uniform(shape, -self.factor, self.factor, seed=self.seed_generator)
+        return inputs * ops.cast(gain, inputs.dtype) + ops.cast(offset, inputs.dtype) * scale
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -65,7 +145,7 @@ class RandomScale(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training or self.factor == 0.0:
             return inputs
-        shape = [ops.shape(inputs)[0]] + [1] * (len(inputs.shape) - 1)
+        shape = _per_sample(inputs)
         gain = keras.random.uniform(
             shape, 1.0 - self.factor, 1.0 + self.factor, seed=self.seed_generator
         )
@@ -126,9 +206,16 @@ def noise_layer(value, seed=None):
     return keras.layers.GaussianNoise(value, seed=seed, name="noise") if value else None
 
 
-def shift_layer(value, seed=None):
+def shift_layer(value, seed=None, shift_mode="circular"):
     value = _check_fraction("shift", value)
-    return RandomShift1D(value, seed=seed, name="shift") if value else None
+    check_argument("shift_mode", shift_mode)
+    return RandomShift1D(value, seed=seed, mode=shift_mode, name="shift") if value else None
+
+
+def shift_mode_setting(value, seed=None):
+    """`shift_mode` is a setting of `shift`'s layer (its registry entry lists it), not a layer."""
+    check_argument("shift_mode", value)
+    return None
 
 
 def scale_layer(value, seed=None):
@@ -136,11 +223,23 @@ def scale_layer(value, seed=None):
     return RandomScale(value, seed=seed, name="scale") if value else None
 
 
+def scatter_layer(value, seed=None):
+    value = _check_fraction("scatter", value)
+    return RandomScatter(value, seed=seed, name="scatter") if value else None
+
+
+def baseline_layer(value, seed=None):
+    value = _check_fraction("baseline", value)
+    return RandomBaseline(value, seed=seed, name="baseline") if value else None
+
+
 def _pipeline(options: dict[str, Any], seed, name: str) -> keras.layers.Layer:
     """The options' layers in the registry's order; the identity when every option is off."""
     layers = []
     for option, value in options.items():
-        layer = registry.resolve(registry.AUGMENTATIONS[option].factory)(value, seed)
+        entry = registry.AUGMENTATIONS[option]
+        settings = {setting: options[setting] for setting in entry.settings if setting in options}
+        layer = registry.resolve(entry.factory)(value, seed, **settings)
         if layer is not None:
             layers.append(layer)
     if not layers:
@@ -193,7 +292,10 @@ def image_augmentation(
 
 def signal_augmentation(
     shift: float = 0.0,
+    shift_mode: str = "circular",
     scale: float = 0.0,
+    scatter: float = 0.0,
+    baseline: float = 0.0,
     noise: float = 0.0,
     *,
     seed: int | None = None,
@@ -201,10 +303,27 @@ def signal_augmentation(
 ) -> keras.layers.Layer:
     """Augmentation for 1D signals and spectra `(length, channels)`, training only.
 
+    The layers act in this order: shift, scale, scatter, baseline, noise. In a
+    builder they come before the "standardize" layer, so they act on the raw
+    values; `scatter` and `baseline` are relative to each sample's standard
+    deviation and mean the same at any scale, while `noise` is in the input's
+    own units.
+
     Args:
-        shift: float in [0, 1]. Largest circular shift, as a fraction of the
-            length: the signal wraps around. Defaults to 0.0.
+        shift: float in [0, 1]. Largest shift along the length, as a fraction
+            of the length. Defaults to 0.0.
+        shift_mode: str. "circular": the signal wraps around (periodic
+            signals); "edge": the values shifted in repeat the edge value.
+            Spectra should use "edge": their two ends are unrelated.
+            Defaults to "circular".
         scale: float in [0, 1). Largest relative change of the gain.
+            Defaults to 0.0.
+        scatter: float in [0, 1). Multiplicative and additive scatter: a gain
+            in [1 - scatter, 1 + scatter] and an offset of up to ±scatter × the
+            sample's standard deviation. Defaults to 0.0.
+        baseline: float in [0, 1]. A straight baseline `a + b·t` added to each
+            sample (t from -1 to 1 along the length), with offset `a` and tilt
+            `b` each up to ±baseline × the sample's standard deviation.
             Defaults to 0.0.
         noise: float in [0, 1]. Standard deviation of added Gaussian noise.
             Defaults to 0.0.
@@ -216,9 +335,10 @@ def signal_augmentation(
         when every option is off).
 
     Example:
-    >>> aug = signal_augmentation(shift=0.1, noise=0.05)
+    >>> aug = signal_augmentation(shift=0.02, shift_mode="edge", scatter=0.1, baseline=0.2)
     """
-    return _pipeline(dict(shift=shift, scale=scale, noise=noise), seed, name)
+    options = dict(shift=shift, shift_mode=shift_mode, scale=scale, scatter=scatter, baseline=baseline, noise=noise)
+    return _pipeline(options, seed, name)
 
 
 _FACTORIES = {"image": image_augmentation, "signal": signal_augmentation}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from dlimaging import registry
 from dlimaging.errors import InputError
@@ -78,6 +79,87 @@ def output_layer(x, task, units, regularizer):
     )(x)
 
 
+# The layer that turns the network's standardised outputs back into real units.
+TARGET_SCALING = "target_scaling"
+
+
+def has_numeric_outputs(task) -> bool:
+    """Whether the task's outputs are numbers (its units come from `num_outputs`)."""
+    return registry.task(task).units == "num_outputs"
+
+
+def check_scale_targets(task, scale_targets) -> bool:
+    """Whether targets are scaled: None means "when the task has numeric outputs"; an explicit
+    True for a task without them is refused, like `num_outputs`."""
+    if scale_targets is None:
+        return has_numeric_outputs(task)
+    check_argument("scale_targets", scale_targets)
+    if scale_targets and not has_numeric_outputs(task):
+        raise InputError(
+            f"`scale_targets` is for tasks with numeric outputs, not task={task!r} "
+            f"(its outputs are probabilities). Received: scale_targets={scale_targets!r}"
+        )
+    return scale_targets
+
+
+def target_scaling_layer(outputs):
+    """`Normalization(invert=True)` after the output layer: the network learns standardised
+    targets, and the model (and so the exported model) returns real units. Its mean and
+    variance, one per output, are set by `dlimaging.models.adapt` from the training targets."""
+    return keras.layers.Normalization(axis=-1, invert=True, name=TARGET_SCALING)(outputs)
+
+
+def _loss_function(name: str):
+    """The registry's loss name as a function that returns one loss per sample (unreduced)."""
+    if name[:1].isupper():  # a class, such as Huber
+        return getattr(keras.losses, name)().call
+    return keras.losses.get(name)
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class ScaledTargetLoss(keras.losses.Loss):
+    """The task's loss on standardised targets: `loss((y - mean) / std, (ŷ - mean) / std)`.
+
+    A model with a `target_scaling` layer outputs real units, so its metrics (RMSE, MAE) are in
+    real units; the loss is computed on the scale the network learns, so each output weighs the
+    same whatever its units, and the gradients do not grow with the targets' size.
+
+    Args:
+        loss: str. A loss name of `dlimaging.registry.TASKS` (`"mean_squared_error"`, `"Huber"`).
+        scaling: the model's `target_scaling` layer, read at each call; or None.
+        mean, variance: lists. Fixed statistics, used when `scaling` is None (a reloaded model).
+    """
+
+    def __init__(self, loss="mean_squared_error", scaling=None, mean=None, variance=None,
+                 name=None, reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name or f"scaled_{loss}", reduction=reduction, dtype=dtype)
+        self.loss = loss
+        self.scaling = scaling
+        self.fixed = None if mean is None else (np.asarray(mean, "float32"), np.asarray(variance, "float32"))
+        self._fn = _loss_function(loss)
+
+    def _statistics(self):
+        if self.scaling is not None and getattr(self.scaling, "mean", None) is not None:
+            return self.scaling.mean, self.scaling.variance
+        return self.fixed
+
+    def call(self, y_true, y_pred):
+        statistics = self._statistics()
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        if statistics is not None:
+            mean, variance = (keras.ops.cast(keras.ops.reshape(v, (-1,)), y_pred.dtype) for v in statistics)
+            std = keras.ops.maximum(keras.ops.sqrt(variance), keras.config.epsilon())
+            y_true, y_pred = (y_true - mean) / std, (y_pred - mean) / std
+        return self._fn(y_true, y_pred)
+
+    def get_config(self):
+        config = {"loss": self.loss, "name": self.name, "reduction": self.reduction}
+        statistics = self._statistics()
+        if statistics is not None:
+            config["mean"], config["variance"] = (np.asarray(v).reshape(-1).tolist() for v in statistics)
+        return config
+
+
 def _make_optimizer(optimizer, learning_rate, settings: dict[str, Any]):
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
@@ -85,11 +167,15 @@ def _make_optimizer(optimizer, learning_rate, settings: dict[str, Any]):
     return factory(learning_rate=learning_rate, **settings)
 
 
-def loss_and_metrics(task: str, loss: str | None = None):
-    """The loss and metrics that go with a task (the task's default loss when `loss` is None)."""
+def loss_and_metrics(task: str, loss: str | None = None, scaling=None):
+    """The loss and metrics that go with a task (the task's default loss when `loss` is None);
+    with a `target_scaling` layer, the loss is computed on standardised targets."""
     entry = registry.task(task)
     name = entry.losses[loss or next(iter(entry.losses))]
-    loss_fn = getattr(keras.losses, name)() if name[:1].isupper() else name
+    if scaling is not None:
+        loss_fn = ScaledTargetLoss(name, scaling=scaling)
+    else:
+        loss_fn = getattr(keras.losses, name)() if name[:1].isupper() else name
     return loss_fn, [getattr(keras.metrics, cls)(name=metric, **kwargs) for cls, metric, kwargs in entry.metrics]
 
 
@@ -111,7 +197,8 @@ def check_training(*, task, loss, optimizer, learning_rate, beta_1, beta_2, epsi
 
 def finish(model, *, compile, task, loss, optimizer, learning_rate, settings):
     if compile:
-        loss_fn, metrics = loss_and_metrics(task, loss)
+        scaling = next((layer for layer in model.layers if layer.name == TARGET_SCALING), None)
+        loss_fn, metrics = loss_and_metrics(task, loss, scaling)
         model.compile(
             optimizer=_make_optimizer(optimizer, learning_rate, settings),
             loss=loss_fn,

@@ -29,6 +29,7 @@ import keras_tuner
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.models import adapt
 from dlimaging.validation import check_input_shape
 
 # The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth
@@ -66,7 +67,16 @@ DEFAULT_AUGMENTATION_SPACE = {
     "image": {"rotation": {"min": 0.0, "max": 0.1, "step": 0.05},
               "zoom": {"min": 0.0, "max": 0.1, "step": 0.05}},
     "signal": {"shift": {"min": 0.0, "max": 0.1, "step": 0.05},
+               "scatter": {"min": 0.0, "max": 0.2, "step": 0.1},
+               "baseline": {"min": 0.0, "max": 0.2, "step": 0.1},
                "noise": {"min": 0.0, "max": 0.1, "step": 0.05}},
+}
+# Standardisation searched by kind of input. Signals and spectra arrive in their instrument's
+# units: one scale for the whole signal ("global") keeps the shape of a spectrum, one per
+# wavelength ("per_feature", chemometrics' autoscaling) evens out weak and strong bands. Images
+# arrive in [0, 1] already and are not searched (the builder's "none").
+DEFAULT_STANDARDIZE_SPACE = {
+    "signal": {"choice": ["global", "per_feature"], "default": "global"},
 }
 FIT_KEYS = registry.FIT_KEYS
 
@@ -155,12 +165,14 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
 
     @classmethod
     def default_space(cls, input_shape) -> dict[str, Any]:
-        """The family's default space, with the augmentation options for this input rank."""
+        """The family's default space, with the augmentation options (and standardisation) for this input rank."""
         entry = registry.family(registry.family_of_hypermodel(cls))
         space = copy.deepcopy(entry.load_default_space())
         kind = registry.AUGMENTATION_INPUTS.get(len(input_shape))
         if kind:
             space["augmentation"] = copy.deepcopy(DEFAULT_AUGMENTATION_SPACE[kind])
+        if kind in DEFAULT_STANDARDIZE_SPACE:
+            space["standardize"] = copy.deepcopy(DEFAULT_STANDARDIZE_SPACE[kind])
         return space
 
     # -- translation from hp to builder arguments
@@ -226,6 +238,12 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         )
 
     def fit(self, hp, model, *args, **kwargs):
+        # The standardisation and target scaling come from the training data `x` (a dataset
+        # of (x, y) batches, or arrays x and y), before any step, as `training.train` does.
+        train = args[0] if args else kwargs.get("x")
+        if train is not None:
+            targets = args[1] if len(args) > 1 else kwargs.get("y")
+            adapt(model, train, targets)
         # Batch size and epochs are hyperparameters of fit, not of the model.
         if "batch_size" in self.space:
             batch_size = sample(hp, "batch_size", self.space["batch_size"])

@@ -10,11 +10,20 @@ import math
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 
 from dlimaging import registry
 from dlimaging.augment import resolve_augmentation
 from dlimaging.errors import InputError
-from dlimaging.heads import check_training, finish, output_layer, output_units
+from dlimaging.heads import (
+    TARGET_SCALING,
+    check_scale_targets,
+    check_training,
+    finish,
+    output_layer,
+    output_units,
+    target_scaling_layer,
+)
 from dlimaging.validation import (
     check_argument,
     check_input_shape,
@@ -144,6 +153,23 @@ def _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, po
 
 # ---------------------------------------------------------------- pieces
 
+# The input's standardisation layer; `adapt` sets it, and the target scaling, from the training split.
+STANDARDIZE = "standardize"
+
+
+def _standardize(x, mode: str, rank: int):
+    """A `Normalization` layer named "standardize", or nothing for mode "none".
+
+    It comes after augmentation: baseline, scatter and gain model how an instrument distorts
+    its raw values (a gain multiplies around zero, not around the mean), so they act on raw
+    values, and the network then sees standardised values in training and at inference alike.
+    """
+    if mode == "none":
+        return x
+    # "global": one statistic (axis=None); "per_feature": one per position and channel.
+    axis = None if mode == "global" else tuple(range(1, rank + 1))
+    return keras.layers.Normalization(axis=axis, name=STANDARDIZE)(x)
+
 
 def _regularizer(l1: float, l2: float):
     # keras.regularizers.L1L2 is exactly l1·Σ|w| + l2·Σw².
@@ -204,6 +230,8 @@ def build_mlp(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation: Any = None,
+    standardize: str = "none",
+    scale_targets: bool | None = None,
     compile: bool = True,
     optimizer: Any = registry.DEFAULT_OPTIMIZER,
     learning_rate: float = 1e-3,
@@ -245,6 +273,20 @@ def build_mlp(
         augmentation: dict, Keras layer or None. A dict holds the options of
             `image_augmentation` or `signal_augmentation` (picked by the input
             rank). Acts only in training. Defaults to None.
+        standardize: str. "none", "global" (one mean and variance over
+            every value) or "per_feature" (one per position and channel): a
+            Keras `Normalization` layer named "standardize" right after the
+            input (and after augmentation, which models distortions of the
+            raw instrument values). Its statistics come from the training
+            split through `dlimaging.models.adapt`, and it stays in the model,
+            so an exported model takes raw values. Defaults to "none".
+        scale_targets: bool or None. For tasks with numeric outputs
+            ("regression"): a `Normalization(invert=True)` layer named
+            "target_scaling" after the output layer, adapted by `adapt` on the
+            training targets, so the network learns standardised targets (the
+            loss is computed on them) while the model returns real units.
+            None means True for tasks with numeric outputs and False for the
+            others; True with another task is refused. Defaults to None.
         compile: bool. Compile with the task's loss and metrics.
             Defaults to True.
         optimizer: str or `keras.optimizers.Optimizer`. A name from
@@ -275,12 +317,15 @@ def build_mlp(
         beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
     )
     augmentation = resolve_augmentation(augmentation, input_shape)
+    check_argument("standardize", standardize)
+    scale_targets = check_scale_targets(task, scale_targets)
     regularizer = _regularizer(l1, l2)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     if augmentation is not None:
         x = augmentation(x)
+    x = _standardize(x, standardize, len(input_shape))
     if len(input_shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate(hidden_units, start=1):
@@ -289,6 +334,8 @@ def build_mlp(
             dropout=dropout, regularizer=regularizer, batch_norm=batch_norm,
         )
     outputs = output_layer(x, task, out_units, regularizer)
+    if scale_targets:
+        outputs = target_scaling_layer(outputs)
     model = keras.Model(inputs, outputs, name=name or "multilayer_perceptron")
     return finish(model, compile=compile, **training)
 
@@ -314,6 +361,8 @@ def build_cnn(
     head: str = "flatten",
     dense_units: Sequence[int] = (128,),
     augmentation: Any = None,
+    standardize: str = "none",
+    scale_targets: bool | None = None,
     compile: bool = True,
     optimizer: Any = registry.DEFAULT_OPTIMIZER,
     learning_rate: float = 1e-3,
@@ -363,6 +412,7 @@ def build_cnn(
         dense_units: tuple of ints. Hidden Dense layers of the head.
             Defaults to (128,).
         augmentation: dict, Keras layer or None. As in `build_mlp`.
+        standardize, scale_targets: as in `build_mlp`.
         compile, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
             weight_decay, loss: as in `build_mlp`.
         name: str or None. Model name. Defaults to "convnet1d", "convnet2d" or "convnet3d".
@@ -392,6 +442,8 @@ def build_cnn(
     )
     _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block)
     augmentation = resolve_augmentation(augmentation, input_shape)
+    check_argument("standardize", standardize)
+    scale_targets = check_scale_targets(task, scale_targets)
     regularizer = _regularizer(l1, l2)
     act = resolve_activation(activation)
 
@@ -399,6 +451,7 @@ def build_cnn(
     x = inputs
     if augmentation is not None:
         x = augmentation(x)
+    x = _standardize(x, standardize, len(input_shape))
     layer_settings = dict(rank=rank, kernel_size=kernel_size, padding=padding, conv=conv, activation=act,
                           batch_norm=batch_norm, regularizer=regularizer)
     for block, block_filters in enumerate(filters, start=1):
@@ -412,5 +465,88 @@ def build_cnn(
     x = _head(x, head, rank, dense_units, activation=act, dropout=dropout, regularizer=regularizer,
               batch_norm=batch_norm)
     outputs = output_layer(x, task, out_units, regularizer)
+    if scale_targets:
+        outputs = target_scaling_layer(outputs)
     model = keras.Model(inputs, outputs, name=name or f"convnet{rank}d")
     return finish(model, compile=compile, **training)
+
+
+# ---------------------------------------------------------------- adapting the standardisation
+
+
+def _constant_to_unit_variance(layer) -> None:
+    """A feature (or target) that never varies gets variance 1: standardising it then subtracts
+    its mean and divides by 1, rather than multiplying any later change by 1/√ε. A feature whose
+    standard deviation is below 1e-6 of its magnitude counts as constant: in float32 it is."""
+    mean = np.asarray(layer.adapt_mean, "float64")
+    variance = np.asarray(layer.adapt_variance, "float64")
+    if not (np.isfinite(mean).all() and np.isfinite(variance).all()):
+        what = "targets" if layer.name == TARGET_SCALING else "inputs"
+        raise InputError(f"adapt: the training {what} hold NaN or infinite values; "
+                         f"layer {layer.name!r} cannot be standardised on them.")
+    constant = variance <= np.square(1e-6 * np.maximum(np.abs(mean), 1.0))
+    layer.adapt_variance.assign(np.where(constant, 1.0, variance).astype("float32"))
+    layer.finalize_state()
+
+
+def _split(train, y):
+    """(inputs, targets) as a dataset of batches or arrays, from either form `adapt` takes."""
+    import tensorflow as tf
+
+    if isinstance(train, tf.data.Dataset):
+        if y is not None:
+            raise InputError("adapt: `y` goes with array inputs; a dataset already holds (x, y) batches. "
+                             f"Received: y of type {type(y).__name__}")
+        inputs = train.map(lambda x, *rest: x)
+
+        def targets(x, y, *rest):
+            y = tf.cast(y, "float32")
+            return y[:, None] if y.shape.rank == 1 else y
+
+        return inputs, train.map(targets)
+    inputs = np.asarray(train, "float32")
+    if y is None:
+        return inputs, None
+    y = np.asarray(y, "float32")
+    return inputs, (y[:, None] if y.ndim == 1 else y)
+
+
+def adapt(model: keras.Model, train: Any, y: Any = None) -> keras.Model:
+    """Sets the model's standardisation from the training split; call it before `fit`.
+
+    Adapts the "standardize" layer (`standardize="global"` or `"per_feature"`) on the training
+    inputs and the "target_scaling" layer (`scale_targets`) on the training targets. Use the
+    training split only: the validation and test splits are then standardised with statistics
+    they did not contribute to, as new data will be. `dlimaging.training.train` and the
+    hypermodels' `fit` (so `tune`) call it. A constant feature or target gets variance 1, so
+    nothing is divided by zero. A model without these layers is returned unchanged.
+
+    Args:
+        model: keras.Model. A model from `build_mlp` or `build_cnn`.
+        train: a `tf.data.Dataset` of (x, y) batches, or an array of inputs.
+        y: array or None. The targets, when `train` is an array. Defaults to None
+            (then the target scaling, if any, is left as it is).
+
+    Returns:
+        The model, adapted in place.
+
+    Example:
+    >>> model = build_mlp((3,), task="regression", standardize="per_feature")
+    >>> x = np.random.default_rng(0).normal(5, 2, (64, 3))
+    >>> adapt(model, x, 1000 + 500 * x[:, :1])
+    """
+    layers = {layer.name: layer for layer in model.layers if layer.name in (STANDARDIZE, TARGET_SCALING)}
+    if not layers:
+        return model
+    inputs, targets = _split(train, y)
+    if STANDARDIZE in layers:
+        layers[STANDARDIZE].adapt(inputs)
+        _constant_to_unit_variance(layers[STANDARDIZE])
+    if TARGET_SCALING in layers and targets is not None:
+        layers[TARGET_SCALING].adapt(targets)
+        _constant_to_unit_variance(layers[TARGET_SCALING])
+    # The statistics are constants inside traced functions: trace again with the new ones.
+    for attribute in ("train_function", "test_function", "predict_function"):
+        if getattr(model, attribute, None) is not None:
+            setattr(model, attribute, None)
+    return model

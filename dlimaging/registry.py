@@ -356,12 +356,15 @@ def optimizer_arguments() -> list[str]:
 class Augmentation:
     """One augmentation option: the inputs it applies to and its layer factory.
 
-    `factory(value, seed)` checks the value and returns a layer, or None when
-    the value switches the option off.
+    `factory(value, seed, **settings)` checks the value and returns a layer, or
+    None when the value switches the option off. `settings` names the options
+    that configure this option's layer rather than add one (`shift_mode` of
+    `shift`); their own factory only checks their value.
     """
 
     inputs: tuple[str, ...]  # "image" (height, width, channels) and/or "signal" (length, channels)
     factory: str
+    settings: tuple[str, ...] = ()
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
@@ -371,8 +374,11 @@ AUGMENTATIONS: dict[str, Augmentation] = {
     "translation": Augmentation(("image",), "dlimaging.augment:translation_layer"),
     "contrast": Augmentation(("image",), "dlimaging.augment:contrast_layer"),
     "brightness": Augmentation(("image",), "dlimaging.augment:brightness_layer"),
-    "shift": Augmentation(("signal",), "dlimaging.augment:shift_layer"),
+    "shift": Augmentation(("signal",), "dlimaging.augment:shift_layer", settings=("shift_mode",)),
+    "shift_mode": Augmentation(("signal",), "dlimaging.augment:shift_mode_setting"),
     "scale": Augmentation(("signal",), "dlimaging.augment:scale_layer"),
+    "scatter": Augmentation(("signal",), "dlimaging.augment:scatter_layer"),
+    "baseline": Augmentation(("signal",), "dlimaging.augment:baseline_layer"),
     "noise": Augmentation(("image", "signal"), "dlimaging.augment:noise_layer"),
 }
 # The input rank (without the batch axis) that each kind of input has.

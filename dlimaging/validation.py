@@ -129,6 +129,10 @@ POOLINGS = ("max", "avg", None)
 CONV_KINDS = ("standard", "separable")
 HEADS = ("flatten", "global_avg", "global_max")
 PADDINGS = ("same", "valid")
+# "global": one mean and variance over every value; "per_feature": one per position and channel.
+STANDARDIZE_MODES = ("none", "global", "per_feature")
+# "circular": the signal wraps around; "edge": values shifted in repeat the edge value.
+SHIFT_MODES = ("circular", "edge")
 
 
 def _fraction_below_one(name, value):
@@ -151,6 +155,12 @@ def _sizes(name, value):
     return as_int_tuple(name, value, allow_empty=False)
 
 
+def _optional_boolean(name, value):
+    if value is not None and not isinstance(value, bool):
+        raise InputError(f"`{name}` must be True, False or None. Received: {name}={_fmt(value)}")
+    return value
+
+
 def _choice(allowed):
     return lambda name, value: check_choice(name, value, allowed)
 
@@ -170,6 +180,8 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "pooling": _choice(POOLINGS),
     "conv": _choice(CONV_KINDS),
     "head": _choice(HEADS),
+    "standardize": _choice(STANDARDIZE_MODES),
+    "scale_targets": _optional_boolean,  # None: when the task has numeric outputs
     # optimizers
     "learning_rate": _positive,
     "beta_1": _fraction_below_one,
@@ -193,7 +205,10 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "brightness": _fraction,
     "noise": _fraction,  # Keras's GaussianNoise takes a standard deviation in [0, 1]
     "shift": _fraction,
+    "shift_mode": _choice(SHIFT_MODES),
     "scale": _fraction_below_one,
+    "scatter": _fraction_below_one,  # a gain in [1 - s, 1 + s] must stay positive
+    "baseline": _fraction,  # as a fraction of each sample's standard deviation
 }
 
 

@@ -3,7 +3,8 @@
 Like keras-hub's `run_backbone_test` and timm's model tests: each builder is
 built tiny, then its output shape, a `.keras` save/reload and a SavedModel
 export are checked against the model itself. The families and tasks come
-from `dlimaging.registry`. Every case exports (none needs compiling: `compile=False`
+from `dlimaging.registry`. Every case standardises its inputs (and scales numeric
+targets) inside the model, adapted before the checks. Every case exports (none needs compiling: `compile=False`
 throughout); all 44 cases take about 25-35 s on 2 CPU cores, serially or with
 `-n 2`, so no subset is needed.
 """
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.export import export_saved_model, input_name_for, read_metadata
+from dlimaging.models import adapt
 
 # Every family and task of the registry is checked: a new entry there is tested with no line here.
 # A family is built tiny: one layer of 4 units or filters.
@@ -39,13 +41,17 @@ def _task_arguments(entry):
 # task -> (builder arguments, output units, the signature's main output).
 TASKS = {name: (*_task_arguments(entry), entry.outputs[0]) for name, entry in registry.TASKS.items()}
 CLASS_NAMES = ["a", "b", "c"]
+NUMERIC = [name for name, entry in registry.TASKS.items() if entry.units == "num_outputs"]
 
 # Augmentation as dict options, for the ranks that have a factory (dlimaging.augment):
 # the reload then goes through the augmentation layers' get_config, RandomShift1D's included.
 AUGMENTATION = {
-    2: {"shift": 0.1, "scale": 0.2, "noise": 0.05},
+    2: {"shift": 0.1, "shift_mode": "edge", "scale": 0.2, "scatter": 0.1, "baseline": 0.2, "noise": 0.05},
     3: {"flip": "horizontal", "rotation": 0.1},
 }
+# Every case standardises its inputs inside the model, adapted on raw values far from [0, 1]
+# (and, for numeric outputs, scales its targets), so the reload and the export carry the statistics.
+STANDARDIZE = {False: "global", True: "per_feature"}
 
 BATCH = 3
 
@@ -69,14 +75,20 @@ def test_builder(family, rank, task, augmented, tmp_path):
     builder, _, tiny = FAMILIES[family]
     task_kwargs, units, main_output = TASKS[task]
     input_shape = INPUT_SHAPES[rank]
-    kwargs = dict(tiny, task=task, **task_kwargs, compile=False)
+    kwargs = dict(tiny, task=task, **task_kwargs, compile=False, standardize=STANDARDIZE[augmented])
     if augmented:
         kwargs["augmentation"] = AUGMENTATION[rank]
     model = builder(input_shape, **kwargs)
-    if augmented:  # the options really built augmentation layers
-        assert model.get_layer("augmentation").layers
-    x = np.random.default_rng(rank).uniform(0, 1, (BATCH,) + input_shape).astype("float32")
+    if augmented:  # the options really built augmentation layers, one per option that is not a setting
+        layers = model.get_layer("augmentation").layers
+        assert len(layers) == len([o for o in AUGMENTATION[rank] if not o.endswith("_mode")])
+    rng = np.random.default_rng(rank)
+    train = rng.normal(500, 100, (16,) + input_shape).astype("float32")
+    adapt(model, train, rng.normal(1000, 300, (16, units)))
+    x = rng.normal(500, 100, (BATCH,) + input_shape).astype("float32")
     expected = model(x, training=False).numpy()
+    if task in NUMERIC:  # in real units, not around 0
+        assert model.layers[-1].name == "target_scaling" and np.abs(expected).min() > 10
 
     # Output shape: batch × the task's units.
     assert expected.shape == (BATCH, units)

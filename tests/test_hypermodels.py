@@ -35,6 +35,48 @@ def test_mlp_defaults_cover_depth_and_width():
     dense = [layer for layer in model.layers if layer.name.startswith("dense") and layer.name[5:].isdigit()]
     assert [d.units for d in dense] == [128, 128]
     assert {"num_layers", "units_1", "units_2", "augmentation_shift", "augmentation_noise"} <= set(hp.values)
+    # Signals are standardised inside the model, and the spectra augmentations are searched.
+    assert {"standardize", "augmentation_scatter", "augmentation_baseline"} <= set(hp.values)
+    assert hp.values["standardize"] == "global" and model.get_layer("standardize").axis == ()
+    assert "standardize" not in default_space("cnn", (8, 8, 1))  # images come in [0, 1]
+
+
+def test_every_standardize_and_spectra_augmentation_choice_builds():
+    hypermodel = CNNHyperModel((40, 1), 3)
+    for standardize in ("global", "per_feature"):
+        for scatter, baseline in ((0.0, 0.0), (0.2, 0.2)):
+            hp = kt.HyperParameters()
+            hp.Fixed("standardize", standardize)
+            hp.Fixed("augmentation_scatter", scatter)
+            hp.Fixed("augmentation_baseline", baseline)
+            hp.Fixed("augmentation_shift", 0.0)
+            hp.Fixed("augmentation_noise", 0.0)
+            model = hypermodel.build(hp)
+            names = [layer.name for layer in model.layers]
+            assert names[names.index("standardize") - 1] == ("augmentation" if scatter else "input")
+            if scatter:
+                assert [layer.name for layer in model.get_layer("augmentation").layers] == ["scatter", "baseline"]
+
+
+@pytest.mark.parametrize("as_dataset", [True, False])
+def test_fit_adapts_the_standardisation_on_the_training_data(as_dataset):
+    import tensorflow as tf
+
+    space = {"standardize": "per_feature", "num_layers": 1, "units_i": 4}
+    hypermodel = MLPHyperModel((3,), task="regression", space=space)
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    rng = np.random.default_rng(0)
+    x = rng.normal([10.0, 200.0, -3.0], [1.0, 50.0, 2.0], (64, 3)).astype("float32")
+    y = (1000 + 500 * x[:, :1]).astype("float32")
+    validation = (x[:8] + 100, y[:8] + 1e4)  # far away: the statistics must not come from here
+    if as_dataset:
+        train = (tf.data.Dataset.from_tensor_slices((x, y)).batch(16),)
+        hypermodel.fit(hp, model, *train, validation_data=validation, epochs=1, verbose=0, shuffle=False)
+    else:
+        hypermodel.fit(hp, model, x=x, y=y, validation_data=validation, epochs=1, batch_size=16, verbose=0)
+    np.testing.assert_allclose(np.squeeze(model.get_layer("standardize").mean), x.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(np.squeeze(model.get_layer("target_scaling").mean), y.mean(), rtol=1e-4)
 
 
 def test_fixed_values_override_the_space():
