@@ -110,10 +110,7 @@ def _optional_string(name, value):
 
 def _standardize(name, value):
     """The builders' own rule for `standardize` (`validation.ARGUMENT_CHECKS`)."""
-    check = ARGUMENT_CHECKS.get("standardize")
-    if check is None:  # TODO(i10-model): the builders' rule arrives with the merge of i10-model
-        return check_choice(name, value, ("none", "global", "per_feature"))
-    return check(name, value)
+    return ARGUMENT_CHECKS["standardize"](name, value)
 
 
 def _choice_of(table) -> Callable[[str, Any], Any]:

@@ -45,13 +45,23 @@ def data_options(*, task=None, target=None, features=None, test=None) -> dict[st
     return {key: value for key, value in given.items() if value is not None}
 
 
+def default_standardize(data, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`overrides`, with `standardize="global"` added when it is not set and the inputs are
+    measurements rather than [0, 1] pixels (raw spectra, sensor values): a network trains badly
+    on values far from unit scale, and the statistics stay in the model, so the export still
+    takes raw values."""
+    overrides = dict(overrides or {})
+    low, high = data.value_range
+    if "standardize" not in overrides and not (0.0 <= low and high <= 1.0):
+        overrides["standardize"] = "global"
+    return overrides
+
+
 def adapt_to_data(model, data) -> None:
     """Adapts the model's normalization layers (inputs, and regression targets) on the training
     split only, so that the validation and test splits tell the truth."""
-    try:
-        from dlimaging.models import adapt
-    except ImportError:  # TODO(i10-model): `adapt` arrives with the merge of i10-model
-        return
+    from dlimaging.models import adapt
+
     adapt(model, data.train)
 
 
@@ -123,6 +133,9 @@ def train(
 
     The model's normalization layers (`standardize`, and the scaling of
     regression targets) are adapted on the training split before training.
+    Inputs whose values are not within [0, 1] (measurements such as raw
+    spectra, rather than images) are standardised (`standardize="global"`)
+    unless `overrides` sets `standardize`.
 
     Args:
         source: str. Any `load_dataset` source.
@@ -172,12 +185,18 @@ def train(
     data = load_dataset(source, batch_size=batch_size, seed=seed,
                         **data_options(task=task, target=target, features=features, test=test))
     keras.utils.set_random_seed(seed)
+    given = overrides
+    overrides = default_standardize(data, overrides)
     net = build_for_dataset(model, data, overrides)
     adapt_to_data(net, data)
     if output_dir is None:
         output_dir = _free_output(pathlib.Path("runs") / f"train_{data.name}_{model}")
     if printer:
         printer(f"Output folder: {output_dir}")
+        if "standardize" in overrides and "standardize" not in (given or {}):
+            low, high = data.value_range
+            printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize=global, "
+                    "adapted on the training split); --set standardize=none turns it off.")
     output_dir.mkdir(parents=True, exist_ok=True)
 
     monitor, direction = early_stopping_target(data)

@@ -407,10 +407,10 @@ def test_csv_regression_train_export_and_predict_on_a_csv(tmp_path, capsys):
     _spectra_csv(tmp_path / "my.csv")
     out_dir = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "my.csv"), "--target", "y", "--task", "regression",
-                 "--epochs", "2", "--output", str(out_dir), "--set", "filters=4", "--set", "dense_units=8",
-                 "--set", "standardize=global"]) == 0
+                 "--epochs", "2", "--output", str(out_dir), "--set", "filters=4", "--set", "dense_units=8"]) == 0
     out = capsys.readouterr().out
     assert "early stopping on val_loss (lower is better)" in out and "Test metrics:" in out and "test_rmse" in out
+    assert "standardised inside the model (standardize=global" in out  # raw values: the default
     for name in ("model.keras", "parity.png", "residuals.png", "spectra.png", "curves.png"):
         assert (out_dir / name).read_bytes()[:4] in (b"\x89PNG", b"PK\x03\x04"), name
     metadata = json.loads((out_dir / "metadata.json").read_text())
@@ -420,6 +420,7 @@ def test_csv_regression_train_export_and_predict_on_a_csv(tmp_path, capsys):
 
     export_dir = tmp_path / "saved_models"
     assert main(["export", str(out_dir / "model.keras"), "--name", "glucose", "--export-dir", str(export_dir)]) == 0
+    capsys.readouterr()
     info = json.loads((export_dir / "glucose" / "1" / "assets" / "dlimaging.json").read_text())
     assert info["outputs"] == ["predictions"] and info["target_names"] == ["y"] and info["class_names"] is None
 
@@ -431,11 +432,16 @@ def test_csv_regression_train_export_and_predict_on_a_csv(tmp_path, capsys):
     assert f"{tmp_path / 'new.csv'}[3]: y=" in out
     model = keras.saving.load_model(out_dir / "model.keras")
     expected = model.predict(x.astype("float32")[..., None], verbose=0)[:, 0]
+    # Adapted on the training split only, before training: the same split load_dataset gives.
+    from dlimaging.data import load_dataset
+
+    train_x = load_dataset(str(tmp_path / "my.csv"), target="y", task="regression").arrays["x_train"]
+    np.testing.assert_allclose(np.ravel(model.get_layer("standardize").mean)[0], train_x.mean(), rtol=1e-4)
     np.testing.assert_allclose(_printed_values(out, "y"), expected, rtol=1e-3)
 
     (tmp_path / "short.csv").write_text("900.0,y\n1,2\n")
     assert main(["predict", str(export_dir / "glucose"), str(tmp_path / "short.csv")]) == 2
-    assert "has no column '908.2'" in capsys.readouterr().err
+    assert "short.csv' has no column '920.5', '941.0', '961.5', '982.1', '1002.6' and 34 more" in capsys.readouterr().err
 
 
 def test_coffee_classification_train_export_predict(tmp_path, capsys):
@@ -448,6 +454,7 @@ def test_coffee_classification_train_export_predict(tmp_path, capsys):
     metadata = json.loads((out_dir / "metadata.json").read_text())
     assert len(metadata["class_names"]) == 3 and metadata["target_names"] is None
     assert main(["export", str(out_dir / "model.keras"), "--name", "coffee", "--export-dir", str(export_dir)]) == 0
+    capsys.readouterr()
     from dlimaging.data import load_dataset
 
     np.save(tmp_path / "two.npy", load_dataset("coffee").arrays["x_test"][:2])
@@ -471,6 +478,7 @@ def test_binary_and_multilabel_train_export_predict(tmp_path, capsys, task, y, e
     assert "early stopping on val_auc (higher is better)" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "run" / "model.keras"), "--name", "m",
                  "--export-dir", str(tmp_path / "sm")]) == 0
+    capsys.readouterr()
     np.save(tmp_path / "x.npy", x[:2])
     assert main(["predict", str(tmp_path / "sm" / "m"), str(tmp_path / "x.npy")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
