@@ -132,6 +132,7 @@ def cmd_export(args) -> int:
     import keras
 
     import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
+    import dlimaging.heads  # noqa: F401  and its losses (regression targets scaled in the model)
     from dlimaging.experiment import check_folder_name
     from dlimaging.export import export_saved_model
     from dlimaging.files import check_output_dir, read_json

@@ -266,7 +266,8 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
         paths.append(plots.plot_spectra(
             arrays["x_train"], y_train, folder / "spectra.png", axis=getattr(data, "axis", None),
             axis_label=getattr(data, "axis_name", None),
-            class_names=class_names, target_names=target_names, title=title or "training spectra"))
+            class_names=class_names, target_names=target_names,
+            title=f"training spectra ({title})" if title else "training spectra"))
     return paths
 
 

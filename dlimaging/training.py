@@ -46,14 +46,15 @@ def data_options(*, task=None, target=None, features=None, test=None) -> dict[st
 
 
 def default_standardize(data, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`overrides`, with `standardize="global"` added when it is not set and the inputs are
+    """`overrides`, with `standardize="per_feature"` added when it is not set and the inputs are
     measurements rather than [0, 1] pixels (raw spectra, sensor values): a network trains badly
     on values far from unit scale, and the statistics stay in the model, so the export still
-    takes raw values."""
+    takes raw values. Per feature, as chemometrics autoscales spectra: the differences that tell
+    samples apart (coffee origins, say) are small beside each band's own height."""
     overrides = dict(overrides or {})
     low, high = data.value_range
     if "standardize" not in overrides and not (0.0 <= low and high <= 1.0):
-        overrides["standardize"] = "global"
+        overrides["standardize"] = "per_feature"
     return overrides
 
 
@@ -134,7 +135,7 @@ def train(
     The model's normalization layers (`standardize`, and the scaling of
     regression targets) are adapted on the training split before training.
     Inputs whose values are not within [0, 1] (measurements such as raw
-    spectra, rather than images) are standardised (`standardize="global"`)
+    spectra, rather than images) are standardised (`standardize="per_feature"`)
     unless `overrides` sets `standardize`.
 
     Args:
@@ -195,7 +196,7 @@ def train(
         printer(f"Output folder: {output_dir}")
         if "standardize" in overrides and "standardize" not in (given or {}):
             low, high = data.value_range
-            printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize=global, "
+            printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize=per_feature, "
                     "adapted on the training split); --set standardize=none turns it off.")
     output_dir.mkdir(parents=True, exist_ok=True)
 
