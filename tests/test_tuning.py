@@ -398,3 +398,27 @@ def test_model_task_goes_to_the_data(tmp_path, monkeypatch):
         run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
     assert (seen["task"], seen["target"], seen["test"]) == ("regression", ["a", "b"], "t.csv")
     assert real is not spy
+
+
+@pytest.mark.parametrize("name, pictures", [("spectra_regression", {"parity.png", "residuals.png", "spectra.png"}),
+                                            ("coffee_cnn", {"confusion_matrix.png", "spectra.png"})])
+def test_shipped_spectra_experiments_run_export_and_predict(tmp_path, capsys, name, pictures):
+    from dlimaging.cli import main
+    from dlimaging.experiment import load_experiment
+
+    config = pathlib.Path(__file__).resolve().parents[1] / "tuning" / f"{name}.toml"
+    assert main(["tune", str(config), "--max-trials", "1", "--max-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
+                 "--export-dir", str(tmp_path / "sm")]) == 0
+    out = capsys.readouterr().out
+    experiment = load_experiment(config)
+    better = "lower is better" if experiment.direction == "min" else "higher is better"
+    assert f"{experiment.objective} ({better})" in out and f"Exported: {tmp_path / 'sm' / name / '1'}" in out
+    assert pictures <= {p.name for p in (tmp_path / "runs" / name / "plots").iterdir()}
+    from dlimaging.data import load_dataset
+
+    np.save(tmp_path / "two.npy", load_dataset(experiment.data.source).arrays["x_test"][:2])
+    assert main(["predict", str(tmp_path / "sm" / name), str(tmp_path / "two.npy")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].startswith(f"{tmp_path / 'two.npy'}[0]: ")
+    if experiment.direction == "min":  # regression: each component by name
+        assert all(f"{c}=" in lines[1] for c in ("c1", "c2", "c3"))
