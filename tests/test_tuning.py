@@ -283,7 +283,7 @@ def test_a_task_the_data_cannot_supply_is_refused_before_anything_is_written(tmp
     from dlimaging.experiment import ExperimentError
 
     exp = parse_experiment({"name": "t", "data": {"source": "digits"}, "model": {"task": "regression"}})
-    with pytest.raises(ExperimentError, match=r"^experiment: `source` 'digits': task='regression' needs numeric "
+    with pytest.raises(ExperimentError, match=r"^t: `source` 'digits': task='regression' needs numeric "
                                               r"targets, but its labels are classes"):
         run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
     assert not (tmp_path / "runs").exists()
