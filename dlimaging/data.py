@@ -162,7 +162,12 @@ def _kind_of_labels(y: np.ndarray) -> str:
     return "0/1 vectors" if _is_zero_one(y) else "numbers"
 
 
-def _check_label_values(source: str, arrays: dict[str, np.ndarray]):
+def _named(key: str, info: dict) -> str:
+    """How the user knows `y` or `y_test`: a CSV file's `target` columns, else the array's name."""
+    return info.get("label_names", {}).get(key, f"`{key}`")
+
+
+def _check_label_values(source: str, arrays: dict[str, np.ndarray], info: dict):
     """Labels must be numbers, finite, one row per sample; `y` and `y_test` alike."""
     for key in ("y", "y_test"):
         if key not in arrays:
@@ -170,17 +175,19 @@ def _check_label_values(source: str, arrays: dict[str, np.ndarray]):
         y = arrays[key]
         if not _is_numeric(y):
             raise InputError(
-                f"`source` {source!r}: `{key}` must hold numbers: integer class labels, 0/1 labels or numeric "
+                f"`source` {source!r}: {_named(key, info)} must hold numbers: integer class labels, 0/1 labels or numeric "
                 f"targets. Received {_describe(y)}"
             )
         if y.ndim not in (1, 2) or 0 in y.shape[1:]:
             raise InputError(
-                f"`source` {source!r}: `{key}` must be one label per sample (N,) or one row of targets per "
+                f"`source` {source!r}: {_named(key, info)} must be one label per sample (N,) or one row of targets per "
                 f"sample (N, K). Received {_describe(y)}"
             )
         if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
             bad = int(np.count_nonzero(~np.isfinite(y)))
-            raise InputError(f"`source` {source!r}: `{key}` holds {bad} NaN or inf value(s); targets must be finite.")
+            raise InputError(
+                f"`source` {source!r}: {_named(key, info)} holds {bad} NaN or inf value(s); targets must be finite."
+            )
     if "y_test" in arrays and arrays["y"].reshape(len(arrays["y"]), -1).shape[1] != \
             arrays["y_test"].reshape(len(arrays["y_test"]), -1).shape[1]:
         raise InputError(
@@ -198,15 +205,15 @@ def _declared_task(source: str, task: str | None, arrays, class_names, info) -> 
     if class_names:  # the source names its classes: folders, tfds, built-ins, CSV text labels
         return registry.DEFAULT_TASK
     if not _is_numeric(arrays["y"]):
-        _check_label_values(source, arrays)  # raises, naming what the labels look like
+        _check_label_values(source, arrays, info)  # raises, naming what the labels look like
     return registry.task_for_labels(_kind_of_labels(arrays["y"]))
 
 
-def _mismatch(source: str, task: str, needs: str, key: str, y: np.ndarray) -> InputError:
-    return InputError(f"`source` {source!r}: task={task!r} needs {needs}; `{key}` holds {_describe(y)}")
+def _mismatch(source: str, task: str, needs: str, key: str, y: np.ndarray, info: dict) -> InputError:
+    return InputError(f"`source` {source!r}: task={task!r} needs {needs}; {_named(key, info)} holds {_describe(y)}")
 
 
-def _class_ids(source: str, task: str, arrays: dict[str, np.ndarray], class_names: list[str]) -> list[str]:
+def _class_ids(source: str, task: str, arrays: dict[str, np.ndarray], class_names: list[str], info) -> list[str]:
     """Integer labels checked and mapped to 0..C-1, in place; returns the class names. Labels that
     are not 0..C-1 (gaps, large values) are mapped in sorted order, and their original values
     become the class names."""
@@ -216,9 +223,9 @@ def _class_ids(source: str, task: str, arrays: dict[str, np.ndarray], class_name
         if y.ndim == 2 and y.shape[1] == 1:
             y = arrays[key] = y[:, 0]
         if y.ndim != 1 or not _is_integral(y):
-            raise _mismatch(source, task, "integer class labels, one per sample", key, y)
+            raise _mismatch(source, task, "integer class labels, one per sample", key, y, info)
         if np.min(y) < 0:
-            raise InputError(f"`source` {source!r}: `{key}` holds negative labels (min {np.min(y)}).")
+            raise InputError(f"`source` {source!r}: {_named(key, info)} holds negative labels (min {np.min(y)}).")
     if class_names:  # the source names its classes (folders, tfds, built-ins, CSV text labels)
         return class_names
     values = np.unique(np.concatenate([arrays[key] for key in keys])).astype("int64")
@@ -251,10 +258,10 @@ def _read_labels(source: str, task: str, arrays, class_names: list[str], info) -
             f"`source` {source!r}: task={task!r} needs numeric targets, but its labels are classes or text "
             f"({shown})."
         )
-    _check_label_values(source, arrays)
+    _check_label_values(source, arrays, info)
     described = {"class_names": [], "target_names": None, "num_classes": None, "num_outputs": 1}
     if entry.labels in ("classes", "two classes"):
-        names = _class_ids(source, task, arrays, list(class_names))
+        names = _class_ids(source, task, arrays, list(class_names), info)
         num_classes = max(len(names), int(max(arrays[k].max() for k in keys)) + 1)
         if len(names) < num_classes:
             names = [str(i) for i in range(num_classes)]
@@ -270,9 +277,9 @@ def _read_labels(source: str, task: str, arrays, class_names: list[str], info) -
         for key in keys:
             y = arrays[key]
             if y.ndim != 2:
-                raise _mismatch(source, task, "0/1 targets of shape (N, K)", key, y)
+                raise _mismatch(source, task, "0/1 targets of shape (N, K)", key, y, info)
             if not _is_zero_one(y):
-                raise _mismatch(source, task, "0/1 targets, one column per label, but holds other values", key, y)
+                raise _mismatch(source, task, "0/1 targets, one column per label", key, y, info)
         count = arrays["y"].shape[1]
         names = list(info.get("target_names") or [str(i) for i in range(count)])
         described.update(class_names=names, target_names=names, num_classes=count)
@@ -282,7 +289,9 @@ def _read_labels(source: str, task: str, arrays, class_names: list[str], info) -
                 arrays[key] = arrays[key][:, None]
             largest = float(np.max(np.abs(arrays[key])))
             if largest > _FLOAT32_MAX:
-                raise InputError(f"`source` {source!r}: `{key}` holds values up to {largest:.4g}, beyond float32's range.")
+                raise InputError(
+                    f"`source` {source!r}: {_named(key, info)} holds values up to {largest:.4g}, beyond float32's range."
+                )
         count = arrays["y"].shape[1]
         names = list(info.get("target_names") or (["y"] if count == 1 else [f"y{i + 1}" for i in range(count)]))
         described.update(target_names=names, num_outputs=count)

@@ -324,7 +324,7 @@ def _bad_cell(label: str, lines, cells: np.ndarray, names) -> InputError:
     """The error for the first cell of `cells` (rows, columns) that is not a finite number."""
     for row, line in enumerate(lines):
         for column, name in enumerate(names):
-            text = cells[row, column]
+            text = str(cells[row, column])
             if not _is_number(text):
                 what = "is empty" if not text.strip() else f"{text!r} is not a number"
                 return InputError(f"{label}, row {line}, column {name!r}: {what}.")
@@ -402,11 +402,11 @@ def _load_csv(source: str, *, target=None, features=None, test=None, **_options)
                 continue
             # A column without a single number (a sample name, a date) is not part of the signal.
             (names if any(_is_number(cell) for cell in cells[:, index]) else text).append(name)
+        if not names:
+            raise InputError(f"{label}: no numeric column besides the target {targets}; nothing to learn from.")
         if text:
             warnings.warn(f"{label}: the column(s) {text} hold no numbers and are left out of the signal.",
                           UserWarning, stacklevel=4)
-        if not names:
-            raise InputError(f"{label}: no numeric column besides the target {targets}; nothing to learn from.")
 
     def read(label, header, lines, cells):
         take = lambda wanted: cells[:, [header.index(n) for n in wanted]]  # noqa: E731
@@ -431,7 +431,8 @@ def _load_csv(source: str, *, target=None, features=None, test=None, **_options)
         class_names = sorted(set().union(*(set(arrays[k].astype(str)) for k in keys)))
         for key in keys:
             arrays[key] = np.searchsorted(class_names, arrays[key].astype(str)).astype("int64")
-    info = {"target_names": targets, "feature_names": names}
+    info = {"target_names": targets, "feature_names": names,
+            "label_names": {"y": f"`target`={target!r}", "y_test": f"`target`={target!r} in `test` {test!r}"}}
     if all(_is_number(n) for n in names):
         info["axis"] = [float(n) for n in names]
     y_all = np.concatenate([arrays[k].reshape(len(arrays[k]), -1) for k in ("y", "y_test") if k in arrays])

@@ -399,3 +399,302 @@ def test_npy_and_capitals_and_other_files(tmp_path):
 def test_samples_without_values_are_refused_naming_x(tmp_path, x, what):
     with pytest.raises(ValueError, match=rf"d\.npz': `x` has shape {re.escape(str(x.shape))}, so each sample is {what}"):
         dli.load_dataset(_npz(tmp_path, x=x, y=np.arange(10) % 2))
+
+
+# ---------------------------------------------------------------- tasks: read from the labels, or declared and checked (issue 10)
+
+
+def _labels_of(data):
+    return np.concatenate([data.arrays[f"y_{s}"] for s in ("train", "validation", "test")])
+
+
+@pytest.mark.parametrize(
+    "y, task, shape, num_classes, num_outputs",
+    [
+        (np.arange(40) % 3, "classification", (40,), 3, 1),
+        (np.arange(40) % 3 + 0.0, "classification", (40,), 3, 1),  # integral floats are class ids
+        (np.linspace(0.5, 7.25, 40), "regression", (40, 1), None, 1),
+        (np.linspace(0.5, 7.25, 80).reshape(40, 2), "regression", (40, 2), None, 2),
+        (np.arange(120).reshape(40, 3) % 7, "regression", (40, 3), None, 3),  # integers, not 0/1: numbers
+        ((np.arange(120).reshape(40, 3) % 5 == 0).astype(int), "multilabel", (40, 3), 3, 1),
+    ],
+)
+def test_the_task_is_read_from_the_labels(tmp_path, y, task, shape, num_classes, num_outputs):
+    from dlimaging import registry
+
+    data = dli.load_dataset(_npz(tmp_path, x=np.arange(200.0).reshape(40, 5), y=y))
+    assert data.task == task
+    labels = _labels_of(data)
+    entry = registry.TASKS[task]
+    assert labels.dtype == np.dtype(entry.label_dtype) and labels.ndim == entry.label_rank
+    assert labels.shape == shape
+    assert (data.num_classes, data.num_outputs) == (num_classes, num_outputs)
+    assert data.arrays["y_train"].dtype == np.dtype(entry.label_dtype)
+    _, y_train = _all(data.train)
+    assert y_train.dtype == np.dtype(entry.label_dtype) and y_train.shape[1:] == shape[1:]
+    # every value survives, whatever the dtype
+    np.testing.assert_allclose(np.sort(labels.reshape(-1)), np.sort(np.asarray(y, float).reshape(-1)), rtol=1e-6)
+
+
+def test_regression_bundle_names_its_targets_and_has_no_classes(tmp_path):
+    data = dli.load_dataset(_npz(tmp_path, x=np.zeros((40, 5)), y=np.linspace(0, 1, 80).reshape(40, 2)))
+    assert data.class_names == [] and data.num_classes is None
+    assert data.target_names == ["y1", "y2"] and data.num_outputs == 2
+    assert "regression" in data.summary()
+
+
+def test_binary_maps_two_classes_to_0_1_and_keeps_their_names(tmp_path):
+    y = np.array([3, 8] * 20)
+    with pytest.warns(UserWarning, match="mapped"):
+        data = dli.load_dataset(_npz(tmp_path, x=y[:, None] * np.ones((40, 4)), y=y), task="binary")
+    assert data.task == "binary" and data.class_names == ["3", "8"] and data.num_classes == 2
+    labels, xs = data.arrays["y_train"], data.arrays["x_train"]
+    assert labels.dtype == np.float32 and labels.shape == (data.num_train, 1)
+    np.testing.assert_array_equal(labels[:, 0], (xs[:, 0] == 8).astype("float32"))  # 8 became 1
+    # stratified like classification: both classes in the validation split
+    assert set(data.arrays["y_validation"][:, 0]) == {0.0, 1.0}
+
+
+def test_regression_declared_on_integer_labels_gives_float_targets(tmp_path):
+    data = dli.load_dataset(_npz(tmp_path, x=np.zeros((40, 3)), y=np.arange(40)), task="regression")
+    assert data.arrays["y_train"].dtype == np.float32 and data.arrays["y_train"].shape == (data.num_train, 1)
+    assert data.target_names == ["y"]
+
+
+@pytest.mark.parametrize(
+    "y, task, match",
+    [
+        (np.linspace(0, 1, 40), "classification",
+         r"task='classification' needs integer class labels, one per sample; `y` holds dtype float64, shape \(40,\), "
+         r"e\.g\. \[0\.0, 0\.02564"),
+        (np.arange(40) % 3, "binary", r"task='binary' needs two classes; the labels hold 3 \(0, 1, 2\)"),
+        (np.zeros(40, int), "binary", r"single class"),
+        (np.arange(40) % 2, "multilabel", r"task='multilabel' needs 0/1 targets of shape \(N, K\); `y` holds dtype int64, "
+                                          r"shape \(40,\)"),
+        (np.arange(80).reshape(40, 2) % 3, "multilabel", r"task='multilabel' needs 0/1 targets, one column per label; "
+                                                         r"`y` holds dtype int64, shape \(40, 2\), e\.g\. \[0, 1, 2, 0\]"),
+        (np.array(["a", "b"] * 20), "regression", r"task='regression' needs numeric targets.*dtype <U1"),
+        (np.array(["a", "b"] * 20), None, r"`y` must hold numbers: integer class labels, 0/1 labels or numeric targets"),
+        (np.r_[np.linspace(0, 1, 39), np.nan], "regression", r"`y` holds 1 NaN or inf value\(s\)"),
+        (np.r_[np.linspace(0, 1, 39), np.inf], None, r"`y` holds 1 NaN or inf value\(s\)"),
+        (np.zeros((40, 2, 2)), None, r"`y` must be one label per sample \(N,\) or one row of targets"),
+    ],
+)
+def test_labels_that_do_not_fit_the_task_are_refused_naming_both(tmp_path, y, task, match):
+    path = _npz(tmp_path, x=np.zeros((40, 3)), y=y)
+    with pytest.raises(ValueError, match=r"d\.npz'.*" + match):
+        dli.load_dataset(path, task=task)
+
+
+def test_a_folder_is_not_regression(tmp_path):
+    root = _write_folder(tmp_path / "f")
+    with pytest.raises(ValueError, match=r"task='regression' needs numeric targets, but its labels are classes "
+                                         r"or text \(cat, dog\)"):
+        dli.load_dataset(str(root), task="regression")
+
+
+def test_unknown_task_and_csv_options_elsewhere_are_refused():
+    with pytest.raises(ValueError, match=r"`task` must be one of 'classification'.*Received: task='ranking'"):
+        dli.load_dataset("digits", task="ranking")
+    with pytest.raises(ValueError, match=r"`target` applies to PATH\.csv sources, not to `source` 'digits'. "
+                                         r"Received: target='y'"):
+        dli.load_dataset("digits", target="y")
+    with pytest.raises(ValueError, match=r"`test` applies to PATH\.csv sources"):
+        dli.load_dataset("digits", test="t.csv")
+
+
+# ---------------------------------------------------------------- CSV files
+
+
+def _csv(tmp_path, text, name="s.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _spectra_csv(tmp_path, rows=30, name="s.csv", target_values=None):
+    rng = np.random.default_rng(1)
+    lines = ["sample,glucose,ethanol,1000.5,1002,1004"]
+    for i in range(rows):
+        glucose = target_values[i] if target_values is not None else round(float(rng.uniform(0, 10)), 3)
+        lines.append(f"s{i},{glucose},{i % 4 * 0.5},{i},{i + 0.25},{-i}")
+    return _csv(tmp_path, "\n".join(lines) + "\n", name)
+
+
+def test_csv_regression_signal_axis_and_targets(tmp_path):
+    path = _spectra_csv(tmp_path)
+    with pytest.warns(UserWarning, match=r"the column\(s\) \['sample'\] hold no numbers and are left out"):
+        data = dli.load_dataset(path, target="glucose", validation_split=0.2, test_split=0.2)
+    assert data.task == "regression" and data.name == "s"
+    assert data.input_shape == (4, 1)  # ethanol, 1000.5, 1002, 1004: every other numeric column, in file order
+    assert data.feature_names == ["ethanol", "1000.5", "1002", "1004"] and data.axis is None
+    assert data.target_names == ["glucose"] and data.num_outputs == 1 and data.num_classes is None
+    x, y = data.arrays["x_train"], data.arrays["y_train"]
+    assert x.dtype == np.float32 and y.dtype == np.float32 and y.shape == (data.num_train, 1)
+    # each row stays whole: column 1000.5 holds the row number i, 1002 holds i + 0.25, 1004 holds -i
+    np.testing.assert_allclose(x[:, 2, 0], x[:, 1, 0] + 0.25)
+    np.testing.assert_allclose(x[:, 3, 0], -x[:, 1, 0])
+    assert data.num_train + data.num_validation + data.num_test == 30
+
+
+def test_csv_numeric_header_becomes_the_axis_and_features_select(tmp_path):
+    path = _spectra_csv(tmp_path)
+    data = dli.load_dataset(path, target=["glucose", "ethanol"], features=["1004", "1000.5"])
+    assert data.axis == [1004.0, 1000.5] and data.feature_names == ["1004", "1000.5"]
+    assert data.input_shape == (2, 1)
+    assert data.target_names == ["glucose", "ethanol"] and data.num_outputs == 2
+    x = data.arrays["x_train"]
+    np.testing.assert_allclose(x[:, 0, 0], -x[:, 1, 0])  # in the order asked for
+
+
+def test_csv_integer_target_with_few_values_is_classification(tmp_path):
+    data = dli.load_dataset(_spectra_csv(tmp_path, target_values=[i % 3 for i in range(30)]), target="glucose",
+                            features=["1002", "1004"])
+    assert data.task == "classification" and data.class_names == ["0", "1", "2"]
+    assert data.arrays["y_train"].dtype == np.int64
+    many = dli.load_dataset(_spectra_csv(tmp_path, name="m.csv", target_values=list(range(30))), target="glucose",
+                            features=["1002"])
+    assert many.task == "regression"  # 30 distinct integers: a quantity, not 30 classes
+
+
+def test_csv_text_labels_are_classes(tmp_path):
+    labels = ["low", "high", "mid"] * 10
+    path = _spectra_csv(tmp_path, target_values=labels)
+    data = dli.load_dataset(path, target="glucose", features=["1000.5", "1002"])
+    assert data.task == "classification" and data.class_names == ["high", "low", "mid"]
+    x, y = data.arrays["x_train"], data.arrays["y_train"]
+    rows = x[:, 0, 0].astype(int)  # column 1000.5 holds the row number
+    np.testing.assert_array_equal(np.array(data.class_names)[y], np.array(labels)[rows])
+    with pytest.raises(ValueError, match=r"s\.csv': task='regression' needs numeric targets, but its labels are "
+                                         r"classes or text \(high, low, mid\)"):
+        dli.load_dataset(path, target="glucose", features=["1002"], task="regression")
+
+
+def test_csv_multilabel_and_binary_targets(tmp_path):
+    lines = ["a,b,x1,x2"] + [f"{i % 2},{i // 2 % 2},{i},{i * 2}" for i in range(24)]
+    path = _csv(tmp_path, "\n".join(lines))
+    data = dli.load_dataset(path, target=["a", "b"])
+    assert data.task == "multilabel" and data.class_names == ["a", "b"] and data.num_classes == 2
+    assert data.arrays["y_train"].shape == (data.num_train, 2) and data.arrays["y_train"].dtype == np.float32
+    binary = dli.load_dataset(path, target="a", task="binary")
+    assert binary.arrays["y_train"].shape == (binary.num_train, 1) and binary.class_names == ["0", "1"]
+    with pytest.raises(ValueError, match=r"task='multilabel' needs 0/1 targets, one column per label; "
+                                         r"`target`=\['a', 'x1'\] holds"):
+        dli.load_dataset(path, target=["a", "x1"], task="multilabel")
+
+
+def test_csv_with_a_separate_test_file(tmp_path):
+    train = _spectra_csv(tmp_path, rows=30)
+    test = _spectra_csv(tmp_path, rows=7, name="t.csv")
+    data = dli.load_dataset(train, target="glucose", features=["1002", "1004"], test=test, validation_split=0.2)
+    assert (data.num_train, data.num_validation, data.num_test) == (24, 6, 7)
+    _csv(tmp_path, "glucose,1002\n1.5,3\n", "short.csv")
+    with pytest.raises(ValueError, match=r"`test` '[^']*short\.csv' lacks the column\(s\) \['1004'\] of `source`"):
+        dli.load_dataset(train, target="glucose", features=["1002", "1004"], test=str(tmp_path / "short.csv"))
+    _csv(tmp_path, "glucose,1002,1004\n1.5,3,x\n", "bad.csv")
+    with pytest.raises(ValueError, match=r"`test` '[^']*bad\.csv', row 2, column '1004': 'x' is not a number"):
+        dli.load_dataset(train, target="glucose", features=["1002", "1004"], test=str(tmp_path / "bad.csv"))
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, match",
+    [
+        ("1.0,2.0,3.0\n4.0,5.0,6.0\n", {"target": "y"},
+         r"s\.csv' needs a header row: its first row is all numbers \(1\.0, 2\.0, 3\.0\)"),
+        ("y,400,402\n1,2,3\n", {"target": "glucose"},
+         r"`target`='glucose' is not a column of '[^']*s\.csv'; its 3 columns are: y, 400, 402\."),
+        ("y,400,402\n1,2,3\n", {"target": ["y", "ethanol"]}, r"`target`='ethanol' is not a column"),
+        ("y,400,402\n1,2,3\n", {"target": "y", "features": ["400", "404"]}, r"`features`='404' is not a column"),
+        ("y,400,402\n1,2,3\n", {"target": "y", "features": ["y", "400"]}, r"`features` and `target` both name \['y'\]"),
+        ("y,400,402\n1,2,3\n", {}, r"s\.csv' is a CSV file: `target` must name its target column\(s\) "
+                                   r"\(its columns: y, 400, 402\)\. Received: target=None"),
+        ("y,400,402\n1,2,3\n", {"target": 3}, r"`target` must be a column name or a list of column names"),
+        ("y,400,402\n1,2,3\n2,3,abc\n", {"target": "y"}, r"s\.csv', row 3, column '402': 'abc' is not a number\."),
+        ("y,400,402\n1,2,3\n2,,4\n", {"target": "y"}, r"s\.csv', row 3, column '400': is empty\."),
+        ("y,400,402\n1,2,3\n2,3\n", {"target": "y"}, r"s\.csv', row 3: 2 cells, but the header has 3 columns\."),
+        ("y,400,402\n1,2,3\n2,3,4,5\n", {"target": "y"}, r"row 3: 4 cells"),
+        ("y,400,402\n1,2,3\n2,nan,4\n", {"target": "y"},
+         r"s\.csv', row 3, column '400': 'nan' is NaN or infinite; every value must be a finite number\."),
+        ("y,400,402\n1,2,3\n-inf,3,4\n", {"target": "y"}, r"row 3, column 'y': '-inf' is NaN or infinite"),
+        ("y,400,402\n1,2,3\nx,3,4\n", {"target": "y"}, r"row 3, column 'y': 'x' is not a number"),
+        ("y,400,400\n1,2,3\n", {"target": "y"}, r"the header names column\(s\) \['400'\] more than once"),
+        ("y,,402\n1,2,3\n", {"target": "y"}, r"column 2 of the header row has no name"),
+        ("y,400,402\n", {"target": "y"}, r"has a header row but no data rows"),
+        ("", {"target": "y"}, r"s\.csv' is empty"),
+        ("y,name\n1,a\n2,b\n", {"target": "y"}, r"no numeric column besides the target \['y'\]"),
+    ],
+)
+def test_bad_csv_is_refused_naming_file_argument_and_value(tmp_path, text, kwargs, match):
+    path = _csv(tmp_path, text)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match=match):
+        dli.load_dataset(path, **kwargs)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_missing_csv_file(tmp_path):
+    with pytest.raises(ValueError, match=r"`source` '[^']*nope\.csv': no such CSV file"):
+        dli.load_dataset(str(tmp_path / "nope.csv"), target="y")
+
+
+# ---------------------------------------------------------------- spectra: coffee (real, offline) and the generator
+
+
+def test_coffee_loads_offline_through_chemotools():
+    data = dli.load_dataset("coffee", seed=0)
+    assert data.input_shape == (1841, 1) and data.task == "classification"
+    assert data.num_classes == 3 and data.class_names == ["Brasil", "Ethiopia", "Vietnam"]
+    assert (data.num_train, data.num_validation, data.num_test) == (48, 6, 6)
+    for split in ("validation", "test"):  # stratified: two of each origin
+        np.testing.assert_array_equal(np.bincount(data.arrays[f"y_{split}"]), [2, 2, 2])
+    from chemotools.datasets import load_coffee
+
+    spectra, labels = load_coffee()
+    everything = np.concatenate([data.arrays[f"x_{s}"] for s in ("train", "validation", "test")])[..., 0]
+    assert _rows(everything) == _rows(spectra.to_numpy("float32"))
+
+
+def test_spectra_defaults_regression_on_the_concentrations():
+    data = dli.load_dataset("spectra")
+    assert data.task == "regression" and data.input_shape == (256, 1)
+    assert (data.num_train + data.num_validation, data.num_test) == (2000, 500)
+    assert data.target_names == ["c1", "c2", "c3"] and data.num_outputs == 3 and data.class_names == []
+    assert len(data.axis) == 256 and data.axis[0] == 4000.0 and data.axis[-1] == 400.0
+    assert data.axis_name.startswith("wavenumber")
+    y = data.arrays["y_test"]
+    assert y.dtype == np.float32 and y.shape == (500, 3)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+    assert not _rows(data.arrays["x_test"]) & _rows(data.arrays["x_train"])
+
+
+def test_spectra_options_task_and_reproducibility():
+    source = "spectra:components=4,difficulty=hard,samples=300,test_samples=40,length=64"
+    a = dli.load_dataset(source, task="classification")
+    b = dli.load_dataset(source, task="classification")
+    assert a.input_shape == (64, 1) and a.num_test == 40 and a.num_train + a.num_validation == 300
+    assert a.task == "classification" and a.class_names == ["c1", "c2", "c3", "c4"]
+    assert a.arrays["y_train"].dtype == np.int64
+    np.testing.assert_array_equal(a.arrays["x_train"], b.arrays["x_train"])
+    c = dli.load_dataset(source + ",seed=1", task="classification")
+    assert not np.array_equal(a.arrays["x_test"], c.arrays["x_test"])
+
+
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        ("spectra:peaks=3", r"`source` 'spectra:peaks=3': unknown option 'peaks'; the options are samples=2000"),
+        ("spectra:components=many", r"option components must be an integer. Received: components='many'"),
+        ("spectra:components=1", r"`source` 'spectra:components=1': `components` must be an integer in \[2, 16\]"),
+        ("spectra:difficulty=extreme", r"`difficulty` must be one of 'easy', 'medium', 'hard'. Received: "
+                                       r"difficulty='extreme'"),
+        ("spectra:samples", r"option 'samples' needs a value"),
+    ],
+)
+def test_bad_spectra_options_name_the_option(source, match):
+    with pytest.raises(ValueError, match=match):
+        dli.load_dataset(source)
+
+
+def test_list_datasets_holds_the_spectra_sources():
+    listing = dli.list_datasets()
+    assert {"coffee", "spectra", "spectra:OPTIONS", "PATH.csv"} <= set(listing)

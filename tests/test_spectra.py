@@ -1,0 +1,81 @@
+"""The synthetic spectra generator: reproducible, shaped as documented, and harder when asked."""
+
+import numpy as np
+import pytest
+
+from dlimaging.spectra import DIFFICULTIES, make_spectra
+
+
+def test_shapes_and_types():
+    data = make_spectra(50, length=64, components=4)
+    assert data.x.shape == (50, 64, 1) and data.x.dtype == np.float32
+    assert data.y.shape == (50, 4) and data.y.dtype == np.float32
+    assert data.axis.shape == (64,) and data.axis[0] == 4000.0 and data.axis[-1] == 400.0
+    assert np.all(np.diff(data.axis) < 0)  # wavenumbers, high to low, as FTIR spectra are drawn
+    assert data.pure.shape == (4, 64) and data.target_names == ["c1", "c2", "c3", "c4"]
+    np.testing.assert_allclose(data.pure.max(axis=1), 1.0)  # each pure spectrum's largest peak is 1
+    assert np.all(np.isfinite(data.x))
+
+
+def test_targets_are_fractions_that_sum_to_1():
+    data = make_spectra(200, length=32, components=3)
+    assert np.all(data.y >= 0) and np.all(data.y <= 1)
+    np.testing.assert_allclose(data.y.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(data.y, data.concentrations)
+
+
+def test_dominant_target_is_the_largest_concentration():
+    data = make_spectra(100, length=32, target="dominant")
+    assert data.y.dtype == np.int64 and data.y.shape == (100,)
+    np.testing.assert_array_equal(data.y, np.argmax(data.concentrations, axis=1))
+    assert set(data.y) == {0, 1, 2}
+
+
+def test_reproducible_by_seed_and_pure_spectra_shared_by_pure_seed():
+    a = make_spectra(30, length=48, seed=5)
+    b = make_spectra(30, length=48, seed=5)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    c = make_spectra(30, length=48, seed=6)  # another test set: other samples, the same components
+    assert not np.array_equal(a.x, c.x)
+    np.testing.assert_array_equal(a.pure, c.pure)
+    d = make_spectra(30, length=48, seed=5, pure_seed=1)
+    assert not np.array_equal(a.pure, d.pure)
+
+
+def test_easy_spectra_are_the_mixture_of_the_pure_spectra():
+    # With almost no nuisance, each spectrum is close to concentrations @ pure: the mixture model holds.
+    data = make_spectra(20, length=64, difficulty="easy")
+    mixture = data.concentrations @ data.pure
+    assert np.abs(data.x[..., 0] - mixture).mean() < 0.1
+
+
+def _pls_rmse(difficulty):
+    from sklearn.cross_decomposition import PLSRegression
+
+    train = make_spectra(300, length=64, difficulty=difficulty, seed=0)
+    test = make_spectra(200, length=64, difficulty=difficulty, seed=1)
+    pls = PLSRegression(n_components=6).fit(train.x[..., 0], train.y)
+    return float(np.sqrt(np.mean((pls.predict(test.x[..., 0]) - test.y) ** 2)))
+
+
+def test_difficulty_raises_the_error_of_a_linear_model():
+    errors = [_pls_rmse(name) for name in DIFFICULTIES]  # easy, medium, hard
+    assert errors[0] < 0.03  # nearly linear: PLS is almost exact
+    assert errors[1] > 3 * errors[0] and errors[2] > 1.4 * errors[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"samples": 0}, r"`samples` must be a positive integer. Received: samples=0"),
+        ({"length": 8}, r"`length` must be an integer in \[32, inf\]. Received: length=8"),
+        ({"components": 1}, r"`components` must be an integer in \[2, 16\]"),
+        ({"difficulty": "extreme"}, r"`difficulty` must be one of 'easy', 'medium', 'hard'"),
+        ({"target": "classes"}, r"`target` must be one of 'concentrations', 'dominant'"),
+        ({"seed": -1}, r"`seed` must be an integer in \[0, 4294967295\]"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_spectra(**{"samples": 10, **kwargs})
