@@ -101,21 +101,38 @@ def cmd_train(args) -> int:
     result = train(
         args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         overrides=parse_settings(args.set), output_dir=args.output, patience=args.patience,
-        seed=args.seed, printer=lambda line: print(line, flush=True),
+        seed=args.seed, printer=lambda line: print(line, flush=True), task=args.task,
+        target=_names(args.target), features=_names(args.features), test=args.test,
     )
-    print(f"Stopped after {result['epochs_run']} epoch(s).")
+    print(f"Stopped after {result['epochs_run']} epoch(s); early stopping on {result['monitor']} "
+          f"({result['direction']}).")
+    if result["metrics"]:
+        print("Test metrics:")
     for key, value in result["metrics"].items():
         print(f"{key:>16}: {value:.4f}")
     print(f"Model:  {result['model_path']}")
     print(f"Curves: {result['curves']}")
+    if result["plots"]:
+        print("Plots:  " + ", ".join(result["plots"]))
     print(f"Export it: dlimaging export {result['model_path']} --name NAME")
     return 0
+
+
+def _names(text: str | None) -> str | list[str] | None:
+    """`--target a,b` → ["a", "b"]; `--target a` → "a"."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise CLIError(f"expected one or more comma-separated column names. Received: {text!r}")
+    return names[0] if len(names) == 1 else names
 
 
 def cmd_export(args) -> int:
     import keras
 
     import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
+    import dlimaging.heads  # noqa: F401  and its losses (regression targets scaled in the model)
     from dlimaging.experiment import check_folder_name
     from dlimaging.export import export_saved_model
     from dlimaging.files import check_output_dir, read_json
@@ -136,7 +153,8 @@ def cmd_export(args) -> int:
     target = export_saved_model(
         model, pathlib.Path(args.export_dir) / args.name, version=args.version,
         class_names=class_names, metadata=metadata, task=info.get("task"),
-        value_range=tuple(info.get("value_range", (0.0, 1.0))),
+        value_range=tuple(info.get("value_range", (0.0, 1.0))), target_names=info.get("target_names"),
+        axis=info.get("axis"), features=info.get("features"),
     )
     print(f"Exported {target}")
     print(_serve_hint(pathlib.Path(args.export_dir), args.name))
@@ -159,22 +177,44 @@ def cmd_predict(args) -> int:
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
-    x, names = load_inputs(args.inputs, metadata["input"]["shape"])
+    x, names = load_inputs(args.inputs, metadata["input"]["shape"], axis=metadata["input"].get("axis"),
+                           features=metadata["input"].get("features"))
     response = serving_response(predict_exported(version_dir, x, metadata))
     if args.json:
         print(json.dumps(response))
         return 0
     print(f"{metadata.get('name', '?')} version {metadata.get('version', version_dir.name)} ({metadata['task']})")
     for name, row in zip(names, response["predictions"]):
-        if "class_id" in row:
-            label = row.get("class_name", row["class_id"])
-            prob = max(row["probabilities"])
-            print(f"{name}: {label} (p={prob:.3f})")
-        elif "probabilities" in row:
-            print(f"{name}: probabilities {[round(p, 4) for p in row['probabilities']]}")
-        else:
-            print(f"{name}: predictions {[round(p, 4) for p in row['predictions']]}")
+        print(f"{name}: {_prediction_text(row, metadata)}")
     return 0
+
+
+def _value(value: float) -> str:
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+
+
+def _prediction_text(row: dict[str, Any], metadata: dict[str, Any]) -> str:
+    """One served answer, for a person: a class and its probability, each label's probability,
+    or each target's value by name."""
+    class_names = metadata.get("class_names") or []
+    if "class_id" in row:
+        label = row.get("class_name", row["class_id"])
+        return f"{label} (p={max(row['probabilities']):.3f})"
+    if "probabilities" in row:
+        probabilities = row["probabilities"]
+        if len(probabilities) == 1:  # a yes/no unit: the probability of the second class
+            positive = class_names[-1] if len(class_names) == 2 else "1"
+            negative = class_names[0] if len(class_names) == 2 else "0"
+            decided = positive if probabilities[0] >= 0.5 else negative
+            return f"p({positive})={probabilities[0]:.3f} → {decided}"
+        labels = class_names if len(class_names) == len(probabilities) else [str(i) for i in range(len(probabilities))]
+        return ", ".join(f"{label}={p:.3f}" for label, p in zip(labels, probabilities))
+    values = row["predictions"]
+    values = values if isinstance(values, list) else [values]
+    targets = metadata.get("target_names") or []
+    if len(targets) != len(values):
+        targets = [f"y{i + 1}" for i in range(len(values))] if len(values) > 1 else ["y"]
+    return ", ".join(f"{target}={_value(v)}" for target, v in zip(targets, values))
 
 
 def cmd_request(args) -> int:
@@ -182,7 +222,8 @@ def cmd_request(args) -> int:
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
-    x, _ = load_inputs([args.input], metadata["input"]["shape"])
+    x, _ = load_inputs([args.input], metadata["input"]["shape"], axis=metadata["input"].get("axis"),
+                       features=metadata["input"].get("features"))
     print(json.dumps(rest_request(x, metadata)))
     return 0
 
@@ -282,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
+    p.add_argument("--task", choices=tuple(registry.TASKS), default=None,
+                   help="; ".join(f"{name}: {entry.description}" for name, entry in registry.TASKS.items())
+                   + " (default: read from the labels)")
+    p.add_argument("--target", help="CSV data: the target column, or several comma-separated")
+    p.add_argument("--features", help="CSV data: the feature columns, comma-separated (default: every other "
+                   "numeric column)")
+    p.add_argument("--test", help="a separate test file (CSV data), instead of a test split")
     p.add_argument("--output", help="output folder; refused if it holds a model.keras already "
                    "(default runs/train_<data>_<model>, or the next free runs/train_<data>_<model>-N)")
     p.set_defaults(func=cmd_train)
@@ -296,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="run an exported model on images or arrays, as TF Serving would")
     p.add_argument("model", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
-    p.add_argument("inputs", nargs="+", help="png/jpg images or .npy/.npz arrays")
+    p.add_argument("inputs", nargs="+", help="png/jpg images, .npy/.npz arrays, or .csv files (a header, one "
+                   "sample per row; the model's feature columns are picked by name)")
     p.add_argument("--json", action="store_true", help="print TF Serving's JSON answer")
     p.set_defaults(func=cmd_predict)
 

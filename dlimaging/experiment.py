@@ -93,6 +93,26 @@ def _image_size(name, value):
     return tuple(value)
 
 
+def _names(name, value):
+    """One column name, or a non-empty list of them (TOML strings)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise InputError(f"`{name}` must be a column name or a non-empty list of them. Received: {name}={value!r}")
+
+
+def _optional_string(name, value):
+    return None if value is None else _string(name, value)
+
+
+def _standardize(name, value):
+    """The builders' own rule for `standardize` (`validation.ARGUMENT_CHECKS`)."""
+    return ARGUMENT_CHECKS["standardize"](name, value)
+
+
 def _choice_of(table) -> Callable[[str, Any], Any]:
     return lambda name, value: check_choice(name, value, list(table))
 
@@ -117,6 +137,10 @@ class DataSettings:
     validation_split: float = _setting(0.1, _fraction)
     test_split: float = _setting(0.1, _fraction)
     image_size: tuple[int, int] | None = _setting(None, _image_size)
+    target: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the target column(s)
+    features: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the feature columns
+    test: str | None = _setting(None, _optional_string)  # a separate test file
+    standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,6 +417,9 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
     if sections["data"].validation_split == 0:
         _fail(where, "[data] validation_split", "must be above 0: the search scores trials on validation data", 0)
     model = sections["model"]
+    search = config.get("search")
+    if sections["data"].standardize is not None and isinstance(search, Mapping) and "standardize" in search:
+        _fail(where, "[search] standardize", "is set in [data] already; set it in one place", search["standardize"])
     return Experiment(
         name=name, seed=seed, data=sections["data"], model=model,
         search=_search(where, config.get("search"), model.family),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -143,6 +144,9 @@ def export_saved_model(
     value_range: tuple[float, float] = (0.0, 1.0),
     sample: np.ndarray | None = None,
     atol: float = 1e-5,
+    target_names: Sequence[str] | None = None,
+    axis: Sequence[float] | None = None,
+    features: Sequence[str] | None = None,
 ) -> pathlib.Path:
     """Exports a Keras model as version `version` of a TF Serving model folder.
 
@@ -165,6 +169,14 @@ def export_saved_model(
         sample: array or None. A batch used to check the export against the
             Keras model. Defaults to None (random values in `value_range`).
         atol: float. Largest allowed difference in that check. Defaults to 1e-5.
+        target_names: list of str or None. The names of the numeric outputs
+            (regression), one per output unit, in the metadata; `predict`
+            prints them. Ignored for tasks with classes. Defaults to None.
+        axis: list of numbers or None. The signal's axis (e.g. the
+            wavelengths of a CSV's feature columns), in the metadata; `predict`
+            uses it to pick and order a CSV's columns. Defaults to None.
+        features: list of str or None. The feature columns' names as they
+            appear in a CSV header, for the same purpose. Defaults to None.
 
     Returns:
         The path of the published version folder.
@@ -179,6 +191,7 @@ def export_saved_model(
     from dlimaging.files import check_output_dir
 
     input_shape, task, class_names = _check_model(model, task, class_names)
+    target_names, axis, features = _check_names(model, task, input_shape, target_names, axis, features)
     value_range, sample = _check_export_arguments(input_shape, metadata, value_range, sample, atol)
     model_dir = pathlib.Path(model_dir)
     check_folder_name("model_dir", model_dir.name)  # the model's name in TF Serving
@@ -203,8 +216,9 @@ def export_saved_model(
         _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0])
         info = {
             "name": model_dir.name, "version": int(target.name), "task": task, "class_names": class_names,
+            "target_names": target_names,
             "input": {"name": input_name, "shape": list(input_shape), "dtype": "float32",
-                      "value_range": [float(v) for v in value_range]},
+                      "value_range": [float(v) for v in value_range], "axis": axis, "features": features},
             "outputs": _output_names(task, class_names), "signature": SIGNATURE,
             "hyperparameters": None, "metrics": None, "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -252,6 +266,40 @@ def _check_model(model, task, class_names):
                 f"Received {len(class_names)}: class_names={class_names!r}"
             )
     return tuple(int(d) for d in model.inputs[0].shape[1:]), task, class_names
+
+
+def _check_names(model, task, input_shape, target_names, axis, features):
+    """`target_names` (numeric outputs only: None otherwise), `axis` and `features` (one per
+    feature: the input's first axis), checked; returned as lists or None."""
+    entry = registry.task(task)
+    if entry.units != "num_outputs":
+        target_names = None  # outputs of classes are named by `class_names`
+    if target_names is not None:
+        if isinstance(target_names, str):
+            target_names = [target_names]
+        if not isinstance(target_names, (list, tuple)) or not all(isinstance(n, str) for n in target_names):
+            raise InputError(f"`target_names` must be a list of strings. Received: target_names={target_names!r}")
+        if len(target_names) != model.output_shape[-1]:
+            raise InputError(
+                f"`target_names` must have one name per output ({model.output_shape[-1]}). "
+                f"Received {len(target_names)}: target_names={list(target_names)!r}"
+            )
+        target_names = [str(n) for n in target_names]
+    if axis is not None:
+        try:
+            axis = [float(v) for v in axis]
+        except (TypeError, ValueError):
+            raise InputError(f"`axis` must be a list of numbers. Received: axis={axis!r}") from None
+    if features is not None:
+        if not isinstance(features, (list, tuple)) or not all(isinstance(n, str) for n in features):
+            raise InputError(f"`features` must be a list of column names. Received: features={features!r}")
+        features = [str(n) for n in features]
+    for name, values in (("axis", axis), ("features", features)):
+        if values is not None and len(values) != input_shape[0]:
+            raise InputError(
+                f"`{name}` must have one entry per point of the input ({input_shape[0]}). Received {len(values)}."
+            )
+    return target_names, axis, features
 
 
 def _check_export_arguments(input_shape, metadata, value_range, sample, atol):
@@ -370,8 +418,88 @@ def _read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.nda
     return image_array(image, (height, width), rgb=channels != 1, wide=image.mode == "F")
 
 
-def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> tuple[np.ndarray, list[str]]:
-    """Reads png/jpg images or .npy/.npz arrays into one float32 batch of `input_shape`.
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _csv_columns(path: pathlib.Path, header: list[str], width: int, axis, features) -> list[int]:
+    """The indices of the model's feature columns in a CSV header, in the model's order."""
+    if features:
+        wanted, found = list(features), {name.strip(): i for i, name in enumerate(header)}
+        columns = [found.get(name) for name in wanted]
+    elif axis:
+        wanted = [f"{v:g}" for v in axis]
+        numbers = [_number(name) for name in header]
+        columns = []
+        for value in axis:
+            matches = [i for i, n in enumerate(numbers) if n is not None and math.isclose(n, value, rel_tol=1e-6,
+                                                                                          abs_tol=1e-9)]
+            columns.append(matches[0] if matches else None)
+    else:  # the model knows no column names: every column is a feature
+        if len(header) != width:
+            raise InputError(
+                f"Input {str(path)!r} has {len(header)} columns; the model takes {width} features and its "
+                "export names no columns to pick them by. Keep only the feature columns."
+            )
+        return list(range(width))
+    missing = [name for name, column in zip(wanted, columns) if column is None]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(
+            f"Input {str(path)!r} has no column {shown}: the model was trained on {len(wanted)} feature "
+            f"columns (from {wanted[0]!r} to {wanted[-1]!r}), and a CSV input needs each of them in its header."
+        )
+    return columns
+
+
+def read_csv_inputs(path: str | os.PathLike, input_shape: Sequence[int], *, axis: Sequence[float] | None = None,
+                    features: Sequence[str] | None = None) -> np.ndarray:
+    """The samples of a CSV file (a header, then one row per sample) as a float32 batch of `input_shape`.
+
+    The model's feature columns are picked by name and put in the model's
+    order: by `features` (the header names), or by `axis` (header names read
+    as numbers, e.g. wavelengths); other columns (a target, an id) are
+    ignored. With neither, every column is a feature.
+    """
+    import csv
+
+    path, input_shape = pathlib.Path(path), tuple(input_shape)
+    width = int(np.prod(input_shape))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise InputError(f"Input {str(path)!r} is not a CSV text file (it is not UTF-8).") from None
+    if len(rows) < 2:
+        raise InputError(f"Input {str(path)!r} needs a header row and at least one row of values.")
+    header = [cell.strip() for cell in rows[0]]
+    columns = _csv_columns(path, header, width, axis, features)
+    values = np.empty((len(rows) - 1, len(columns)), "float64")
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(f"Input {str(path)!r}: row {r} has {len(row)} cells; the header has {len(header)}.")
+        for c, column in enumerate(columns):
+            number = _number(row[column].strip())
+            if number is None or not math.isfinite(number):
+                raise InputError(
+                    f"Input {str(path)!r}: row {r}, column {header[column]!r} holds {row[column]!r}, not a finite number."
+                )
+            values[r - 2, c] = number
+    if values.shape[1] != width:
+        raise InputError(f"Input {str(path)!r} gives {values.shape[1]} features; the model takes {input_shape}.")
+    return values.astype("float32").reshape((len(values),) + input_shape)
+
+
+def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], *,
+                axis: Sequence[float] | None = None,
+                features: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Reads png/jpg images, .npy/.npz arrays or .csv files into one float32 batch of `input_shape`.
+
+    A CSV file holds a header and one sample per row; its feature columns are
+    picked and ordered by `features` or `axis` (see `read_csv_inputs`).
 
     Values follow `load_dataset`'s rule: uint8 and uint16 arrays and images
     (16-bit PNGs keep every grey level) are scaled to [0, 1] by their type's
@@ -390,7 +518,9 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
             raise InputError(f"Input {str(path)!r}: no such file.")
         suffix = path.suffix.lower()
         try:
-            if suffix in (".npy", ".npz"):
+            if suffix == ".csv":
+                array = read_csv_inputs(path, input_shape, axis=axis, features=features)
+            elif suffix in (".npy", ".npz"):
                 array = _read_array_file(path, suffix)
             else:
                 array = _read_image_file(path, input_shape)
@@ -421,7 +551,7 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
         batches.append(array)
         labels.extend([str(path)] if single else [f"{path}[{i}]" for i in range(len(array))])
     if not batches:
-        raise InputError("No input given: name at least one image or array file.")
+        raise InputError("No input given: name at least one image, array or CSV file.")
     return np.concatenate(batches), labels
 
 

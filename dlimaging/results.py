@@ -201,12 +201,87 @@ def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str,
     return paths
 
 
+def better(direction: str) -> str:
+    """How a person reads a direction: "lower is better" or "higher is better"."""
+    return "lower is better" if check_choice("direction", direction, ("min", "max")) == "min" else "higher is better"
+
+
+def _evaluation_split(data):
+    """(x, y, split name) of the split the pictures show: test, else validation, else train."""
+    arrays = getattr(data, "arrays", None) or {}
+    for split in ("test", "validation", "train"):
+        x = arrays.get(f"x_{split}")
+        if x is not None and len(x):
+            return x, arrays[f"y_{split}"], split
+    return None, None, None
+
+
+def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") -> list[pathlib.Path]:
+    """The pictures of a trained model on its data, by task, into `folder`:
+
+    - numeric outputs (regression): `parity.png` and `residuals.png` on the test split;
+    - one class per sample (classification, binary): `confusion_matrix.png`;
+    - signals (inputs of rank 2, e.g. spectra): `spectra.png`, a few training
+      spectra per class or per target range, on the data's axis.
+
+    Args:
+        model: a trained `keras.Model`.
+        data: the `DatasetBundle` it was trained on (its `arrays`).
+        folder: where the PNG files go.
+        title: str. Put in each figure's title. Defaults to "".
+
+    Returns:
+        The paths written.
+    """
+    import numpy as np
+
+    from dlimaging import plots
+
+    folder = pathlib.Path(folder)
+    entry = registry.task(data.task)
+    target_names = getattr(data, "target_names", None)
+    class_names = list(getattr(data, "class_names", None) or [])
+    paths = []
+    x, y, split = _evaluation_split(data)
+    if x is not None:
+        predicted = np.asarray(model.predict(x, verbose=0, batch_size=256))
+        where = f"{title} ({split} split)" if title else f"{split} split"
+        if entry.units == "num_outputs":
+            truth = np.asarray(y, "float64").reshape(predicted.shape)
+            paths.append(plots.plot_parity(truth, predicted, folder / "parity.png", target_names, where))
+            paths.append(plots.plot_residuals(truth, predicted, folder / "residuals.png", target_names, where))
+        elif entry.label_rank == 1 or entry.units == 1:  # one class per sample
+            if predicted.shape[-1] == 1:  # a yes/no unit
+                ids, truth = (predicted[:, 0] >= 0.5).astype("int64"), np.asarray(y).reshape(-1).astype("int64")
+                names = class_names if len(class_names) == 2 else ["0", "1"]
+            else:
+                ids, truth = predicted.argmax(axis=-1), np.asarray(y).astype("int64")
+                names = class_names or [str(i) for i in range(predicted.shape[-1])]
+            paths.append(plots.plot_confusion_matrix(truth, ids, names, folder / "confusion_matrix.png", where))
+    arrays = getattr(data, "arrays", None) or {}
+    if len(data.input_shape) == 2 and arrays.get("x_train") is not None and len(arrays["x_train"]):
+        y_train = arrays["y_train"]
+        if entry.units == 1:
+            y_train = np.asarray(y_train).reshape(-1).astype("int64")
+        paths.append(plots.plot_spectra(
+            arrays["x_train"], y_train, folder / "spectra.png", axis=getattr(data, "axis", None),
+            axis_label=getattr(data, "axis_name", None),
+            class_names=class_names, target_names=target_names,
+            title=f"training spectra ({title})" if title else "training spectra"))
+    return paths
+
+
 def format_leaderboard(trials: list[TrialRecord], objective: str, direction: str, top: int = 10) -> str:
-    """A short table a person can read: the best trials first, then the failures counted."""
-    lines = [f"{'rank':>4}  {'trial':>5}  {objective:>12}  {'epochs':>6}  {'time':>7}  hyperparameters"]
+    """A short table a person can read: the best trials first, then the failures counted.
+
+    The objective's column says which way it improves, e.g. `val_loss (lower is better)`.
+    """
+    header = f"{objective} ({better(direction)})"
+    width = max(12, len(header))
+    lines = [f"{'rank':>4}  {'trial':>5}  {header:>{width}}  {'epochs':>6}  {'time':>7}  hyperparameters"]
     for rank, t in enumerate(rank_trials(trials, direction)[:top], start=1):
         seconds = f"{t.seconds:.1f}s" if t.seconds is not None else "-"
-        lines.append(f"{rank:>4}  {t.trial:>5}  {t.score:>12.4f}  {str(t.epochs or '-'):>6}  "
+        lines.append(f"{rank:>4}  {t.trial:>5}  {t.score:>{width}.4f}  {str(t.epochs or '-'):>6}  "
                      f"{seconds:>7}  {hp_text(t.hyperparameters, limit=6)}")
     counts = summary(trials)
     lines.append(f"{counts['trials']} trials: {counts['completed']} completed, {counts['failed']} failed"
@@ -233,7 +308,7 @@ def report(run_dir: str | os.PathLike) -> tuple[str, list[pathlib.Path]]:
         raise InputError(f"{run_dir / FINGERPRINT}: incomplete run fingerprint (missing or bad {error}).") from None
     trials = collect_trials(run_dir)
     paths = draw_plots(run_dir, trials, objective, direction)
-    text = [f"{name}: {objective} ({direction}imize)", format_leaderboard(trials, objective, direction)]
+    text = [f"{name}: {objective} ({better(direction)})", format_leaderboard(trials, objective, direction)]
     best = read_best(run_dir)
     if best:
         text.append(f"Best: trial {best.trial} at epoch {best.best_epoch}, "

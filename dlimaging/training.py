@@ -6,7 +6,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from dlimaging import registry
 from dlimaging.errors import InputError
@@ -33,7 +33,57 @@ def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = N
             f"Unknown setting `{unknown[0]}` for model={family!r}. Received: {unknown[0]}={overrides[unknown[0]]!r}. "
             f"Allowed settings: {', '.join(allowed)}"
         )
-    return entry.load_builder()(data.input_shape, data.num_classes, task=data.task, **overrides)
+    numeric = registry.task(data.task).units == "num_outputs"
+    outputs = {"num_outputs": data.num_outputs} if numeric else {}
+    return entry.load_builder()(data.input_shape, None if numeric else data.num_classes, task=data.task,
+                                **outputs, **overrides)
+
+
+def data_options(*, task=None, target=None, features=None, test=None) -> dict[str, Any]:
+    """The `load_dataset` options that were given (None is left out)."""
+    given = {"task": task, "target": target, "features": features, "test": test}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def default_standardize(data, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`overrides`, with `standardize="per_feature"` added when it is not set and the inputs are
+    measurements rather than [0, 1] pixels (raw spectra, sensor values): a network trains badly
+    on values far from unit scale, and the statistics stay in the model, so the export still
+    takes raw values. Per feature, as chemometrics autoscales spectra: the differences that tell
+    samples apart (coffee origins, say) are small beside each band's own height."""
+    overrides = dict(overrides or {})
+    low, high = data.value_range
+    if "standardize" not in overrides and not (0.0 <= low and high <= 1.0):
+        overrides["standardize"] = "per_feature"
+    return overrides
+
+
+def adapt_to_data(model, data) -> None:
+    """Adapts the model's normalization layers (inputs, and regression targets) on the training
+    split only, so that the validation and test splits tell the truth."""
+    from dlimaging.models import adapt
+
+    adapt(model, data.train)
+
+
+def early_stopping_target(data) -> tuple[str, str]:
+    """(metric, "min" or "max") that early stopping watches: the task's objective on the
+    validation split, or on the training split when there is none."""
+    entry = registry.task(data.task)
+    objective = entry.objective if data.validation is not None else entry.objective.removeprefix("val_")
+    return objective, entry.direction(objective)
+
+
+def metadata_of(data) -> dict[str, Any]:
+    """What an export needs to know of the data: names of the outputs and of the inputs."""
+    entry = registry.task(data.task)
+    axis = getattr(data, "axis", None)
+    return {
+        "class_names": list(data.class_names) if entry.class_names else None,
+        "target_names": list(getattr(data, "target_names", None) or []) or None,
+        "axis": [float(v) for v in axis] if axis is not None else None,
+        "features": list(getattr(data, "feature_names", None) or []) or None,
+    }
 
 
 def _check_output(output_dir: pathlib.Path) -> pathlib.Path:
@@ -69,12 +119,24 @@ def train(
     seed: int = 0,
     verbose: Any = "auto",
     printer: Callable[[str], None] | None = None,
+    task: str | None = None,
+    target: str | Sequence[str] | None = None,
+    features: str | Sequence[str] | None = None,
+    test: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Trains a builder's model on a dataset, with early stopping on validation loss.
+    """Trains a builder's model on a dataset, with early stopping on the task's objective.
 
-    Writes `model.keras`, `metadata.json` (class names, settings, test metrics),
-    `history.json` and `curves.png` (training and validation curves) to
-    `output_dir`.
+    Writes `model.keras`, `metadata.json` (task, class or target names, the
+    data's axis, settings, test metrics), `history.json`, `curves.png`
+    (training and validation curves) and the task's pictures (`parity.png`
+    and `residuals.png` for regression, `confusion_matrix.png` for classes,
+    `spectra.png` for signals) to `output_dir`.
+
+    The model's normalization layers (`standardize`, and the scaling of
+    regression targets) are adapted on the training split before training.
+    Inputs whose values are not within [0, 1] (measurements such as raw
+    spectra, rather than images) are standardised (`standardize="per_feature"`)
+    unless `overrides` sets `standardize`.
 
     Args:
         source: str. Any `load_dataset` source.
@@ -87,37 +149,60 @@ def train(
             `model.keras` is refused: nothing is replaced. Defaults to
             `runs/train_<data>_<model>`, or, when that one holds a model, the
             next free `runs/train_<data>_<model>-2`, `-3`, ...
-        patience: int. Epochs without a better validation loss before
-            stopping; the best weights are restored. Defaults to 5.
+        patience: int. Epochs without a better objective (the task's: e.g.
+            `val_accuracy` for classification, `val_loss` for regression)
+            before stopping; the best weights are restored. Defaults to 5.
         seed: int. Seed of the splits and the weights. Defaults to 0.
         verbose: Keras's `verbose` for `fit`. Defaults to "auto".
         printer: where to say which output folder is used, or None.
             Defaults to None.
+        task: str or None. A task of `dlimaging.registry.TASKS`, checked
+            against the labels. Defaults to None (read from the labels).
+        target: str, list of str or None. CSV data: the target column(s).
+        features: str, list of str or None. CSV data: the feature columns.
+            Defaults to None (every other numeric column).
+        test: path or None. A separate test file. Defaults to None.
 
     Returns:
-        A dict with the test metrics and the paths written.
+        A dict with the test metrics, the metric early stopping watched and
+        the paths written.
+
+    Example:
+    >>> result = train("spectra:samples=300", task="regression", epochs=2)  # doctest: +SKIP
+    >>> result["metrics"]["test_rmse"]  # doctest: +SKIP
     """
     import keras
 
     from dlimaging.data import load_dataset
     from dlimaging.plots import plot_history
+    from dlimaging.results import better as results_better
+    from dlimaging.results import draw_model_plots
 
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)
     patience = check_positive_int("patience", patience)
     if output_dir is not None:
         output_dir = _check_output(pathlib.Path(output_dir))
-    data = load_dataset(source, batch_size=batch_size, seed=seed)
+    data = load_dataset(source, batch_size=batch_size, seed=seed,
+                        **data_options(task=task, target=target, features=features, test=test))
     keras.utils.set_random_seed(seed)
+    given = overrides
+    overrides = default_standardize(data, overrides)
     net = build_for_dataset(model, data, overrides)
+    adapt_to_data(net, data)
     if output_dir is None:
         output_dir = _free_output(pathlib.Path("runs") / f"train_{data.name}_{model}")
     if printer:
         printer(f"Output folder: {output_dir}")
+        if "standardize" in overrides and "standardize" not in (given or {}):
+            low, high = data.value_range
+            printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize=per_feature, "
+                    "adapted on the training split); --set standardize=none turns it off.")
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    monitor = "val_loss" if data.validation is not None else "loss"
-    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
+    monitor, direction = early_stopping_target(data)
+    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, mode=direction, patience=patience,
+                                               restore_best_weights=True)]
     start = time.perf_counter()
     history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks, verbose=verbose,
                       shuffle=False)  # the dataset reshuffles itself each epoch
@@ -134,9 +219,10 @@ def train(
     metadata = {
         "source": source,
         "model": model,
-        "class_names": data.class_names,
+        **metadata_of(data),
         "value_range": list(data.value_range),
         "task": data.task,
+        "early_stopping": {"monitor": monitor, "mode": direction},
         "hyperparameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()},
         "metrics": metrics,
         "epochs_run": len(history_dict.get("loss", [])),
@@ -144,5 +230,8 @@ def train(
     }
     write_atomically(output_dir / "metadata.json", json.dumps(metadata, indent=2, default=str))
     curves = plot_history(history_dict, output_dir / "curves.png", title=f"{model} on {data.name}")
+    pictures = draw_model_plots(net, data, output_dir, title=f"{model} on {data.name}")
     return {"metrics": metrics, "model_path": str(model_path), "curves": str(curves),
-            "output_dir": str(output_dir), "epochs_run": metadata["epochs_run"]}
+            "plots": [str(p) for p in pictures], "monitor": monitor,
+            "direction": results_better(direction), "output_dir": str(output_dir),
+            "epochs_run": metadata["epochs_run"]}

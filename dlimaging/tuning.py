@@ -20,16 +20,19 @@ from typing import Any, Callable
 import keras
 import keras_tuner
 
+from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.experiment import Experiment, ExperimentError, check_against_data
 from dlimaging.files import LOCK, check_output_dir, folder_lock
-from dlimaging.hypermodels import hypermodel_for
+from dlimaging.training import data_options, metadata_of
 from dlimaging.results import (
     FINGERPRINT,
     RESULTS_JSON,
     BestTrial,
     TrialRecord,
     collect_trials,
+    PLOTS,
+    draw_model_plots,
     draw_plots,
     rank_trials,
     read_best,
@@ -112,18 +115,29 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
     from dlimaging.data import load_dataset
 
     settings = experiment.data
-    data = load_dataset(
-        settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
-        batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
-    )
+    target = list(settings.target) if isinstance(settings.target, tuple) else settings.target
+    features = list(settings.features) if isinstance(settings.features, tuple) else settings.features
+    try:
+        data = load_dataset(
+            settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
+            batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
+            **data_options(task=experiment.model.task, target=target, features=features, test=settings.test),
+        )
+    except ExperimentError:
+        raise
+    except InputError as error:  # the data refuses the file's settings: name the file too
+        raise ExperimentError(f"{experiment.where}: {error}") from None
     check_against_data(experiment, data.input_shape)
     if experiment.model.task != data.task:
         raise ExperimentError(
             f"{experiment.where}: [model] task: the source {settings.source!r} delivers labels for "
             f"task {data.task!r}, not {experiment.model.task!r}. Received: [model] task = \"{experiment.model.task}\""
         )
-    hypermodel = hypermodel_for(experiment.model.family, data.input_shape, data.num_classes,
-                                task=experiment.model.task, space=experiment.search)
+    numeric = registry.task(data.task).units == "num_outputs"
+    fixed = {"standardize": settings.standardize} if settings.standardize is not None else None
+    hypermodel = registry.family(experiment.model.family).load_hypermodel()(
+        data.input_shape, None if numeric else data.num_classes, task=data.task,
+        num_outputs=data.num_outputs if numeric else 1, space=experiment.search, fixed=fixed)
     try:  # the space's default values must build a model, or no trial can be trusted
         hypermodel.build(keras_tuner.HyperParameters())
     except ValueError as error:
@@ -198,9 +212,11 @@ def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Pa
         return None
     from dlimaging.export import export_saved_model
 
+    names = metadata_of(data)
     return export_saved_model(
-        model, export_dir / experiment.name, class_names=data.class_names, value_range=data.value_range,
-        task=experiment.model.task,
+        model, export_dir / experiment.name, class_names=names["class_names"], value_range=data.value_range,
+        task=experiment.model.task, target_names=names["target_names"], axis=names["axis"],
+        features=names["features"],
         metadata={"hyperparameters": best.hyperparameters,
                   "metrics": {experiment.objective: best.score, **best.test_metrics},
                   "experiment": experiment.name, "trial_id": best.trial_id,
@@ -289,4 +305,5 @@ def run_search(
         best.export_path = str(export_path) if export_path else None
         write_results(run_dir, experiment, trials, best)
         draw_plots(run_dir, trials, experiment.objective, experiment.direction)
+        draw_model_plots(model, prepared.data, run_dir / PLOTS, title=f"best trial {best.trial}")
     return SearchResult(run_dir, trials, best, export_path, experiment.objective, experiment.direction)

@@ -135,7 +135,7 @@ def test_report_command(tmp_path, capsys):
     (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").unlink()
     assert main(["report", str(tmp_path / "runs" / "r")]) == 0
     out = capsys.readouterr().out
-    assert "val_accuracy (maximize)" in out and "2 trials: 2 completed, 0 failed." in out
+    assert "val_accuracy (higher is better)" in out and "2 trials: 2 completed, 0 failed." in out
     assert (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").is_file()  # redrawn
     assert main(["report", str(tmp_path / "nothing")]) == 2
 
@@ -376,3 +376,113 @@ def test_train_default_output_goes_beside_an_existing_model(tmp_path, capsys, mo
     assert "Output folder: runs/train_digits_mlp-2" in out
     assert (first / "model.keras").read_bytes() == b"the first model"
     assert (tmp_path / "runs" / "train_digits_mlp-2" / "model.keras").is_file()
+
+
+# ---------------------------------------------------------------- every task end to end
+
+
+def _spectra_csv(path, samples=150, length=40, seed=0, columns=None):
+    """A CSV like an instrument's: a header of wavelengths, one spectrum per row, a target column `y`."""
+    from dlimaging.spectra import make_spectra
+
+    spectra = make_spectra(samples=samples, length=length, seed=seed)
+    axis = np.linspace(900.0, 1700.0, length)
+    x = spectra.x[..., 0] * 50.0 + 200.0  # raw instrument values, far from [0, 1]
+    y = spectra.concentrations[:, 0] * 10.0
+    header = [f"{a:.1f}" for a in axis] + ["y"]
+    table = np.column_stack([x, y])
+    order = list(range(len(header))) if columns is None else columns(len(header))
+    lines = [",".join(header[i] for i in order)] + [",".join(f"{row[i]:.5f}" for i in order) for row in table]
+    path.write_text("\n".join(lines) + "\n")
+    return x, y
+
+
+def _printed_values(out, target):
+    return [float(line.split(f"{target}=")[1].split(",")[0]) for line in out.splitlines() if f" {target}=" in line]
+
+
+def test_csv_regression_train_export_and_predict_on_a_csv(tmp_path, capsys):
+    import keras
+
+    _spectra_csv(tmp_path / "my.csv")
+    out_dir = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "my.csv"), "--target", "y", "--task", "regression",
+                 "--epochs", "2", "--output", str(out_dir), "--set", "filters=4", "--set", "dense_units=8"]) == 0
+    out = capsys.readouterr().out
+    assert "early stopping on val_loss (lower is better)" in out and "Test metrics:" in out and "test_rmse" in out
+    assert "standardised inside the model (standardize=per_feature" in out  # raw values: the default
+    for name in ("model.keras", "parity.png", "residuals.png", "spectra.png", "curves.png"):
+        assert (out_dir / name).read_bytes()[:4] in (b"\x89PNG", b"PK\x03\x04"), name
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    assert metadata["task"] == "regression" and metadata["target_names"] == ["y"]
+    assert metadata["class_names"] is None and metadata["early_stopping"] == {"monitor": "val_loss", "mode": "min"}
+    assert metadata["axis"][0] == 900.0 and len(metadata["features"]) == 40
+
+    export_dir = tmp_path / "saved_models"
+    # In a fresh process, as a user runs it: the model's own loss class must load there too.
+    exported = run_cli("export", str(out_dir / "model.keras"), "--name", "glucose", "--export-dir", str(export_dir))
+    assert exported.returncode == 0, exported.stderr
+    info = json.loads((export_dir / "glucose" / "1" / "assets" / "dlimaging.json").read_text())
+    assert info["outputs"] == ["predictions"] and info["target_names"] == ["y"] and info["class_names"] is None
+
+    # New samples with their columns reversed and the target first: picked and ordered by name.
+    x, _ = _spectra_csv(tmp_path / "new.csv", samples=4, seed=7, columns=lambda n: list(range(n))[::-1])
+    assert main(["predict", str(export_dir / "glucose"), str(tmp_path / "new.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "glucose version 1 (regression)"
+    assert f"{tmp_path / 'new.csv'}[3]: y=" in out
+    model = keras.saving.load_model(out_dir / "model.keras")
+    expected = model.predict(x.astype("float32")[..., None], verbose=0)[:, 0]
+    # Adapted on the training split only, before training: the same split load_dataset gives.
+    from dlimaging.data import load_dataset
+
+    train_x = load_dataset(str(tmp_path / "my.csv"), target="y", task="regression").arrays["x_train"]
+    np.testing.assert_allclose(np.ravel(model.get_layer("standardize").mean), train_x.mean(axis=0).ravel(),
+                               rtol=1e-4)
+    np.testing.assert_allclose(_printed_values(out, "y"), expected, rtol=1e-3)
+
+    (tmp_path / "short.csv").write_text("900.0,y\n1,2\n")
+    assert main(["predict", str(export_dir / "glucose"), str(tmp_path / "short.csv")]) == 2
+    assert "short.csv' has no column '920.5', '941.0', '961.5', '982.1', '1002.6' and 34 more" in capsys.readouterr().err
+
+
+def test_coffee_classification_train_export_predict(tmp_path, capsys):
+    out_dir, export_dir = tmp_path / "run", tmp_path / "saved_models"
+    assert main(["train", "--data", "coffee", "--model", "cnn", "--epochs", "1", "--output", str(out_dir),
+                 "--set", "filters=4", "--set", "dense_units=8"]) == 0
+    out = capsys.readouterr().out
+    assert "early stopping on val_accuracy (higher is better)" in out and "test_accuracy" in out
+    assert {"confusion_matrix.png", "spectra.png"} <= {p.name for p in out_dir.iterdir()}
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    assert len(metadata["class_names"]) == 3 and metadata["target_names"] is None
+    assert main(["export", str(out_dir / "model.keras"), "--name", "coffee", "--export-dir", str(export_dir)]) == 0
+    capsys.readouterr()
+    from dlimaging.data import load_dataset
+
+    np.save(tmp_path / "two.npy", load_dataset("coffee").arrays["x_test"][:2])
+    assert main(["predict", str(export_dir / "coffee"), str(tmp_path / "two.npy")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(line.split(": ")[1].split(" (p=")[0] in metadata["class_names"] for line in lines[1:])
+
+
+@pytest.mark.parametrize("task, y, expected", [
+    ("binary", np.arange(60) % 2, r"p\(1\)=0\.\d{3} → [01]$"),
+    ("multilabel", np.stack([np.arange(60) % 2, np.arange(60) // 30, np.arange(60) % 3 == 0], 1).astype("int64"),
+     r": 0=0\.\d{3}, 1=0\.\d{3}, 2=0\.\d{3}$"),
+])
+def test_binary_and_multilabel_train_export_predict(tmp_path, capsys, task, y, expected):
+    import re
+
+    x = np.random.default_rng(0).normal(size=(60, 20, 1)).astype("float32")
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--task", task, "--model", "mlp", "--epochs", "1",
+                 "--output", str(tmp_path / "run"), "--set", "hidden_units=4"]) == 0
+    assert "early stopping on val_auc (higher is better)" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "run" / "model.keras"), "--name", "m",
+                 "--export-dir", str(tmp_path / "sm")]) == 0
+    capsys.readouterr()
+    np.save(tmp_path / "x.npy", x[:2])
+    assert main(["predict", str(tmp_path / "sm" / "m"), str(tmp_path / "x.npy")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].endswith(f"({task})") and len(lines) == 3
+    assert all(re.search(expected, line) for line in lines[1:]), lines

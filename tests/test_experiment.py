@@ -12,7 +12,8 @@ BASE = {"name": "t", "data": {"source": "digits"}}
 
 def test_shipped_configs_are_valid():
     names = {p.stem for p in TUNING.glob("*.toml")}
-    assert {"digits_cnn", "mnist1d_cnn", "mnist1d_mlp", "mnist_cnn", "fashion_mnist_cnn", "cifar10_cnn"} <= names
+    assert {"digits_cnn", "mnist1d_cnn", "mnist1d_mlp", "mnist_cnn", "fashion_mnist_cnn", "cifar10_cnn",
+            "spectra_regression", "coffee_cnn"} <= names
     for path in TUNING.glob("*.toml"):
         experiment = load_experiment(path)
         assert experiment.name == path.stem
@@ -48,6 +49,13 @@ def _with(section, key, value):
         (_with("data", "batch_size", 0), r"\[data\] batch_size: must be a positive integer"),
         (_with("data", "validation_split", 1.5), r"\[data\] validation_split: must be a number in \[0.0, 1.0\)"),
         (_with("data", "validation_split", 0.0), "scores trials on validation data"),
+        (_with("data", "target", 3), r"\[data\] target: must be a column name or a non-empty list of them"),
+        (_with("data", "features", []), r"\[data\] features: must be a column name or a non-empty list"),
+        (_with("data", "test", ""), r"\[data\] test: must be a non-empty string"),
+        (_with("data", "standardize", "zscore"),
+         r"\[data\] standardize: must be one of 'none', 'global', 'per_feature'. Received: standardize='zscore'"),
+        ({"name": "t", "data": {"source": "digits", "standardize": "global"}, "search": {"standardize": "none"}},
+         r"\[search\] standardize: is set in \[data\] already"),
         (_with("model", "family", "rnn"), r"x.toml: \[model\] family: must be one of 'cnn', 'mlp'. Received: family='rnn'"),
         (_with("model", "task", "clustering"), r"\[model\] task: must be one of 'classification', 'binary'"),
         (_with("tuner", "algorithm", "genetic"), r"\[tuner\] algorithm: must be one of 'random', 'hyperband', 'bayesian', 'grid'"),
@@ -253,3 +261,22 @@ def test_run_search_names_a_bad_budget_before_any_work(tmp_path):
     with pytest.raises(ExperimentError, match=r"max_epochs: must be a positive integer. Received: max_epochs=-2"):
         run_search(parse_experiment(BASE), max_epochs=-2, runs_dir=tmp_path / "runs")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shipped_spectra_experiments_declare_their_task_and_standardise():
+    regression = load_experiment(TUNING / "spectra_regression.toml")
+    assert (regression.data.source, regression.model.task) == ("spectra", "regression")
+    assert (regression.objective, regression.direction) == ("val_loss", "min")
+    assert regression.data.standardize == "global"
+    assert regression.search["head"] == "flatten" and regression.search["batch_norm"] is False
+    coffee = load_experiment(TUNING / "coffee_cnn.toml")
+    assert (coffee.data.source, coffee.model.task, coffee.direction) == ("coffee", "classification", "max")
+
+
+def test_csv_keys_are_read_and_typed():
+    experiment = parse_experiment({"name": "t", "data": {"source": "my.csv", "target": ["a", "b"],
+                                                         "features": "x1", "test": "test.csv"},
+                                   "model": {"task": "regression"}})
+    assert experiment.data.target == ("a", "b") and experiment.data.features == "x1"
+    assert experiment.data.test == "test.csv" and experiment.data.standardize is None
+    assert experiment.objective == "val_loss" and experiment.direction == "min"

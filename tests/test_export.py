@@ -118,7 +118,9 @@ def test_metadata(tmp_path, classifier):
     )
     info = json.loads((path / "assets" / "dlimaging.json").read_text())
     assert info["class_names"] == ["a", "b", "c"]
-    assert info["input"] == {"name": "image", "shape": [8, 8, 1], "dtype": "float32", "value_range": [0.0, 1.0]}
+    assert info["input"] == {"name": "image", "shape": [8, 8, 1], "dtype": "float32", "value_range": [0.0, 1.0],
+                             "axis": None, "features": None}
+    assert info["target_names"] is None
     assert info["task"] == "classification"
     assert info["hyperparameters"] == {"dropout": 0.5}
     assert info["metrics"] == {"test_accuracy": 0.9}
@@ -386,3 +388,53 @@ def test_load_inputs_scales_like_load_dataset_and_keeps_16_bit_grey_levels(tmp_p
     np.testing.assert_allclose(x[0, ..., 0], gradient / 65535.0, atol=1e-6)  # 64 levels, not 2
     np.testing.assert_allclose(x[1, ..., 0], gradient / 65535.0, atol=1e-6)
     assert x[2].max() == 1.0 and x[3].max() == 300.0  # int64: kept as it is, as in training
+
+
+def test_target_names_go_with_numeric_outputs_and_class_names_only_with_classes(tmp_path):
+    regression = dli.build_mlp((5, 1), task="regression", num_outputs=2, hidden_units=(4,))
+    path = dli.export_saved_model(regression, tmp_path / "r", task="regression", class_names=["x", "y"],
+                                  target_names=["glucose", "lactate"], axis=[1.0, 2.0, 3.0, 4.0, 5.0])
+    info = json.loads((path / "assets" / "dlimaging.json").read_text())
+    assert info["target_names"] == ["glucose", "lactate"] and info["class_names"] is None
+    assert info["outputs"] == ["predictions"] and info["input"]["axis"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    classifier = dli.build_mlp((5, 1), 2, hidden_units=(4,))
+    path = dli.export_saved_model(classifier, tmp_path / "c", class_names=["a", "b"], target_names=["t"])
+    info = json.loads((path / "assets" / "dlimaging.json").read_text())
+    assert info["target_names"] is None and info["class_names"] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"`target_names` must have one name per output \(2\). Received 1"):
+        dli.export_saved_model(regression, tmp_path / "r", target_names=["glucose"])
+    with pytest.raises(ValueError, match=r"`axis` must have one entry per point of the input \(5\). Received 2"):
+        dli.export_saved_model(regression, tmp_path / "r", axis=[1.0, 2.0])
+    assert export_module.list_versions(tmp_path / "r") == [1]  # nothing written by the refusals
+
+
+def _csv(path, header, rows):
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+    return path
+
+
+def test_csv_inputs_pick_and_order_the_feature_columns_by_name(tmp_path):
+    # Columns in another order than training, plus a target and an id that are not features.
+    path = _csv(tmp_path / "new.csv", ["id", "1200.0", "y", "1000", "1100.00"], [["a", 3, 9, 1, 2], ["b", 6, 9, 4, 5]])
+    by_axis = export_module.read_csv_inputs(path, (3, 1), axis=[1000.0, 1100.0, 1200.0])
+    np.testing.assert_array_equal(by_axis[..., 0], [[1, 2, 3], [4, 5, 6]])
+    by_name = export_module.read_csv_inputs(path, (3,), features=["1000", "1100.00", "1200.0"])
+    np.testing.assert_array_equal(by_name, [[1, 2, 3], [4, 5, 6]])
+    x, labels = export_module.load_inputs([path], (3, 1), axis=[1000.0, 1100.0, 1200.0])
+    assert x.shape == (2, 3, 1) and labels == [f"{path}[0]", f"{path}[1]"]
+
+
+@pytest.mark.parametrize("header, rows, kwargs, match", [
+    (["1000", "1100"], [[1, 2]], {"axis": [1000.0, 1100.0, 1200.0]},
+     r"has no column '1200': the model was trained on 3 feature columns \(from '1000' to '1200'\)"),
+    (["a", "b"], [[1, 2]], {"features": ["a", "c", "b"]}, r"has no column 'c'"),
+    (["a", "b", "c"], [[1, "x", 3]], {}, r"row 2, column 'b' holds 'x', not a finite number"),
+    (["a", "b", "c"], [[1, 2, 3], [1, 2]], {}, r"row 3 has 2 cells; the header has 3"),
+    (["a", "b", "c"], [[1, "nan", 3]], {}, r"row 2, column 'b' holds 'nan'"),
+    (["a", "b"], [[1, 2]], {}, r"has 2 columns; the model takes 3 features and its export names no columns"),
+    (["a", "b", "c"], [], {}, r"needs a header row and at least one row of values"),
+])
+def test_csv_input_mistakes_name_the_file_row_and_column(tmp_path, header, rows, kwargs, match):
+    path = _csv(tmp_path / "bad.csv", header, rows)
+    with pytest.raises(ValueError, match=r"Input '.*bad\.csv'.*" + match):
+        export_module.load_inputs([path], (3, 1), **kwargs)

@@ -212,7 +212,7 @@ def test_killed_run_resumes_without_redoing_trials(tmp_path):
     # The interrupted run has no results.json yet; report reads the trials it finished.
     assert not (tmp_path / "runs" / "resume" / "results.json").exists()
     text, _ = report(tmp_path / "runs" / "resume")
-    assert text.startswith("resume: val_accuracy (maximize)")
+    assert text.startswith("resume: val_accuracy (higher is better)")
     assert "2 completed, 0 failed" in text
 
     result = subprocess.run([DLIMAGING, "tune", str(config), "--no-export"], capture_output=True, text=True,
@@ -283,8 +283,8 @@ def test_a_task_the_data_cannot_supply_is_refused_before_anything_is_written(tmp
     from dlimaging.experiment import ExperimentError
 
     exp = parse_experiment({"name": "t", "data": {"source": "digits"}, "model": {"task": "regression"}})
-    with pytest.raises(ExperimentError, match=r"\[model\] task: the source 'digits' delivers labels for "
-                                              r"task 'classification', not 'regression'"):
+    with pytest.raises(ExperimentError, match=r"^t: `source` 'digits': task='regression' needs numeric "
+                                              r"targets, but its labels are classes"):
         run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
     assert not (tmp_path / "runs").exists()
 
@@ -354,3 +354,71 @@ def test_a_worker_without_a_chief_waits_a_bounded_time(tmp_path, capsys):
     assert len(lines) == 1 and "No chief answered at 127.0.0.1:" in lines[0] and "within 1.5s" in lines[0], err
     assert 1.4 < seconds < 10
     assert not (tmp_path / "runs").exists()
+
+
+def test_regression_search_on_spectra_plots_and_exports_its_best_model(tmp_path, capsys):
+    from dlimaging.cli import main
+    from dlimaging.export import read_metadata
+
+    exp = parse_experiment({
+        "name": "spectra", "data": {"source": "spectra:samples=300,length=64", "standardize": "global"},
+        "model": {"task": "regression"},
+        "search": {"filters": [4], "kernel_size": 5, "dense_units": 8, "learning_rate": 3e-3},
+        "tuner": {"max_trials": 1, "max_epochs": 2},
+    })
+    result = run_search(exp, runs_dir=tmp_path / "runs", export_dir=tmp_path / "sm", printer=_quiet)
+    assert (result.objective, result.direction) == ("val_loss", "min")
+    assert {"test_rmse", "test_mae", "test_r2"} <= set(result.best.test_metrics)
+    plots = {p.name for p in (result.run_dir / "plots").iterdir()}
+    assert {"parity.png", "residuals.png", "spectra.png", "objective_per_trial.png"} <= plots
+    assert "confusion_matrix.png" not in plots
+    info = read_metadata(result.export_path)
+    assert info["task"] == "regression" and info["outputs"] == ["predictions"]
+    assert info["target_names"] == ["c1", "c2", "c3"] and info["class_names"] is None
+    assert len(info["input"]["axis"]) == 64
+    # The standardisation was adapted on the training split and is kept in the exported model.
+    assert main(["report", str(result.run_dir)]) == 0
+    assert "val_loss (lower is better)" in capsys.readouterr().out
+
+
+def test_model_task_goes_to_the_data(tmp_path, monkeypatch):
+    import dlimaging.data
+
+    seen = {}
+    real = dlimaging.data.load_dataset
+
+    def spy(source, **options):
+        seen.update(options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(dlimaging.data, "load_dataset", spy)
+    exp = parse_experiment({"name": "t", "data": {"source": "my.csv", "target": ["a", "b"], "test": "t.csv"},
+                            "model": {"task": "regression"}})
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+    assert (seen["task"], seen["target"], seen["test"]) == ("regression", ["a", "b"], "t.csv")
+    assert real is not spy
+
+
+@pytest.mark.parametrize("name, pictures", [("spectra_regression", {"parity.png", "residuals.png", "spectra.png"}),
+                                            ("coffee_cnn", {"confusion_matrix.png", "spectra.png"})])
+def test_shipped_spectra_experiments_run_export_and_predict(tmp_path, capsys, name, pictures):
+    from dlimaging.cli import main
+    from dlimaging.experiment import load_experiment
+
+    config = pathlib.Path(__file__).resolve().parents[1] / "tuning" / f"{name}.toml"
+    assert main(["tune", str(config), "--max-trials", "1", "--max-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
+                 "--export-dir", str(tmp_path / "sm")]) == 0
+    out = capsys.readouterr().out
+    experiment = load_experiment(config)
+    better = "lower is better" if experiment.direction == "min" else "higher is better"
+    assert f"{experiment.objective} ({better})" in out and f"Exported: {tmp_path / 'sm' / name / '1'}" in out
+    assert pictures <= {p.name for p in (tmp_path / "runs" / name / "plots").iterdir()}
+    from dlimaging.data import load_dataset
+
+    np.save(tmp_path / "two.npy", load_dataset(experiment.data.source).arrays["x_test"][:2])
+    assert main(["predict", str(tmp_path / "sm" / name), str(tmp_path / "two.npy")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].startswith(f"{tmp_path / 'two.npy'}[0]: ")
+    if experiment.direction == "min":  # regression: each component by name
+        assert all(f"{c}=" in lines[1] for c in ("c1", "c2", "c3"))
