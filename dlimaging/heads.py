@@ -209,4 +209,22 @@ def finish(model, *, compile, task, loss, optimizer, learning_rate, settings):
         # stay registered in TensorFlow's context after the model is gone: about 5 MB
         # leaked per trained model, which adds up over a hyperparameter search.
         model.optimizer.build(model.trainable_variables)
+        _build_metrics(model, task)
     return model
+
+
+def _build_metrics(model, task: str) -> None:
+    """Creates the compiled metrics' variables now, eagerly, for the same reason as the slots.
+
+    AUC, F1 and R² size their variables from the first batch they see; built inside the
+    traced train step, their initialisers leave tf.cond functions registered for good.
+    One eager update on a zero sample builds them; the update is then reset.
+    """
+    import numpy as np
+
+    entry = registry.task(task)
+    x = np.zeros((1,) + tuple(int(d) for d in model.inputs[0].shape[1:]), "float32")
+    y_pred = model(x, training=False)
+    shape = (1,) if entry.label_rank == 1 else (1, int(y_pred.shape[-1]))
+    model.compute_metrics(x, np.zeros(shape, entry.label_dtype), y_pred)
+    model.reset_metrics()
