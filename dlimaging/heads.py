@@ -160,19 +160,151 @@ class ScaledTargetLoss(keras.losses.Loss):
         return config
 
 
-def _make_optimizer(optimizer, learning_rate, settings: dict[str, Any]):
+@keras.saving.register_keras_serializable(package="dlimaging")
+class SmoothedSparseCategoricalCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing, on integer class labels.
+
+    Keras 3's `SparseCategoricalCrossentropy` has no `label_smoothing`: this loss one-hots the
+    labels and calls `categorical_crossentropy`, whose target for class c is then
+    `(1 - label_smoothing)·[c = label] + label_smoothing / C` over the C classes.
+
+    Args:
+        label_smoothing: float in [0, 1). Defaults to 0.0.
+    """
+
+    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_categorical_crossentropy",
+                 reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), keras.ops.shape(y_pred)[:-1])
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing, "name": self.name, "reduction": self.reduction}
+
+
+def check_label_smoothing(task, label_smoothing) -> float:
+    """`label_smoothing`, refused (when not 0) for a task whose registry entry has no `smoothed_loss`."""
+    check_argument("label_smoothing", label_smoothing)
+    if label_smoothing and registry.task(task).smoothed_loss is None:
+        raise InputError(
+            f"`label_smoothing` is for tasks with classes, not task={task!r} (its outputs are numbers). "
+            f"Received: label_smoothing={label_smoothing!r}"
+        )
+    return float(label_smoothing)
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+# The exponential schedule ends the run at this fraction of `learning_rate`.
+EXPONENTIAL_END = 0.01
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+    """A linear warm-up from 0 to `target` over `warmup_steps` steps, then `after(step - warmup_steps)`,
+    or `target` itself when `after` is None.
+
+    Built with `ops.where`, not a conditional: a `tf.cond` inside the traced train step would leave
+    its branch functions registered in TensorFlow's context after the model is gone.
+    """
+
+    def __init__(self, target, warmup_steps, after=None):
+        self.target = float(target)
+        self.warmup_steps = int(warmup_steps)
+        self.after = after
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup_steps = keras.ops.cast(self.warmup_steps, "float32")
+        rising = self.target * step / warmup_steps
+        later = self.target if self.after is None else self.after(keras.ops.maximum(step - warmup_steps, 0.0))
+        return keras.ops.where(step < warmup_steps, rising, later)
+
+    def get_config(self):
+        after = None if self.after is None else keras.saving.serialize_keras_object(self.after)
+        return {"target": self.target, "warmup_steps": self.warmup_steps, "after": after}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("after") is not None:
+            config["after"] = keras.saving.deserialize_keras_object(config["after"])
+        return cls(**config)
+
+
+def _cosine(learning_rate, steps):
+    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.0)
+
+
+def _exponential(learning_rate, steps):
+    return keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps=steps, decay_rate=EXPONENTIAL_END)
+
+
+# `validation.SCHEDULES` name → the schedule over the steps after the warm-up (None: constant).
+_SCHEDULES = {"constant": None, "cosine": _cosine, "exponential": _exponential}
+
+
+def check_schedule(*, schedule, warmup_epochs, epochs, steps_per_epoch, optimizer) -> dict[str, Any]:
+    """The schedule's settings, checked: a schedule other than a constant rate (or a warm-up)
+    needs the length of the training, `epochs` and `steps_per_epoch`."""
+    check_argument("schedule", schedule)
+    warmup_epochs = check_argument("warmup_epochs", warmup_epochs)
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        if value is not None:
+            check_argument(name, value)
+    if schedule == "constant" and not warmup_epochs:
+        return dict(schedule=schedule, warmup_steps=0, total_steps=None)
+    what = f"schedule={schedule!r}" + (f" with warmup_epochs={warmup_epochs}" if warmup_epochs else "")
+    if epochs is None or steps_per_epoch is None:
+        raise InputError(
+            f"{what} needs the length of the training: `epochs` and `steps_per_epoch` (`dlimaging train` "
+            "and `dlimaging tune` pass them; calling the builder yourself, pass the values `fit` will run). "
+            f"Received: epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r}"
+        )
+    if warmup_epochs >= epochs:
+        raise InputError(
+            f"`warmup_epochs` must be smaller than `epochs`, leaving steps after the warm-up. "
+            f"Received: warmup_epochs={warmup_epochs!r}, epochs={epochs!r}"
+        )
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        raise InputError(
+            f"{what} applies to an optimizer given by name; give the optimizer object its own "
+            f"learning-rate schedule instead. Received: optimizer={type(optimizer).__name__}"
+        )
+    return dict(schedule=schedule, warmup_steps=warmup_epochs * steps_per_epoch, total_steps=epochs * steps_per_epoch)
+
+
+def learning_rate_schedule(learning_rate, *, schedule, warmup_steps, total_steps):
+    """The learning rate the optimizer takes: a float, or a schedule over `total_steps` steps whose
+    first `warmup_steps` rise linearly from 0 to `learning_rate`. "cosine" then decays to 0 by the
+    last step, "exponential" to `EXPONENTIAL_END`·`learning_rate`."""
+    decay = _SCHEDULES[schedule]
+    after = None if decay is None else decay(learning_rate, total_steps - warmup_steps)
+    if not warmup_steps:
+        return learning_rate if after is None else after
+    return Warmup(learning_rate, warmup_steps, after)
+
+
+def _make_optimizer(optimizer, learning_rate, settings: dict[str, Any], schedule: dict[str, Any]):
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
     factory = registry.resolve(registry.OPTIMIZERS[optimizer].factory)
-    return factory(learning_rate=learning_rate, **settings)
+    return factory(learning_rate=learning_rate_schedule(learning_rate, **schedule), **settings)
 
 
-def loss_and_metrics(task: str, loss: str | None = None, scaling=None):
+def loss_and_metrics(task: str, loss: str | None = None, scaling=None, label_smoothing: float = 0.0):
     """The loss and metrics that go with a task (the task's default loss when `loss` is None);
-    with a `target_scaling` layer, the loss is computed on standardised targets."""
+    with a `target_scaling` layer, the loss is computed on standardised targets; with
+    `label_smoothing`, the task's `smoothed_loss` is used."""
     entry = registry.task(task)
     name = entry.losses[loss or next(iter(entry.losses))]
-    if scaling is not None:
+    if label_smoothing:
+        loss_fn = registry.resolve(entry.smoothed_loss)(label_smoothing=label_smoothing)
+    elif scaling is not None:
         loss_fn = ScaledTargetLoss(name, scaling=scaling)
     else:
         loss_fn = getattr(keras.losses, name)() if name[:1].isupper() else name
@@ -180,7 +312,8 @@ def loss_and_metrics(task: str, loss: str | None = None, scaling=None):
 
 
 def check_training(*, task, loss, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
-                    weight_decay) -> dict[str, Any]:
+                    weight_decay, schedule="constant", warmup_epochs=0, epochs=None, steps_per_epoch=None,
+                    label_smoothing=0.0) -> dict[str, Any]:
     """The settings `finish` compiles with, checked before anything is built."""
     losses = registry.task(task).losses
     if loss is not None:
@@ -192,15 +325,18 @@ def check_training(*, task, loss, optimizer, learning_rate, beta_1, beta_2, epsi
         check_choice("loss", loss, losses)
     settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay)
     return dict(task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate,
-                settings=_check_optimizer(optimizer, learning_rate, settings))
+                settings=_check_optimizer(optimizer, learning_rate, settings),
+                schedule=check_schedule(schedule=schedule, warmup_epochs=warmup_epochs, epochs=epochs,
+                                        steps_per_epoch=steps_per_epoch, optimizer=optimizer),
+                label_smoothing=check_label_smoothing(task, label_smoothing))
 
 
-def finish(model, *, compile, task, loss, optimizer, learning_rate, settings):
+def finish(model, *, compile, task, loss, optimizer, learning_rate, settings, schedule, label_smoothing):
     if compile:
         scaling = next((layer for layer in model.layers if layer.name == TARGET_SCALING), None)
-        loss_fn, metrics = loss_and_metrics(task, loss, scaling)
+        loss_fn, metrics = loss_and_metrics(task, loss, scaling, label_smoothing)
         model.compile(
-            optimizer=_make_optimizer(optimizer, learning_rate, settings),
+            optimizer=_make_optimizer(optimizer, learning_rate, settings, schedule),
             loss=loss_fn,
             metrics=metrics,
         )

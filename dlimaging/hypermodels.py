@@ -16,6 +16,11 @@ Names are the builders' argument names (`dropout`, `l2`, `learning_rate`,
 CNN depth and width, `num_layers` and `units_1`, ... for MLP depth and width,
 `augmentation` (a dict of specs for the augmentation options) and
 `batch_size` and `epochs` (used by `fit`).
+
+A learning-rate `schedule` other than "constant" (or a `warmup_epochs`) needs
+the length of the training, which the model is built before `fit` could tell:
+whoever makes the hypermodel calls `hypermodel.training_length(...)` first
+(`dlimaging tune` does).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import keras_tuner
 from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.models import adapt
-from dlimaging.validation import check_input_shape
+from dlimaging.validation import check_input_shape, check_positive_int
 
 # The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth
 # and width keys (`num_blocks` and `filters_<i>`) become one builder argument (`filters`).
@@ -47,9 +52,16 @@ DEFAULT_CNN_SPACE: dict[str, Any] = {
     "pooling": {"choice": ["max", "avg"]},
     "head": {"choice": ["flatten", "global_avg"]},
     "dense_units": {"choice": [[64], [128]], "default": [128]},
+    # Residual blocks and dilation: what the best 1D models (ResNet1D, TCN) use (issue 11).
+    "block": {"choice": ["plain", "residual"]},
+    "dilation_rate": {"choice": [1, 2]},
     "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log", "default": 1e-3},
     "beta_1": {"min": 0.8, "max": 0.95, "step": 0.05, "default": 0.9},
     "beta_2": {"choice": [0.99, 0.999], "default": 0.999},
+    # A schedule needs the training length: see `training_length`.
+    "schedule": {"choice": ["constant", "cosine"]},
+    # Dropped for tasks without classes (their registry entry has no `smoothed_loss`).
+    "label_smoothing": {"min": 0.0, "max": 0.1, "default": 0.0},
 }
 DEFAULT_MLP_SPACE: dict[str, Any] = {
     "num_layers": {"min": 1, "max": 3, "default": 2},
@@ -81,9 +93,9 @@ DEFAULT_STANDARDIZE_SPACE = {
 FIT_KEYS = registry.FIT_KEYS
 
 
-def default_space(family: str, input_shape) -> dict[str, Any]:
-    """The default search space of a family for an input shape, as data."""
-    return registry.family(family).load_hypermodel().default_space(input_shape)
+def default_space(family: str, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+    """The default search space of a family for an input shape (and task), as data."""
+    return registry.family(family).load_hypermodel().default_space(input_shape, task)
 
 
 def _encode(value):
@@ -154,8 +166,12 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         self.num_classes = num_classes
         self.task = task
         self.num_outputs = num_outputs
-        self.space = dict(self.default_space(self.input_shape) if space is None else space)
+        self.space = dict(self.default_space(self.input_shape, task) if space is None else space)
         self.fixed = dict(fixed or {})
+        # The training length a learning-rate schedule needs; see `training_length`.
+        self.steps_per_epoch: int | None = None
+        self.epochs: int | None = None
+        self.samples: int | None = None
         count_key, width_key = self.entry.depth_key, self.entry.width_key
         if width_key in self.space and count_key not in self.space:
             raise InputError(
@@ -164,16 +180,70 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
             )
 
     @classmethod
-    def default_space(cls, input_shape) -> dict[str, Any]:
-        """The family's default space, with the augmentation options (and standardisation) for this input rank."""
+    def default_space(cls, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+        """The family's default space, with the augmentation options (and standardisation) for this
+        input rank; without `label_smoothing` for a task that has no classes to smooth."""
         entry = registry.family(registry.family_of_hypermodel(cls))
         space = copy.deepcopy(entry.load_default_space())
+        if registry.task(task).smoothed_loss is None:
+            space.pop("label_smoothing", None)
         kind = registry.AUGMENTATION_INPUTS.get(len(input_shape))
         if kind:
             space["augmentation"] = copy.deepcopy(DEFAULT_AUGMENTATION_SPACE[kind])
         if kind in DEFAULT_STANDARDIZE_SPACE:
             space["standardize"] = copy.deepcopy(DEFAULT_STANDARDIZE_SPACE[kind])
         return space
+
+    def training_length(self, steps_per_epoch: int | None, epochs: int | None, samples: int | None = None):
+        """Tells the hypermodel how long `fit` will train, for the learning-rate schedules it builds.
+
+        A schedule is built with the model, before `fit`, so the training code calls this once,
+        before the search, with what its `fit` will run.
+
+        Args:
+            steps_per_epoch: int. Batches per epoch of the training data as given to `fit`.
+            epochs: int. The epochs `fit` runs, when the space does not search `epochs` (a space's
+                `epochs` wins; under Hyperband, each trial's own `tuner/epochs` −
+                `tuner/initial_epoch` wins).
+            samples: int or None. Training samples: needed when the space searches `batch_size`,
+                which sets the steps per epoch to ceil(samples / batch_size).
+
+        Returns:
+            The hypermodel.
+
+        Example:
+        >>> hypermodel = CNNHyperModel((40, 1), 10)
+        >>> hypermodel = hypermodel.training_length(steps_per_epoch=63, epochs=30, samples=4000)
+        """
+        for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs), ("samples", samples)):
+            if value is not None:
+                check_positive_int(name, value)
+        self.steps_per_epoch, self.epochs, self.samples = steps_per_epoch, epochs, samples
+        return self
+
+    def _length(self, hp, args) -> dict[str, Any]:
+        """`epochs` and `steps_per_epoch` for the builder, when the sampled schedule needs them."""
+        if args.get("schedule", "constant") == "constant" and not args.get("warmup_epochs"):
+            return {}
+        if "tuner/epochs" in hp.values:  # Hyperband: this trial's fit runs from initial_epoch to epochs
+            epochs = hp.values["tuner/epochs"] - hp.values.get("tuner/initial_epoch", 0)
+        elif "epochs" in self.space:
+            epochs = sample(hp, "epochs", self.space["epochs"])
+        else:
+            epochs = self.epochs
+        steps = self.steps_per_epoch
+        if "batch_size" in self.space:
+            batch_size = sample(hp, "batch_size", self.space["batch_size"])
+            steps = None if self.samples is None else math.ceil(self.samples / batch_size)
+        if epochs is None or steps is None:
+            searched = " and the space searches `batch_size`, so pass `samples` too" if "batch_size" in self.space else ""
+            raise InputError(
+                f"{type(self).__name__}: schedule={args.get('schedule', 'constant')!r} needs the length of the "
+                f"training: call hypermodel.training_length(steps_per_epoch, epochs) before the search{searched} "
+                "(`dlimaging tune` does). Received: "
+                f"steps_per_epoch={self.steps_per_epoch!r}, epochs={self.epochs!r}, samples={self.samples!r}"
+            )
+        return {"epochs": epochs, "steps_per_epoch": steps}
 
     # -- translation from hp to builder arguments
 
@@ -233,6 +303,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters):
         args = self.build_arguments(hp)
+        args.update(self._length(hp, args))
         return self.entry.load_builder()(
             self.input_shape, self.num_classes, task=self.task, num_outputs=self.num_outputs, **args
         )
@@ -316,8 +387,8 @@ class CNNHyperModel(_BuilderHyperModel):
     """
 
     @classmethod
-    def default_space(cls, input_shape) -> dict[str, Any]:
-        space = super().default_space(input_shape)
+    def default_space(cls, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+        space = super().default_space(input_shape, task)
         if len(input_shape) == 4:
             space.pop("conv")  # no 3D depthwise convolution in Keras
         return space

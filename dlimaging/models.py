@@ -92,9 +92,9 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding
 # ---------------------------------------------------------------- checks
 
 
-def _check_common(*, activation, dropout, l1, l2, batch_norm, compile):
+def _check_common(*, activation, dropout, l1, l2, batch_norm, batch_norm_momentum, compile):
     resolve_activation(activation)
-    for name, value in (("dropout", dropout), ("l1", l1), ("l2", l2)):
+    for name, value in (("dropout", dropout), ("l1", l1), ("l2", l2), ("batch_norm_momentum", batch_norm_momentum)):
         check_argument(name, value)
     for name, value in (("batch_norm", batch_norm), ("compile", compile)):
         if not isinstance(value, bool):
@@ -123,22 +123,66 @@ def _spatial_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
     return values
 
 
-def _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block):
-    """Follows the spatial size through every block with the lecture's formula."""
+def _check_blocks(block, convs_per_block, padding):
+    """The convs per block: None gives 1 in a plain block and 2 in a residual one."""
+    check_argument("block", block)
+    convs_per_block = check_argument("convs_per_block", convs_per_block)
+    if block == "plain":
+        return 1 if convs_per_block is None else convs_per_block
+    if convs_per_block == 1:
+        raise InputError(
+            "block='residual' needs at least 2 convs per block: around one conv the skip connection "
+            "makes the block nearly linear (He et al. 2016). Use convs_per_block=None (2) or more. "
+            "Received: convs_per_block=1"
+        )
+    if padding != "same":
+        raise InputError(
+            "block='residual' needs padding='same': the skip connection is added to the convs' output, "
+            f"so both must keep the same size. Received: padding={padding!r}"
+        )
+    return 2 if convs_per_block is None else convs_per_block
+
+
+def _check_dilation(dilation_rate, filters, strides) -> tuple[int, ...]:
+    """One dilation rate per block, from an int or a tuple of one per block."""
+    rates = check_argument("dilation_rate", dilation_rate)
+    if len(rates) == 1:
+        rates = rates * len(filters)
+    elif len(rates) != len(filters):
+        raise InputError(
+            f"`dilation_rate` must be an int or one per block ({len(filters)} for filters={tuple(filters)}). "
+            f"Received: dilation_rate={dilation_rate!r}"
+        )
+    if max(rates) > 1 and max(strides) > 1:
+        raise InputError(
+            "`strides` > 1 and `dilation_rate` > 1 cannot go together: Keras convolutions refuse both in one "
+            "layer, and the first conv of each block takes both. Use strides=1 with dilation (pooling still "
+            f"shrinks the size), or dilation_rate=1. Received: strides={strides}, dilation_rate={dilation_rate!r}"
+        )
+    return rates
+
+
+def _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block,
+                         dilation_rates=None):
+    """Follows the spatial size through every block with the lecture's formula; a kernel dilated
+    by d spans (k − 1)·d + 1 inputs."""
     sizes = list(input_shape[:-1])
-    for block, _ in enumerate(filters, start=1):
+    dilation_rates = dilation_rates or (1,) * len(filters)
+    for block, dilation in enumerate(dilation_rates, start=1):
         for conv in range(1, convs_per_block + 1):
             stride = strides if conv == 1 else (1,) * len(sizes)
             for axis, size in enumerate(sizes):
                 k, s = kernel_size[axis], stride[axis]
+                extent = (k - 1) * dilation + 1
                 if padding == "valid":
-                    if k > size:
+                    if extent > size:
+                        spans = f" with dilation_rate={dilation} spans {extent} inputs, is" if dilation > 1 else " is"
                         raise InputError(
-                            f"block{block}_conv{conv}: kernel_size={k} is larger than its input "
+                            f"block{block}_conv{conv}: kernel_size={k}{spans} larger than its input "
                             f"size {size} (axis {axis}, padding='valid'). Use a smaller "
-                            "kernel_size, fewer blocks, or padding='same'."
+                            "kernel_size or dilation_rate, fewer blocks, or padding='same'."
                         )
-                    sizes[axis] = conv_output_size(size, k, s, 0)
+                    sizes[axis] = conv_output_size(size, extent, s, 0)
                 else:
                     sizes[axis] = math.ceil(size / s)
         if pooling is not None:
@@ -176,21 +220,30 @@ def _regularizer(l1: float, l2: float):
     return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
 
 
-def _dense_block(x, units, *, prefix, activation, dropout, regularizer, batch_norm):
+def _batch_norm(x, name, momentum):
+    """`BatchNormalization` whose moving statistics follow the batches with `momentum`. Keras's 0.99
+    averages over about 100 steps and so still holds its initial values after the few dozen steps
+    of a small dataset's epochs: the model then scores near chance at inference (issue 11)."""
+    return keras.layers.BatchNormalization(momentum=momentum, name=name)(x)
+
+
+def _dense_block(x, units, *, prefix, activation, dropout, regularizer, batch_norm, batch_norm_momentum):
     x = keras.layers.Dense(
         units, use_bias=not batch_norm, kernel_regularizer=regularizer, name=f"{prefix}"
     )(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = _batch_norm(x, f"{prefix}_bn", batch_norm_momentum)
     x = keras.layers.Activation(activation, name=f"{prefix}_act")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
     return x
 
 
-def _conv_layer(x, filters, *, name, rank, kernel_size, strides, padding, conv, activation, batch_norm, regularizer):
-    """conv → (BatchNormalization) → activation, named `blockB_convI`, `blockB_bnI`, `blockB_actI`."""
-    common = dict(padding=padding, strides=strides, use_bias=not batch_norm, name=name)
+def _conv_layer(x, filters, *, name, rank, kernel_size, strides, dilation_rate, padding, conv, activation,
+                batch_norm, batch_norm_momentum, regularizer):
+    """conv → (BatchNormalization) → activation, named `blockB_convI`, `blockB_bnI`, `blockB_actI`;
+    no activation when `activation` is None (the last conv of a residual block)."""
+    common = dict(padding=padding, strides=strides, dilation_rate=dilation_rate, use_bias=not batch_norm, name=name)
     if conv == "separable":
         layer = _SEPARABLE[rank](filters, kernel_size, depthwise_regularizer=regularizer,
                                  pointwise_regularizer=regularizer, **common)
@@ -198,11 +251,49 @@ def _conv_layer(x, filters, *, name, rank, kernel_size, strides, padding, conv, 
         layer = _CONV[rank](filters, kernel_size, kernel_regularizer=regularizer, **common)
     x = layer(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=name.replace("_conv", "_bn"))(x)
+        x = _batch_norm(x, name.replace("_conv", "_bn"), batch_norm_momentum)
+    if activation is None:
+        return x
     return keras.layers.Activation(activation, name=name.replace("_conv", "_act"))(x)
 
 
-def _head(x, head, rank, dense_units, *, activation, dropout, regularizer, batch_norm):
+def _plain_block(x, filters, *, block, convs, strides, activation, **settings):
+    """`convs` × [conv → (BatchNormalization) → activation]; the first conv takes the stride."""
+    for index in range(1, convs + 1):
+        x = _conv_layer(x, filters, name=f"block{block}_conv{index}", strides=strides if index == 1 else 1,
+                        activation=activation, **settings)
+    return x
+
+
+def _residual_block(x, filters, *, block, convs, strides, activation, **settings):
+    """The residual block of He et al. (2016): the convs of a plain block, the last one without its
+    activation, plus a skip connection from the block's input, then the activation.
+
+    The skip is the identity, or a 1×1 conv with the block's stride (`blockB_skip`, with batch norm
+    `blockB_skip_bn`) when the stride or the number of channels changes. The sum is `blockB_add` and
+    the activation after it `blockB_act`.
+    """
+    shortcut = x
+    for index in range(1, convs + 1):
+        x = _conv_layer(x, filters, name=f"block{block}_conv{index}", strides=strides if index == 1 else 1,
+                        activation=activation if index < convs else None, **settings)
+    if shortcut.shape[-1] != filters or max(strides) > 1:
+        batch_norm = settings["batch_norm"]
+        shortcut = _CONV[settings["rank"]](
+            filters, 1, strides=strides, padding="same", use_bias=not batch_norm,
+            kernel_regularizer=settings["regularizer"], name=f"block{block}_skip",
+        )(shortcut)
+        if batch_norm:
+            shortcut = _batch_norm(shortcut, f"block{block}_skip_bn", settings["batch_norm_momentum"])
+    x = keras.layers.Add(name=f"block{block}_add")([x, shortcut])
+    return keras.layers.Activation(activation, name=f"block{block}_act")(x)
+
+
+# `validation.BLOCKS` name → the function that builds one block.
+_BLOCKS = {"plain": _plain_block, "residual": _residual_block}
+
+
+def _head(x, head, rank, dense_units, *, activation, dropout, regularizer, batch_norm, batch_norm_momentum):
     """Flatten or global pooling, then the hidden Dense layers of the head."""
     if head == "flatten":
         x = keras.layers.Flatten(name="head_flatten")(x)
@@ -210,7 +301,7 @@ def _head(x, head, rank, dense_units, *, activation, dropout, regularizer, batch
         x = _GLOBAL_POOL[head][rank](name="head_pool")(x)
     for index, units in enumerate(dense_units, start=1):
         x = _dense_block(x, units, prefix=f"head_dense{index}", activation=activation, dropout=dropout,
-                         regularizer=regularizer, batch_norm=batch_norm)
+                         regularizer=regularizer, batch_norm=batch_norm, batch_norm_momentum=batch_norm_momentum)
     return x
 
 
@@ -229,6 +320,7 @@ def build_mlp(
     l1: float = 0.0,
     l2: float = 0.0,
     batch_norm: bool = False,
+    batch_norm_momentum: float = 0.9,
     augmentation: Any = None,
     standardize: str = "none",
     scale_targets: bool | None = None,
@@ -240,7 +332,12 @@ def build_mlp(
     epsilon: float | None = None,
     momentum: float | None = None,
     weight_decay: float | None = None,
+    schedule: str = "constant",
+    warmup_epochs: int = 0,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
     loss: str | None = None,
+    label_smoothing: float = 0.0,
     name: str | None = None,
 ) -> keras.Model:
     """Builds a multilayer perceptron (fully connected network).
@@ -270,6 +367,12 @@ def build_mlp(
         l2: float >= 0. L2 penalty l2·Σw² on every kernel. Defaults to 0.0.
         batch_norm: bool. Batch normalization before each activation.
             Defaults to False.
+        batch_norm_momentum: float in [0, 1). Momentum of the batch norm's
+            moving mean and variance, which inference uses. Keras's 0.99
+            averages over about 100 steps and lags far behind on a small
+            dataset (a few dozen steps per epoch): the model then scores near
+            chance at inference although its training loss falls. 0.9 (PyTorch's
+            default, 0.1 there) follows within an epoch or two. Defaults to 0.9.
         augmentation: dict, Keras layer or None. A dict holds the options of
             `image_augmentation` or `signal_augmentation` (picked by the input
             rank). Acts only in training. Defaults to None.
@@ -298,8 +401,26 @@ def build_mlp(
             it does not apply to (`momentum` by "adam", say), and None keeps
             Keras's default (Adam: 0.9, 0.999, 1e-7; SGD: momentum 0.0;
             AdamW: weight_decay 0.004). Defaults to None.
+        schedule: str. The learning rate over training: "constant",
+            "cosine" (from `learning_rate` down to 0 at the last step, as a
+            half cosine) or "exponential" (down to 1% of `learning_rate` at
+            the last step). Defaults to "constant".
+        warmup_epochs: int >= 0. Epochs over which the learning rate first
+            rises linearly from 0 to `learning_rate`; the schedule then runs
+            over the remaining epochs. Defaults to 0.
+        epochs, steps_per_epoch: int or None. The length of the training,
+            which a schedule (or a warm-up) needs and refuses to run without:
+            `dlimaging train` and `dlimaging tune` pass them; calling the
+            builder yourself, pass what `fit` will run. A constant rate
+            ignores them. Defaults to None.
         loss: str or None. For tasks with a choice of loss ("regression":
             "mse", "mae" or "huber"). Defaults to None (the task's default).
+        label_smoothing: float in [0, 1). For tasks with classes: the
+            cross-entropy's target becomes (1 − label_smoothing) for the true
+            class plus label_smoothing / C for each of the C classes
+            (binary tasks: 1 − ls/2 and ls/2), so the model is not pushed to
+            ever more confident outputs. Refused for tasks without classes
+            ("regression"). Defaults to 0.0.
         name: str or None. Model name. Defaults to "multilayer_perceptron".
 
     Returns:
@@ -311,10 +432,13 @@ def build_mlp(
     input_shape = check_input_shape(input_shape, (1, 2, 3, 4), "build_mlp")
     out_units = output_units(task, num_classes, num_outputs)
     hidden_units = check_argument("hidden_units", hidden_units)
-    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, compile=compile)
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
+                  batch_norm_momentum=batch_norm_momentum, compile=compile)
     training = check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
-        beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
+        beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+        warmup_epochs=warmup_epochs, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        label_smoothing=label_smoothing,
     )
     augmentation = resolve_augmentation(augmentation, input_shape)
     check_argument("standardize", standardize)
@@ -332,6 +456,7 @@ def build_mlp(
         x = _dense_block(
             x, units, prefix=f"dense{index}", activation=resolve_activation(activation),
             dropout=dropout, regularizer=regularizer, batch_norm=batch_norm,
+            batch_norm_momentum=batch_norm_momentum,
         )
     outputs = output_layer(x, task, out_units, regularizer)
     if scale_targets:
@@ -349,15 +474,18 @@ def build_cnn(
     filters: Sequence[int] = (32, 64),
     kernel_size: Any = 3,
     strides: Any = 1,
+    dilation_rate: Any = 1,
     padding: str = "same",
     pooling: str | None = "max",
     conv: str = "standard",
-    convs_per_block: int = 1,
+    block: str = "plain",
+    convs_per_block: int | None = None,
     activation: Any = "relu",
     dropout: float = 0.0,
     l1: float = 0.0,
     l2: float = 0.0,
     batch_norm: bool = False,
+    batch_norm_momentum: float = 0.9,
     head: str = "flatten",
     dense_units: Sequence[int] = (128,),
     augmentation: Any = None,
@@ -371,7 +499,12 @@ def build_cnn(
     epsilon: float | None = None,
     momentum: float | None = None,
     weight_decay: float | None = None,
+    schedule: str = "constant",
+    warmup_epochs: int = 0,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
     loss: str | None = None,
+    label_smoothing: float = 0.0,
     name: str | None = None,
 ) -> keras.Model:
     """Builds a 1D, 2D or 3D convolutional network.
@@ -385,6 +518,19 @@ def build_cnn(
     globally, then applies `dense_units` hidden Dense layers (each followed by
     dropout) and the task's output layer.
 
+    `block="residual"` makes each block residual (He et al. 2016): conv →
+    (batch norm) → activation → conv → (batch norm), plus a skip connection
+    from the block's input, then the activation. The skip is the identity, or
+    a 1×1 conv with the block's stride when the channels or the stride
+    change. This answers the lecture's slide on vanishing and exploding
+    gradients: through the sum, the gradient reaches every block by a short
+    path that does not shrink through each layer's weights and activations,
+    so deeper networks still train. `dilation_rate` spreads each kernel's
+    taps d apart, so a kernel of size k spans (k − 1)·d + 1 inputs: with
+    rates (1, 2, 4, 8) the receptive field grows exponentially with depth at
+    no cost in parameters, as in the dilated CNNs and TCNs that lead on
+    MNIST-1D.
+
     Args:
         input_shape: tuple of 2, 3 or 4 ints, channels last.
         num_classes: int or None. As in `build_mlp`. Defaults to None.
@@ -394,12 +540,23 @@ def build_cnn(
         kernel_size: int or tuple. Kernel size of every conv. Defaults to 3.
         strides: int or tuple. Stride of the first conv of each block.
             Defaults to 1.
-        padding: str. "same" or "valid". Defaults to "same".
+        dilation_rate: int or tuple of ints. Dilation of every conv: one
+            rate for all blocks, or one per block (`(1, 2, 4, 8)`). Refused
+            with `strides` > 1, which Keras convolutions cannot combine with
+            it. Defaults to 1.
+        padding: str. "same" or "valid" ("same" only, for residual blocks).
+            Defaults to "same".
         pooling: str or None. "max", "avg" or None after each block.
             Defaults to "max".
         conv: str. "standard", or "separable" for a depthwise convolution
             followed by a pointwise (1×1) one (1D and 2D). Defaults to "standard".
-        convs_per_block: int. Convolutions per block. Defaults to 1.
+        block: str. "plain" or "residual" (see above). Layers are named
+            `blockB_convI`, `blockB_bnI`, `blockB_actI`; a residual block adds
+            `blockB_skip` (and `blockB_skip_bn`) when it projects, `blockB_add`
+            and `blockB_act`. Defaults to "plain".
+        convs_per_block: int or None. Convolutions per block; None gives 1
+            in a plain block and 2 in a residual one, which refuses 1.
+            Defaults to None.
         activation: str, callable or None. Defaults to "relu".
         dropout: float in [0, 1). Dropout after each conv block and after each
             hidden Dense layer of the head, in training only. Defaults to 0.0.
@@ -408,13 +565,15 @@ def build_cnn(
         l2: float >= 0. L2 penalty on every kernel. Defaults to 0.0.
         batch_norm: bool. Batch normalization before each activation.
             Defaults to False.
+        batch_norm_momentum: float in [0, 1). As in `build_mlp`. Defaults to 0.9.
         head: str. "flatten", "global_avg" or "global_max". Defaults to "flatten".
         dense_units: tuple of ints. Hidden Dense layers of the head.
             Defaults to (128,).
         augmentation: dict, Keras layer or None. As in `build_mlp`.
         standardize, scale_targets: as in `build_mlp`.
         compile, optimizer, learning_rate, beta_1, beta_2, epsilon, momentum,
-            weight_decay, loss: as in `build_mlp`.
+            weight_decay, schedule, warmup_epochs, epochs, steps_per_epoch,
+            loss, label_smoothing: as in `build_mlp`.
         name: str or None. Model name. Defaults to "convnet1d", "convnet2d" or "convnet3d".
 
     Returns:
@@ -422,6 +581,9 @@ def build_cnn(
 
     Example:
     >>> model = build_cnn((8, 8, 1), num_classes=10, filters=(16, 32), dropout=0.1)
+    >>> resnet = build_cnn((40, 1), 10, filters=(32, 32, 64), block="residual", dilation_rate=(1, 2, 4),
+    ...                    batch_norm=True, head="global_avg", schedule="cosine", warmup_epochs=2,
+    ...                    epochs=30, steps_per_epoch=63)
     """
     input_shape = check_input_shape(input_shape, (2, 3, 4), "build_cnn")
     rank = len(input_shape) - 1
@@ -432,15 +594,20 @@ def build_cnn(
     check_argument("padding", padding)
     check_argument("pooling", pooling)
     _check_conv(conv, rank, input_shape)
-    convs_per_block = int(check_argument("convs_per_block", convs_per_block))
+    convs_per_block = _check_blocks(block, convs_per_block, padding)
+    dilation_rates = _check_dilation(dilation_rate, filters, strides)
     check_argument("head", head)
     dense_units = check_argument("dense_units", dense_units)
-    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm, compile=compile)
+    _check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
+                  batch_norm_momentum=batch_norm_momentum, compile=compile)
     training = check_training(
         task=task, loss=loss, optimizer=optimizer, learning_rate=learning_rate, beta_1=beta_1,
-        beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
+        beta_2=beta_2, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+        warmup_epochs=warmup_epochs, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        label_smoothing=label_smoothing,
     )
-    _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block)
+    _check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block,
+                         dilation_rates)
     augmentation = resolve_augmentation(augmentation, input_shape)
     check_argument("standardize", standardize)
     scale_targets = check_scale_targets(task, scale_targets)
@@ -453,17 +620,16 @@ def build_cnn(
         x = augmentation(x)
     x = _standardize(x, standardize, len(input_shape))
     layer_settings = dict(rank=rank, kernel_size=kernel_size, padding=padding, conv=conv, activation=act,
-                          batch_norm=batch_norm, regularizer=regularizer)
-    for block, block_filters in enumerate(filters, start=1):
-        for index in range(1, convs_per_block + 1):
-            x = _conv_layer(x, block_filters, name=f"block{block}_conv{index}", strides=strides if index == 1 else 1,
-                            **layer_settings)
+                          batch_norm=batch_norm, batch_norm_momentum=batch_norm_momentum, regularizer=regularizer)
+    for index, (block_filters, dilation) in enumerate(zip(filters, dilation_rates), start=1):
+        x = _BLOCKS[block](x, block_filters, block=index, convs=convs_per_block, strides=strides,
+                           dilation_rate=dilation, **layer_settings)
         if pooling is not None:
-            x = _POOL[pooling][rank](pool_size=POOL_SIZE, name=f"block{block}_pool")(x)
+            x = _POOL[pooling][rank](pool_size=POOL_SIZE, name=f"block{index}_pool")(x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"block{block}_dropout")(x)
+            x = keras.layers.Dropout(dropout, name=f"block{index}_dropout")(x)
     x = _head(x, head, rank, dense_units, activation=act, dropout=dropout, regularizer=regularizer,
-              batch_norm=batch_norm)
+              batch_norm=batch_norm, batch_norm_momentum=batch_norm_momentum)
     outputs = output_layer(x, task, out_units, regularizer)
     if scale_targets:
         outputs = target_scaling_layer(outputs)

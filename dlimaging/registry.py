@@ -101,8 +101,11 @@ FAMILIES: dict[str, Family] = {
 }
 DEFAULT_FAMILY = "cnn"
 
-# Builder arguments that come from the data or the call, never from a search space.
-NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile", "name")
+# Builder arguments that come from the data or the call, never from a search space. `epochs` and
+# `steps_per_epoch` give a learning-rate schedule its length: the training code passes them (a
+# space's `epochs` goes to `fit`, see FIT_KEYS).
+NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile", "name", "epochs",
+                  "steps_per_epoch")
 
 
 def family(name: Any) -> Family:
@@ -164,6 +167,9 @@ class Task:
         outputs: the served outputs, in order (see `dlimaging.export`).
         class_names: whether the data's class names go with the model.
         description: one line for the docs.
+        smoothed_loss: reference to the loss class used with `label_smoothing` > 0: it takes
+            `label_smoothing=` and the labels as the data delivers them. None: the task has no
+            classes to smooth, and `label_smoothing` is refused.
     """
 
     output_activation: str
@@ -179,6 +185,7 @@ class Task:
     class_names: bool
     description: str
     min_classes: int = 1
+    smoothed_loss: str | None = None
 
     @property
     def objectives(self) -> dict[str, str]:
@@ -198,6 +205,7 @@ TASKS: dict[str, Task] = {
         objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
         label_dtype="int64", label_rank=1, labels="classes",
         outputs=("probabilities", "class_id", "class_name"), class_names=True,
+        smoothed_loss="dlimaging.heads:SmoothedSparseCategoricalCrossentropy",
         description="one class out of C: softmax, sparse categorical cross-entropy.",
     ),
     "binary": Task(
@@ -207,7 +215,7 @@ TASKS: dict[str, Task] = {
                  ("F1Score", "f1", {"average": "micro", "threshold": 0.5})),
         objective="val_auc", directions={"auc": "max", "accuracy": "max", "f1": "max", "loss": "min"},
         label_dtype="float32", label_rank=2, labels="two classes",
-        outputs=("probabilities",), class_names=True,
+        outputs=("probabilities",), class_names=True, smoothed_loss="keras.losses:BinaryCrossentropy",
         description="yes or no: one sigmoid unit, binary cross-entropy; accuracy, AUC and F1.",
     ),
     "multilabel": Task(
@@ -217,7 +225,7 @@ TASKS: dict[str, Task] = {
                  ("F1Score", "f1", {"average": "macro", "threshold": 0.5})),
         objective="val_auc", directions={"auc": "max", "accuracy": "max", "f1": "max", "loss": "min"},
         label_dtype="float32", label_rank=2, labels="0/1 vectors",
-        outputs=("probabilities",), class_names=True,
+        outputs=("probabilities",), class_names=True, smoothed_loss="keras.losses:BinaryCrossentropy",
         description="any number of C labels: C sigmoid units, binary cross-entropy; accuracy, AUC (per label) "
                     "and macro F1.",
     ),

@@ -133,6 +133,10 @@ PADDINGS = ("same", "valid")
 STANDARDIZE_MODES = ("none", "global", "per_feature")
 # "circular": the signal wraps around; "edge": values shifted in repeat the edge value.
 SHIFT_MODES = ("circular", "edge")
+# "plain": convs then pooling; "residual": two convs around a skip connection (He et al.).
+BLOCKS = ("plain", "residual")
+# The learning rate over training: flat, cosine decay to 0, or exponential decay to 1%.
+SCHEDULES = ("constant", "cosine", "exponential")
 
 
 def _fraction_below_one(name, value):
@@ -155,6 +159,14 @@ def _sizes(name, value):
     return as_int_tuple(name, value, allow_empty=False)
 
 
+def _non_negative_int(name, value):
+    return int(check_number(name, value, low=0, integer=True))
+
+
+def _optional_positive_int(name, value):
+    return None if value is None else check_positive_int(name, value)
+
+
 def _optional_boolean(name, value):
     if value is not None and not isinstance(value, bool):
         raise InputError(f"`{name}` must be True, False or None. Received: {name}={_fmt(value)}")
@@ -175,7 +187,11 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "dense_units": as_int_tuple,
     "kernel_size": _sizes,
     "strides": _sizes,
-    "convs_per_block": check_positive_int,
+    "convs_per_block": _optional_positive_int,  # None: 1 in a plain block, 2 in a residual one
+    "block": _choice(BLOCKS),
+    "dilation_rate": _sizes,  # one for every block, or one per block
+    "batch_norm_momentum": _fraction_below_one,
+    "label_smoothing": _fraction_below_one,
     "padding": _choice(PADDINGS),
     "pooling": _choice(POOLINGS),
     "conv": _choice(CONV_KINDS),
@@ -189,6 +205,9 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "momentum": _fraction_below_one,
     "epsilon": _positive,
     "weight_decay": _non_negative,
+    "schedule": _choice(SCHEDULES),
+    "warmup_epochs": _non_negative_int,
+    "steps_per_epoch": check_positive_int,
     # fit, and the search's depth and width keys
     "batch_size": check_positive_int,
     "epochs": check_positive_int,

@@ -117,7 +117,7 @@ def test_depth_is_capped_by_the_input_size():
 
 def test_every_sample_of_the_default_space_builds():
     # Draw from the space the way a tuner does and build each model.
-    hypermodel = CNNHyperModel((8, 8, 1), 10)
+    hypermodel = CNNHyperModel((8, 8, 1), 10).training_length(steps_per_epoch=10, epochs=5)
     oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=12, seed=1)
     hp = kt.HyperParameters()
     hypermodel.build(hp)
@@ -185,3 +185,64 @@ def test_a_shape_the_family_cannot_take_is_refused_when_the_hypermodel_is_made(c
     with pytest.raises(ValueError, match=match) as info:
         cls(shape, 2)
     assert "min()" not in str(info.value)
+
+
+# ---------------------------------------------------------------- issue 11: blocks, dilation, schedules, smoothing
+
+
+def _schedule_steps(model):
+    """(warm-up steps, total steps) of the model's learning-rate schedule."""
+    schedule = model.optimizer._learning_rate
+    warmup = getattr(schedule, "warmup_steps", 0)
+    after = getattr(schedule, "after", schedule)
+    return warmup, warmup + after.decay_steps
+
+
+def test_default_cnn_space_searches_blocks_dilation_schedule_and_smoothing():
+    space = default_space("cnn", (40, 1))
+    assert space["block"]["choice"] == ["plain", "residual"]
+    assert space["schedule"]["choice"] == ["constant", "cosine"]
+    assert {"dilation_rate", "label_smoothing"} <= set(space)
+    # Regression has no classes to smooth: its default space leaves label_smoothing out.
+    assert "label_smoothing" not in default_space("cnn", (40, 1), "regression")
+    hp = kt.HyperParameters()
+    CNNHyperModel((40, 1), task="regression").build(hp)
+    assert "label_smoothing" not in hp.values and hp.values["schedule"] == "constant"
+
+
+def test_sampled_residual_dilated_cosine_model_gets_the_training_length():
+    hypermodel = CNNHyperModel((40, 1), 10).training_length(steps_per_epoch=7, epochs=12)
+    hp = kt.HyperParameters()
+    for name, value in (("block", "residual"), ("dilation_rate", 2), ("schedule", "cosine"), ("label_smoothing", 0.1)):
+        hp.Fixed(name, value)
+    model = hypermodel.build(hp)
+    assert "block1_add" in [layer.name for layer in model.layers]
+    assert model.get_layer("block2_conv2").dilation_rate == (2,)
+    assert model.loss.label_smoothing == pytest.approx(0.1)
+    assert _schedule_steps(model) == (0, 7 * 12)
+
+
+def test_schedule_length_follows_searched_epochs_batch_size_and_hyperband():
+    space = {"schedule": "cosine", "warmup_epochs": 1, "epochs": {"choice": [3, 4]},
+             "batch_size": {"choice": [10, 32]}}
+    hypermodel = MLPHyperModel((4,), 2, space=space).training_length(steps_per_epoch=None, epochs=None, samples=100)
+    hp = kt.HyperParameters()
+    hp.Fixed("epochs", 4)
+    hp.Fixed("batch_size", 32)
+    assert _schedule_steps(hypermodel.build(hp)) == (4, 4 * 4)  # ceil(100 / 32) = 4 steps per epoch
+    hyperband = kt.HyperParameters()
+    hyperband.values.update({"tuner/epochs": 6, "tuner/initial_epoch": 2, "batch_size": 10})
+    assert _schedule_steps(hypermodel.build(hyperband)) == (10, 4 * 10)  # this trial's fit runs 4 epochs
+
+
+def test_a_schedule_without_the_training_length_is_refused():
+    hp = kt.HyperParameters()
+    hp.Fixed("schedule", "cosine")
+    with pytest.raises(ValueError, match=r"CNNHyperModel: schedule='cosine' needs the length of the training: "
+                                         r"call hypermodel.training_length\(steps_per_epoch, epochs\)"):
+        CNNHyperModel((40, 1), 10).build(hp)
+    with pytest.raises(ValueError, match="the space searches `batch_size`, so pass `samples` too"):
+        MLPHyperModel((4,), 2, space={"schedule": "cosine", "batch_size": {"choice": [8, 16]}}).training_length(
+            10, 5).build(kt.HyperParameters())
+    with pytest.raises(ValueError, match="Received: samples=0"):
+        MLPHyperModel((4,), 2).training_length(10, 5, samples=0)
