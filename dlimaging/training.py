@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import time
@@ -17,8 +18,12 @@ from dlimaging.validation import check_positive_int
 _FROM_DATA = ("input_shape", "num_classes", "task", "num_outputs")
 
 
-def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = None):
-    """Builds a model of a registered `family` for a dataset bundle's input shape and task."""
+def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = None, *,
+                      epochs: int | None = None, steps_per_epoch: int | None = None):
+    """Builds a model of a registered `family` for a dataset bundle's input shape and task.
+
+    `epochs` and `steps_per_epoch` say how long `fit` will run, for learning-rate schedules.
+    """
     entry = registry.family(family)
     overrides = dict(overrides or {})
     for fixed in _FROM_DATA:
@@ -35,8 +40,9 @@ def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = N
         )
     numeric = registry.task(data.task).units == "num_outputs"
     outputs = {"num_outputs": data.num_outputs} if numeric else {}
+    length = {"epochs": epochs, "steps_per_epoch": steps_per_epoch} if epochs and steps_per_epoch else {}
     return entry.load_builder()(data.input_shape, None if numeric else data.num_classes, task=data.task,
-                                **outputs, **overrides)
+                                **outputs, **length, **overrides)
 
 
 def data_options(*, task=None, target=None, features=None, test=None) -> dict[str, Any]:
@@ -188,7 +194,8 @@ def train(
     keras.utils.set_random_seed(seed)
     given = overrides
     overrides = default_standardize(data, overrides)
-    net = build_for_dataset(model, data, overrides)
+    net = build_for_dataset(model, data, overrides, epochs=epochs,
+                            steps_per_epoch=math.ceil(data.num_train / batch_size))
     adapt_to_data(net, data)
     if output_dir is None:
         output_dir = _free_output(pathlib.Path("runs") / f"train_{data.name}_{model}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -138,6 +139,9 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
     hypermodel = registry.family(experiment.model.family).load_hypermodel()(
         data.input_shape, None if numeric else data.num_classes, task=data.task,
         num_outputs=data.num_outputs if numeric else 1, space=experiment.search, fixed=fixed)
+    # Learning-rate schedules are built with the model, so the hypermodel is told how long fit runs.
+    hypermodel.training_length(steps_per_epoch=math.ceil(data.num_train / settings.batch_size),
+                               epochs=experiment.tuner.max_epochs, samples=data.num_train)
     try:  # the space's default values must build a model, or no trial can be trusted
         hypermodel.build(keras_tuner.HyperParameters())
     except ValueError as error:

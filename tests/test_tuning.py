@@ -422,3 +422,30 @@ def test_shipped_spectra_experiments_run_export_and_predict(tmp_path, capsys, na
     assert len(lines) == 3 and lines[1].startswith(f"{tmp_path / 'two.npy'}[0]: ")
     if experiment.direction == "min":  # regression: each component by name
         assert all(f"{c}=" in lines[1] for c in ("c1", "c2", "c3"))
+
+
+def test_a_searched_learning_rate_schedule_is_told_how_long_fit_runs(tmp_path):
+    search = dict(TINY_SEARCH, schedule="cosine", warmup_epochs=1)
+    result = run_search(experiment(search=search, max_trials=1, max_epochs=2), runs_dir=tmp_path / "runs",
+                        export=False, printer=_quiet)
+    assert [t.status for t in result.trials] == ["COMPLETED"], result.trials
+
+
+def test_train_passes_its_length_to_a_schedule(tmp_path):
+    import keras
+
+    from dlimaging.training import train
+
+    out = train("digits", epochs=2, batch_size=128, overrides={"schedule": "cosine", "filters": (4,)},
+                output_dir=tmp_path / "run")
+    model = keras.models.load_model(out["model_path"])
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+    steps = 2 * -(-out_samples("digits") // 128)
+    assert float(schedule(steps)) == pytest.approx(0.0, abs=1e-6)  # cosine ends at 0 after the whole run
+
+
+def out_samples(source):
+    from dlimaging import load_dataset
+
+    return load_dataset(source, seed=0).num_train
