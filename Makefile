@@ -34,6 +34,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/serving_latency.py
 	$(BIN)/python benchmarks/tuning_overhead.py
+	$(BIN)/python benchmarks/spectra_vs_pls.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

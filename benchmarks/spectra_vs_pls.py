@@ -96,7 +96,7 @@ def coffee(repeats: int, epochs: int) -> None:
     from sklearn.preprocessing import StandardScaler
 
     import dlimaging as dli
-    from dlimaging.models import adapt
+    from dlimaging.standardization import adapt
 
     data = dli.load_dataset("coffee", validation_split=0.0, test_split=0.0)
     x, y = data.arrays["x_train"], data.arrays["y_train"]
@@ -111,10 +111,11 @@ def coffee(repeats: int, epochs: int) -> None:
         logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(flat[train], y[train])
         scores["logistic regression (standardised)"].append(float(logistic.score(flat[test], y[test])))
         keras.utils.set_random_seed(fold)
+        # A flatten head keeps where each band lies; a global-average head (tried first) averaged
+        # it away and scored 0.57 ± 0.16.
         model = dli.build_cnn(data.input_shape, data.num_classes, filters=(8, 16), kernel_size=7,
-                              pooling="max", head="global_avg", dense_units=(16,), standardize="per_feature",
-                              learning_rate=3e-3)
-        adapt(model, (x[train], y[train]))
+                              head="flatten", dense_units=(32,), standardize="per_feature", learning_rate=1e-3)
+        adapt(model, x[train], y[train])
         model.fit(x[train], y[train], epochs=epochs, batch_size=16, verbose=0)
         scores["dlimaging 1D CNN"].append(float(model.evaluate(x[test], y[test], verbose=0, return_dict=True)["accuracy"]))
         keras.backend.clear_session()

@@ -14,6 +14,7 @@ _EXPORTS = {
     "build_mlp": "dlimaging.models",
     "build_cnn": "dlimaging.models",
     "conv_output_size": "dlimaging.models",
+    "adapt": "dlimaging.standardization",
     "image_augmentation": "dlimaging.augment",
     "signal_augmentation": "dlimaging.augment",
     "load_dataset": "dlimaging.data",

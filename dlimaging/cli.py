@@ -173,7 +173,7 @@ def _serve_hint(export_dir: pathlib.Path, name: str) -> str:
 
 
 def cmd_predict(args) -> int:
-    from dlimaging.export import load_inputs, predict_exported, read_metadata, resolve_version_dir, serving_response
+    from dlimaging.serving import load_inputs, predict_exported, read_metadata, resolve_version_dir, serving_response
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
@@ -218,7 +218,7 @@ def _prediction_text(row: dict[str, Any], metadata: dict[str, Any]) -> str:
 
 
 def cmd_request(args) -> int:
-    from dlimaging.export import load_inputs, read_metadata, resolve_version_dir, rest_request
+    from dlimaging.serving import load_inputs, read_metadata, resolve_version_dir, rest_request
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
@@ -229,7 +229,8 @@ def cmd_request(args) -> int:
 
 
 def cmd_serving_config(args) -> int:
-    from dlimaging.export import SERVING_CONFIG_MARK, serving_config
+    from dlimaging.export import SERVING_CONFIG_MARK
+    from dlimaging.serving import serving_config
     from dlimaging.files import check_output_file, write_atomically
 
     output = pathlib.Path(args.output) if args.output else pathlib.Path(args.export_dir) / "models.config"

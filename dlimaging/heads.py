@@ -105,7 +105,7 @@ def check_scale_targets(task, scale_targets) -> bool:
 def target_scaling_layer(outputs):
     """`Normalization(invert=True)` after the output layer: the network learns standardised
     targets, and the model (and so the exported model) returns real units. Its mean and
-    variance, one per output, are set by `dlimaging.models.adapt` from the training targets."""
+    variance, one per output, are set by `dlimaging.standardization.adapt` from the training targets."""
     return keras.layers.Normalization(axis=-1, invert=True, name=TARGET_SCALING)(outputs)
 
 

@@ -34,7 +34,7 @@ import keras_tuner
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.models import adapt
+from dlimaging.standardization import adapt
 from dlimaging.validation import check_input_shape, check_positive_int
 
 # The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth

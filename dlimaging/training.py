@@ -67,7 +67,7 @@ def default_standardize(data, overrides: Mapping[str, Any] | None) -> dict[str, 
 def adapt_to_data(model, data) -> None:
     """Adapts the model's normalization layers (inputs, and regression targets) on the training
     split only, so that the validation and test splits tell the truth."""
-    from dlimaging.models import adapt
+    from dlimaging.standardization import adapt
 
     adapt(model, data.train)
 

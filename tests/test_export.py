@@ -14,6 +14,7 @@ import tensorflow as tf
 
 import dlimaging as dli
 from dlimaging import export as export_module
+from dlimaging import serving
 
 BIN = pathlib.Path(sys.executable).parent
 
@@ -218,7 +219,7 @@ def test_killed_export_leaves_no_version_folder(tmp_path):
 def test_rest_request_matches_tf_serving_format(tmp_path, classifier, rng):
     path = dli.export_saved_model(classifier, tmp_path / "m")
     x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-    body = export_module.rest_request(x, export_module.read_metadata(path))
+    body = serving.rest_request(x, serving.read_metadata(path))
     # TF Serving's REST API, row format: {"signature_name": ..., "instances": [{"input": value}, ...]}
     assert set(body) == {"signature_name", "instances"}
     assert body["signature_name"] == "serving_default"
@@ -231,7 +232,7 @@ def test_rest_request_matches_tf_serving_format(tmp_path, classifier, rng):
 def test_serving_response_format():
     outputs = {"probabilities": np.array([[0.2, 0.8]], "float32"), "class_id": np.array([1]),
                "class_name": np.array([b"dog"], dtype=object)}
-    response = export_module.serving_response(outputs)
+    response = serving.serving_response(outputs)
     assert response == {"predictions": [{"class_id": 1, "class_name": "dog",
                                          "probabilities": pytest.approx([0.2, 0.8])}]}
 
@@ -240,7 +241,7 @@ def test_serving_config(tmp_path, classifier):
     dli.export_saved_model(classifier, tmp_path / "alpha")
     dli.export_saved_model(classifier, tmp_path / "beta")
     (tmp_path / "not_a_model").mkdir()
-    text = export_module.serving_config(tmp_path)
+    text = serving.serving_config(tmp_path)
     assert text.startswith("# written by dlimaging serving-config\nmodel_config_list {")
     assert 'name: "alpha"' in text and 'base_path: "/models/beta"' in text
     assert "not_a_model" not in text
@@ -263,8 +264,8 @@ def test_served_by_tensorflow_model_server(tmp_path, classifier, rng):
     ])
     try:
         x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-        metadata = export_module.read_metadata(tmp_path / "digits" / "1")
-        body = json.dumps(export_module.rest_request(x, metadata)).encode()
+        metadata = serving.read_metadata(tmp_path / "digits" / "1")
+        body = json.dumps(serving.rest_request(x, metadata)).encode()
         url = f"http://127.0.0.1:{port}/v1/models/digits:predict"
         deadline = time.time() + 60
         while True:
@@ -347,9 +348,9 @@ def test_files_and_non_ascii_digits_are_not_versions(tmp_path, classifier):
     (base / "٣").mkdir()  # an Arabic-Indic 3: isdecimal, but not a TF Serving version
     assert export_module.list_versions(base) == []
     with pytest.raises(ValueError, match=r"No exported model at '.*m': it holds no version folder"):
-        export_module.resolve_version_dir(base)
+        serving.resolve_version_dir(base)
     with pytest.raises(ValueError, match=r"No exported model at '.*1': it is a file, not a model or version folder"):
-        export_module.resolve_version_dir(base / "1")
+        serving.resolve_version_dir(base / "1")
     result = subprocess.run([str(BIN / "dlimaging"), "predict", str(base), str(base / "1")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "it holds no version folder" in result.stderr
@@ -360,18 +361,18 @@ def test_load_inputs_names_the_file(tmp_path):
     shape = (8, 8, 1)
     np.savez(tmp_path / "empty.npz")
     with pytest.raises(ValueError, match=r"Input '.*empty\.npz' is an empty \.npz file: it holds no array"):
-        export_module.load_inputs([tmp_path / "empty.npz"], shape)
+        serving.load_inputs([tmp_path / "empty.npz"], shape)
     np.savez(tmp_path / "none.npz", x=np.zeros((0, 8, 8, 1)))
     with pytest.raises(ValueError, match=r"Input '.*none\.npz' has shape \(0, 8, 8, 1\).* with N >= 1"):
-        export_module.load_inputs([tmp_path / "none.npz"], shape)
+        serving.load_inputs([tmp_path / "none.npz"], shape)
     np.save(tmp_path / "huge.npy", np.full(shape, 1e300))
     with pytest.raises(ValueError, match=r"Input '.*huge\.npy' holds values up to 1e\+300, beyond float32's range"):
-        export_module.load_inputs([tmp_path / "huge.npy"], shape)
+        serving.load_inputs([tmp_path / "huge.npy"], shape)
     np.save(tmp_path / "nan.npy", np.full(shape, np.nan))
     with pytest.raises(ValueError, match=r"Input '.*nan\.npy' holds NaN or inf"):
-        export_module.load_inputs([tmp_path / "nan.npy"], shape)
+        serving.load_inputs([tmp_path / "nan.npy"], shape)
     with pytest.raises(ValueError, match="No input given"):
-        export_module.load_inputs([], shape)
+        serving.load_inputs([], shape)
 
 
 def test_load_inputs_scales_like_load_dataset_and_keeps_16_bit_grey_levels(tmp_path):
@@ -382,7 +383,7 @@ def test_load_inputs_scales_like_load_dataset_and_keeps_16_bit_grey_levels(tmp_p
     np.save(tmp_path / "u16.npy", gradient[..., None])
     np.save(tmp_path / "u8.npy", np.full((8, 8, 1), 255, np.uint8))
     np.save(tmp_path / "i64.npy", np.full((8, 8, 1), 300, np.int64))
-    x, labels = export_module.load_inputs(
+    x, labels = serving.load_inputs(
         [tmp_path / name for name in ("g16.png", "u16.npy", "u8.npy", "i64.npy")], (8, 8, 1))
     assert x.dtype == np.float32 and len(labels) == 4
     np.testing.assert_allclose(x[0, ..., 0], gradient / 65535.0, atol=1e-6)  # 64 levels, not 2
@@ -416,11 +417,11 @@ def _csv(path, header, rows):
 def test_csv_inputs_pick_and_order_the_feature_columns_by_name(tmp_path):
     # Columns in another order than training, plus a target and an id that are not features.
     path = _csv(tmp_path / "new.csv", ["id", "1200.0", "y", "1000", "1100.00"], [["a", 3, 9, 1, 2], ["b", 6, 9, 4, 5]])
-    by_axis = export_module.read_csv_inputs(path, (3, 1), axis=[1000.0, 1100.0, 1200.0])
+    by_axis = serving.read_csv_inputs(path, (3, 1), axis=[1000.0, 1100.0, 1200.0])
     np.testing.assert_array_equal(by_axis[..., 0], [[1, 2, 3], [4, 5, 6]])
-    by_name = export_module.read_csv_inputs(path, (3,), features=["1000", "1100.00", "1200.0"])
+    by_name = serving.read_csv_inputs(path, (3,), features=["1000", "1100.00", "1200.0"])
     np.testing.assert_array_equal(by_name, [[1, 2, 3], [4, 5, 6]])
-    x, labels = export_module.load_inputs([path], (3, 1), axis=[1000.0, 1100.0, 1200.0])
+    x, labels = serving.load_inputs([path], (3, 1), axis=[1000.0, 1100.0, 1200.0])
     assert x.shape == (2, 3, 1) and labels == [f"{path}[0]", f"{path}[1]"]
 
 
@@ -437,4 +438,4 @@ def test_csv_inputs_pick_and_order_the_feature_columns_by_name(tmp_path):
 def test_csv_input_mistakes_name_the_file_row_and_column(tmp_path, header, rows, kwargs, match):
     path = _csv(tmp_path / "bad.csv", header, rows)
     with pytest.raises(ValueError, match=r"Input '.*bad\.csv'.*" + match):
-        export_module.load_inputs([path], (3, 1), **kwargs)
+        serving.load_inputs([path], (3, 1), **kwargs)

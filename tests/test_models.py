@@ -7,7 +7,8 @@ import pytest
 import dlimaging as dli
 from dlimaging import registry
 from dlimaging.heads import ScaledTargetLoss
-from dlimaging.models import adapt, conv_output_size
+from dlimaging.models import conv_output_size
+from dlimaging.standardization import adapt
 
 
 # ---------------------------------------------------------------- shapes

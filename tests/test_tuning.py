@@ -358,7 +358,7 @@ def test_a_worker_without_a_chief_waits_a_bounded_time(tmp_path, capsys):
 
 def test_regression_search_on_spectra_plots_and_exports_its_best_model(tmp_path, capsys):
     from dlimaging.cli import main
-    from dlimaging.export import read_metadata
+    from dlimaging.serving import read_metadata
 
     exp = parse_experiment({
         "name": "spectra", "data": {"source": "spectra:samples=300,length=64", "standardize": "global"},
