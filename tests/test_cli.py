@@ -129,9 +129,13 @@ def test_report_command(tmp_path, capsys):
     config = tmp_path / "r.toml"
     config.write_text('name = "r"\n[data]\nsource = "digits"\nbatch_size = 256\n[search]\nfilters = [4]\n'
                       'dense_units = 8\ndropout = { choice = [0.0, 0.1] }\n[tuner]\nmax_trials = 2\nmax_epochs = 1\n')
-    assert main(["tune", str(config), "--runs-dir", str(tmp_path / "runs"), "--no-export"]) == 0
+    assert main(["tune", str(config), "--runs-dir", str(tmp_path / "runs"), "--no-export", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "[trial 1/2]" in out and "[trial 2/2]" in out and "Best: trial" in out
+    # Not a terminal: no live line, and with --verbose one plain line per epoch.
+    assert "\x1b" not in out and "|" not in out.split("[trial 1/2]")[0]
+    epochs = [line for line in out.splitlines() if "] epoch " in line]
+    assert [line.split(" in ")[0] for line in epochs] == ["[trial 1/2] epoch 1/1", "[trial 2/2] epoch 1/1"]
     (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").unlink()
     assert main(["report", str(tmp_path / "runs" / "r")]) == 0
     out = capsys.readouterr().out

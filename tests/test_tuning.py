@@ -191,6 +191,8 @@ def test_all_failing_cli_exits_non_zero(tmp_path):
     result = subprocess.run([DLIMAGING, "tune", str(config)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert "No trial succeeded out of 2" in result.stderr
+    # Output to a pipe: no live line (no terminal codes), no per-epoch lines without --verbose.
+    assert "\x1b" not in result.stdout and "] epoch " not in result.stdout
     assert not (tmp_path / "saved_models").exists()
 
 
