@@ -270,7 +270,7 @@ def cmd_tune(args) -> int:
             experiment, runs_dir=args.runs_dir, export_dir=args.export_dir, overwrite=args.overwrite,
             max_trials=args.max_trials, max_epochs=args.max_epochs, chief=args.chief, worker=args.worker,
             worker_id=args.worker_id, printer=printer, export=False if args.no_export else None,
-            wait_for_chief_seconds=args.wait_for_chief,
+            wait_for_chief_seconds=args.wait_for_chief, verbose=args.verbose, export_choice=args.export_choice,
         )
     except TuningError as error:
         print(f"dlimaging tune: {error}", file=sys.stderr)
@@ -284,8 +284,11 @@ def cmd_tune(args) -> int:
     print()
     print(format_leaderboard(result.trials, result.objective, result.direction))
     best = result.best
-    print(f"Best: trial {best.trial} at epoch {best.best_epoch}: {result.objective}={best.score:.4f}"
+    chosen = "Best" if best.choice == "best" else f"Chosen ({best.choice})"
+    print(f"{chosen}: trial {best.trial} at epoch {best.best_epoch}: {result.objective}={best.score:.4f}"
           + "".join(f", {k}={v:.4f}" for k, v in best.test_metrics.items()))
+    if best.choice != "best":
+        print(f"  why: {best.why}")
     print(f"Results: {result.run_dir / 'results.json'}, {result.run_dir / 'results.csv'}, {result.run_dir / 'plots'}/")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tensorboard'}")
     if result.export_path:
@@ -298,13 +301,23 @@ def cmd_tune(args) -> int:
 def cmd_report(args) -> int:
     from dlimaging.results import report
 
-    text, paths = report(args.run_dir)
+    text, paths = report(args.run_dir, pareto=args.pareto)
     print(text)
     print("Plots: " + ", ".join(str(p) for p in paths))
     return 0
 
 
 # ---------------------------------------------------------------- parser
+
+
+def _export_choice(text: str) -> str:
+    """`--export-choice`, checked while the arguments are parsed: before any work."""
+    from dlimaging.experiment import check_export_choice
+
+    try:
+        return check_export_choice("--export-choice", text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("`--export-choice` ")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,10 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-id", help="this worker's id, e.g. tuner1 (with --worker)")
     p.add_argument("--wait-for-chief", type=float, default=60.0, metavar="SECONDS",
                    help="how long a worker waits for the chief to answer before giving up (default 60)")
+    p.add_argument("--verbose", action="store_true",
+                   help="print one plain line per epoch (on a terminal a live line is shown anyway)")
+    p.add_argument("--export-choice", type=_export_choice, metavar="CHOICE",
+                   help="which trial to export: best (the default, or [export] choice), or smallest-within=T: "
+                   "the fewest parameters among the trials within T of the best objective")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="print a run's leaderboard and redraw its plots")
     p.add_argument("run_dir", help="runs/<name>")
+    p.add_argument("--pareto", action="store_true",
+                   help="list the Pareto front instead: the trials that no other beats on both the objective "
+                   "and the parameter count (trial, objective, params, latency)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -121,6 +121,40 @@ def _at_least_two(name, value):
     return check_number(name, value, low=2, integer=True)
 
 
+EXPORT_CHOICES = ("best", "smallest-within=TOLERANCE")
+
+
+def parse_export_choice(value, name: str = "choice") -> tuple[str, float | None]:
+    """("best", None) or ("smallest-within", tolerance) from an export choice such as
+    "smallest-within=0.005"; an InputError for anything else.
+
+    "best" exports the trial with the best objective; "smallest-within=T" the trial with the
+    fewest parameters whose objective is within T of the best, in the objective's direction.
+    """
+    text = value.strip() if isinstance(value, str) else None
+    if text == "best":
+        return "best", None
+    if text is not None and text.startswith("smallest-within="):
+        number = text[len("smallest-within="):]
+        try:
+            tolerance = float(number)
+        except ValueError:
+            tolerance = None
+        if tolerance is not None and math.isfinite(tolerance) and tolerance >= 0:
+            return "smallest-within", tolerance
+    raise InputError(
+        f"`{name}` must be \"best\" or \"smallest-within=TOLERANCE\" with a number >= 0 (e.g. "
+        f"smallest-within=0.005: the fewest parameters within 0.005 of the best objective). "
+        f"Received: {name}={value!r}"
+    )
+
+
+def check_export_choice(name: str, value) -> str:
+    """`value`, normalised ("best", "smallest-within=0.005"), if `parse_export_choice` accepts it."""
+    kind, tolerance = parse_export_choice(value, name)
+    return kind if tolerance is None else f"{kind}={tolerance:g}"
+
+
 def _setting(default, check):
     return dataclasses.field(default=default, metadata={"check": check})
 
@@ -171,6 +205,8 @@ class ExportSettings:
 
     dir: str = _setting("saved_models", _string)
     enabled: bool = _setting(True, _boolean)
+    # "best", or "smallest-within=T": the fewest parameters within T of the best objective.
+    choice: str = _setting("best", check_export_choice)
 
 
 SECTIONS = {"data": DataSettings, "model": ModelSettings, "tuner": TunerSettings, "export": ExportSettings}

@@ -136,6 +136,54 @@ def plot_objective_per_trial(trials: Sequence[Any], objective: str, path, *, dir
     return _save(objective_per_trial_figure(trials, objective, direction=direction), path)
 
 
+def pareto_figure(trials: Sequence[Any], objective: str, *, direction: str) -> Figure:
+    """The objective against the parameter count, with the Pareto front marked.
+
+    The front (`dlimaging.results.pareto_front`) is defined on (objective, params):
+    no other trial has a better objective with as few parameters. Its trials are
+    drawn larger, joined by a step line and labelled with their trial numbers;
+    the x axis is logarithmic.
+
+    Args:
+        trials: `dlimaging.results.TrialRecord`s (`trial`, `score`, `params`).
+        objective: str. The objective's name, for the axis.
+        direction: "max" or "min": how the objective improves.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+    """
+    from dlimaging.results import pareto_front
+
+    done = [t for t in _completed(trials) if t.params is not None]
+    front = pareto_front(done, direction)
+    fig = Figure(figsize=(6, 3.8), layout="tight")
+    ax = fig.subplots()
+    if done:
+        on_front = {t.trial for t in front}
+        others = [t for t in done if t.trial not in on_front]
+        ax.plot([t.params for t in others], [t.score for t in others], "o", color="0.6", label="trial")
+        ax.plot([t.params for t in front], [t.score for t in front], "o-", drawstyle="steps-post",
+                color="C3", markersize=7, label="Pareto front")
+        for t in front:
+            ax.annotate(str(t.trial), (t.params, t.score), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        _log_x(ax, [t.params for t in done])
+        ax.margins(x=0.08, y=0.12)  # room for the labels
+        ax.legend(loc="lower right" if direction == "max" else "upper right")
+    else:
+        ax.text(0.5, 0.5, "no completed trial with a parameter count", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(objective)
+    ax.set_title(f"{objective} against size ({'higher' if direction == 'max' else 'lower'} is better)", fontsize=10)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_pareto(trials: Sequence[Any], objective: str, path, *, direction: str) -> pathlib.Path:
+    """Writes `pareto_figure(trials, objective, direction=...)` to a PNG file; returns its path."""
+    return _save(pareto_figure(trials, objective, direction=direction), path)
+
+
 def _hyperparameter_panel(ax, name: str, done: Sequence[Any], objective: str) -> None:
     points = [(t.hyperparameters[name], t.score) for t in done if name in t.hyperparameters]
     values, scores = [p[0] for p in points], [p[1] for p in points]

@@ -18,12 +18,15 @@ from typing import Any
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.experiment import parse_export_choice
 from dlimaging.files import read_json, write_atomically
 from dlimaging.validation import check_choice
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 TRIAL_LOGS = "trial_logs"
+# The numbers a trial log holds besides its curves; each may be missing (older logs) or None.
+LOG_NUMBERS = ("epochs", "seconds", "params", "latency_ms")
 FINGERPRINT = "experiment.json"
 PLOTS = "plots"
 COMPLETED, FAILED = "COMPLETED", "FAILED"
@@ -42,6 +45,9 @@ class TrialRecord:
         epochs, seconds: what the trial ran.
         reason: why it failed.
         hyperparameters: its values.
+        params: the model's parameter count (`count_params()`: trainable and not).
+        latency_ms: its batch-1 inference time in milliseconds, measured after training
+            (see `dlimaging.tuner.measure_latency`).
     """
 
     trial: int
@@ -53,11 +59,19 @@ class TrialRecord:
     seconds: float | None = None
     reason: str | None = None
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: int | None = None
+    latency_ms: float | None = None
 
 
 @dataclasses.dataclass
 class BestTrial:
-    """The best trial, evaluated on the test split, and where it was exported."""
+    """The trial chosen for export (the best one unless `choice` says otherwise), evaluated on
+    the test split, and where it was exported.
+
+    Attributes:
+        choice: the export choice that picked it: "best" or "smallest-within=T".
+        why: how the choice picked it, in words.
+    """
 
     trial: int
     trial_id: str
@@ -66,6 +80,10 @@ class BestTrial:
     hyperparameters: dict[str, Any]
     test_metrics: dict[str, float]
     export_path: str | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    choice: str = "best"
+    why: str | None = None
 
 
 def failure_reason(message: str | None) -> str | None:
@@ -103,6 +121,7 @@ def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
             trial=int(trial_id) + 1, trial_id=trial_id, status=status, score=score,
             best_epoch=best_step + 1 if score is not None and best_step is not None else None,
             epochs=log.get("epochs"), seconds=log.get("seconds"),
+            params=log.get("params"), latency_ms=log.get("latency_ms"),
             reason=failure_reason(trial.get("message")) if status != COMPLETED else None,
             hyperparameters=dict(trial["hyperparameters"]["values"]),
         )
@@ -116,10 +135,11 @@ def _trial_log(run_dir: pathlib.Path, trial_id) -> dict[str, Any]:
     if not path.is_file():
         return {}
     log = read_json(path, "trial log")
-    numbers = (log.get("epochs"), log.get("seconds")) if isinstance(log, dict) else ()
+    numbers = tuple(log.get(key) for key in LOG_NUMBERS) if isinstance(log, dict) else ()
     if (not isinstance(log, dict) or not isinstance(log.get("history", {}), dict)
             or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)):
-        raise InputError(f"{path}: not a dlimaging trial log (expected an object with epochs, seconds, history).")
+        raise InputError(f"{path}: not a dlimaging trial log (expected an object with numbers "
+                         f"{', '.join(LOG_NUMBERS)} and a history).")
     return log
 
 
@@ -137,6 +157,68 @@ def rank_trials(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
     return sorted(done, key=lambda t: t.score, reverse=direction == "max")
 
 
+def _at_least_as_good(a: float, b: float, direction: str) -> bool:
+    return a >= b if direction == "max" else a <= b
+
+
+def pareto_front(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
+    """The completed trials that no other trial beats on both the objective and the size.
+
+    The front is defined on two criteria, (objective, params): a trial is dominated
+    when another has an objective at least as good (in `direction`) and at most as many
+    parameters, and is strictly better on one of them. Latency is recorded but not a
+    criterion, so the front is the 2-D picture of `plots/pareto.png`. Trials without a
+    parameter count (logged before dlimaging measured it) are left out.
+
+    Args:
+        trials: `TrialRecord`s; the completed ones with `params` are considered.
+        direction: "min" or "max": how the objective improves.
+
+    Returns:
+        The non-dominated trials, fewest parameters first.
+    """
+    check_choice("direction", direction, ("min", "max"))
+    done = [t for t in trials if t.score is not None and t.params is not None]
+    front = [
+        t for t in done
+        if not any(_at_least_as_good(u.score, t.score, direction) and u.params <= t.params
+                   and (u.score != t.score or u.params != t.params) for u in done)
+    ]
+    return sorted(front, key=lambda t: (t.params, t.trial))
+
+
+def choose_export(trials: list[TrialRecord], direction: str, choice: str = "best") -> tuple[TrialRecord, str]:
+    """The trial to export, and why, under an export choice.
+
+    Args:
+        trials: `TrialRecord`s; at least one completed.
+        direction: "min" or "max": how the objective improves.
+        choice: "best" (the best objective), or "smallest-within=T": the fewest
+            parameters among the trials whose objective is within T of the best
+            (ties: the better objective, then the earlier trial). Defaults to "best".
+
+    Returns:
+        (the chosen `TrialRecord`, a sentence saying why).
+    """
+    kind, tolerance = parse_export_choice(choice)
+    ranked = rank_trials(trials, direction)
+    if not ranked:
+        raise InputError("No completed trial to choose from.")
+    best = ranked[0]
+    if kind == "best":
+        return best, f"the best objective: trial {best.trial} ({best.score:.4f})"
+    sign = 1 if direction == "max" else -1
+    # A hair of slack so that a tolerance of exactly the difference, written in decimal, counts.
+    close = [t for t in ranked if sign * (best.score - t.score) <= tolerance + 1e-12 and t.params is not None]
+    if not close:
+        return best, f"the best objective: trial {best.trial} ({best.score:.4f}); no trial has a parameter count"
+    chosen = min(close, key=lambda t: (t.params, ranked.index(t)))
+    size = f"{best.params:,}" if best.params is not None else "?"
+    return chosen, (f"the fewest parameters among the {len(close)} trial(s) within {tolerance:g} of the best "
+                    f"objective (trial {best.trial}: {best.score:.4f}, {size} parameters): trial {chosen.trial} "
+                    f"({chosen.score:.4f}, {chosen.params:,} parameters)")
+
+
 def summary(trials: list[TrialRecord]) -> dict[str, int]:
     completed = sum(t.status == COMPLETED for t in trials)
     failed = sum(t.status == FAILED for t in trials)
@@ -152,12 +234,13 @@ def write_results(run_dir: pathlib.Path, experiment, trials: list[TrialRecord], 
         "direction": experiment.direction,
         "summary": summary(trials),
         "best": dataclasses.asdict(best) if best else None,
+        "pareto": [t.trial for t in pareto_front(trials, experiment.direction)],
         "trials": [dataclasses.asdict(t) for t in trials],
         "experiment": experiment.to_dict(),
     }
     write_atomically(run_dir / RESULTS_JSON, json.dumps(payload, indent=2, default=str))
     hp_names = sorted({k for t in trials for k in t.hyperparameters})
-    columns = ["trial", "status", "score", "best_epoch", "epochs", "seconds", "reason"]
+    columns = ["trial", "status", "score", "best_epoch", "epochs", "seconds", "params", "latency_ms", "reason"]
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(columns + hp_names)
@@ -183,8 +266,9 @@ def read_best(run_dir: pathlib.Path) -> BestTrial | None:
 
 def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str, direction: str,
                top: int = 3) -> list[pathlib.Path]:
-    """The objective per trial, each hyperparameter against it, and the best trials' curves."""
-    from dlimaging.plots import plot_hyperparameters, plot_learning_curves, plot_objective_per_trial
+    """The objective per trial, each hyperparameter against it, the best trials' curves, and the
+    objective against the parameter count with the Pareto front (`pareto.png`)."""
+    from dlimaging.plots import plot_hyperparameters, plot_learning_curves, plot_objective_per_trial, plot_pareto
 
     plots = run_dir / PLOTS
     paths = [
@@ -198,6 +282,7 @@ def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str,
             curves[f"trial {trial.trial}"] = history
     metric = objective[4:] if objective.startswith("val_") else objective
     paths.append(plot_learning_curves(curves, plots / "learning_curves.png", metric=metric))
+    paths.append(plot_pareto(trials, objective, plots / "pareto.png", direction=direction))
     return paths
 
 
@@ -291,11 +376,31 @@ def format_leaderboard(trials: list[TrialRecord], objective: str, direction: str
     return "\n".join(lines)
 
 
-def report(run_dir: str | os.PathLike) -> tuple[str, list[pathlib.Path]]:
+def format_pareto(trials: list[TrialRecord], objective: str, direction: str) -> str:
+    """The Pareto front (`pareto_front`) as a short table: trial, objective, params, latency."""
+    front = pareto_front(trials, direction)
+    header = f"{objective} ({better(direction)})"
+    width = max(12, len(header))
+    lines = [f"{'trial':>5}  {header:>{width}}  {'params':>10}  {'latency_ms':>10}"]
+    for t in front:
+        latency = f"{t.latency_ms:.3f}" if t.latency_ms is not None else "-"
+        lines.append(f"{t.trial:>5}  {t.score:>{width}.4f}  {t.params:>10,}  {latency:>10}")
+    measured = sum(t.score is not None and t.params is not None for t in trials)
+    lines.append(f"On the front: {len(front)} of {measured} completed trials with a parameter count "
+                 f"(no other trial has a better {objective} with as few parameters).")
+    return "\n".join(lines)
+
+
+def report(run_dir: str | os.PathLike, pareto: bool = False) -> tuple[str, list[pathlib.Path]]:
     """The leaderboard of a finished or interrupted run, and its plots drawn again.
 
     The trials are read afresh from the run folder, so a search stopped half-way
     (before it wrote `results.json`) reports the trials it finished.
+
+    Args:
+        run_dir: the run folder, `runs/<name>`.
+        pareto: bool. List the Pareto front on (objective, params) instead of the
+            leaderboard. Defaults to False.
     """
     run_dir = pathlib.Path(run_dir)
     if not (run_dir / FINGERPRINT).is_file():
@@ -308,10 +413,14 @@ def report(run_dir: str | os.PathLike) -> tuple[str, list[pathlib.Path]]:
         raise InputError(f"{run_dir / FINGERPRINT}: incomplete run fingerprint (missing or bad {error}).") from None
     trials = collect_trials(run_dir)
     paths = draw_plots(run_dir, trials, objective, direction)
+    if pareto:
+        return "\n".join([f"{name}: Pareto front of {objective} ({better(direction)}) and parameters",
+                          format_pareto(trials, objective, direction)]), paths
     text = [f"{name}: {objective} ({better(direction)})", format_leaderboard(trials, objective, direction)]
     best = read_best(run_dir)
     if best:
-        text.append(f"Best: trial {best.trial} at epoch {best.best_epoch}, "
+        chosen = "Best" if best.choice == "best" else f"Chosen ({best.choice})"
+        text.append(f"{chosen}: trial {best.trial} at epoch {best.best_epoch}, "
                     + ", ".join(f"{k}={v:.4f}" for k, v in best.test_metrics.items()))
         if best.export_path:
             text.append(f"Exported: {best.export_path}")

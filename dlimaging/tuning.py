@@ -1,8 +1,9 @@
 """`run_search`: an experiment's search as a short sequence of named steps.
 
 prepare (data, hypermodel, run folder) → search (Keras Tuner, resumable) →
-load best (its weights at its best epoch) → evaluate (on the test split) →
-publish (export, results files, plots). The tuner and its hooks live in
+load the chosen trial (the best, or the smallest within a tolerance of it; its
+weights at its best epoch) → evaluate (on the test split) → publish (export,
+results files, plots). The tuner and its hooks live in
 `dlimaging.tuner`; trial records, results and the report in `dlimaging.results`.
 """
 
@@ -23,7 +24,7 @@ import keras_tuner
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.experiment import Experiment, ExperimentError, check_against_data
+from dlimaging.experiment import Experiment, ExperimentError, check_against_data, check_export_choice
 from dlimaging.files import LOCK, check_output_dir, folder_lock
 from dlimaging.training import data_options, metadata_of
 from dlimaging.results import (
@@ -31,6 +32,7 @@ from dlimaging.results import (
     RESULTS_JSON,
     BestTrial,
     TrialRecord,
+    choose_export,
     collect_trials,
     PLOTS,
     draw_model_plots,
@@ -42,6 +44,7 @@ from dlimaging.results import (
 from dlimaging.results import format_leaderboard, report  # noqa: F401  the API before the split
 from dlimaging.tuner import (
     FailOnNaN,
+    ProgressDisplay,
     StopOnInterrupt,
     deferred_interrupts,
     distributed_role,
@@ -158,12 +161,12 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
     return _Prepared(experiment, data, hypermodel, run_dir)
 
 
-def _search(prepared: _Prepared, runs_dir: pathlib.Path, role: str | None, printer):
+def _search(prepared: _Prepared, runs_dir: pathlib.Path, role: str | None, printer, display: ProgressDisplay):
     """Runs (or resumes) the Keras Tuner search; returns the tuner."""
     experiment, run_dir = prepared.experiment, prepared.run_dir
     keras.utils.set_random_seed(experiment.seed)
     try:
-        tuner = make_tuner(experiment, prepared.hypermodel, runs_dir=runs_dir, printer=printer)
+        tuner = make_tuner(experiment, prepared.hypermodel, runs_dir=runs_dir, printer=printer, display=display)
     except json.JSONDecodeError as error:
         raise ExperimentError(
             f"{run_dir}: a saved search state is unreadable ({error}); pass --overwrite to start afresh."
@@ -184,26 +187,28 @@ def _search(prepared: _Prepared, runs_dir: pathlib.Path, role: str | None, print
     return tuner
 
 
-def _load_best(tuner, run_dir: pathlib.Path, experiment: Experiment, trials: list[TrialRecord]):
-    """The best trial's record and its model, at its best epoch."""
+def _load_chosen(tuner, run_dir: pathlib.Path, experiment: Experiment, trials: list[TrialRecord], choice: str):
+    """The chosen trial's record (`choose_export`), why it was chosen, and its model at its best epoch."""
     ranked = rank_trials(trials, experiment.direction)
     if not ranked:
         write_results(run_dir, experiment, trials, None)
         reasons = sorted({t.reason for t in trials if t.reason})
         why = reasons[0] if reasons else "no trial ran"
         raise TuningError(f"No trial succeeded out of {len(trials)}; first reason: {why}. See {run_dir / RESULTS_JSON}.")
+    record, why = choose_export(trials, experiment.direction, choice)
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
         warnings.simplefilter("ignore", UserWarning)
-        model = tuner.load_model(tuner.oracle.trials[ranked[0].trial_id])
-    return ranked[0], model
+        model = tuner.load_model(tuner.oracle.trials[record.trial_id])
+    return record, why, model
 
 
-def _evaluate(model, data, record: TrialRecord) -> BestTrial:
+def _evaluate(model, data, record: TrialRecord, choice: str = "best", why: str | None = None) -> BestTrial:
     metrics = {}
     if data.test is not None:
         metrics = {f"test_{k}": float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
     return BestTrial(trial=record.trial, trial_id=record.trial_id, score=record.score, best_epoch=record.best_epoch,
-                     hyperparameters=record.hyperparameters, test_metrics=metrics)
+                     hyperparameters=record.hyperparameters, test_metrics=metrics, params=record.params,
+                     latency_ms=record.latency_ms, choice=choice, why=why)
 
 
 def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Path, export: bool):
@@ -224,7 +229,11 @@ def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Pa
         metadata={"hyperparameters": best.hyperparameters,
                   "metrics": {experiment.objective: best.score, **best.test_metrics},
                   "experiment": experiment.name, "trial_id": best.trial_id,
-                  "best_epoch": best.best_epoch, "source": experiment.data.source},
+                  "best_epoch": best.best_epoch, "source": experiment.data.source,
+                  "params": best.params, "latency_ms": best.latency_ms,
+                  "choice": {"rule": best.choice, "trial": best.trial, "trial_id": best.trial_id,
+                             "objective": {experiment.objective: best.score}, "params": best.params,
+                             "why": best.why}},
     )
 
 
@@ -242,6 +251,9 @@ def run_search(
     printer: Callable[[str], None] = print,
     export: bool | None = None,
     wait_for_chief_seconds: float = 60.0,
+    verbose: bool = False,
+    live=None,
+    export_choice: str | None = None,
 ) -> SearchResult:
     """Runs (or resumes) an experiment's search, writes its results and exports the best model.
 
@@ -260,6 +272,16 @@ def run_search(
             experiment's `[export] enabled`.
         wait_for_chief_seconds: float. How long a worker waits for the
             chief's oracle to answer before giving up. Defaults to 60.
+        verbose: bool. Print one plain line per epoch through `printer` (for log
+            files and CI). Defaults to False.
+        live: bool, a `rich.console.Console`, or None. Show a live line inside each
+            trial (trial k/N, epoch e/E, loss, the objective so far, time left),
+            replaced by the trial's summary line when it ends. None shows it when
+            standard output is a terminal. Defaults to None.
+        export_choice: str or None. Which trial is exported: "best", or
+            "smallest-within=T" (the fewest parameters among the trials whose
+            objective is within T of the best). Defaults to the experiment's
+            `[export] choice` ("best").
 
     A run folder is locked (`.lock`: PID, host, start time) while a search runs
     in it; a second search on it is refused. `overwrite` empties only a run
@@ -271,12 +293,14 @@ def run_search(
     Raises:
         TuningError: when no trial succeeded; it says why.
         InputError: before any work, for a run or export folder that cannot be
-            used, or a run folder in use by another search.
+            used, a run folder in use by another search, or a bad `export_choice`.
         KeyboardInterrupt: on Ctrl-C, at the next batch, epoch or trial
             boundary; completed trials are kept and a rerun resumes.
     """
     role, host, port = parse_role(chief, worker, worker_id)
     experiment = experiment.with_budgets(max_trials, max_epochs)
+    choice = check_export_choice("export_choice", experiment.export.choice if export_choice is None else export_choice)
+    display = ProgressDisplay(printer, live=live, verbose=verbose)
     runs_dir = pathlib.Path(runs_dir)
     export_dir = pathlib.Path(export_dir or experiment.export.dir)
     export = experiment.export.enabled if export is None else export
@@ -297,17 +321,18 @@ def run_search(
                     _clear_run_dir(run_dir)
                 run_dir.mkdir(parents=True, exist_ok=True)
                 (run_dir / FINGERPRINT).write_text(experiment.fingerprint())
-            tuner = _search(prepared, runs_dir, role, printer)
+            tuner = _search(prepared, runs_dir, role, printer, display)
         if not leads:
             printer(f"Worker {role} finished.")
             return SearchResult(run_dir, [], None, None, experiment.objective, experiment.direction)
 
         trials = collect_trials(run_dir)  # on the chief too: its oracle recorded the workers' trials
-        record, model = _load_best(tuner, run_dir, experiment, trials)
-        best = _evaluate(model, prepared.data, record)
+        record, why, model = _load_chosen(tuner, run_dir, experiment, trials, choice)
+        best = _evaluate(model, prepared.data, record, choice, why)
         export_path = _publish(prepared, model, best, export_dir, export)
         best.export_path = str(export_path) if export_path else None
         write_results(run_dir, experiment, trials, best)
         draw_plots(run_dir, trials, experiment.objective, experiment.direction)
-        draw_model_plots(model, prepared.data, run_dir / PLOTS, title=f"best trial {best.trial}")
+        title = f"best trial {best.trial}" if choice == "best" else f"trial {best.trial} ({choice})"
+        draw_model_plots(model, prepared.data, run_dir / PLOTS, title=title)
     return SearchResult(run_dir, trials, best, export_path, experiment.objective, experiment.direction)

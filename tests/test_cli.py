@@ -129,15 +129,49 @@ def test_report_command(tmp_path, capsys):
     config = tmp_path / "r.toml"
     config.write_text('name = "r"\n[data]\nsource = "digits"\nbatch_size = 256\n[search]\nfilters = [4]\n'
                       'dense_units = 8\ndropout = { choice = [0.0, 0.1] }\n[tuner]\nmax_trials = 2\nmax_epochs = 1\n')
-    assert main(["tune", str(config), "--runs-dir", str(tmp_path / "runs"), "--no-export"]) == 0
+    assert main(["tune", str(config), "--runs-dir", str(tmp_path / "runs"), "--no-export", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "[trial 1/2]" in out and "[trial 2/2]" in out and "Best: trial" in out
+    # Not a terminal: no live line, and with --verbose one plain line per epoch.
+    assert "\x1b" not in out and "|" not in out.split("[trial 1/2]")[0]
+    epochs = [line for line in out.splitlines() if "] epoch " in line]
+    assert [line.split(" in ")[0] for line in epochs] == ["[trial 1/2] epoch 1/1", "[trial 2/2] epoch 1/1"]
     (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").unlink()
     assert main(["report", str(tmp_path / "runs" / "r")]) == 0
     out = capsys.readouterr().out
     assert "val_accuracy (higher is better)" in out and "2 trials: 2 completed, 0 failed." in out
     assert (tmp_path / "runs" / "r" / "plots" / "hyperparameters.png").is_file()  # redrawn
     assert main(["report", str(tmp_path / "nothing")]) == 2
+    capsys.readouterr()
+
+    # --pareto: exactly the trials on the front, with their objective, size and latency.
+    from dlimaging.results import collect_trials, pareto_front
+
+    assert main(["report", str(tmp_path / "runs" / "r"), "--pareto"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "r: Pareto front of val_accuracy (higher is better) and parameters"
+    assert out[1].split() == ["trial", "val_accuracy", "(higher", "is", "better)", "params", "latency_ms"]
+    rows = [line.split() for line in out[2:] if line.split() and line.split()[0].isdigit()]
+    front = pareto_front(collect_trials(tmp_path / "runs" / "r"), "max")
+    assert front and [row[0] for row in rows] == [str(t.trial) for t in front]
+    for row, t in zip(rows, front):
+        assert row[1:] == [f"{t.score:.4f}", f"{t.params:,}", f"{t.latency_ms:.3f}"] and t.latency_ms > 0
+    assert out[2 + len(rows)].startswith(f"On the front: {len(front)} of 2 completed trials")
+
+
+@pytest.mark.parametrize("args, toml, message", [
+    (["--export-choice", "smallest-within=abc"], "", "argument --export-choice: must be \"best\" or "
+     "\"smallest-within=TOLERANCE\" with a number >= 0"),
+    (["--export-choice", "fastest"], "", "Received: --export-choice='fastest'"),
+    ([], '[export]\nchoice = "smallest-within="\n', "[export] choice: must be \"best\" or"),
+])
+def test_a_bad_export_choice_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, monkeypatch, args, toml, message):
+    monkeypatch.chdir(tmp_path)
+    config = _tiny_config(tmp_path)
+    config.write_text(config.read_text() + toml)
+    assert main(["tune", str(config), *args]) == 2
+    _one_line(capsys, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.toml"]
 
 
 def test_a_bug_is_an_internal_error_with_its_traceback_in_a_log(monkeypatch, capsys, tmp_path):

@@ -44,6 +44,13 @@ def _trials(learning_rates=(1e-4, 1e-3, 1e-2)):
             for i, lr in enumerate(learning_rates)] + [_trial(9, None, {"units": 1})]
 
 
+def _sized_trials():
+    """Trials with parameter counts: (score, params); 2, 4 and 5 are the Pareto front (higher is better)."""
+    sized = [(0.90, 12_000), (0.95, 3_000), (0.93, 40_000), (0.97, 150_000), (0.80, 900), (0.96, 400_000)]
+    return [TrialRecord(trial=i, trial_id=str(i - 1), status="COMPLETED", score=score, params=params)
+            for i, (score, params) in enumerate(sized, start=1)] + [_trial(9, None, {})]
+
+
 def _draw_everything(folder):
     """Calls every plot function; returns {file name: (returned path, expected (width, height))}."""
     folder = pathlib.Path(folder)
@@ -61,6 +68,8 @@ def _draw_everything(folder):
         "confusion.png": (plots.plot_confusion_matrix(LABELS, PREDICTED, ["arabica", "robusta", "blend"],
                                                       folder / "confusion.png"), (535, 435)),
         "spectra.png": (plots.plot_spectra(SPECTRA, LABELS, folder / "spectra.png", axis=AXIS), (700, 400)),
+        "pareto.png": (plots.plot_pareto(_sized_trials(), "val_accuracy", folder / "pareto.png", direction="max"),
+                       (600, 380)),
     }
 
 
@@ -230,3 +239,21 @@ def test_spectra_are_drawn_on_their_axis_per_class_and_per_target_range():
     assert [t.get_text().split()[0] for t in ax.get_legend().get_texts()] == ["glucose"] * 3
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), np.arange(50))  # no axis: the index
     assert ax.get_xlabel() == "index"
+
+
+@pytest.mark.parametrize("direction, front", [("max", ["5", "2", "4"]), ("min", ["5"])])
+def test_pareto_plot_labels_the_front_on_a_log_axis(direction, front):
+    fig = plots.pareto_figure(_sized_trials(), "val_accuracy", direction=direction)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters" and ax.get_ylabel() == "val_accuracy"
+    assert [text.get_text() for text in ax.texts] == front  # each front trial labelled with its number
+    trials, marked = ax.get_lines()
+    assert sorted(marked.get_xdata()) == sorted(t.params for t in _sized_trials() if str(t.trial) in front)
+    assert len(trials.get_xdata()) == 6 - len(front)  # the others, unlabelled; the unfinished one left out
+    FigureCanvasAgg(fig).draw()
+    assert 2 <= len(_labels(ax, minor=False)) <= 5  # 900 to 400,000: a few decades labelled, not crowded
+
+
+def test_pareto_plot_without_parameter_counts_says_so():
+    fig = plots.pareto_figure(_trials(), "val_loss", direction="min")
+    assert [text.get_text() for text in fig.axes[0].texts] == ["no completed trial with a parameter count"]

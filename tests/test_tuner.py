@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import re
 
 import pytest
 
@@ -34,3 +35,70 @@ def test_patches_apply_inside_the_block_and_are_restored(tmp_path):
         assert json.loads((tmp_path / "state.json").read_text()) == {"a": 1}
         assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary file left
     assert utils.save_json is original_save and config.DEBUG is original_debug
+
+
+# ---------------------------------------------------------------- inside a trial
+
+
+def _fit_watched(display, epochs=2, label="trial 1/2"):
+    """A tiny model trained with `TrialProgress`; returns the model."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 2, 64)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    progress = tuner.TrialProgress(display, label=label, objective="val_accuracy", direction="max")
+    model.fit(x, y, validation_data=(x, y), epochs=epochs, batch_size=16, verbose=0, callbacks=[progress])
+    return model
+
+
+def test_a_terminal_shows_one_live_line_that_the_trial_end_removes():
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=200)
+    lines = []
+    _fit_watched(tuner.ProgressDisplay(lines.append, live=console, refresh_seconds=0.0))
+    out = console.file.getvalue()
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.replace("\r", "\n")).split("\n")
+    shown = [frame for frame in frames if frame.startswith("trial 1/2 |")]
+    assert any("epoch 1/2 | batch 1/4 | loss=" in frame and "left" in frame for frame in shown), shown
+    assert any(frame.startswith("trial 1/2 | epoch 1/2 | loss=") and "| val_accuracy=" in frame
+               and "| best val_accuracy=" in frame for frame in shown), shown
+    assert any("epoch 2/2" in frame for frame in shown)
+    assert out.endswith("\x1b[1A\x1b[2K")  # the line is erased: the trial's summary takes its place
+    assert lines == []  # nothing plain without verbose
+
+
+def test_without_a_terminal_nothing_per_epoch_unless_verbose():
+    lines = []
+    _fit_watched(tuner.ProgressDisplay(lines.append, live=False))
+    assert lines == []
+    _fit_watched(tuner.ProgressDisplay(lines.append, live=False, verbose=True), epochs=3)
+    assert len(lines) == 3
+    for epoch, line in enumerate(lines, start=1):
+        assert line.startswith(f"[trial 1/2] epoch {epoch}/3 in ") and "loss=" in line and "val_accuracy=" in line
+        assert "\x1b" not in line
+    assert "left" in lines[0] and "left" not in lines[-1]
+
+
+def test_the_model_is_measured_when_training_ends():
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    model.compile("adam", "mse")
+    sink = {}
+    model.fit(np.zeros((4, 8, 8, 1)), np.zeros((4, 10)), epochs=1, verbose=0, callbacks=[tuner.MeasureModel(sink)])
+    assert sink["params"] == model.count_params() == 4 * 9 + 4 + 144 * 10 + 10
+    assert 0 < sink["latency_ms"] < 1000
+
+
+@pytest.mark.parametrize("seconds, text", [(0.42, "0.4s"), (12.4, "12s"), (185, "3m05s"), (3720, "1h02m")])
+def test_durations_read_well(seconds, text):
+    assert tuner._duration(seconds) == text

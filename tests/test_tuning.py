@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 import math
 import os
@@ -13,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dlimaging.errors import InputError
 from dlimaging.experiment import parse_experiment
-from dlimaging.results import report
+from dlimaging.results import TrialRecord, choose_export, pareto_front, report
 from dlimaging.tuner import FailOnNaN
 from dlimaging.tuning import TuningError, run_search
 
@@ -89,23 +92,40 @@ def test_each_algorithm(tmp_path, algorithm, max_trials, search, tuner, expected
 
 
 def test_results_plots_and_export(tmp_path):
+
+    from rich.console import Console
+
     lines = []
+    console = Console(file=io.StringIO(), force_terminal=True, width=200)  # a terminal, as a test can see it
     result = run_search(experiment(max_trials=3), runs_dir=tmp_path / "runs",
-                        export_dir=tmp_path / "saved_models", printer=lines.append)
+                        export_dir=tmp_path / "saved_models", printer=lines.append, live=console)
     run_dir = tmp_path / "runs" / "tiny"
-    # One progress line per trial: trial k of N, hyperparameters, score and time.
+    # One progress line per trial: trial k of N, hyperparameters, score, time and size.
     progress = [line for line in lines if line.startswith("[trial")]
-    assert len(progress) == 3
+    assert len(progress) == 3 == len(lines)  # not verbose: no per-epoch lines
     assert progress[0].startswith("[trial 1/3] val_accuracy=") and "filters=" in progress[0] and "s (" in progress[0]
+    assert " params) |" in progress[0]
+    # Inside each trial, the live line: trial k/N, epoch e/E, the loss and the objective.
+    live = console.file.getvalue()
+    for k in (1, 2, 3):
+        assert f"trial {k}/3 | epoch 1/1 | loss=" in live and "| val_accuracy=" in live
 
     results = json.loads((run_dir / "results.json").read_text())
     assert results["summary"] == {"trials": 3, "completed": 3, "failed": 0, "unfinished": 0}
     for trial in results["trials"]:
-        assert set(trial) >= {"trial", "status", "score", "epochs", "seconds", "hyperparameters", "best_epoch"}
+        assert set(trial) >= {"trial", "status", "score", "epochs", "seconds", "hyperparameters", "best_epoch",
+                              "params", "latency_ms"}
         assert trial["epochs"] == 1 and trial["seconds"] > 0
+    assert results["pareto"] == [t.trial for t in pareto_front(result.trials, "max")]
     csv_lines = (run_dir / "results.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 4 and csv_lines[0].startswith("trial,status,score")
-    for png in ("objective_per_trial.png", "hyperparameters.png", "learning_curves.png"):
+    rows = list(csv.DictReader(io.StringIO((run_dir / "results.csv").read_text())))
+    # Each model's size is its builder's, and its latency a few milliseconds at most.
+    sizes = {"4": 4 * 9 + 4 + 4 * 16 * 8 + 8 + 8 * 10 + 10, "8": 8 * 9 + 8 + 8 * 16 * 8 + 8 + 8 * 10 + 10}
+    for row in rows:
+        assert int(row["params"]) == sizes[row["filters"]]
+        assert 0 < float(row["latency_ms"]) < 100
+    for png in ("objective_per_trial.png", "hyperparameters.png", "learning_curves.png", "pareto.png"):
         assert (run_dir / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     events = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert events
@@ -127,7 +147,7 @@ def test_results_plots_and_export(tmp_path):
     assert accuracy == pytest.approx(result.best.test_metrics["test_accuracy"], abs=1e-6)
 
     text, paths = report(run_dir)
-    assert "rank" in text and "3 trials: 3 completed, 0 failed." in text and len(paths) == 3
+    assert "rank" in text and "3 trials: 3 completed, 0 failed." in text and len(paths) == 4
 
     # Running the finished experiment again redoes nothing and exports nothing new.
     again = run_search(experiment(max_trials=3), runs_dir=tmp_path / "runs",
@@ -170,6 +190,8 @@ def test_all_failing_cli_exits_non_zero(tmp_path):
     result = subprocess.run([DLIMAGING, "tune", str(config)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert "No trial succeeded out of 2" in result.stderr
+    # Output to a pipe: no live line (no terminal codes), no per-epoch lines without --verbose.
+    assert "\x1b" not in result.stdout and "] epoch " not in result.stdout
     assert not (tmp_path / "saved_models").exists()
 
 
@@ -449,3 +471,80 @@ def out_samples(source):
     from dlimaging import load_dataset
 
     return load_dataset(source, seed=0).num_train
+
+
+# ---------------------------------------------------------------- size, speed and accuracy
+
+
+def _record(trial, score, params, latency_ms=1.0):
+    return TrialRecord(trial=trial, trial_id=str(trial - 1), status="COMPLETED" if score is not None else "FAILED",
+                       score=score, params=params, latency_ms=latency_ms)
+
+
+# Trial: (score, params). Higher is better for accuracy, lower for the loss.
+RECORDS = [_record(1, 0.90, 1000), _record(2, 0.95, 5000), _record(3, 0.93, 800), _record(4, 0.95, 7000),
+           _record(5, 0.80, 800), _record(6, 0.97, 20000), _record(7, None, 100), _record(8, 0.99, None),
+           _record(9, 0.93, 800)]
+
+
+@pytest.mark.parametrize("direction, front", [
+    # 3 and 9 tie (0.93 with 800): neither beats the other. 1 and 5 lose to 3; 4 to 2.
+    ("max", [3, 9, 2, 6]),
+    # Lower is better: 5 (0.80 with 800) beats everything bigger; 7 failed; 8 has no count.
+    ("min", [5]),
+])
+def test_pareto_front_on_objective_and_parameters(direction, front):
+    assert [t.trial for t in pareto_front(RECORDS, direction)] == front
+    assert pareto_front([], direction) == []
+
+
+# Lower is better (a loss): trial: (score, params).
+LOSSES = [_record(1, 0.30, 100), _record(2, 0.20, 400), _record(3, 0.25, 500), _record(4, 0.10, 900)]
+
+
+def test_pareto_front_when_lower_is_better():
+    assert [t.trial for t in pareto_front(LOSSES, "min")] == [1, 2, 4]  # 3 loses to 2
+    assert [t.trial for t in pareto_front(LOSSES, "max")] == [1]  # the same numbers read the other way
+
+
+@pytest.mark.parametrize("records, direction, choice, expected", [
+    (RECORDS, "max", "best", 8),                    # the best objective, with or without a parameter count
+    (RECORDS, "max", "smallest-within=0", 8),       # none ties it and none near it has a count: the best
+    (RECORDS, "max", "smallest-within=0.02", 6),    # 0.97 and 0.99 are within 0.02; only 6 has a count
+    (RECORDS, "max", "smallest-within=0.04", 2),    # 0.95 (2 and 4) are within: 2 has fewer parameters
+    (RECORDS, "max", "smallest-within=0.06", 3),    # 0.93 with 800 (3 before 9: the earlier of equals)
+    (RECORDS, "max", "smallest-within=0.2", 3),     # 5 has 800 too, but 3 scores better
+    (LOSSES, "min", "smallest-within=0.05", 4),     # lower is better: only the best itself
+    (LOSSES, "min", "smallest-within=0.1", 2),      # 0.20 is within 0.1 of 0.10, with 400
+    (LOSSES, "min", "smallest-within=0.2", 1),      # 0.30 with 100
+])
+def test_smallest_within_picks_the_fewest_parameters_near_the_best(records, direction, choice, expected):
+    chosen, why = choose_export(records, direction, choice)
+    assert chosen.trial == expected, why
+    assert f"trial {expected} (" in why
+
+
+def test_a_bad_export_choice_is_refused_before_any_work(tmp_path):
+    for choice in ("smallest-within=abc", "fastest", "smallest-within=-1", ""):
+        with pytest.raises(InputError, match=r"`export_choice` must be \"best\" or \"smallest-within=TOLERANCE\""):
+            run_search(experiment(), runs_dir=tmp_path / "runs", export_choice=choice, printer=_quiet)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_smallest_within_exports_the_smallest_trial_near_the_best(tmp_path):
+    # Two models of different sizes: 2 filters learn less in two epochs than 16.
+    search = {"filters": {"choice": [[2], [16]]}, "dense_units": 8, "learning_rate": 0.01}
+    lines = []
+    result = run_search(experiment(algorithm="grid", search=search, max_epochs=2), runs_dir=tmp_path / "runs",
+                        export_dir=tmp_path / "saved_models", printer=lines.append,
+                        export_choice="smallest-within=1")
+    smallest = min(result.trials, key=lambda t: t.params)
+    best = max(result.trials, key=lambda t: t.score)
+    assert smallest.trial != best.trial, result.trials  # else the test could not tell the choices apart
+    assert result.best.trial_id == smallest.trial_id and result.best.choice == "smallest-within=1"
+    info = json.loads((result.export_path / "assets" / "dlimaging.json").read_text())
+    assert info["trial_id"] == smallest.trial_id and info["params"] == smallest.params
+    assert info["choice"]["rule"] == "smallest-within=1" and info["choice"]["params"] == smallest.params
+    assert f"trial {best.trial}: {best.score:.4f}" in info["choice"]["why"]
+    results = json.loads((tmp_path / "runs" / "tiny" / "results.json").read_text())
+    assert results["best"]["trial_id"] == smallest.trial_id and results["best"]["choice"] == "smallest-within=1"
