@@ -47,7 +47,7 @@ class TrialRecord:
         hyperparameters: its values.
         params: the model's parameter count (`count_params()`: trainable and not).
         latency_ms: its batch-1 inference time in milliseconds, measured after training
-            (see `dlimaging.tuner.measure_latency`).
+            (see `dlimaging.progress.measure_latency`).
     """
 
     trial: int

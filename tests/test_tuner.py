@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dlimaging import tuner
+from dlimaging import progress, tuner
 
 
 def test_the_patched_internals_exist_in_this_keras_tuner():
@@ -50,8 +50,8 @@ def _fit_watched(display, epochs=2, label="trial 1/2"):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
                               keras.layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    progress = tuner.TrialProgress(display, label=label, objective="val_accuracy", direction="max")
-    model.fit(x, y, validation_data=(x, y), epochs=epochs, batch_size=16, verbose=0, callbacks=[progress])
+    watcher = progress.TrialProgress(display, label=label, objective="val_accuracy", direction="max")
+    model.fit(x, y, validation_data=(x, y), epochs=epochs, batch_size=16, verbose=0, callbacks=[watcher])
     return model
 
 
@@ -62,7 +62,7 @@ def test_a_terminal_shows_one_live_line_that_the_trial_end_removes():
 
     console = Console(file=io.StringIO(), force_terminal=True, width=200)
     lines = []
-    _fit_watched(tuner.ProgressDisplay(lines.append, live=console, refresh_seconds=0.0))
+    _fit_watched(progress.ProgressDisplay(lines.append, live=console, refresh_seconds=0.0))
     out = console.file.getvalue()
     frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.replace("\r", "\n")).split("\n")
     shown = [frame for frame in frames if frame.startswith("trial 1/2 |")]
@@ -76,9 +76,9 @@ def test_a_terminal_shows_one_live_line_that_the_trial_end_removes():
 
 def test_without_a_terminal_nothing_per_epoch_unless_verbose():
     lines = []
-    _fit_watched(tuner.ProgressDisplay(lines.append, live=False))
+    _fit_watched(progress.ProgressDisplay(lines.append, live=False))
     assert lines == []
-    _fit_watched(tuner.ProgressDisplay(lines.append, live=False, verbose=True), epochs=3)
+    _fit_watched(progress.ProgressDisplay(lines.append, live=False, verbose=True), epochs=3)
     assert len(lines) == 3
     for epoch, line in enumerate(lines, start=1):
         assert line.startswith(f"[trial 1/2] epoch {epoch}/3 in ") and "loss=" in line and "val_accuracy=" in line
@@ -94,11 +94,11 @@ def test_the_model_is_measured_when_training_ends():
                               keras.layers.Dense(10)])
     model.compile("adam", "mse")
     sink = {}
-    model.fit(np.zeros((4, 8, 8, 1)), np.zeros((4, 10)), epochs=1, verbose=0, callbacks=[tuner.MeasureModel(sink)])
+    model.fit(np.zeros((4, 8, 8, 1)), np.zeros((4, 10)), epochs=1, verbose=0, callbacks=[progress.MeasureModel(sink)])
     assert sink["params"] == model.count_params() == 4 * 9 + 4 + 144 * 10 + 10
     assert 0 < sink["latency_ms"] < 1000
 
 
 @pytest.mark.parametrize("seconds, text", [(0.42, "0.4s"), (12.4, "12s"), (185, "3m05s"), (3720, "1h02m")])
 def test_durations_read_well(seconds, text):
-    assert tuner._duration(seconds) == text
+    assert progress._duration(seconds) == text
