@@ -28,8 +28,36 @@ def _sample_std(inputs):
     return ops.std(inputs, axis=tuple(range(1, len(inputs.shape))), keepdims=True)
 
 
+class _SignalAugmentation(keras.layers.Layer):
+    """A random change drawn anew for each sample, applied only in training.
+
+    Subclasses implement `augment(inputs)`; `factor` is the size of the change
+    (0 switches it off), `seed` the seed of the draws.
+    """
+
+    def __init__(self, factor: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.factor == 0.0:
+            return inputs
+        return self.augment(inputs)
+
+    def augment(self, inputs):
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
+
+
 @keras.saving.register_keras_serializable(package="dlimaging")
-class RandomShift1D(keras.layers.Layer):
+class RandomShift1D(_SignalAugmentation):
     """Shifts a signal along its length by up to `factor` of the length.
 
     The same offset moves every channel of a sample, with a new offset for each
@@ -40,15 +68,10 @@ class RandomShift1D(keras.layers.Layer):
     """
 
     def __init__(self, factor: float, seed: int | None = None, mode: str = "circular", **kwargs):
-        super().__init__(**kwargs)
-        self.factor = float(factor)
-        self.seed = seed
+        super().__init__(factor, seed, **kwargs)
         self.mode = check_argument("shift_mode", mode)
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=None):
-        if not training or self.factor == 0.0:
-            return inputs
+    def augment(self, inputs):
         length = ops.shape(inputs)[1]
         max_shift = ops.cast(ops.round(self.factor * ops.cast(length, "float32")), "int32")
         batch = ops.shape(inputs)[0]
@@ -61,15 +84,12 @@ class RandomShift1D(keras.layers.Layer):
         index = ops.mod(index, length) if self.mode == "circular" else ops.clip(index, 0, length - 1)
         return ops.take_along_axis(inputs, index[:, :, None], axis=1)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "seed": self.seed, "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="dlimaging")
-class RandomBaseline(keras.layers.Layer):
+class RandomBaseline(_SignalAugmentation):
     """Adds a random straight baseline `a + b·t` to each sample, t going from -1 to 1 along the length.
 
     `a` and `b` are drawn per sample in [-factor, factor] × the sample's standard
@@ -77,15 +97,7 @@ class RandomBaseline(keras.layers.Layer):
     spectrometer's background (offset and tilt).
     """
 
-    def __init__(self, factor: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = float(factor)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):
-        if not training or self.factor == 0.0:
-            return inputs
+    def augment(self, inputs):
         shape = _per_sample(inputs)
         scale = _sample_std(inputs)
         offset = keras.random.uniform(shape, -self.factor, self.factor, seed=self.seed_generator)
@@ -94,15 +106,9 @@ class RandomBaseline(keras.layers.Layer):
         baseline = (ops.cast(offset, inputs.dtype) + ops.cast(slope, inputs.dtype) * ops.cast(t, inputs.dtype)) * scale
         return inputs + baseline
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="dlimaging")
-class RandomScatter(keras.layers.Layer):
+class RandomScatter(_SignalAugmentation):
     """Multiplicative and additive scatter: `gain · x + offset` per sample.
 
     The gain is drawn in [1 - factor, 1 + factor] (as `RandomScale`) and the offset in
@@ -110,52 +116,24 @@ class RandomScatter(keras.layers.Layer):
     scatter correction (MSC) undoes in spectroscopy.
     """
 
-    def __init__(self, factor: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = float(factor)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):
-        if not training or self.factor == 0.0:
-            return inputs
+    def augment(self, inputs):
         shape = _per_sample(inputs)
         scale = _sample_std(inputs)
         gain = keras.random.uniform(shape, 1.0 - self.factor, 1.0 + self.factor, seed=self.seed_generator)
         offset = keras.random.uniform(shape, -self.factor, self.factor, seed=self.seed_generator)
         return inputs * ops.cast(gain, inputs.dtype) + ops.cast(offset, inputs.dtype) * scale
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="dlimaging")
-class RandomScale(keras.layers.Layer):
+class RandomScale(_SignalAugmentation):
     """Multiplies each sample by a random gain in [1 - factor, 1 + factor]."""
 
-    def __init__(self, factor: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = float(factor)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):
-        if not training or self.factor == 0.0:
-            return inputs
+    def augment(self, inputs):
         shape = _per_sample(inputs)
         gain = keras.random.uniform(
             shape, 1.0 - self.factor, 1.0 + self.factor, seed=self.seed_generator
         )
         return inputs * ops.cast(gain, inputs.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
 
 
 def _check_fraction(name: str, value: Any) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import pathlib
@@ -133,14 +134,20 @@ def builder_arguments(name: str) -> list[str]:
         import inspect
 
         return [p for p in inspect.signature(builder).parameters if p not in NOT_SEARCHABLE]
-    module, _, function = builder.partition(":")
+    return [a for a in _parameters_in_source(builder) if a not in NOT_SEARCHABLE]
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters_in_source(reference: str) -> tuple[str, ...]:
+    """The parameter names of the function `"module:function"`, parsed once from its source."""
+    module, _, function = reference.partition(":")
     spec = importlib.util.find_spec(module)
     tree = ast.parse(pathlib.Path(spec.origin).read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == function:
             args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
-            return [a.arg for a in args if a.arg not in NOT_SEARCHABLE]
-    raise LookupError(f"{family(name).builder} not found")  # a broken registry entry
+            return tuple(a.arg for a in args)
+    raise LookupError(f"{reference} not found")  # a broken registry entry
 
 
 # ---------------------------------------------------------------- tasks
