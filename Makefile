@@ -4,11 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test bench clean help
+.PHONY: demo test notebooks bench clean help
 
 help:
 	@echo "make demo   create $(VENV), install dlimaging and run the main job (tuning/digits_cnn.toml, offline)"
-	@echo "make test   create $(VENV), install the test extras and run the test suite"
+	@echo "make test   create $(VENV), install the test extras and run the test suite (the notebooks included)"
+	@echo "make notebooks  execute notebooks/*.ipynb and write HTML copies with their figures to docs/notebooks/"
 	@echo "make bench  run the benchmarks in benchmarks/ (each prints a ratio against plain Keras / keras-tuner)"
 
 $(BIN)/python:
@@ -30,6 +31,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Executes each notebook in a fresh kernel (working directory notebooks/) and writes an HTML copy with
+# its outputs; the .ipynb files themselves stay without outputs.
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python -m nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
+		--output-dir docs/notebooks notebooks/*.ipynb
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/serving_latency.py
@@ -37,4 +44,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/spectra_vs_pls.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/notebooks
