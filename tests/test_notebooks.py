@@ -1,4 +1,5 @@
-"""The lecture's notebooks: committed clean, listed in their README, and each runs top to bottom in time.
+"""The lecture's notebooks: committed clean, listed in their README, each section naming its slide, and each
+running top to bottom in time.
 
 Each notebook is executed by nbclient (Jupyter's own runner, as `jupyter nbconvert --execute` uses) in
 a fresh kernel whose working directory is an empty temporary folder: a notebook must read only
@@ -46,6 +47,16 @@ def test_notebook_is_committed_without_outputs(path):
              and (cell.outputs or cell.execution_count is not None)]
     assert not dirty, f"{path.name}: cells {dirty} hold outputs or execution counts; clear them with `{CLEAR}`"
     assert any(cell.cell_type == "code" for cell in notebook.cells)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_each_section_names_the_lecture_slide_it_follows(path):
+    notebook = nbformat.read(path, as_version=4)
+    sections = [cell.source for cell in notebook.cells
+                if cell.cell_type == "markdown" and re.search(r"^## ", cell.source, flags=re.M)]
+    assert sections, f"{path.name} has no '## ' sections"
+    unnamed = [text.splitlines()[0] for text in sections if not re.search(r"slide|lecture", text, flags=re.I)]
+    assert not unnamed, f"{path.name}: these sections do not name the lecture slide they follow: {unnamed}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
