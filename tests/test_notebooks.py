@@ -59,6 +59,7 @@ def test_each_section_names_the_lecture_slide_it_follows(path):
     assert not unnamed, f"{path.name}: these sections do not name the lecture slide they follow: {unnamed}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs_top_to_bottom_in_time(path, tmp_path):
     notebook = nbformat.read(path, as_version=4)
