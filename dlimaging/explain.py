@@ -389,7 +389,8 @@ def saliency_exported(version_dir, x, class_index: int | None = None, output: st
     metadata = read_metadata(version_dir)
     entry = registry.task(metadata["task"])
     output = output or entry.outputs[0]
-    signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    loaded = tf.saved_model.load(str(version_dir))  # kept: the signature needs its variables alive
+    signature = loaded.signatures[SIGNATURE]
     shape = tuple(metadata["input"]["shape"])
     x = np.asarray(x, "float32")
     single = x.shape == shape
