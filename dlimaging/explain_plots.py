@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from dlimaging.errors import InputError
 
 HEAT = "inferno"  # Grad-CAM and saliency: dark = no evidence, bright = strong
+BAND = "YlOrRd"  # the band behind a spectrum: pale where nothing counts, so the curve stays readable
 KERNEL = "RdBu_r"  # kernels: blue negative, red positive, white zero
 
 
@@ -162,7 +163,7 @@ def _overlay_1d(ax, signal, heat, positions, label: str):
     span = (positions[0], positions[-1])
     low, high = float(signal.min()), float(signal.max())
     pad = 0.05 * (high - low or 1.0)
-    shown = ax.imshow(heat[None, :], aspect="auto", cmap=HEAT, vmin=0, vmax=1, alpha=0.55,
+    shown = ax.imshow(heat[None, :], aspect="auto", cmap=BAND, vmin=0, vmax=1, alpha=0.7,
                       extent=(span[0], span[1], low - pad, high + pad), origin="lower")
     ax.plot(positions, signal, color="C0", linewidth=1.2)
     ax.set_xlim(span)  # as stored: wavenumbers from high to low run left to right
