@@ -92,7 +92,7 @@ def feature_maps_figure(maps: Mapping[str, np.ndarray], *, channels: int = 8, ax
     images = all(m.ndim == 3 for m in shown.values())
     fig = Figure(figsize=(1.5 * cols + 1.0, (1.5 if images else 1.1) * len(shown) + 0.4), layout="constrained")
     axes = fig.subplots(len(shown), cols, squeeze=False)
-    for row, (name, m) in zip(axes, shown.items()):
+    for index, (row, (name, m)) in enumerate(zip(axes, shown.items())):
         for c, ax in enumerate(row):
             if c >= m.shape[-1]:
                 ax.axis("off")
@@ -109,7 +109,7 @@ def feature_maps_figure(maps: Mapping[str, np.ndarray], *, channels: int = 8, ax
                     ax.invert_xaxis()
             if c == 0:
                 ax.set_ylabel(f"{name}\n{'×'.join(map(str, m.shape[:-1]))}", fontsize=8)
-            if row is axes[0]:
+            if index == 0:
                 ax.set_title(f"channel {c}", fontsize=8)
     if title:
         fig.suptitle(title)
