@@ -204,3 +204,10 @@ def test_cli_explain_keras_model_and_export(tmp_path, capsys):
     assert main(["explain", str(tmp_path / "model.keras"), str(tmp_path / "x.npy"), "--out", str(out),
                  "--sample", "9"]) == 2
     assert "holds 4 sample(s)" in capsys.readouterr().err
+
+
+def test_the_command_line_names_the_same_variants_and_methods():
+    from dlimaging import explain_files
+
+    assert explain_files.CAM_VARIANTS == tuple(explain.CAM_VARIANTS)
+    assert set(explain_files.EXPORT_METHODS) <= set(explain_files.METHODS)
