@@ -1,6 +1,5 @@
 """dlimaging.explain: shapes, a planted feature found by Grad-CAM and saliency, refused layers, figures, CLI."""
 
-import pathlib
 
 import keras
 import numpy as np
