@@ -150,9 +150,24 @@ def test_bad_arguments_are_refused(call, message):
         call(_cnn((8, 8, 1)))
 
 
-def test_grad_cam_refuses_3d_models():
+def test_grad_cam_refuses_3d_models_whose_feature_maps_and_filters_still_work():
+    model = dli.build_cnn((8, 8, 8, 1), 2, filters=(2,))
     with pytest.raises(InputError, match="1D and 2D CNNs"):
-        explain.grad_cam(dli.build_cnn((8, 8, 8, 1), 2, filters=(2,)), np.zeros((8, 8, 8, 1)))
+        explain.grad_cam(model, np.zeros((8, 8, 8, 1)))
+    assert explain.feature_maps(model, np.zeros((8, 8, 8, 1)))["block1_act1"].shape == (8, 8, 8, 2)
+    assert explain.filters(model).shape == (2, 3, 3, 3, 1)
+
+
+def test_saliency_of_an_export_equals_the_keras_models_for_regression(tmp_path):
+    # Linear outputs (and a positive target scale): the served output's gradient is the score's.
+    model = dli.build_cnn((32, 1), task="regression", num_outputs=2, filters=(4,))
+    x = np.random.default_rng(3).normal(size=(3, 32, 1)).astype("float32")
+    version = dli.export_saved_model(model, tmp_path / "reg")
+    for unit in (0, 1):
+        np.testing.assert_allclose(explain.saliency_exported(version, x, class_index=unit),
+                                   explain.saliency(model, x, class_index=unit), atol=1e-5)
+    with pytest.raises(InputError, match="class_index"):
+        explain.saliency_exported(version, x, class_index=2)
 
 
 # ---------------------------------------------------------------- figures and the command line
