@@ -36,6 +36,13 @@ def _images(corner, n=256, size=16, seed=0):
     return x[..., None].astype("float32"), y
 
 
+def _heat_near(cam, corner):
+    """How many times hotter the 5x5 window around `corner` is than the whole map (about 1 for a map
+    that ignores the square, below 1 for one that looks elsewhere)."""
+    r, c = corner
+    return cam[max(r - 2, 0):r + 3, max(c - 2, 0):c + 3].mean() / cam.mean()
+
+
 def _trained(x, y, **kwargs):
     keras.utils.set_random_seed(0)
     model = dli.build_cnn(x.shape[1:], 2, filters=(8, 16), learning_rate=kwargs.pop("learning_rate", 3e-3), **kwargs)
@@ -108,7 +115,8 @@ def test_grad_cam_finds_a_planted_square_behind_global_pooling():
     # Grad-CAM's home: a head that pools the maps globally.
     model = _trained(x, y, head="global_max", dense_units=(), learning_rate=1e-2, epochs=4)
     cam = explain.grad_cam(model, test_x[test_y == 1], class_index=1).mean(axis=0)
-    assert np.abs(np.subtract(np.unravel_index(cam.argmax(), cam.shape), corner)).max() <= 3, cam.round(2)
+    # Measured over training seeds 0-4: 2.0 to 4.9 times hotter; the map is as coarse as block2 (8x8).
+    assert _heat_near(cam, corner) > 1.8, cam.round(2)
 
 
 def test_hires_cam_finds_a_planted_square_behind_a_flatten_head():
@@ -117,7 +125,9 @@ def test_hires_cam_finds_a_planted_square_behind_a_flatten_head():
     test_x, test_y = _images(corner, n=64, seed=1)
     model = _trained(x, y)  # the default head: flatten, then a dense layer
     cam = explain.grad_cam(model, test_x[test_y == 1], class_index=1, variant="hires").mean(axis=0)
-    assert np.abs(np.subtract(np.unravel_index(cam.argmax(), cam.shape), corner)).max() <= 2, cam.round(2)
+    # Measured over training seeds 0-4: 5.8 to 7.9 times hotter, the peak at most 3 pixels away.
+    assert _heat_near(cam, corner) > 4, cam.round(2)
+    assert np.abs(np.subtract(np.unravel_index(cam.argmax(), cam.shape), corner)).max() <= 3, cam.round(2)
 
 
 # ---------------------------------------------------------------- refused
