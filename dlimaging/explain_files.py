@@ -47,6 +47,8 @@ def _answer(scores: np.ndarray, unit: int, info: dict[str, Any], has_classes: bo
     """The explained output, for the title: a class and its probability, or a target and its value."""
     if has_classes:
         names = info.get("class_names") or []
+        if len(scores) == 1 and len(names) == 2:  # one sigmoid unit: the probability of the second class
+            names = names[1:]
         name = names[unit] if unit < len(names) else str(unit)
         return f"class {name} (p={float(scores[unit]):.3f})"
     names = info.get("target_names") or []
