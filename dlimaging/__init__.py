@@ -26,6 +26,10 @@ _EXPORTS = {
     "MLPHyperModel": "dlimaging.hypermodels",
     "load_experiment": "dlimaging.experiment",
     "run_search": "dlimaging.tuning",
+    "feature_maps": "dlimaging.explain",
+    "filters": "dlimaging.explain",
+    "grad_cam": "dlimaging.explain",
+    "saliency": "dlimaging.explain",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -228,6 +228,15 @@ def cmd_request(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from dlimaging.explain_files import explain_file
+
+    path, what = explain_file(args.model, args.input, args.out, method=args.method, layer=args.layer,
+                              class_index=args.class_index, sample=args.sample, variant=args.variant)
+    print(f"Wrote {path}: {what}")
+    return 0
+
+
 def cmd_serving_config(args) -> int:
     from dlimaging.export import SERVING_CONFIG_MARK
     from dlimaging.serving import serving_config
@@ -321,6 +330,8 @@ def _export_choice(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dlimaging import explain_files  # TensorFlow-free: its names only
+
     parser = _Parser(prog="dlimaging", description="Deep learning for imaging and spectroscopy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -367,6 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("input")
     p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("explain", help="draw Grad-CAM, saliency, feature maps or filters of a model for one input")
+    p.add_argument("model", help="a .keras file (every method), or an exported saved_models/NAME[/VERSION] "
+                   "(saliency only: an export holds no layers)")
+    p.add_argument("input", help="an image, .npy/.npz array or .csv file, read as predict reads it")
+    p.add_argument("--out", required=True, help="the PNG file to write")
+    p.add_argument("--method", choices=explain_files.METHODS,
+                   help="default: grad-cam (with the saliency curve for 1D inputs); saliency for an export")
+    p.add_argument("--layer", help="the layer for grad-cam, feature-maps or filters (default: the last conv "
+                   "block's activation; all blocks; the first conv)")
+    p.add_argument("--class", dest="class_index", type=int, help="the output unit to explain (default: the "
+                   "predicted class, or the first output for regression)")
+    p.add_argument("--sample", type=int, default=0, help="which sample of a file that holds several (default 0)")
+    p.add_argument("--variant", choices=explain_files.CAM_VARIANTS, default=explain_files.CAM_VARIANTS[0],
+                   help="grad-cam (keras.io's recipe) or hires (HiResCAM: faithful behind a flatten head)")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("serving-config", help="write a TF Serving models.config for every exported model")
     p.add_argument("export_dir", nargs="?", default="saved_models")

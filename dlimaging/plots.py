@@ -500,3 +500,16 @@ def spectra_figure(x, y, *, axis: Sequence[float] | None = None, class_names: Se
 def plot_spectra(x, y, path, **kwargs) -> pathlib.Path:
     """Writes `spectra_figure(x, y, **kwargs)` to a PNG file; returns its path."""
     return _save(spectra_figure(x, y, **kwargs), path)
+
+
+# The figures of dlimaging.explain live in their own module, by role; they are part of this one.
+from dlimaging.explain_plots import (  # noqa: E402,F401
+    feature_maps_figure,
+    filters_figure,
+    grad_cam_figure,
+    plot_feature_maps,
+    plot_filters,
+    plot_grad_cam,
+    plot_saliency,
+    saliency_figure,
+)
