@@ -219,13 +219,16 @@ def predict_exported(version_dir: str | os.PathLike, x: np.ndarray, metadata: di
     import tensorflow as tf
 
     try:
-        signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+        # Keep the loaded object: a signature alone does not keep its variables alive.
+        loaded = tf.saved_model.load(str(version_dir))
+        signature = loaded.signatures[SIGNATURE]
     except KeyError:
         raise InputError(f"{version_dir}: the SavedModel has no {SIGNATURE!r} signature.") from None
     except Exception as error:  # noqa: BLE001  TensorFlow raises many kinds for a damaged folder
         message = " ".join(str(error).split())[:200]
         raise InputError(f"{version_dir}: not a loadable SavedModel ({type(error).__name__}: {message}).") from None
     outputs = signature(**{metadata["input"]["name"]: tf.constant(np.asarray(x, "float32"))})
+    del loaded
     return {key: value.numpy() for key, value in outputs.items()}
 
 
