@@ -241,7 +241,7 @@ def build_unet(
         outputs = keras.layers.Add(name="output")([source, x])
     else:
         outputs = keras.layers.Activation("linear", name="output")(x)
-    model = keras.Model(inputs, outputs, name=name or f"unet{rank}d")
+    model = keras.Model(inputs, outputs, name=name or f"{family}{rank}d")
     if compile:
         loss_fn, metrics = restoration.loss_and_metrics(task, training["loss"], max_val, rank)
         model.compile(optimizer=_make_optimizer(optimizer, learning_rate, training["settings"], training["schedule"]),
