@@ -81,3 +81,18 @@ def test_metrics_average_over_samples_and_keep_max_val_through_their_config():
     assert isinstance(again, restoration.PSNR) and again.max_val == 255.0 and again.name == "psnr"
     ssim = restoration.SSIM.from_config(restoration.SSIM(max_val=2.0, name="s").get_config())
     assert ssim.max_val == 2.0 and ssim.name == "s"
+
+
+def test_restoration_figure_shows_each_sample_with_its_psnr(tmp_path):
+    from dlimaging.restoration_plots import plot_restoration, restoration_figure
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((5, 12, 12, 1))
+    noisy, restored = clean + 0.1, clean + 0.01  # 20 dB and 40 dB
+    fig = restoration_figure(noisy, restored, clean, title="t")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 12 and titles[:3] == ["noisy: 20.00 dB", "restored: 40.00 dB", "clean"]
+    signals = restoration_figure(noisy[:2, :, 0], restored[:2, :, 0], clean[:2, :, 0], max_val=2.0)
+    labels = [t.get_text() for t in signals.axes[0].get_legend().get_texts()]
+    assert len(signals.axes) == 2 and labels == ["noisy (26.02 dB)", "clean", "restored (46.02 dB)"]
+    assert plot_restoration(noisy, restored, clean, tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

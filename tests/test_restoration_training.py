@@ -17,6 +17,7 @@ from dlimaging.cli import main
 from dlimaging.data import DatasetBundle
 from dlimaging.errors import InputError
 from dlimaging.experiment import parse_experiment
+from dlimaging.serving import restored_path
 from dlimaging.tuning import run_search
 
 RESTORATION = next(name for name, entry in registry.TASKS.items() if entry.units == "channels")
@@ -108,3 +109,30 @@ def test_tune_exports_a_model_that_restores_pngs_of_any_size(tmp_path, monkeypat
     error = capsys.readouterr().err
     assert "has 3 channel(s) (colour (RGB)); the model restores grey inputs of 1 channel(s)" in error
     assert error.count("\n") == 1 and not (tmp_path / "colour_restored.png").exists()
+
+
+def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
+    from dlimaging.export import export_saved_model
+    from dlimaging.unet import build_unet
+
+    model = build_unet((16, 1), depth=2, filters=4, compile=False)
+    export_saved_model(model, tmp_path / "saved" / "spectra", task=RESTORATION)
+    rng = np.random.default_rng(0)
+    signals = rng.random((3, 30)).astype("float32")  # 30 points: not the 16 it was built for
+    (tmp_path / "noisy.csv").write_text(
+        "\n".join([",".join(f"{400 + 2 * i}" for i in range(30))] + [",".join(f"{v:.6f}" for v in row) for row in signals]))
+    np.save(tmp_path / "one.npy", signals[0])  # (length,): one spectrum, one channel
+    assert main(["predict", str(tmp_path / "saved" / "spectra"), str(tmp_path / "noisy.csv"), str(tmp_path / "one.npy"),
+                 "--out", str(tmp_path / "out")]) == 0
+    lines = (tmp_path / "out" / "noisy_restored.csv").read_text().splitlines()
+    assert lines[0].split(",")[:2] == ["400", "402"] and len(lines) == 4
+    restored = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    # The model's own answer for these signals, at their own length.
+    forward = tf.function(lambda t: model(t, training=False), input_signature=[tf.TensorSpec((None, None, 1))])
+    expected = forward(tf.constant(signals[..., None])).numpy()[..., 0]
+    np.testing.assert_allclose(restored, expected, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "one_restored.npy"), expected[0], atol=1e-5)
+    with pytest.raises(InputError, match=r"--out .*x.csv' is one file, for one input; 2 inputs need a folder"):
+        restored_path(tmp_path / "noisy.csv", tmp_path / "x.csv", 2, images=False)
+    with pytest.raises(InputError, match=r"a restored signal is written as .csv or .npy. Received: .png"):
+        restored_path(tmp_path / "noisy.csv", tmp_path / "x.png", 1, images=False)

@@ -130,3 +130,23 @@ def test_tasks_other_than_the_familys_are_refused():
     other = next(name for name, entry in registry.TASKS.items() if entry.units == "num_classes")
     with pytest.raises(InputError, match=rf"task={other!r} needs model 'cnn' or 'mlp'"):
         build_unet((16, 16, 1), task=other)
+
+
+def test_hypermodel_default_space_builds_and_depth_is_cut_to_the_input():
+    import keras_tuner
+
+    from dlimaging.hypermodels import UNetHyperModel, default_space
+
+    space = default_space(next(n for n, e in registry.FAMILIES.items() if e.builder.endswith(":build_unet")),
+                          (16, 16, 1))
+    assert {"depth", "filters", "learning_rate"} <= set(space)
+    assert "augmentation" not in space and "standardize" not in space  # the target would not follow
+    hypermodel = UNetHyperModel((8, 8, 1), fixed={"max_val": 255.0},
+                                space={"depth": {"min": 1, "max": 6, "default": 5}, "filters": {"choice": [4, 8]}})
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.values == {"depth": 3, "filters": 4}  # 8x8 halves 3 times at most
+    assert hp.get_config()["space"][0]["config"]["max_value"] == 3
+    assert model.get_layer("bottom_conv1").filters == 32 and model.output_shape == (None, 8, 8, 1)
+    psnr = next(m for m in model.metrics[1].metrics if m.name == "psnr")
+    assert psnr.max_val == 255.0  # the data's value range, through `fixed`
