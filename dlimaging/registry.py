@@ -209,6 +209,8 @@ class Task:
         smoothed_loss: reference to the loss class used with `label_smoothing` > 0: it takes
             `label_smoothing=` and the labels as the data delivers them. None: the task has no
             classes to smooth, and `label_smoothing` is refused.
+        input_ranks: metric or loss name → the input ranks (without the batch axis) it is
+            defined for (SSIM: images only); a name not listed applies to every rank.
     """
 
     output_activation: str
@@ -225,6 +227,11 @@ class Task:
     description: str
     min_classes: int = 1
     smoothed_loss: str | None = None
+    input_ranks: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+
+    def applies(self, name: str, input_rank: int) -> bool:
+        """Whether the metric or loss `name` is defined for inputs of this rank."""
+        return input_rank in self.input_ranks.get(name, (input_rank,))
 
     @property
     def objectives(self) -> dict[str, str]:
@@ -278,7 +285,7 @@ TASKS: dict[str, Task] = {
         description="one or more numbers: linear outputs, MSE (or MAE, Huber); RMSE, MAE and R².",
     ),
     # PSNR and SSIM take the data's value range (`max_val`) from the dataset; SSIM is 2D only, so
-    # 1D models get PSNR alone, and the "ssim" loss is 1 − SSIM on images, MAE on signals.
+    # 1D models get PSNR alone, and the "ssim" loss (1 − SSIM) is for images: signals take MSE or MAE.
     "restoration": Task(
         output_activation="linear", units="channels",
         losses={"mse": "mean_squared_error", "mae": "mean_absolute_error",
@@ -286,7 +293,7 @@ TASKS: dict[str, Task] = {
         metrics=(("dlimaging.restoration:PSNR", "psnr", {}), ("dlimaging.restoration:SSIM", "ssim", {})),
         objective="val_psnr", directions={"psnr": "max", "ssim": "max", "loss": "min"},
         label_dtype="float32", label_rank=None, labels="clean signals",
-        outputs=("restored",), class_names=False,
+        outputs=("restored",), class_names=False, input_ranks={"ssim": (3,)},
         description="an image or signal in, its restored (denoised, deblurred) version out: MSE (or MAE, "
                     "1 − SSIM); PSNR and SSIM.",
     ),

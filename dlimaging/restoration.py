@@ -92,8 +92,6 @@ class PSNR(keras.metrics.MeanMetricWrapper):
         name: str. Defaults to "psnr".
     """
 
-    ranks = (1, 2)  # spatial ranks it applies to
-
     def __init__(self, max_val: float = 1.0, name: str = "psnr", dtype=None):
         super().__init__(fn=psnr, name=name, dtype=dtype, max_val=float(max_val))
         self.max_val = float(max_val)
@@ -115,8 +113,6 @@ class SSIM(keras.metrics.MeanMetricWrapper):
         name: str. Defaults to "ssim".
     """
 
-    ranks = (2,)
-
     def __init__(self, max_val: float = 1.0, name: str = "ssim", dtype=None):
         super().__init__(fn=ssim, name=name, dtype=dtype, max_val=float(max_val))
         self.max_val = float(max_val)
@@ -137,8 +133,6 @@ class SSIMLoss(keras.losses.Loss):
         max_val: float > 0. The data's value range. Defaults to 1.0.
     """
 
-    ranks = (2,)
-
     def __init__(self, max_val: float = 1.0, name: str = "ssim_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.max_val = float(max_val)
@@ -150,32 +144,29 @@ class SSIMLoss(keras.losses.Loss):
         return {"name": self.name, "reduction": self.reduction, "max_val": self.max_val}
 
 
-def _supports(reference: str, rank: int) -> bool:
-    return rank in getattr(registry.resolve(reference), "ranks", (rank,))
-
-
 def check_loss(task: str, loss: str | None, rank: int) -> None:
-    """Refuses a loss of the task that the input rank does not support (SSIM on signals)."""
+    """Refuses a loss of the task that is not defined for `rank`D inputs (SSIM on signals);
+    `Task.input_ranks` in `dlimaging.registry` says which."""
     entry = registry.task(task)
     name = loss or next(iter(entry.losses))
-    reference = entry.losses[name]
-    if ":" in reference and not _supports(reference, rank):
-        usable = [key for key, ref in entry.losses.items() if ":" not in ref or _supports(ref, rank)]
+    if not entry.applies(name, rank + 1):
+        usable = [key for key in entry.losses if entry.applies(key, rank + 1)]
+        ranks = " or ".join(f"{r - 1}D" for r in entry.input_ranks[name])
         raise InputError(
-            f"loss={name!r} is defined on 2D images, not on {rank}D inputs: use one of "
+            f"loss={name!r} is defined on {ranks} inputs, not on {rank}D inputs: use one of "
             f"{', '.join(map(repr, usable))}. Received: loss={name!r}"
         )
 
 
 def loss_and_metrics(task: str, loss: str | None, max_val: float, rank: int) -> tuple[Any, list]:
     """The task's loss (its default when `loss` is None) and metrics for inputs of spatial rank
-    `rank`, each given the data's `max_val`; metrics that the rank lacks (SSIM in 1D) are left out."""
+    `rank`, each given the data's `max_val`; metrics not defined for the rank (SSIM in 1D) are left out."""
     entry = registry.task(task)
     reference = entry.losses[loss or next(iter(entry.losses))]
     loss_fn = registry.resolve(reference)(max_val=max_val) if ":" in reference else reference
     metrics = []
     for cls, name, kwargs in entry.metrics:
-        if ":" in cls and not _supports(cls, rank):
+        if not entry.applies(name, rank + 1):
             continue
         factory = registry.resolve(cls) if ":" in cls else getattr(keras.metrics, cls)
         metrics.append(factory(name=name, max_val=max_val, **kwargs) if ":" in cls else factory(name=name, **kwargs))

@@ -136,3 +136,18 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
         restored_path(tmp_path / "noisy.csv", tmp_path / "x.csv", 2, images=False)
     with pytest.raises(InputError, match=r"a restored signal is written as .csv or .npy. Received: .png"):
         restored_path(tmp_path / "noisy.csv", tmp_path / "x.png", 1, images=False)
+
+
+def test_an_objective_or_loss_the_input_rank_lacks_is_refused_before_the_search():
+    from dlimaging.experiment import ExperimentError, check_against_data
+
+    def experiment(**sections):
+        return parse_experiment({"name": "d", "data": {"source": "spectra"}, "model": {"family": UNET}, **sections})
+
+    check_against_data(experiment(tuner={"objective": "val_ssim"}), (32, 32, 1))  # images: measured
+    with pytest.raises(ExperimentError, match=r"objective: val_ssim is not measured on inputs of shape \(64, 1\); "
+                                              r"use val_psnr"):
+        check_against_data(experiment(tuner={"objective": "val_ssim"}), (64, 1))
+    with pytest.raises(ExperimentError, match=r"\[search\] loss: 'ssim' is not defined on inputs of shape \(64, 1\); "
+                                              r"use one of mse, mae"):
+        check_against_data(experiment(search={"loss": {"choice": ["mse", "ssim"]}}), (64, 1))
