@@ -150,3 +150,12 @@ def test_hypermodel_default_space_builds_and_depth_is_cut_to_the_input():
     assert model.get_layer("bottom_conv1").filters == 32 and model.output_shape == (None, 8, 8, 1)
     psnr = next(m for m in model.metrics[1].metrics if m.name == "psnr")
     assert psnr.max_val == 255.0  # the data's value range, through `fixed`
+
+
+def test_the_other_builders_refuse_the_restoration_task():
+    import dlimaging as dli
+
+    task = next(name for name, entry in registry.TASKS.items() if entry.units == "channels")
+    for build in (dli.build_cnn, dli.build_mlp):
+        with pytest.raises(InputError, match=rf"task={task!r} is not built by this builder .*use model 'unet'"):
+            build((8, 8, 1), task=task)
