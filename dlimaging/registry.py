@@ -91,7 +91,7 @@ FAMILIES: dict[str, Family] = {
     "cnn": Family(
         builder="dlimaging.models:build_cnn",
         hypermodel="dlimaging.hypermodels:CNNHyperModel",
-        default_space="dlimaging.hypermodels:DEFAULT_CNN_SPACE",
+        default_space="dlimaging.spaces:DEFAULT_CNN_SPACE",
         depth_key="num_blocks", width_key="filters_i", layers_argument="filters",
         ranks=(2, 3, 4),
         description="1D, 2D or 3D convolutional network (spectra, images, volumes).",
@@ -99,7 +99,7 @@ FAMILIES: dict[str, Family] = {
     "mlp": Family(
         builder="dlimaging.models:build_mlp",
         hypermodel="dlimaging.hypermodels:MLPHyperModel",
-        default_space="dlimaging.hypermodels:DEFAULT_MLP_SPACE",
+        default_space="dlimaging.spaces:DEFAULT_MLP_SPACE",
         depth_key="num_layers", width_key="units_i", layers_argument="hidden_units",
         ranks=(1, 2, 3, 4),
         description="multilayer perceptron; image and signal inputs are flattened.",
@@ -109,7 +109,7 @@ FAMILIES: dict[str, Family] = {
     "unet": Family(
         builder="dlimaging.unet:build_unet",
         hypermodel="dlimaging.hypermodels:UNetHyperModel",
-        default_space="dlimaging.hypermodels:DEFAULT_UNET_SPACE",
+        default_space="dlimaging.spaces:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
         ranks=(2, 3), tasks=("restoration",), data_arguments=("max_val",),
         description="1D or 2D U-Net: an image or signal in, the restored image or signal out.",
