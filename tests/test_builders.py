@@ -26,7 +26,9 @@ from dlimaging.standardization import adapt
 
 # Every family and task of the registry is checked: a new entry there is tested with no line here.
 # A family is built tiny: one layer of 4 units or filters.
-FAMILIES = {name: (entry.load_builder(), entry.ranks, {entry.layers_argument: (4,)})
+# A family whose depth is an argument of its own (a U-Net's `depth`) is built one level deep.
+FAMILIES = {name: (entry.load_builder(), entry.ranks,
+                   {entry.layers_argument: (4,), **({"depth": 1} if entry.depth_key == "depth" else {})})
             for name, entry in registry.FAMILIES.items()}
 
 # One tiny input per rank: features, signal (length, channels), image, volume.
