@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "build_mlp": "dlimaging.models",
     "build_cnn": "dlimaging.models",
+    "build_unet": "dlimaging.unet",
     "conv_output_size": "dlimaging.models",
     "adapt": "dlimaging.standardization",
     "image_augmentation": "dlimaging.augment",
@@ -24,6 +25,7 @@ _EXPORTS = {
     "train": "dlimaging.training",
     "CNNHyperModel": "dlimaging.hypermodels",
     "MLPHyperModel": "dlimaging.hypermodels",
+    "UNetHyperModel": "dlimaging.hypermodels",
     "load_experiment": "dlimaging.experiment",
     "run_search": "dlimaging.tuning",
     "feature_maps": "dlimaging.explain",

@@ -453,6 +453,13 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
     if sections["data"].validation_split == 0:
         _fail(where, "[data] validation_split", "must be above 0: the search scores trials on validation data", 0)
     model = sections["model"]
+    if not isinstance(config.get("model", {}), Mapping) or "task" not in config.get("model", {}):
+        # No task given: the family's first (a U-Net's is restoration, a CNN's classification).
+        model = dataclasses.replace(model, task=registry.family(model.family).tasks[0])
+    try:
+        registry.check_family_task(model.family, model.task)
+    except InputError as error:
+        _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
     search = config.get("search")
     if sections["data"].standardize is not None and isinstance(search, Mapping) and "standardize" in search:
         _fail(where, "[search] standardize", "is set in [data] already; set it in one place", search["standardize"])
@@ -490,7 +497,20 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 
 
 def check_against_data(experiment: Experiment, input_shape) -> None:
-    """Checks what needs the dataset: augmentation options fit the input rank."""
+    """Checks what needs the dataset: the objective, the losses searched and the augmentation
+    options fit the input rank (SSIM, say, is defined on images, not on signals)."""
+    task = registry.task(experiment.model.task)
+    metric = experiment.objective.removeprefix("val_")
+    if not task.applies(metric, len(input_shape)):
+        raise ExperimentError(
+            f"{experiment.where}: [tuner] objective: {experiment.objective} is not measured on inputs of shape "
+            f"{tuple(input_shape)}; use {task.objective}. Received: objective = \"{experiment.objective}\"")
+    losses = (experiment.search or {}).get("loss")
+    for loss in (losses.get("choice", []) if isinstance(losses, Mapping) else [losses] if losses else []):
+        if not task.applies(loss, len(input_shape)):
+            raise ExperimentError(
+                f"{experiment.where}: [search] loss: {loss!r} is not defined on inputs of shape {tuple(input_shape)}; "
+                f"use one of {', '.join(k for k in task.losses if task.applies(k, len(input_shape)))}.")
     options = (experiment.search or {}).get("augmentation")
     if not options:
         return

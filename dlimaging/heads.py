@@ -19,6 +19,12 @@ from dlimaging.validation import check_argument, check_choice, check_number, che
 def output_units(task, num_classes, num_outputs) -> int:
     """Returns the number of output units for the task; refuses settings the task does not use."""
     entry = registry.task(task)
+    if not isinstance(entry.units, int) and entry.units not in ("num_classes", "num_outputs"):
+        takers = [name for name, family in registry.FAMILIES.items() if task in family.tasks]
+        raise InputError(
+            f"task={task!r} is not built by this builder (its output has the input's shape): use model "
+            f"{' or '.join(map(repr, takers))}. Received: task={task!r}"
+        )
     if entry.units == "num_classes":
         if num_classes is None:
             raise InputError(

@@ -34,66 +34,21 @@ import keras_tuner
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+# The default spaces live in `dlimaging.spaces`, as data; `dlimaging.registry.FAMILIES` names them.
+from dlimaging.spaces import (  # noqa: F401  DEFAULT_CNN_SPACE etc. are also public here
+    DEFAULT_AUGMENTATION_SPACE,
+    DEFAULT_CNN_SPACE,
+    DEFAULT_MLP_SPACE,
+    DEFAULT_STANDARDIZE_SPACE,
+    DEFAULT_UNET_SPACE,
+)
 from dlimaging.standardization import adapt
 from dlimaging.validation import check_input_shape, check_positive_int
 
-# The default spaces, in one place; `dlimaging.registry.FAMILIES` names them. The depth
-# and width keys (`num_blocks` and `filters_<i>`) become one builder argument (`filters`).
-DEFAULT_CNN_SPACE: dict[str, Any] = {
-    "num_blocks": {"min": 1, "max": 3, "default": 2},
-    "filters_i": {"choice": [16, 32, 64], "default": 32},
-    "kernel_size": {"choice": [3, 5]},
-    "conv": {"choice": ["standard", "separable"]},
-    "activation": {"choice": ["relu", "elu", "gelu", "swish", "tanh"]},
-    "dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
-    "l1": {"min": 1e-8, "max": 1e-4, "sampling": "log"},
-    "l2": {"min": 1e-8, "max": 1e-2, "sampling": "log"},
-    "batch_norm": {"choice": [False, True]},
-    "pooling": {"choice": ["max", "avg"]},
-    "head": {"choice": ["flatten", "global_avg"]},
-    "dense_units": {"choice": [[64], [128]], "default": [128]},
-    # Residual blocks and dilation: what the best 1D models (ResNet1D, TCN) use (issue 11).
-    "block": {"choice": ["plain", "residual"]},
-    "dilation_rate": {"choice": [1, 2]},
-    "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log", "default": 1e-3},
-    "beta_1": {"min": 0.8, "max": 0.95, "step": 0.05, "default": 0.9},
-    "beta_2": {"choice": [0.99, 0.999], "default": 0.999},
-    # A schedule needs the training length: see `training_length`.
-    "schedule": {"choice": ["constant", "cosine"]},
-    # Dropped for tasks without classes (their registry entry has no `smoothed_loss`).
-    "label_smoothing": {"min": 0.0, "max": 0.1, "default": 0.0},
-}
-DEFAULT_MLP_SPACE: dict[str, Any] = {
-    "num_layers": {"min": 1, "max": 3, "default": 2},
-    "units_i": {"choice": [32, 64, 128, 256], "default": 128},
-    "activation": {"choice": ["relu", "elu", "gelu", "swish", "tanh"]},
-    "dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
-    "l1": {"min": 1e-8, "max": 1e-4, "sampling": "log"},
-    "l2": {"min": 1e-8, "max": 1e-2, "sampling": "log"},
-    "batch_norm": {"choice": [False, True]},
-    "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log", "default": 1e-3},
-    "beta_1": {"min": 0.8, "max": 0.95, "step": 0.05, "default": 0.9},
-    "beta_2": {"choice": [0.99, 0.999], "default": 0.999},
-}
-DEFAULT_AUGMENTATION_SPACE = {
-    "image": {"rotation": {"min": 0.0, "max": 0.1, "step": 0.05},
-              "zoom": {"min": 0.0, "max": 0.1, "step": 0.05}},
-    "signal": {"shift": {"min": 0.0, "max": 0.1, "step": 0.05},
-               "scatter": {"min": 0.0, "max": 0.2, "step": 0.1},
-               "baseline": {"min": 0.0, "max": 0.2, "step": 0.1},
-               "noise": {"min": 0.0, "max": 0.1, "step": 0.05}},
-}
-# Standardisation searched by kind of input. Signals and spectra arrive in their instrument's
-# units: one scale for the whole signal ("global") keeps the shape of a spectrum, one per
-# wavelength ("per_feature", chemometrics' autoscaling) evens out weak and strong bands. Images
-# arrive in [0, 1] already and are not searched (the builder's "none").
-DEFAULT_STANDARDIZE_SPACE = {
-    "signal": {"choice": ["global", "per_feature"], "default": "global"},
-}
 FIT_KEYS = registry.FIT_KEYS
 
 
-def default_space(family: str, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+def default_space(family: str, input_shape, task: str | None = None) -> dict[str, Any]:
     """The default search space of a family for an input shape (and task), as data."""
     return registry.family(family).load_hypermodel().default_space(input_shape, task)
 
@@ -150,7 +105,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         input_shape,
         num_classes: int | None = None,
         *,
-        task: str = registry.DEFAULT_TASK,
+        task: str | None = None,
         num_outputs: int = 1,
         space: Mapping[str, Any] | None = None,
         fixed: Mapping[str, Any] | None = None,
@@ -164,7 +119,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         # the default space (and the CNN's depth limit) first reads it.
         self.input_shape = check_input_shape(input_shape, self.entry.ranks, type(self).__name__)
         self.num_classes = num_classes
-        self.task = task
+        self.task = task = task or self.entry.tasks[0]  # None: the family's first task
         self.num_outputs = num_outputs
         self.space = dict(self.default_space(self.input_shape, task) if space is None else space)
         self.fixed = dict(fixed or {})
@@ -180,12 +135,13 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
             )
 
     @classmethod
-    def default_space(cls, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+    def default_space(cls, input_shape, task: str | None = None) -> dict[str, Any]:
         """The family's default space, with the augmentation options (and standardisation) for this
-        input rank; without `label_smoothing` for a task that has no classes to smooth."""
+        input rank; without `label_smoothing` for a task that has no classes to smooth. `task`
+        None is the family's first task."""
         entry = registry.family(registry.family_of_hypermodel(cls))
         space = copy.deepcopy(entry.load_default_space())
-        if registry.task(task).smoothed_loss is None:
+        if registry.task(task or entry.tasks[0]).smoothed_loss is None:
             space.pop("label_smoothing", None)
         kind = registry.AUGMENTATION_INPUTS.get(len(input_shape))
         if kind:
@@ -254,11 +210,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         if count_spec is None:
             return None
         width_spec = self.space.get(width_key, self.default_space(self.input_shape)[width_key])
-        if isinstance(count_spec, Mapping) and "max" in count_spec:
-            high = min(count_spec["max"], self._depth_limit())
-            count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
-            if "default" in count_spec:
-                count_spec["default"] = min(count_spec["default"], high)
+        count_spec = self._within_depth_limit(count_spec)
         count = sample(hp, count_key, count_spec)
         prefix = width_key[:-2]
         widths = []
@@ -270,6 +222,15 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
             if index <= count:
                 widths.append(value)
         return tuple(widths)
+
+    def _within_depth_limit(self, count_spec):
+        """A range of depths cut at `_depth_limit` (its default too), so every draw builds."""
+        if isinstance(count_spec, Mapping) and "max" in count_spec:
+            high = min(count_spec["max"], self._depth_limit())
+            count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
+            if "default" in count_spec:
+                count_spec["default"] = min(count_spec["default"], high)
+        return count_spec
 
     def _depth_limit(self) -> int:
         return 100
@@ -387,7 +348,7 @@ class CNNHyperModel(_BuilderHyperModel):
     """
 
     @classmethod
-    def default_space(cls, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+    def default_space(cls, input_shape, task: str | None = None) -> dict[str, Any]:
         space = super().default_space(input_shape, task)
         if len(input_shape) == 4:
             space.pop("conv")  # no 3D depthwise convolution in Keras
@@ -403,7 +364,46 @@ class MLPHyperModel(_BuilderHyperModel):
     """Searches `build_mlp`'s arguments; takes the same arguments as `CNNHyperModel`."""
 
 
-def hypermodel_for(family: str, input_shape, num_classes, *, task=registry.DEFAULT_TASK, space=None, fixed=None):
+class UNetHyperModel(_BuilderHyperModel):
+    """Searches `build_unet`'s arguments; takes the same arguments as `CNNHyperModel` (`num_classes`
+    and `num_outputs` are not used: the output has the input's shape).
+
+    Its default space (`DEFAULT_UNET_SPACE`) has no augmentation: the builder's augmentation acts on
+    the input alone, and one that moves pixels would no longer line up with the clean target.
+
+    Example:
+    >>> hypermodel = UNetHyperModel((64, 64, 1), fixed={"max_val": 1.0})
+    >>> model = hypermodel.build(keras_tuner.HyperParameters())
+    """
+
+    @classmethod
+    def default_space(cls, input_shape, task: str | None = None) -> dict[str, Any]:
+        space = super().default_space(input_shape, task)
+        space.pop("augmentation", None)
+        space.pop("standardize", None)  # the output is in the input's units: nothing to standardise
+        return space
+
+    def _depth_limit(self) -> int:
+        # Each level halves the size: 2^depth must not exceed the smallest side.
+        return max(1, int(math.log2(min(self.input_shape[:-1]))))
+
+    def build_arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """`arguments`, plus the depth (cut at what the input allows) and the width, which are
+        the builder's own arguments."""
+        args = self.arguments(hp)
+        for key in (self.entry.depth_key, self.entry.width_key):
+            if key in self.space and key not in self.fixed:
+                spec = self.space[key]
+                args[key] = sample(hp, key, self._within_depth_limit(spec) if key == self.entry.depth_key else spec)
+        return args
+
+    def build(self, hp: keras_tuner.HyperParameters):
+        args = self.build_arguments(hp)
+        args.update(self._length(hp, args))
+        return self.entry.load_builder()(self.input_shape, task=self.task, **args)
+
+
+def hypermodel_for(family: str, input_shape, num_classes, *, task=None, space=None, fixed=None):
     """The hypermodel of a registered family."""
     cls = registry.family(family).load_hypermodel()
     return cls(input_shape, num_classes, task=task, space=space, fixed=fixed)

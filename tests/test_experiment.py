@@ -56,7 +56,7 @@ def _with(section, key, value):
          r"\[data\] standardize: must be one of 'none', 'global', 'per_feature'. Received: standardize='zscore'"),
         ({"name": "t", "data": {"source": "digits", "standardize": "global"}, "search": {"standardize": "none"}},
          r"\[search\] standardize: is set in \[data\] already"),
-        (_with("model", "family", "rnn"), r"x.toml: \[model\] family: must be one of 'cnn', 'mlp'. Received: family='rnn'"),
+        (_with("model", "family", "rnn"), r"x.toml: \[model\] family: must be one of 'cnn', 'mlp', 'unet'. Received: family='rnn'"),
         (_with("model", "task", "clustering"), r"\[model\] task: must be one of 'classification', 'binary'"),
         (_with("tuner", "algorithm", "genetic"), r"\[tuner\] algorithm: must be one of 'random', 'hyperband', 'bayesian', 'grid'"),
         (_with("tuner", "max_trials", 0), r"\[tuner\] max_trials: must be a positive integer"),

@@ -120,7 +120,7 @@ def test_metadata(tmp_path, classifier):
     info = json.loads((path / "assets" / "dlimaging.json").read_text())
     assert info["class_names"] == ["a", "b", "c"]
     assert info["input"] == {"name": "image", "shape": [8, 8, 1], "dtype": "float32", "value_range": [0.0, 1.0],
-                             "axis": None, "features": None}
+                             "axis": None, "features": None, "any_size": False}
     assert info["target_names"] is None
     assert info["task"] == "classification"
     assert info["hyperparameters"] == {"dropout": 0.5}

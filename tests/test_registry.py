@@ -32,7 +32,25 @@ def test_every_task_is_consistent():
         assert entry.objective in entry.objectives, name
         assert set(entry.objectives.values()) <= {"min", "max"}
         assert entry.losses and entry.outputs
-        assert entry.units in ("num_classes", "num_outputs") or isinstance(entry.units, int)
+        assert entry.units in ("num_classes", "num_outputs", "channels") or isinstance(entry.units, int)
+
+
+def test_each_family_builds_its_tasks_and_takes_its_data_arguments():
+    tasks = set()
+    for name, entry in registry.FAMILIES.items():
+        assert entry.tasks and set(entry.tasks) <= set(registry.TASKS), name
+        tasks |= set(entry.tasks)
+        params = inspect.signature(entry.load_builder()).parameters
+        assert set(entry.data_arguments) <= set(params) and set(entry.data_arguments) <= set(registry.NOT_SEARCHABLE)
+        for task in registry.TASKS:
+            if task in entry.tasks:
+                registry.check_family_task(name, task)
+            else:
+                with pytest.raises(InputError, match=rf"model={name!r} is built for task .*Received: task={task!r}"):
+                    registry.check_family_task(name, task)
+    assert tasks == set(registry.TASKS)  # every task has a family that builds it
+    for kind in registry.LABEL_KINDS:
+        assert registry.TASKS[registry.task_for_labels(kind)].labels == kind
 
 
 def test_optimizers_and_tuners_resolve():
@@ -53,7 +71,7 @@ def test_augmentation_keys_come_from_the_table_and_match_the_factories():
 
 
 def test_lookup_names_the_kind_the_value_and_the_valid_names():
-    with pytest.raises(InputError, match=r"`model` must be one of 'cnn', 'mlp'. Received: model='rnn'"):
+    with pytest.raises(InputError, match=r"`model` must be one of 'cnn', 'mlp', 'unet'. Received: model='rnn'"):
         registry.family("rnn")
     with pytest.raises(InputError, match=r"`task` must be one of 'classification'.*Received: task=3"):
         registry.task(3)
