@@ -37,6 +37,35 @@ def test_patches_apply_inside_the_block_and_are_restored(tmp_path):
     assert utils.save_json is original_save and config.DEBUG is original_debug
 
 
+def test_a_search_hides_older_objects_from_the_collector_and_gives_them_back():
+    import gc
+
+    class Cycle:
+        pass
+
+    assert gc.get_freeze_count() == 0
+    old = Cycle()
+    old.me = old  # a reference cycle: only the collector can free it
+    with tuner.tuner_patches():
+        assert gc.get_freeze_count() > 0  # the per-trial gc.collect() no longer walks the old objects
+        new = Cycle()
+        new.me = new
+        del new
+        assert gc.collect() >= 1  # what a trial leaves behind is still collected
+    assert gc.get_freeze_count() == 0
+    del old
+    assert gc.collect() >= 1  # given back: collectable again after the search
+
+    gc.freeze()  # a caller that froze objects itself keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with tuner.tuner_patches():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 # ---------------------------------------------------------------- inside a trial
 
 
