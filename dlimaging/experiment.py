@@ -68,6 +68,10 @@ def _positive_int(name, value):
     return check_positive_int(name, value)
 
 
+def _optional_positive_int(name, value):
+    return None if value is None else _positive_int(name, value)
+
+
 def _fraction(name, value):
     return check_number(name, value, low=0.0, high=1.0, high_inclusive=False)
 
@@ -196,6 +200,9 @@ class TunerSettings:
     executions_per_trial: int = _setting(1, _positive_int)
     early_stopping_patience: int = _setting(3, _positive_int)
     hyperband_factor: int = _setting(3, _at_least_two)
+    # Random trials before Bayesian optimisation's Gaussian process takes over; None: see
+    # `registry.bayesian_initial_points`.
+    bayesian_initial_points: int | None = _setting(None, _optional_positive_int)
     distribution: str = _setting("none", _choice_of(STRATEGIES))
 
 
@@ -248,6 +255,8 @@ class Experiment:
         """What must not change when a run resumes: everything but the budgets."""
         state = self.to_dict()
         state["tuner"] = {k: v for k, v in state["tuner"].items() if k not in ("max_trials", "max_epochs")}
+        if state["tuner"]["bayesian_initial_points"] is None:  # run folders made before the setting still resume
+            del state["tuner"]["bayesian_initial_points"]
         state["export"] = {}
         return json.dumps(state, sort_keys=True, default=str)
 

@@ -294,8 +294,8 @@ def make_tuner(experiment: Experiment, hypermodel, *, runs_dir: pathlib.Path, pr
     )
     if settings.distribution == "mirrored":
         common["distribution_strategy"] = tf.distribute.MirroredStrategy()
-    budget = {argument: getattr(settings, value) if isinstance(value, str) else value
-              for argument, value in entry.arguments.items()}
+    budget = {argument: value(settings) if callable(value) else getattr(settings, value) if isinstance(value, str)
+              else value for argument, value in entry.arguments.items()}
     return cls(hypermodel, total=budget.get("max_trials"), **budget, **common)
 
 

@@ -62,6 +62,7 @@ def _with(section, key, value):
         (_with("tuner", "max_trials", 0), r"\[tuner\] max_trials: must be a positive integer"),
         (_with("tuner", "max_epochs", "ten"), r"\[tuner\] max_epochs: must be an integer"),
         (_with("tuner", "hyperband_factor", 1), r"\[tuner\] hyperband_factor: must be an integer in \[2, inf\]"),
+        (_with("tuner", "bayesian_initial_points", 0), r"\[tuner\] bayesian_initial_points: must be a positive integer"),
         (_with("tuner", "objective", "val_mae"), r"\[tuner\] objective: must be one of val_accuracy, .* for task 'classification'"),
         (_with("tuner", "objective", "val_f1"), r"\[tuner\] objective: must be one of"),
         (_with("search", "dropot", 0.1), r"\[search\] dropot: unknown key; allowed: .*dropout"),

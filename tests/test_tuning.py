@@ -290,6 +290,29 @@ def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
     assert (tmp_path / "exports" / "dist" / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.parametrize("max_trials, setting, expected", [(2, None, 3), (12, None, 4), (60, None, 10), (12, 2, 2)])
+def test_bayesian_fits_its_gaussian_process_within_the_budget(tmp_path, max_trials, setting, expected):
+    # Keras Tuner's default (3 random trials per hyperparameter) would make all of them random.
+    from dlimaging.hypermodels import CNNHyperModel
+    from dlimaging.tuner import make_tuner
+
+    tuner_settings = {} if setting is None else {"bayesian_initial_points": setting}
+    exp = experiment(algorithm="bayesian", max_trials=max_trials, **tuner_settings)
+    tuner = make_tuner(exp, CNNHyperModel((8, 8, 1), 10, space=TINY_SEARCH), runs_dir=tmp_path / "probe")
+    assert tuner.oracle.num_initial_points == expected
+
+
+def test_bayesian_search_leaves_random_search_after_its_initial_points(tmp_path):
+    # Same seed: the initial trials are random search's; the Gaussian process picks the next ones.
+    trials = {}
+    for algorithm in ("random", "bayesian"):
+        exp = experiment(name=algorithm, algorithm=algorithm, max_trials=4, bayesian_initial_points=2)
+        result = run_search(exp, runs_dir=tmp_path / "runs", export=False, printer=_quiet)
+        trials[algorithm] = [t.hyperparameters for t in result.trials]
+    assert trials["bayesian"][:2] == trials["random"][:2]
+    assert [t["learning_rate"] for t in trials["bayesian"][2:]] != [t["learning_rate"] for t in trials["random"][2:]]
+
+
 def test_mirrored_strategy_can_be_chosen(tmp_path):
     from dlimaging.hypermodels import CNNHyperModel
     from dlimaging.tuner import make_tuner
