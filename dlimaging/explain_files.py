@@ -130,8 +130,8 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         fig = explain_plots.saliency_figure(x, heat, axis=axis, title=what)
     else:
         scores = np.asarray(model(x[None], training=False))[0]
-        if method in ("grad-cam", "saliency") and class_index is not None:
-            explain._class_indices(model, scores[None], class_index)  # refuses a unit the model lacks
+        if class_index is not None:  # every method names the unit in its title: refuse one the model lacks
+            explain._class_indices(model, scores[None], class_index)
         unit = _unit(scores, class_index, entry.class_names)
         answer = _answer(scores, unit, info, entry.class_names)
         if method == "grad-cam":

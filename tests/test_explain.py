@@ -235,3 +235,13 @@ def test_the_command_line_names_the_same_variants_and_methods():
 
     assert explain_files.CAM_VARIANTS == tuple(explain.CAM_VARIANTS)
     assert set(explain_files.EXPORT_METHODS) <= set(explain_files.METHODS)
+
+
+@pytest.mark.parametrize("method, class_index", [("feature-maps", "7"), ("filters", "-1"), ("grad-cam", "-1")])
+def test_cli_explain_refuses_a_class_the_model_lacks_for_every_method(tmp_path, capsys, method, class_index):
+    _cnn((8, 8, 1)).save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", np.zeros((8, 8, 1), "float32"))
+    assert main(["explain", str(tmp_path / "model.keras"), str(tmp_path / "x.npy"), "--out",
+                 str(tmp_path / "o.png"), "--method", method, "--class", class_index]) == 2
+    err = capsys.readouterr().err
+    assert f"Received: class_index={class_index}" in err and len(err.strip().splitlines()) == 1
