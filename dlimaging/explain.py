@@ -114,6 +114,11 @@ def _score_model(model, layer_name: str | None):
     """A model from the input to (the layer's map, the scores). The scores are the output layer's
     values before its softmax or sigmoid, as in keras.io's Grad-CAM recipe: probabilities
     saturate, and their gradients vanish where the model is sure."""
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise InputError(
+            "Grad-CAM and saliency explain an answer of one vector per sample (class scores or numbers); "
+            f"`model` {model.name!r} answers with shape {tuple(model.outputs[0].shape)} (an image or signal, as a "
+            "restoration model does): draw its feature maps or filters instead.")
     last = model.layers[-1]
     squashed = isinstance(last, keras.layers.Dense) and last.activation is not keras.activations.linear
     outputs = [last.input if squashed else model.outputs[0]]
@@ -402,6 +407,9 @@ def saliency_exported(version_dir, x, class_index: int | None = None, output: st
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         scores = signature(**{metadata["input"]["name"]: inputs})[output]
+        if len(scores.shape) != 2:
+            raise InputError(f"Saliency explains an answer of one vector per sample; the export's {output!r} has "
+                             f"shape {tuple(scores.shape)} (an image or signal). Received: {str(version_dir)!r}")
         units = scores.shape[-1]
         if class_index is None:
             indices = np.argmax(scores.numpy(), -1) if entry.class_names and units > 1 else np.zeros(len(x), "int64")

@@ -245,3 +245,30 @@ def test_cli_explain_refuses_a_class_the_model_lacks_for_every_method(tmp_path, 
                  str(tmp_path / "o.png"), "--method", method, "--class", class_index]) == 2
     err = capsys.readouterr().err
     assert f"Received: class_index={class_index}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_restoration_models_show_feature_maps_and_refuse_grad_cam_in_one_line(tmp_path, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unet = dli.build_unet((8, 8, 1), depth=1, filters=4)
+    x = np.random.default_rng(0).random((8, 8, 1)).astype("float32")
+    for call in (explain.grad_cam, explain.saliency):
+        with pytest.raises(InputError, match=r"answers with shape \(None, 8, 8, 1\).*feature maps or filters"):
+            call(unet, x)
+    unet.save(tmp_path / "unet.keras")
+    np.save(tmp_path / "x.npy", x)
+    args = ["explain", str(tmp_path / "unet.keras"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.png")]
+    for method in (None, "grad-cam", "saliency"):
+        assert main(args + (["--method", method] if method else [])) == 2
+        err = capsys.readouterr().err
+        assert "answers with an image or signal" in err and len(err.strip().splitlines()) == 1
+    for method in ("feature-maps", "filters"):
+        assert main(args + ["--method", method]) == 0, capsys.readouterr().err
+        assert Image.open(tmp_path / "o.png").size[0] > 300
+    version = dli.export_saved_model(unet, tmp_path / "saved" / "denoise")
+    with pytest.raises(InputError, match="'restored' has shape"):
+        explain.saliency_exported(version, x)
+    assert main(["explain", str(tmp_path / "saved" / "denoise")] + args[2:]) == 2
+    assert "answers with an image or signal" in capsys.readouterr().err
