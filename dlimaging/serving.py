@@ -318,8 +318,9 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
         info["shape"] = array.shape
         scale = integer_scale(array.dtype) or 1.0
         array = np.asarray(array, "float32") / np.float32(scale)
-        if array.ndim == rank - 1 and channels == 1:
-            array = array[..., None]  # (length,) or (height, width): one channel
+        if channels == 1 and (array.ndim == rank - 1 or (array.ndim == rank and array.shape[-1] != 1)):
+            # (length,) or (height, width), or a stack of them, (N, length) or (N, height, width): one channel
+            array = array[..., None]
         if array.ndim == rank:
             array = array[None]
     else:

@@ -131,6 +131,11 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
     expected = forward(tf.constant(signals[..., None])).numpy()[..., 0]
     np.testing.assert_allclose(restored, expected, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "out" / "one_restored.npy"), expected[0], atol=1e-5)
+    # A stack of spectra without a channel axis, (N, length), as the CSV's rows: restored in that layout.
+    np.save(tmp_path / "stack.npy", signals)
+    assert main(["predict", str(tmp_path / "saved" / "spectra"), str(tmp_path / "stack.npy"),
+                 "--out", str(tmp_path / "out")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "stack_restored.npy"), expected, atol=1e-5)
     with pytest.raises(InputError, match=r"--out .*x.csv' is one file, for one input; 2 inputs need a folder"):
         restored_path(tmp_path / "noisy.csv", tmp_path / "x.csv", 2, images=False)
     with pytest.raises(InputError, match=r"a restored signal is written as .csv or .npy. Received: .png"):
