@@ -28,9 +28,10 @@ CAM_VARIANTS = ("grad-cam", "hires")
 def _load_keras(path: pathlib.Path):
     import keras
 
-    import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
-    import dlimaging.heads  # noqa: F401  and its losses
+    from dlimaging.export import register_serializables
     from dlimaging.files import read_json
+
+    register_serializables()  # dlimaging's layers, losses and metrics, for loading
 
     sidecar = path.with_name("metadata.json")
     info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}

@@ -3,6 +3,7 @@
 tests need no particular data loader: any `load_dataset` that returns such a bundle works."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -155,3 +156,28 @@ def test_an_objective_or_loss_the_input_rank_lacks_is_refused_before_the_search(
     with pytest.raises(ExperimentError, match=r"\[search\] loss: 'ssim' is not defined on inputs of shape \(64, 1\); "
                                               r"use one of mse, mae"):
         check_against_data(experiment(search={"loss": {"choice": ["mse", "ssim"]}}), (64, 1))
+
+
+def test_a_saved_unet_loads_in_a_fresh_process_for_export_and_explain(tmp_path):
+    # In this process dlimaging.unet is imported already; the command line starts without it.
+    import os
+    import subprocess
+    import sys
+    import warnings
+
+    from dlimaging.unet import build_unet
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_unet((12, 12, 1), depth=2, filters=4).save(tmp_path / "model.keras")  # padded: PadToMultiple
+    np.save(tmp_path / "x.npy", np.zeros((12, 12, 1), "float32"))
+    script = ("import sys; from dlimaging.cli import main; "
+              "sys.exit(main(sys.argv[1:4] + ['--out', sys.argv[4], '--method', 'filters']) "
+              "or main(['export', sys.argv[2], '--name', 'den', '--export-dir', sys.argv[5]]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(pathlib.Path(dlimaging.__file__).parents[1]),
+                                                                      os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", script, "explain", str(tmp_path / "model.keras"),
+                           str(tmp_path / "x.npy"), str(tmp_path / "k.png"), str(tmp_path / "saved")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "k.png").is_file() and (tmp_path / "saved" / "den" / "1").is_dir()
