@@ -176,8 +176,12 @@ def test_saliency_of_an_export_equals_the_keras_models_for_regression(tmp_path):
     for unit in (0, 1):
         np.testing.assert_allclose(explain.saliency_exported(version, x, class_index=unit),
                                    explain.saliency(model, x, class_index=unit), atol=1e-5)
-    with pytest.raises(InputError, match="class_index"):
+    with pytest.raises(InputError, match=r"class_index.*\[0, 1\].*Received: class_index=2"):
         explain.saliency_exported(version, x, class_index=2)
+    with pytest.raises(InputError, match="NaN"):
+        explain.saliency_exported(version, np.full((32, 1), np.nan))
+    with pytest.raises(InputError, match="array of numbers"):
+        explain.saliency_exported(version, [["a"] * 32])
 
 
 # ---------------------------------------------------------------- figures and the command line
