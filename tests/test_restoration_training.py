@@ -111,7 +111,7 @@ def test_tune_exports_a_model_that_restores_pngs_of_any_size(tmp_path, monkeypat
     assert error.count("\n") == 1 and not (tmp_path / "colour_restored.png").exists()
 
 
-def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
+def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys, monkeypatch):
     from dlimaging.export import export_saved_model
     from dlimaging.unet import build_unet
 
@@ -122,8 +122,12 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
     (tmp_path / "noisy.csv").write_text(
         "\n".join([",".join(f"{400 + 2 * i}" for i in range(30))] + [",".join(f"{v:.6f}" for v in row) for row in signals]))
     np.save(tmp_path / "one.npy", signals[0])  # (length,): one spectrum, one channel
+    loads = []
+    load = tf.saved_model.load
+    monkeypatch.setattr(tf.saved_model, "load", lambda *a, **k: loads.append(a) or load(*a, **k))
     assert main(["predict", str(tmp_path / "saved" / "spectra"), str(tmp_path / "noisy.csv"), str(tmp_path / "one.npy"),
                  "--out", str(tmp_path / "out")]) == 0
+    assert len(loads) == 1  # the SavedModel is loaded once for all the files
     lines = (tmp_path / "out" / "noisy_restored.csv").read_text().splitlines()
     assert lines[0].split(",")[:2] == ["400", "402"] and len(lines) == 4
     restored = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
