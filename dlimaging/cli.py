@@ -131,10 +131,8 @@ def _names(text: str | None) -> str | list[str] | None:
 def cmd_export(args) -> int:
     import keras
 
-    import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
-    import dlimaging.heads  # noqa: F401  and its losses (regression targets scaled in the model)
     from dlimaging.experiment import check_folder_name
-    from dlimaging.export import export_saved_model
+    from dlimaging.export import export_saved_model, register_serializables
     from dlimaging.files import check_output_dir, read_json
 
     path = pathlib.Path(args.model)
@@ -144,6 +142,7 @@ def cmd_export(args) -> int:
     check_output_dir(pathlib.Path(args.export_dir) / args.name, "--export-dir folder")
     sidecar = path.with_name("metadata.json")
     info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}
+    register_serializables()  # dlimaging's layers, losses and metrics, for loading
     try:
         model = keras.saving.load_model(path)
     except Exception as error:

@@ -94,7 +94,11 @@ def _check_layer(model, layer, valid: Sequence[str], what: str) -> str:
 
 def _batch(model, x, *, single_only: bool = False) -> tuple[np.ndarray, bool]:
     """`x` as a float32 batch of the model's input; also whether it was one sample."""
-    shape = _input_shape(model)
+    return _as_batch(x, _input_shape(model), single_only=single_only)
+
+
+def _as_batch(x, shape: tuple[int, ...], *, single_only: bool = False) -> tuple[np.ndarray, bool]:
+    """`x` as a float32 batch of samples of `shape`; also whether it was one sample."""
     try:
         x = np.asarray(x, dtype="float32")
     except (TypeError, ValueError):
@@ -114,6 +118,11 @@ def _score_model(model, layer_name: str | None):
     """A model from the input to (the layer's map, the scores). The scores are the output layer's
     values before its softmax or sigmoid, as in keras.io's Grad-CAM recipe: probabilities
     saturate, and their gradients vanish where the model is sure."""
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise InputError(
+            "Grad-CAM and saliency explain an answer of one vector per sample (class scores or numbers); "
+            f"`model` {model.name!r} answers with shape {tuple(model.outputs[0].shape)} (an image or signal, as a "
+            "restoration model does): draw its feature maps or filters instead.")
     last = model.layers[-1]
     squashed = isinstance(last, keras.layers.Dense) and last.activation is not keras.activations.linear
     outputs = [last.input if squashed else model.outputs[0]]
@@ -137,9 +146,14 @@ def _class_indices(model, scores: np.ndarray, class_index) -> np.ndarray:
     from dlimaging import registry
     from dlimaging.export import infer_task
 
+    return _indices(scores, class_index, registry.task(infer_task(model)).class_names)
+
+
+def _indices(scores: np.ndarray, class_index, has_classes: bool) -> np.ndarray:
+    """`_class_indices` for scores (N, units) of a task that has classes or not."""
     units = scores.shape[-1]
     if class_index is None:
-        if registry.task(infer_task(model)).class_names and units > 1:
+        if has_classes and units > 1:
             return np.argmax(scores, axis=-1)
         return np.zeros(len(scores), "int64")
     if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)) or not 0 <= class_index < units:
@@ -391,24 +405,14 @@ def saliency_exported(version_dir, x, class_index: int | None = None, output: st
     output = output or entry.outputs[0]
     loaded = tf.saved_model.load(str(version_dir))  # kept: the signature needs its variables alive
     signature = loaded.signatures[SIGNATURE]
-    shape = tuple(metadata["input"]["shape"])
-    x = np.asarray(x, "float32")
-    single = x.shape == shape
-    x = x[None] if single else x
-    if x.shape[1:] != shape:
-        raise InputError(f"`x` must be one input of the export's shape {shape} or a batch of them. "
-                         f"Received: x of shape {x.shape}")
+    x, single = _as_batch(x, tuple(metadata["input"]["shape"]))
     inputs = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         scores = signature(**{metadata["input"]["name"]: inputs})[output]
-        units = scores.shape[-1]
-        if class_index is None:
-            indices = np.argmax(scores.numpy(), -1) if entry.class_names and units > 1 else np.zeros(len(x), "int64")
-        elif isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool) and 0 <= class_index < units:
-            indices = np.full(len(x), int(class_index), "int64")
-        else:
-            raise InputError(f"`class_index` must be an int in [0, {units - 1}] or None. Received: class_index={class_index!r}")
-        chosen = _pick(scores, indices)
+        if len(scores.shape) != 2:
+            raise InputError(f"Saliency explains an answer of one vector per sample; the export's {output!r} has "
+                             f"shape {tuple(scores.shape)} (an image or signal). Received: {str(version_dir)!r}")
+        chosen = _pick(scores, _indices(scores.numpy(), class_index, entry.class_names))
     grads = _normalise(np.abs(tape.gradient(chosen, inputs).numpy()).max(axis=-1))
     return grads[0] if single else grads

@@ -28,9 +28,10 @@ CAM_VARIANTS = ("grad-cam", "hires")
 def _load_keras(path: pathlib.Path):
     import keras
 
-    import dlimaging.augment  # noqa: F401  registers dlimaging's layers for loading
-    import dlimaging.heads  # noqa: F401  and its losses
+    from dlimaging.export import register_serializables
     from dlimaging.files import read_json
+
+    register_serializables()  # dlimaging's layers, losses and metrics, for loading
 
     sidecar = path.with_name("metadata.json")
     info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}
@@ -112,12 +113,20 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
     if exported:
         version_dir = resolve_version_dir(model_path)
         info = read_metadata(version_dir)
-        entry = registry.task(info["task"])
+        task = info["task"]
         shape, axis, features = info["input"]["shape"], info["input"].get("axis"), info["input"].get("features")
     else:
         model, info = _load_keras(model_path)
-        entry = registry.task(info.get("task") or infer_task(model))
+        task = info.get("task") or infer_task(model)
         shape, axis, features = model.input_shape[1:], info.get("axis"), info.get("features")
+    entry = registry.task(task)
+    if entry.units == "channels":  # the answer is an image or signal (restoration): no class or number to explain
+        maps_only = [name for name in METHODS if name not in EXPORT_METHODS and name != METHODS[0]]
+        if exported or method in (METHODS[0],) + EXPORT_METHODS:
+            raise InputError(
+                f"{method} explains a class or a number; a model of task {task!r} "
+                f"answers with an image or signal. Draw its {' or '.join(maps_only)} from the .keras file "
+                f"(--method). Received: method={method!r}")
     x = _pick_sample(load_inputs([input_path], shape, axis=axis, features=features)[0], sample, input_path)
 
     if exported:
@@ -130,10 +139,10 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         fig = explain_plots.saliency_figure(x, heat, axis=axis, title=what)
     else:
         scores = np.asarray(model(x[None], training=False))[0]
-        if method in ("grad-cam", "saliency") and class_index is not None:
-            explain._class_indices(model, scores[None], class_index)  # refuses a unit the model lacks
+        if class_index is not None:  # every method names the unit in its title: refuse one the model lacks
+            explain._class_indices(model, scores[None], class_index)
         unit = _unit(scores, class_index, entry.class_names)
-        answer = _answer(scores, unit, info, entry.class_names)
+        answer = _answer(scores, unit, info, entry.class_names) if scores.ndim == 1 else f"output {scores.shape}"
         if method == "grad-cam":
             if layer is None:
                 layer = (explain.block_outputs(model) or explain.map_layers(model) or [None])[-1]

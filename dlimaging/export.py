@@ -34,6 +34,16 @@ class ExportError(RuntimeError):
     """The exported SavedModel does not reproduce the Keras model."""
 
 
+def register_serializables() -> None:
+    """Imports what a saved dlimaging model may name, so `keras.saving.load_model` finds it in a fresh
+    process: the augmentation layers and every family's builder module (with the losses and metrics
+    they import: the heads' target scaling, the U-Net's padding layers, PSNR and SSIM)."""
+    import dlimaging.augment  # noqa: F401
+
+    for entry in registry.FAMILIES.values():
+        entry.load_builder()
+
+
 def infer_task(model) -> str:
     """The task a model's output layer implies, for models that were not built with a task.
 

@@ -83,8 +83,25 @@ def ssim(y_true, y_pred, max_val: float = 1.0):
     return tf.image.ssim(y_true, y_pred, max_val=max_val, filter_size=size, filter_sigma=SSIM_FILTER_SIGMA)
 
 
+class _RangeMetric(keras.metrics.MeanMetricWrapper):
+    """The mean over the samples of a per-sample score (`score`) that takes the data's `max_val`."""
+
+    score = None  # set by the subclasses: a function (y_true, y_pred, max_val) -> (batch,)
+
+    def __init__(self, max_val: float = 1.0, name: str | None = None, dtype=None):
+        super().__init__(fn=type(self).score, name=name, dtype=dtype, max_val=float(max_val))
+        self.max_val = float(max_val)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "max_val": self.max_val}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="dlimaging")
-class PSNR(keras.metrics.MeanMetricWrapper):
+class PSNR(_RangeMetric):
     """Mean PSNR over the samples, in dB (see `psnr`). Works on 1D and 2D data.
 
     Args:
@@ -92,20 +109,14 @@ class PSNR(keras.metrics.MeanMetricWrapper):
         name: str. Defaults to "psnr".
     """
 
+    score = staticmethod(psnr)
+
     def __init__(self, max_val: float = 1.0, name: str = "psnr", dtype=None):
-        super().__init__(fn=psnr, name=name, dtype=dtype, max_val=float(max_val))
-        self.max_val = float(max_val)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "max_val": self.max_val}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        super().__init__(max_val=max_val, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="dlimaging")
-class SSIM(keras.metrics.MeanMetricWrapper):
+class SSIM(_RangeMetric):
     """Mean SSIM over the images (see `ssim`). 2D only.
 
     Args:
@@ -113,16 +124,10 @@ class SSIM(keras.metrics.MeanMetricWrapper):
         name: str. Defaults to "ssim".
     """
 
+    score = staticmethod(ssim)
+
     def __init__(self, max_val: float = 1.0, name: str = "ssim", dtype=None):
-        super().__init__(fn=ssim, name=name, dtype=dtype, max_val=float(max_val))
-        self.max_val = float(max_val)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "max_val": self.max_val}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        super().__init__(max_val=max_val, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="dlimaging")

@@ -24,9 +24,10 @@ def psnr(clean, other, max_val: float = 1.0) -> float:
 
 
 def _shown(image: np.ndarray, max_val: float) -> np.ndarray:
-    """An image (height, width, channels) for `imshow`: grey as 2D, colour in [0, 1]."""
+    """An image (height, width, channels) for `imshow`: grey as 2D, colour (the first three
+    channels) in [0, 1]; an image of two channels shows its first, in grey."""
     image = np.clip(np.asarray(image, "float64") / max_val, 0.0, 1.0)
-    return image[..., 0] if image.shape[-1] == 1 else image[..., :3]
+    return image[..., 0] if image.shape[-1] < 3 else image[..., :3]
 
 
 def restoration_figure(noisy, restored, clean, *, max_val: float = 1.0, title: str = "",

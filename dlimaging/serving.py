@@ -216,6 +216,11 @@ def predict_exported(version_dir: str | os.PathLike, x: np.ndarray, metadata: di
 
     `metadata` is the version's `read_metadata`: it names the signature's input.
     """
+    return exported_predictor(version_dir, metadata)(x)
+
+
+def exported_predictor(version_dir: str | os.PathLike, metadata: dict[str, Any]):
+    """The SavedModel loaded once: a function x → {output name: array}, as `predict_exported`."""
     import tensorflow as tf
 
     try:
@@ -227,9 +232,13 @@ def predict_exported(version_dir: str | os.PathLike, x: np.ndarray, metadata: di
     except Exception as error:  # noqa: BLE001  TensorFlow raises many kinds for a damaged folder
         message = " ".join(str(error).split())[:200]
         raise InputError(f"{version_dir}: not a loadable SavedModel ({type(error).__name__}: {message}).") from None
-    outputs = signature(**{metadata["input"]["name"]: tf.constant(np.asarray(x, "float32"))})
-    del loaded
-    return {key: value.numpy() for key, value in outputs.items()}
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = signature(**{metadata["input"]["name"]: tf.constant(np.asarray(x, "float32"))})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    predict.loaded = loaded  # the signature's variables live as long as the function
+    return predict
 
 
 def serving_response(outputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -318,8 +327,9 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
         info["shape"] = array.shape
         scale = integer_scale(array.dtype) or 1.0
         array = np.asarray(array, "float32") / np.float32(scale)
-        if array.ndim == rank - 1 and channels == 1:
-            array = array[..., None]  # (length,) or (height, width): one channel
+        if channels == 1 and (array.ndim == rank - 1 or (array.ndim == rank and array.shape[-1] != 1)):
+            # (length,) or (height, width), or a stack of them, (N, length) or (N, height, width): one channel
+            array = array[..., None]
         if array.ndim == rank:
             array = array[None]
     else:
@@ -399,8 +409,9 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
         x, info = read_restoration_input(source, shape)
         planned.append((pathlib.Path(source), x, info, restored_path(pathlib.Path(source), out, len(inputs), images)))
     written = []
+    predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
     for source, x, info, target in planned:
-        restored = predict_exported(version_dir, x, metadata)["restored"]
+        restored = predict(x)["restored"]
         if images and target.suffix.lower() == ".png" and len(restored) != 1:
             raise InputError(f"Input {str(source)!r} holds {len(restored)} images; a PNG holds one. Use --out NAME.npy.")
         written.append((str(source), write_restored(target, restored, info), tuple(x.shape[1:])))

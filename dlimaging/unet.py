@@ -134,9 +134,10 @@ def build_unet(
     With `residual=True` that value is the correction added to the input (DnCNN's residual
     learning, Zhang et al. 2017): the network learns the noise, which is simpler than the image.
 
-    The model takes inputs of any spatial size, not only `input_shape`'s: each batch is
-    padded with zeros at the end of each spatial axis up to a multiple of 2^depth, and the
-    output is cropped back. When `input_shape` itself is not such a multiple, the builder
+    The network works at any spatial size, not only `input_shape`'s: each batch is padded
+    with zeros at the end of each spatial axis up to a multiple of 2^depth, and the output
+    is cropped back. The export (`export_saved_model`) and a `tf.function` with unknown
+    sizes use this; the Keras model's own `predict` and `__call__` still check `input_shape`. When `input_shape` itself is not such a multiple, the builder
     says so once (a `UserWarning`).
 
     Args:

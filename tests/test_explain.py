@@ -176,8 +176,12 @@ def test_saliency_of_an_export_equals_the_keras_models_for_regression(tmp_path):
     for unit in (0, 1):
         np.testing.assert_allclose(explain.saliency_exported(version, x, class_index=unit),
                                    explain.saliency(model, x, class_index=unit), atol=1e-5)
-    with pytest.raises(InputError, match="class_index"):
+    with pytest.raises(InputError, match=r"class_index.*\[0, 1\].*Received: class_index=2"):
         explain.saliency_exported(version, x, class_index=2)
+    with pytest.raises(InputError, match="NaN"):
+        explain.saliency_exported(version, np.full((32, 1), np.nan))
+    with pytest.raises(InputError, match="array of numbers"):
+        explain.saliency_exported(version, [["a"] * 32])
 
 
 # ---------------------------------------------------------------- figures and the command line
@@ -235,3 +239,40 @@ def test_the_command_line_names_the_same_variants_and_methods():
 
     assert explain_files.CAM_VARIANTS == tuple(explain.CAM_VARIANTS)
     assert set(explain_files.EXPORT_METHODS) <= set(explain_files.METHODS)
+
+
+@pytest.mark.parametrize("method, class_index", [("feature-maps", "7"), ("filters", "-1"), ("grad-cam", "-1")])
+def test_cli_explain_refuses_a_class_the_model_lacks_for_every_method(tmp_path, capsys, method, class_index):
+    _cnn((8, 8, 1)).save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", np.zeros((8, 8, 1), "float32"))
+    assert main(["explain", str(tmp_path / "model.keras"), str(tmp_path / "x.npy"), "--out",
+                 str(tmp_path / "o.png"), "--method", method, "--class", class_index]) == 2
+    err = capsys.readouterr().err
+    assert f"Received: class_index={class_index}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_restoration_models_show_feature_maps_and_refuse_grad_cam_in_one_line(tmp_path, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unet = dli.build_unet((8, 8, 1), depth=1, filters=4)
+    x = np.random.default_rng(0).random((8, 8, 1)).astype("float32")
+    for call in (explain.grad_cam, explain.saliency):
+        with pytest.raises(InputError, match=r"answers with shape \(None, 8, 8, 1\).*feature maps or filters"):
+            call(unet, x)
+    unet.save(tmp_path / "unet.keras")
+    np.save(tmp_path / "x.npy", x)
+    args = ["explain", str(tmp_path / "unet.keras"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.png")]
+    for method in (None, "grad-cam", "saliency"):
+        assert main(args + (["--method", method] if method else [])) == 2
+        err = capsys.readouterr().err
+        assert "answers with an image or signal" in err and len(err.strip().splitlines()) == 1
+    for method in ("feature-maps", "filters"):
+        assert main(args + ["--method", method]) == 0, capsys.readouterr().err
+        assert Image.open(tmp_path / "o.png").size[0] > 300
+    version = dli.export_saved_model(unet, tmp_path / "saved" / "denoise")
+    with pytest.raises(InputError, match="'restored' has shape"):
+        explain.saliency_exported(version, x)
+    assert main(["explain", str(tmp_path / "saved" / "denoise")] + args[2:]) == 2
+    assert "answers with an image or signal" in capsys.readouterr().err

@@ -96,3 +96,12 @@ def test_restoration_figure_shows_each_sample_with_its_psnr(tmp_path):
     labels = [t.get_text() for t in signals.axes[0].get_legend().get_texts()]
     assert len(signals.axes) == 2 and labels == ["noisy (26.02 dB)", "clean", "restored (46.02 dB)"]
     assert plot_restoration(noisy, restored, clean, tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_restoration_figure_draws_images_of_any_channel_count(tmp_path, channels):
+    from dlimaging.restoration_plots import plot_restoration
+
+    clean = np.random.default_rng(0).random((2, 8, 8, channels))
+    path = plot_restoration(clean + 0.1, clean + 0.01, clean, tmp_path / "r.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -3,6 +3,7 @@
 tests need no particular data loader: any `load_dataset` that returns such a bundle works."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -110,7 +111,7 @@ def test_tune_exports_a_model_that_restores_pngs_of_any_size(tmp_path, monkeypat
     assert error.count("\n") == 1 and not (tmp_path / "colour_restored.png").exists()
 
 
-def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
+def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys, monkeypatch):
     from dlimaging.export import export_saved_model
     from dlimaging.unet import build_unet
 
@@ -121,8 +122,12 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
     (tmp_path / "noisy.csv").write_text(
         "\n".join([",".join(f"{400 + 2 * i}" for i in range(30))] + [",".join(f"{v:.6f}" for v in row) for row in signals]))
     np.save(tmp_path / "one.npy", signals[0])  # (length,): one spectrum, one channel
+    loads = []
+    load = tf.saved_model.load
+    monkeypatch.setattr(tf.saved_model, "load", lambda *a, **k: loads.append(a) or load(*a, **k))
     assert main(["predict", str(tmp_path / "saved" / "spectra"), str(tmp_path / "noisy.csv"), str(tmp_path / "one.npy"),
                  "--out", str(tmp_path / "out")]) == 0
+    assert len(loads) == 1  # the SavedModel is loaded once for all the files
     lines = (tmp_path / "out" / "noisy_restored.csv").read_text().splitlines()
     assert lines[0].split(",")[:2] == ["400", "402"] and len(lines) == 4
     restored = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
@@ -131,6 +136,11 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys):
     expected = forward(tf.constant(signals[..., None])).numpy()[..., 0]
     np.testing.assert_allclose(restored, expected, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "out" / "one_restored.npy"), expected[0], atol=1e-5)
+    # A stack of spectra without a channel axis, (N, length), as the CSV's rows: restored in that layout.
+    np.save(tmp_path / "stack.npy", signals)
+    assert main(["predict", str(tmp_path / "saved" / "spectra"), str(tmp_path / "stack.npy"),
+                 "--out", str(tmp_path / "out")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "stack_restored.npy"), expected, atol=1e-5)
     with pytest.raises(InputError, match=r"--out .*x.csv' is one file, for one input; 2 inputs need a folder"):
         restored_path(tmp_path / "noisy.csv", tmp_path / "x.csv", 2, images=False)
     with pytest.raises(InputError, match=r"a restored signal is written as .csv or .npy. Received: .png"):
@@ -150,3 +160,28 @@ def test_an_objective_or_loss_the_input_rank_lacks_is_refused_before_the_search(
     with pytest.raises(ExperimentError, match=r"\[search\] loss: 'ssim' is not defined on inputs of shape \(64, 1\); "
                                               r"use one of mse, mae"):
         check_against_data(experiment(search={"loss": {"choice": ["mse", "ssim"]}}), (64, 1))
+
+
+def test_a_saved_unet_loads_in_a_fresh_process_for_export_and_explain(tmp_path):
+    # In this process dlimaging.unet is imported already; the command line starts without it.
+    import os
+    import subprocess
+    import sys
+    import warnings
+
+    from dlimaging.unet import build_unet
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_unet((12, 12, 1), depth=2, filters=4).save(tmp_path / "model.keras")  # padded: PadToMultiple
+    np.save(tmp_path / "x.npy", np.zeros((12, 12, 1), "float32"))
+    script = ("import sys; from dlimaging.cli import main; "
+              "sys.exit(main(sys.argv[1:4] + ['--out', sys.argv[4], '--method', 'filters']) "
+              "or main(['export', sys.argv[2], '--name', 'den', '--export-dir', sys.argv[5]]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(pathlib.Path(dlimaging.__file__).parents[1]),
+                                                                      os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", script, "explain", str(tmp_path / "model.keras"),
+                           str(tmp_path / "x.npy"), str(tmp_path / "k.png"), str(tmp_path / "saved")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "k.png").is_file() and (tmp_path / "saved" / "den" / "1").is_dir()

@@ -159,3 +159,11 @@ def test_the_other_builders_refuse_the_restoration_task():
     for build in (dli.build_cnn, dli.build_mlp):
         with pytest.raises(InputError, match=rf"task={task!r} is not built by this builder .*use model 'unet'"):
             build((8, 8, 1), task=task)
+
+
+def test_keras_model_checks_input_shape_as_the_docstring_says():
+    # The graph takes any size (see above), the Keras model's own call checks `input_shape`: the
+    # docstring and README say so; a change to this behaviour must update them.
+    model = build_unet((16, 16, 1), **TINY)
+    with pytest.raises(ValueError, match="expected shape"):
+        model(np.zeros((1, 12, 12, 1), "float32"))
