@@ -432,16 +432,17 @@ class Augmentation:
     inputs: tuple[str, ...]  # "image" (height, width, channels) and/or "signal" (length, channels)
     factory: str
     settings: tuple[str, ...] = ()
+    moves: bool = False  # moves values to other positions: a target that is an image no longer lines up
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
-    "flip": Augmentation(("image",), "dlimaging.augment:flip_layer"),
-    "rotation": Augmentation(("image",), "dlimaging.augment:rotation_layer"),
-    "zoom": Augmentation(("image",), "dlimaging.augment:zoom_layer"),
-    "translation": Augmentation(("image",), "dlimaging.augment:translation_layer"),
+    "flip": Augmentation(("image",), "dlimaging.augment:flip_layer", moves=True),
+    "rotation": Augmentation(("image",), "dlimaging.augment:rotation_layer", moves=True),
+    "zoom": Augmentation(("image",), "dlimaging.augment:zoom_layer", moves=True),
+    "translation": Augmentation(("image",), "dlimaging.augment:translation_layer", moves=True),
     "contrast": Augmentation(("image",), "dlimaging.augment:contrast_layer"),
     "brightness": Augmentation(("image",), "dlimaging.augment:brightness_layer"),
-    "shift": Augmentation(("signal",), "dlimaging.augment:shift_layer", settings=("shift_mode",)),
+    "shift": Augmentation(("signal",), "dlimaging.augment:shift_layer", settings=("shift_mode",), moves=True),
     "shift_mode": Augmentation(("signal",), "dlimaging.augment:shift_mode_setting"),
     "scale": Augmentation(("signal",), "dlimaging.augment:scale_layer"),
     "scatter": Augmentation(("signal",), "dlimaging.augment:scatter_layer"),

@@ -163,8 +163,9 @@ def build_unet(
         residual: bool. Add the network's output to the input (predict the correction).
             Defaults to True.
         augmentation: dict, Keras layer or None. As in `build_cnn`; it acts on the input
-            only, in training, so use options that corrupt values (`noise`), not ones that
-            move them (flip, rotation), which would no longer line up with the clean target.
+            only, in training, so a dict may hold only options that change values (`noise`,
+            `contrast`, `scale`, …): ones that move them (flip, rotation, zoom, translation,
+            shift) would no longer line up with the clean target, and are refused.
             Defaults to None.
         compile: bool. Compile with the loss and PSNR (and SSIM, for images). Defaults to True.
         loss: str or None. "mse", "mae" or "ssim" (1 − SSIM; images only: signals take
@@ -203,6 +204,15 @@ def build_unet(
     )
     restoration.check_loss(task, loss, rank)
     max_val = restoration.check_max_val(max_val)
+    if isinstance(augmentation, dict):
+        moving = sorted(key for key, value in augmentation.items()
+                        if key in registry.AUGMENTATIONS and registry.AUGMENTATIONS[key].moves and value)
+        if moving:
+            raise InputError(
+                f"`augmentation` of a U-Net may only change values, since the clean target is not moved "
+                f"with the input; {', '.join(moving)} would move them. Allowed: "
+                f"{', '.join(k for k in registry.augmentation_keys(tuple(input_shape)) if not registry.AUGMENTATIONS[k].moves)}. "
+                f"Received: augmentation={augmentation!r}")
     augmentation = resolve_augmentation(augmentation, input_shape)
     multiple = POOL_SIZE**depth
     if any(size % multiple for size in input_shape[:-1]):

@@ -167,3 +167,16 @@ def test_keras_model_checks_input_shape_as_the_docstring_says():
     model = build_unet((16, 16, 1), **TINY)
     with pytest.raises(ValueError, match="expected shape"):
         model(np.zeros((1, 12, 12, 1), "float32"))
+
+
+@pytest.mark.parametrize("options", [{"flip": "horizontal"}, {"rotation": 0.1}, {"translation": 0.1}])
+def test_augmentation_that_moves_pixels_is_refused_since_the_target_does_not_move(options):
+    with pytest.raises(InputError, match=r"`augmentation` of a U-Net.*Allowed: .*noise"):
+        build_unet((16, 16, 1), depth=1, filters=4, augmentation=options)
+
+
+def test_augmentation_that_changes_values_is_kept_and_acts_only_in_training():
+    model = build_unet((16, 1), depth=1, filters=4, augmentation={"noise": 0.5}, compile=False)
+    x = np.ones((2, 16, 1), "float32")
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+    assert not np.allclose(model(x, training=True), model(x, training=False))
