@@ -61,6 +61,7 @@ class Family:
             the builder argument they become (`filters`).
         ranks: the input ranks (without the batch axis) the builder accepts.
         description: one line for `--help` and the docs.
+        tasks: the tasks (of `TASKS`) the family can be built for; the first is its default.
     """
 
     builder: str
@@ -71,6 +72,7 @@ class Family:
     layers_argument: str
     ranks: tuple[int, ...]
     description: str
+    tasks: tuple[str, ...] = ("classification", "binary", "multilabel", "regression")
 
     def load_builder(self):
         return resolve(self.builder)
@@ -99,6 +101,16 @@ FAMILIES: dict[str, Family] = {
         ranks=(1, 2, 3, 4),
         description="multilayer perceptron; image and signal inputs are flattened.",
     ),
+    # The U-Net's `depth` (levels) and `filters` (width of the first level, doubled at each level
+    # down) are builder arguments themselves: its depth and width keys are the arguments.
+    "unet": Family(
+        builder="dlimaging.unet:build_unet",
+        hypermodel="dlimaging.hypermodels:UNetHyperModel",
+        default_space="dlimaging.hypermodels:DEFAULT_UNET_SPACE",
+        depth_key="depth", width_key="filters", layers_argument="filters",
+        ranks=(2, 3), tasks=("restoration",),
+        description="1D or 2D U-Net: an image or signal in, the restored image or signal out.",
+    ),
 }
 DEFAULT_FAMILY = "cnn"
 
@@ -111,6 +123,18 @@ NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile"
 
 def family(name: Any) -> Family:
     return lookup(FAMILIES, "model", name)
+
+
+def check_family_task(family_name: Any, task_name: Any) -> None:
+    """Refuses a task the family cannot be built for (a U-Net for classification, a CNN for restoration)."""
+    entry = family(family_name)
+    task(task_name)
+    if task_name not in entry.tasks:
+        takers = [name for name, other in FAMILIES.items() if task_name in other.tasks]
+        raise InputError(
+            f"model={family_name!r} is built for task {' or '.join(map(repr, entry.tasks))}; "
+            f"task={task_name!r} needs model {' or '.join(map(repr, takers))}. Received: task={task_name!r}"
+        )
 
 
 def family_of_hypermodel(cls: type) -> str:
@@ -160,17 +184,22 @@ class Task:
     Attributes:
         output_activation: activation of the output layer.
         units: where the number of output units comes from: "num_classes",
-            "num_outputs", or an int.
+            "num_outputs", an int, or "channels" (one output per input channel at
+            every position: an image or signal out, the input's shape).
         min_classes: the least `num_classes` accepted (when `units` is "num_classes").
-        losses: the losses a user may pick, name → Keras loss; the first is the default.
-        metrics: (Keras metric class, name, keyword arguments) compiled into the model.
+        losses: the losses a user may pick, name → Keras loss (a name, or a reference
+            `"module:attribute"`); the first is the default.
+        metrics: (Keras metric class, or a reference `"module:Class"`, name, keyword
+            arguments) compiled into the model.
         objective: the default search objective.
         directions: metric name → "min" or "max", for the objectives.
         label_dtype: dtype of the labels the data delivers.
-        label_rank: 1 for one label per sample, 2 for a vector per sample.
+        label_rank: 1 for one label per sample, 2 for a vector per sample, None
+            for targets of the input's shape.
         labels: what the labels hold, which `load_dataset` checks: "classes"
             (integer class ids), "two classes" (0/1, one per sample), "0/1
-            vectors" (one 0/1 per label) or "numbers" (float targets).
+            vectors" (one 0/1 per label), "numbers" (float targets) or "clean
+            signals" (the clean image or signal, of the input's shape).
         outputs: the served outputs, in order (see `dlimaging.export`).
         class_names: whether the data's class names go with the model.
         description: one line for the docs.
@@ -186,7 +215,7 @@ class Task:
     objective: str
     directions: Mapping[str, str]
     label_dtype: str
-    label_rank: int
+    label_rank: int | None
     labels: str
     outputs: tuple[str, ...]
     class_names: bool
@@ -245,6 +274,19 @@ TASKS: dict[str, Task] = {
         outputs=("predictions",), class_names=False,
         description="one or more numbers: linear outputs, MSE (or MAE, Huber); RMSE, MAE and R².",
     ),
+    # PSNR and SSIM take the data's value range (`max_val`) from the dataset; SSIM is 2D only, so
+    # 1D models get PSNR alone, and the "ssim" loss is 1 − SSIM on images, MAE on signals.
+    "restoration": Task(
+        output_activation="linear", units="channels",
+        losses={"mse": "mean_squared_error", "mae": "mean_absolute_error",
+                "ssim": "dlimaging.restoration:SSIMLoss"},
+        metrics=(("dlimaging.restoration:PSNR", "psnr", {}), ("dlimaging.restoration:SSIM", "ssim", {})),
+        objective="val_psnr", directions={"psnr": "max", "ssim": "max", "loss": "min"},
+        label_dtype="float32", label_rank=None, labels="clean signals",
+        outputs=("restored",), class_names=False,
+        description="an image or signal in, its restored (denoised, deblurred) version out: MSE (or MAE, "
+                    "1 − SSIM); PSNR and SSIM.",
+    ),
 }
 DEFAULT_TASK = "classification"
 
@@ -253,7 +295,7 @@ def task(name: Any) -> Task:
     return lookup(TASKS, "task", name)
 
 
-LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers")
+LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", "clean signals")
 
 
 def task_for_labels(kind: str) -> str:
