@@ -38,17 +38,15 @@ def _real(where: str, value: Any) -> float:
 
 
 def _at_least_zero(where: str, value: Any) -> float:
-    value = _real(where, value)
-    if value < 0:
+    if _real(where, value) < 0:
         raise InputError(f"`{where}` must be >= 0. Received: {where}={value!r}")
-    return value
+    return float(value)
 
 
 def _above_zero(where: str, value: Any) -> float:
-    value = _real(where, value)
-    if value <= 0:
+    if _real(where, value) <= 0:
         raise InputError(f"`{where}` must be > 0. Received: {where}={value!r}")
-    return value
+    return float(value)
 
 
 def _range(where: str, value: Any) -> tuple[float, float]:
