@@ -32,8 +32,9 @@ from dlimaging.sources import IMAGE_SUFFIXES, integer_scale, read_image
 from dlimaging.validation import check_number
 
 # scikit-image's sample photographs that ship in its wheel (no download); the synthetic ones
-# (checkerboard, colorwheel, blobs) and the tiny or huge ones (microaneurysms, retina) are left out.
-SAMPLE_IMAGES = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass",
+# (checkerboard, colorwheel, blobs), the tiny or huge ones (microaneurysms, retina) and the coffee cup
+# (its name is the coffee spectra's source) are left out.
+SAMPLE_IMAGES = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coins", "grass",
                  "gravel", "hubble_deep_field", "immunohistochemistry", "moon", "page", "rocket", "text")
 COLOUR = "rgb"  # the option that keeps the colour photographs in colour
 DEFAULT_IMAGE_PATCH = 64
