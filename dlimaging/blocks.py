@@ -239,15 +239,16 @@ def _conv_layer(x, filters, *, name, rank, kernel_size, strides, dilation_rate, 
     return keras.layers.Activation(activation, name=name.replace("_conv", "_act"))(x)
 
 
-def _plain_block(x, filters, *, block, convs, strides, activation, **settings):
-    """`convs` × [conv → (BatchNormalization) → activation]; the first conv takes the stride."""
+def _plain_block(x, filters, *, block, convs, strides, activation, prefix="block", **settings):
+    """`convs` × [conv → (BatchNormalization) → activation]; the first conv takes the stride.
+    Layers are named `<prefix><block>_conv<i>` (`block2_conv1`, a U-Net's `down2_conv1`)."""
     for index in range(1, convs + 1):
-        x = _conv_layer(x, filters, name=f"block{block}_conv{index}", strides=strides if index == 1 else 1,
+        x = _conv_layer(x, filters, name=f"{prefix}{block}_conv{index}", strides=strides if index == 1 else 1,
                         activation=activation, **settings)
     return x
 
 
-def _residual_block(x, filters, *, block, convs, strides, activation, **settings):
+def _residual_block(x, filters, *, block, convs, strides, activation, prefix="block", **settings):
     """The residual block of He et al. (2016): the convs of a plain block, the last one without its
     activation, plus a skip connection from the block's input, then the activation.
 
@@ -257,18 +258,18 @@ def _residual_block(x, filters, *, block, convs, strides, activation, **settings
     """
     shortcut = x
     for index in range(1, convs + 1):
-        x = _conv_layer(x, filters, name=f"block{block}_conv{index}", strides=strides if index == 1 else 1,
+        x = _conv_layer(x, filters, name=f"{prefix}{block}_conv{index}", strides=strides if index == 1 else 1,
                         activation=activation if index < convs else None, **settings)
     if shortcut.shape[-1] != filters or max(strides) > 1:
         batch_norm = settings["batch_norm"]
         shortcut = _CONV[settings["rank"]](
             filters, 1, strides=strides, padding="same", use_bias=not batch_norm,
-            kernel_regularizer=settings["regularizer"], name=f"block{block}_skip",
+            kernel_regularizer=settings["regularizer"], name=f"{prefix}{block}_skip",
         )(shortcut)
         if batch_norm:
-            shortcut = _batch_norm(shortcut, f"block{block}_skip_bn", settings["batch_norm_momentum"])
-    x = keras.layers.Add(name=f"block{block}_add")([x, shortcut])
-    return keras.layers.Activation(activation, name=f"block{block}_act")(x)
+            shortcut = _batch_norm(shortcut, f"{prefix}{block}_skip_bn", settings["batch_norm_momentum"])
+    x = keras.layers.Add(name=f"{prefix}{block}_add")([x, shortcut])
+    return keras.layers.Activation(activation, name=f"{prefix}{block}_act")(x)
 
 
 # `validation.BLOCKS` name → the function that builds one block.

@@ -44,6 +44,9 @@ def infer_task(model) -> str:
     """
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
     units = model.output_shape[-1]
+    if len(model.output_shape) > 2 and len(model.output_shape) == len(model.input_shape):
+        # An output with the input's spatial axes: the task whose output has the input's shape.
+        return next(name for name, entry in registry.TASKS.items() if entry.units == "channels")
     matches = [name for name, entry in registry.TASKS.items() if entry.output_activation == activation]
     exact = [name for name in matches if registry.TASKS[name].units == units]
     flexible = [name for name in matches if not isinstance(registry.TASKS[name].units, int)]
@@ -78,6 +81,7 @@ def _served_outputs():
     return {
         "probabilities": lambda y, names: y,
         "predictions": lambda y, names: y,
+        "restored": lambda y, names: y,
         "class_id": class_id,
         "class_name": class_name,
     }
@@ -102,12 +106,44 @@ def _serving_function(model, task: str, class_names: Sequence[str] | None):
     return serve
 
 
-def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float, key: str) -> None:
-    """Reloads the export and compares its `key` output with the Keras model, at batch 1 and at the sample's."""
+def any_size(task: str) -> bool:
+    """Whether the task's exports take inputs of any spatial size: those whose output has the
+    input's shape (units "channels" in `dlimaging.registry.TASKS`), from fully convolutional models."""
+    return registry.task(task).units == "channels"
+
+
+def _signature_shape(input_shape: Sequence[int], task: str) -> tuple:
+    """The signature's input shape: the batch, then the model's shape, or any spatial size."""
+    if any_size(task):
+        return (None,) * len(input_shape) + (input_shape[-1],)
+    return (None,) + tuple(input_shape)
+
+
+def _verify_other_size(signature, input_name: str, sample: np.ndarray, key: str) -> None:
+    """An export that takes any spatial size must answer one that is 3 larger on each axis
+    (not a multiple of anything) with an output of that shape."""
+    import tensorflow as tf
+
+    pads = [(0, 0)] + [(0, 3)] * (sample.ndim - 2) + [(0, 0)]
+    larger = np.pad(sample[:1], pads, mode="reflect")
+    got = signature(**{input_name: tf.constant(larger)})[key].numpy()
+    if got.shape != larger.shape or not np.all(np.isfinite(got)):
+        raise ExportError(
+            f"The exported SavedModel answers an input of shape {larger.shape} with {got.shape}; it should take "
+            "any spatial size. Nothing was published."
+        )
+
+
+def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float, key: str,
+            other_sizes: bool = False) -> None:
+    """Reloads the export and compares its `key` output with the Keras model, at batch 1 and at the
+    sample's; with `other_sizes`, checks it also takes another spatial size."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures[SIGNATURE]
+    if other_sizes:
+        _verify_other_size(signature, input_name, sample, key)
     expected = np.asarray(model(sample, training=False))
     for batch in (sample[:1], sample):
         got = signature(**{input_name: tf.constant(batch)})
@@ -209,15 +245,16 @@ def export_saved_model(
         archive.add_endpoint(
             SIGNATURE,
             _serving_function(model, task, class_names),
-            input_signature=[tf.TensorSpec((None,) + input_shape, tf.float32, name=input_name)],
+            input_signature=[tf.TensorSpec(_signature_shape(input_shape, task), tf.float32, name=input_name)],
         )
         archive.write_out(str(tmp), verbose=False)
-        _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0])
+        _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0], other_sizes=any_size(task))
         info = {
             "name": model_dir.name, "version": int(target.name), "task": task, "class_names": class_names,
             "target_names": target_names,
             "input": {"name": input_name, "shape": list(input_shape), "dtype": "float32",
-                      "value_range": [float(v) for v in value_range], "axis": axis, "features": features},
+                      "value_range": [float(v) for v in value_range], "axis": axis, "features": features,
+                      "any_size": any_size(task)},
             "outputs": _output_names(task, class_names), "signature": SIGNATURE,
             "hyperparameters": None, "metrics": None, "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -62,6 +62,8 @@ class Family:
         ranks: the input ranks (without the batch axis) the builder accepts.
         description: one line for `--help` and the docs.
         tasks: the tasks (of `TASKS`) the family can be built for; the first is its default.
+        data_arguments: builder arguments that the training code takes from the dataset
+            bundle's attribute of the same name (`max_val`), when the bundle has it.
     """
 
     builder: str
@@ -73,6 +75,7 @@ class Family:
     ranks: tuple[int, ...]
     description: str
     tasks: tuple[str, ...] = ("classification", "binary", "multilabel", "regression")
+    data_arguments: tuple[str, ...] = ()
 
     def load_builder(self):
         return resolve(self.builder)
@@ -108,7 +111,7 @@ FAMILIES: dict[str, Family] = {
         hypermodel="dlimaging.hypermodels:UNetHyperModel",
         default_space="dlimaging.hypermodels:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
-        ranks=(2, 3), tasks=("restoration",),
+        ranks=(2, 3), tasks=("restoration",), data_arguments=("max_val",),
         description="1D or 2D U-Net: an image or signal in, the restored image or signal out.",
     ),
 }
@@ -118,7 +121,7 @@ DEFAULT_FAMILY = "cnn"
 # `steps_per_epoch` give a learning-rate schedule its length: the training code passes them (a
 # space's `epochs` goes to `fit`, see FIT_KEYS).
 NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile", "name", "epochs",
-                  "steps_per_epoch")
+                  "steps_per_epoch", "max_val")
 
 
 def family(name: Any) -> Family:

@@ -39,6 +39,8 @@ def _task_arguments(entry):
         return {"num_classes": max(3, entry.min_classes)}, max(3, entry.min_classes)
     if entry.units == "num_outputs":
         return {"num_outputs": 2}, 2
+    if entry.units == "channels":  # the output has the input's shape
+        return {}, None
     return {"num_classes": None}, entry.units
 
 
@@ -76,13 +78,13 @@ def _plain(config):
 def _cases():
     for family, (builder, ranks, _) in FAMILIES.items():
         for rank in ranks:
-            for task in TASKS:
+            for task in registry.family(family).tasks:
                 for augmented in (False, True) if rank in AUGMENTATION else (False,):
                     name = f"{family}-rank{rank}-{task}" + ("-aug" if augmented else "")
                     yield pytest.param(family, rank, task, augmented, None, id=name)
             for variant, arguments in VARIANTS.items():
                 if _takes(builder, arguments):
-                    task = registry.DEFAULT_TASK
+                    task = registry.family(family).tasks[0]
                     yield pytest.param(family, rank, task, False, variant, id=f"{family}-rank{rank}-{task}-{variant}")
 
 
@@ -91,8 +93,10 @@ def test_builder(family, rank, task, augmented, variant, tmp_path):
     builder, _, tiny = FAMILIES[family]
     task_kwargs, units, main_output = TASKS[task]
     input_shape = INPUT_SHAPES[rank]
-    kwargs = dict(tiny, task=task, **task_kwargs, compile=False, standardize=STANDARDIZE[augmented])
-    kwargs.update(VARIANTS.get(variant, {}))
+    kwargs = dict(tiny, task=task, **task_kwargs, compile=False)
+    if _takes(builder, ["standardize"]):
+        kwargs["standardize"] = STANDARDIZE[augmented]
+    kwargs.update({k: v for k, v in VARIANTS.get(variant, {}).items() if _takes(builder, [k])})
     if augmented:
         kwargs["augmentation"] = AUGMENTATION[rank]
     model = builder(input_shape, **kwargs)
@@ -101,14 +105,14 @@ def test_builder(family, rank, task, augmented, variant, tmp_path):
         assert len(layers) == len([o for o in AUGMENTATION[rank] if not o.endswith("_mode")])
     rng = np.random.default_rng(rank)
     train = rng.normal(500, 100, (16,) + input_shape).astype("float32")
-    adapt(model, train, rng.normal(1000, 300, (16, units)))
+    adapt(model, train, None if units is None else rng.normal(1000, 300, (16, units)))
     x = rng.normal(500, 100, (BATCH,) + input_shape).astype("float32")
     expected = model(x, training=False).numpy()
     if task in NUMERIC:  # in real units, not around 0
         assert model.layers[-1].name == "target_scaling" and np.abs(expected).min() > 10
 
-    # Output shape: batch × the task's units.
-    assert expected.shape == (BATCH, units)
+    # Output shape: batch × the task's units, or the input's shape (restoration).
+    assert expected.shape == ((BATCH, units) if units is not None else (BATCH,) + input_shape)
 
     # .keras save and reload: same architecture and configs, same outputs.
     path = tmp_path / "model.keras"
@@ -146,13 +150,16 @@ def _scheduled_cases():
 @pytest.mark.parametrize("family, rank, variant", list(_scheduled_cases()))
 def test_builder_with_a_schedule_and_label_smoothing_reloads(family, rank, variant, tmp_path):
     builder, _, tiny = FAMILIES[family]
-    task_kwargs, units, _ = TASKS[registry.DEFAULT_TASK]
+    task = registry.family(family).tasks[0]
+    task_kwargs, units, _ = TASKS[task]
     input_shape = INPUT_SHAPES[rank]
-    model = builder(input_shape, **tiny, **task_kwargs, **VARIANTS.get(variant, {}), **SCHEDULED)
+    # Label smoothing where the task has classes to smooth (not restoration).
+    scheduled = {k: v for k, v in SCHEDULED.items() if _takes(builder, [k])}
+    model = builder(input_shape, **tiny, **task_kwargs, **VARIANTS.get(variant, {}), **scheduled)
     assert model.optimizer.built  # slots made eagerly, before the first traced step
     rng = np.random.default_rng(rank)
     x = rng.normal(size=(8,) + input_shape).astype("float32")
-    y = np.arange(8) % units
+    y = np.arange(8) % units if units is not None else x + rng.normal(0, 0.1, x.shape).astype("float32")
     model.fit(x, y, epochs=1, batch_size=4, verbose=0)
 
     path = tmp_path / "model.keras"
@@ -164,8 +171,9 @@ def test_builder_with_a_schedule_and_label_smoothing_reloads(family, rank, varia
     assert rates[0] == 0.0 and rates[2] == pytest.approx(1e-3) and rates[6] == pytest.approx(0.0, abs=1e-12)
     assert rates[4] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 2 / 4)))
     np.testing.assert_allclose([float(reloaded.optimizer._learning_rate(step)) for step in steps], rates, rtol=1e-6)
-    assert reloaded.loss.get_config() == model.loss.get_config()
-    assert reloaded.loss.label_smoothing == pytest.approx(0.1)
+    if "label_smoothing" in scheduled:
+        assert reloaded.loss.get_config() == model.loss.get_config()
+        assert reloaded.loss.label_smoothing == pytest.approx(0.1)
     for mine, theirs in zip(model.optimizer.variables, reloaded.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(theirs), np.asarray(mine))
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -1,0 +1,83 @@
+"""PSNR and SSIM against known values and against scikit-image; the SSIM loss; serialisation."""
+
+import keras
+import numpy as np
+import pytest
+from skimage import data as samples
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from dlimaging import restoration
+from dlimaging.errors import InputError
+
+
+@pytest.mark.parametrize("max_val", [1.0, 255.0])
+def test_psnr_of_a_known_mse(max_val):
+    clean = np.zeros((2, 8, 8, 1), "float32")
+    for offset, expected in ((0.1, 20.0), (0.01, 40.0), (0.3162278, 10.0)):
+        value = restoration.psnr(clean, clean + offset * max_val, max_val).numpy()
+        np.testing.assert_allclose(value, [expected, expected], atol=1e-3)
+
+
+def test_psnr_of_signals_and_the_cap_for_identical_samples():
+    rng = np.random.default_rng(0)
+    signal = rng.random((3, 40, 2)).astype("float32")
+    noisy = signal + rng.normal(0, 0.05, signal.shape).astype("float32")
+    expected = [10 * np.log10(1 / np.mean((noisy[i] - signal[i]) ** 2)) for i in range(3)]
+    np.testing.assert_allclose(restoration.psnr(signal, noisy).numpy(), expected, rtol=1e-5)
+    np.testing.assert_array_equal(restoration.psnr(signal, signal).numpy(), [restoration.PSNR_CAP] * 3)
+
+
+def _crops():
+    rng = np.random.default_rng(0)
+    for image, (rows, cols) in ((samples.camera(), (slice(100, 164), slice(200, 264))),
+                                (samples.moon(), (slice(0, 48), slice(0, 40))),
+                                (samples.coins(), (slice(50, 82), slice(60, 92)))):
+        clean = image[rows, cols].astype("float32") / 255
+        noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype("float32")
+        yield clean, noisy
+
+
+@pytest.mark.parametrize("max_val", [1.0, 255.0])
+def test_ssim_and_psnr_match_scikit_image(max_val):
+    for clean, noisy in _crops():
+        a, b = clean * max_val, noisy * max_val
+        expected = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                         data_range=max_val)
+        got = float(restoration.ssim(a[None, ..., None], b[None, ..., None], max_val)[0])
+        assert got == pytest.approx(expected, abs=1e-4)
+        assert got < 0.9  # a real difference, not two near-identical images
+        psnr = float(restoration.psnr(a[None, ..., None], b[None, ..., None], max_val)[0])
+        assert psnr == pytest.approx(peak_signal_noise_ratio(a, b, data_range=max_val), abs=1e-3)
+
+
+def test_ssim_of_identical_images_is_one_and_the_loss_zero():
+    clean, noisy = next(_crops())
+    x, y = clean[None, ..., None], noisy[None, ..., None]
+    assert float(restoration.ssim(x, x)[0]) == pytest.approx(1.0, abs=1e-6)
+    loss = restoration.SSIMLoss()
+    assert float(loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(x, y)) == pytest.approx(1 - float(restoration.ssim(x, y)[0]), abs=1e-6)
+
+
+def test_ssim_refuses_signals():
+    with pytest.raises(InputError, match=r"SSIM is defined on 2D images .* Received: a tensor of shape \(2, 40, 1\)"):
+        restoration.ssim(np.zeros((2, 40, 1)), np.zeros((2, 40, 1)))
+
+
+def test_small_images_use_a_window_of_their_size():
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 8, 8, 1)).astype("float32")
+    value = restoration.ssim(x, x + 0.05).numpy()
+    assert value.shape == (2,) and np.all((value > 0.5) & (value < 1.0))
+
+
+def test_metrics_average_over_samples_and_keep_max_val_through_their_config():
+    metric = restoration.PSNR(max_val=255.0)
+    clean = np.zeros((2, 8, 8, 1), "float32")
+    noisy = np.stack([clean[0] + 25.5, clean[1] + 2.55])  # 20 dB and 40 dB
+    metric.update_state(clean, noisy)
+    assert float(metric.result()) == pytest.approx(30.0, abs=1e-3)
+    again = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert isinstance(again, restoration.PSNR) and again.max_val == 255.0 and again.name == "psnr"
+    ssim = restoration.SSIM.from_config(restoration.SSIM(max_val=2.0, name="s").get_config())
+    assert ssim.max_val == 2.0 and ssim.name == "s"

@@ -1,0 +1,132 @@
+"""build_unet: shapes round-trip in 1D and 2D for any channels and sizes, the residual output,
+the layer names, inputs of other sizes, and strict argument checks."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.unet import build_unet
+
+TINY = dict(depth=2, filters=4, compile=False)
+
+
+@pytest.mark.parametrize("input_shape, depth, padded", [
+    ((16, 16, 1), 2, False),
+    ((18, 13, 3), 2, True),   # not a multiple of 4: padded and cropped back
+    ((32, 2), 3, False),
+    ((37, 1), 3, True),
+])
+def test_shapes_round_trip_and_padding_is_said_once(input_shape, depth, padded):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build_unet(input_shape, depth=depth, filters=4, compile=False)
+    said = [w for w in caught if "padded" in str(w.message)]
+    assert len(said) == (1 if padded else 0)
+    if padded:
+        assert f"2^depth={2 ** depth}" in str(said[0].message)
+    x = np.random.default_rng(0).random((2,) + input_shape).astype("float32")
+    assert model(x).shape == x.shape
+    assert model.output_shape == (None,) + input_shape
+
+
+def test_layer_names_are_readable():
+    model = build_unet((16, 16, 1), depth=2, filters=4, batch_norm=True, dropout=0.1, compile=False)
+    names = {layer.name for layer in model.layers}
+    assert {"down1_conv1", "down1_bn1", "down1_act2", "down1_pool", "down2_conv2", "bottom_conv1",
+            "up2_upconv", "up2_concat", "up1_concat", "up1_conv2", "head_conv", "output"} <= names
+    assert model.layers[-1].name == "output"
+    # Widths double at each level down; the bottom has 4·2² filters.
+    assert model.get_layer("down2_conv1").filters == 8 and model.get_layer("bottom_conv1").filters == 16
+    explicit = build_unet((16, 16, 1), depth=2, filters=(3, 5, 7), compile=False)
+    assert [explicit.get_layer(n).filters for n in ("down1_conv1", "down2_conv1", "bottom_conv1")] == [3, 5, 7]
+
+
+def _zero_head(model):
+    head = model.get_layer("head_conv")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+
+
+@pytest.mark.parametrize("input_shape", [(12, 16, 2), (20, 1)])
+def test_residual_adds_the_predicted_correction_to_the_input(input_shape):
+    x = np.random.default_rng(1).random((3,) + input_shape).astype("float32")
+    residual = build_unet(input_shape, **TINY)
+    plain = build_unet(input_shape, residual=False, **TINY)
+    correction = plain(x).numpy()
+    plain_head = plain.get_layer("head_conv").get_weights()
+    residual.get_layer("head_conv").set_weights(plain_head)
+    for name in ("down1_conv1", "down1_conv2", "down2_conv1", "down2_conv2", "bottom_conv1", "bottom_conv2",
+                 "up2_upconv", "up2_conv1", "up2_conv2", "up1_upconv", "up1_conv1", "up1_conv2"):
+        residual.get_layer(name).set_weights(plain.get_layer(name).get_weights())
+    np.testing.assert_allclose(residual(x).numpy(), x + correction, atol=1e-5)
+    _zero_head(residual)
+    np.testing.assert_array_equal(residual(x).numpy(), x)  # no correction: the input itself
+
+
+def test_the_model_takes_other_spatial_sizes():
+    model = build_unet((16, 16, 3), **TINY)
+    forward = tf.function(lambda t: model(t, training=False),
+                          input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    for shape in ((1, 13, 21, 3), (2, 40, 8, 3)):
+        assert tuple(forward(tf.zeros(shape)).shape) == shape
+
+
+def test_compiled_metrics_follow_the_rank_and_take_max_val():
+    image = build_unet((16, 16, 1), depth=2, filters=4, max_val=255.0)
+    signal = build_unet((16, 1), depth=2, filters=4)
+    _zero_head(image)
+    clean = np.full((2, 16, 16, 1), 100.0, "float32")
+    noisy = clean + 25.5  # MSE 650.25 on a scale of 255: PSNR 20 dB
+    scores = image.evaluate(noisy, clean, return_dict=True, verbose=0)
+    assert set(scores) == {"loss", "psnr", "ssim"}
+    assert scores["psnr"] == pytest.approx(20.0, abs=1e-3)
+    assert scores["loss"] == pytest.approx(650.25, rel=1e-4)
+    assert set(signal.evaluate(np.zeros((2, 16, 1)), np.zeros((2, 16, 1)), return_dict=True, verbose=0)) == {
+        "loss", "psnr"}
+
+
+def test_trains_and_reloads_with_the_ssim_loss(tmp_path):
+    rng = np.random.default_rng(0)
+    clean = rng.random((8, 16, 16, 1)).astype("float32")
+    noisy = clean + rng.normal(0, 0.1, clean.shape).astype("float32")
+    model = build_unet((16, 16, 1), depth=1, filters=4, loss="ssim")
+    model.fit(noisy, clean, epochs=1, batch_size=4, verbose=0)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert reloaded.loss.max_val == 1.0
+    np.testing.assert_allclose(reloaded.predict(noisy, verbose=0), model.predict(noisy, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(reloaded.evaluate(noisy, clean, verbose=0), model.evaluate(noisy, clean, verbose=0),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("input_shape, kwargs, match", [
+    ((16, 16, 1), {"depth": 5}, r"`depth` is deeper than the input allows.*smallest side 16.*at most depth=4.*"
+                                r"Received: depth=5"),
+    ((12, 40, 1), {"depth": 4}, r"at most depth=3.*Received: depth=4"),
+    ((1, 1), {"depth": 1}, r"a side of at least 2.*Received: depth=1"),
+    ((16, 1), {"depth": 0}, r"`depth` must be a positive integer. Received: depth=0"),
+    ((16, 1), {"filters": (4, 8)}, r"`filters` must be an int .* \(4 for depth=3\). Received: filters=\(4, 8\)"),
+    ((16, 1), {"filters": 0}, r"`filters` must be a positive integer"),
+    ((16, 1), {"dropout": 1.5}, r"`dropout` must be a number in \[0.0, 1.0\). Received: dropout=1.5"),
+    ((16, 1), {"residual": "yes"}, r"`residual` must be True or False. Received: residual='yes'"),
+    ((16, 1), {"loss": "ssim"}, r"loss='ssim' is defined on 2D images, not on 1D inputs: use one of 'mse', 'mae'"),
+    ((16, 16, 1), {"loss": "huber"}, r"`loss` must be one of 'mse', 'mae', 'ssim'. Received: loss='huber'"),
+    ((16, 16, 1), {"max_val": 0}, r"`max_val` must be a number in \(0.0, inf\]. Received: max_val=0"),
+    ((16, 16, 1), {"block": "dense"}, r"`block` must be one of 'plain', 'residual'"),
+    ((4, 16, 16, 1), {}, r"`input_shape` must have 2 or 3 dimensions .*build_unet takes \(length, channels\), "
+                         r"\(height, width, channels\)"),
+    ((16, 16, 1), {"momentum": 0.9}, r"`momentum` does not apply to optimizer='adam'"),
+])
+def test_bad_arguments_are_refused_before_building(input_shape, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        build_unet(input_shape, **kwargs)
+
+
+def test_tasks_other_than_the_familys_are_refused():
+    other = next(name for name, entry in registry.TASKS.items() if entry.units == "num_classes")
+    with pytest.raises(InputError, match=rf"task={other!r} needs model 'cnn' or 'mlp'"):
+        build_unet((16, 16, 1), task=other)
