@@ -133,7 +133,7 @@ def split_items(count: int, validation_split: float, test_split: float, seed: in
     return order[sum(sizes):], order[:sizes[0]], order[sizes[0]:sum(sizes)]
 
 
-def _tiles(item: np.ndarray, patch: tuple[int, int]) -> list[np.ndarray]:
+def tiles(item: np.ndarray, patch: tuple[int, int]) -> list[np.ndarray]:
     """Non-overlapping patches covering the item, centred (the margins left are split evenly)."""
     h, w = item.shape[:2]
     rows, cols = h // patch[0], w // patch[1]
@@ -142,7 +142,7 @@ def _tiles(item: np.ndarray, patch: tuple[int, int]) -> list[np.ndarray]:
             for r in range(rows) for c in range(cols)]
 
 
-def _corrupted(clean: np.ndarray, steps, seed: int, max_val: float) -> np.ndarray:
+def corrupt_once(clean: np.ndarray, steps, seed: int, max_val: float) -> np.ndarray:
     """Each patch corrupted once, patch i with the draw (seed, i): the same every time."""
     ds = tf.data.Dataset.from_tensor_slices((clean, tf.range(len(clean), dtype=tf.int64)))
     ds = ds.map(lambda x, i: corrupt(x, steps, tf.stack([tf.constant(seed, tf.int64), i]), max_val))
@@ -227,13 +227,13 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
         )
     train, validation, test = split_items(len(items), validation_split, test_split, seed, source)
 
-    def tiles(indices):
-        cut = [t for k in indices for t in _tiles(items[k], patch)]
+    def tile_split(indices):
+        cut = [t for k in indices for t in tiles(items[k], patch)]
         shape = (0, patch[1], items[0].shape[-1]) if signals else (0, *patch, items[0].shape[-1])
         return np.stack([t[0] if signals else t for t in cut]) if cut else np.zeros(shape, "float32")
 
     if patches_per_epoch is None:
-        patches_per_epoch = sum(len(_tiles(items[k], patch)) for k in train)
+        patches_per_epoch = sum(len(tiles(items[k], patch)) for k in train)
     sampler = _Sampler([items[k] for k in train], patch, steps, max_val, augment=not signals)
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(patches_per_epoch)
     train_ds = keys.map(sampler, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -244,8 +244,8 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
     arrays = {"x_train": x_train, "y_train": y_train}
     splits = {}
     for split, indices, offset in (("validation", validation, 1), ("test", test, 2)):
-        clean = tiles(indices)
-        noisy = _corrupted(clean, steps, (seed * 3 + offset) % 2**63, max_val)
+        clean = tile_split(indices)
+        noisy = corrupt_once(clean, steps, (seed * 3 + offset) % 2**63, max_val)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = noisy, clean
         splits[split] = (tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
                          if len(clean) else None)
