@@ -177,6 +177,11 @@ def cmd_predict(args) -> int:
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
+    if metadata["input"].get("any_size"):  # restoration: a restored file per input
+        return _restore(version_dir, metadata, args)
+    if args.out is not None:
+        raise InputError(f"--out is for restoration models, which write files; {metadata['task']} models print "
+                         f"their answers. Received: --out {args.out}")
     x, names = load_inputs(args.inputs, metadata["input"]["shape"], axis=metadata["input"].get("axis"),
                            features=metadata["input"].get("features"))
     response = serving_response(predict_exported(version_dir, x, metadata))
@@ -186,6 +191,20 @@ def cmd_predict(args) -> int:
     print(f"{metadata.get('name', '?')} version {metadata.get('version', version_dir.name)} ({metadata['task']})")
     for name, row in zip(names, response["predictions"]):
         print(f"{name}: {_prediction_text(row, metadata)}")
+    return 0
+
+
+def _restore(version_dir, metadata, args) -> int:
+    from dlimaging.serving import restore_files
+
+    written = restore_files(version_dir, metadata, args.inputs, args.out)
+    if args.json:
+        print(json.dumps({"restored": [{"input": source, "output": str(target), "shape": list(shape)}
+                                       for source, target, shape in written]}))
+        return 0
+    print(f"{metadata.get('name', '?')} version {metadata.get('version', version_dir.name)} ({metadata['task']})")
+    for source, target, shape in written:
+        print(f"{source} {tuple(shape)} → {target}")
     return 0
 
 
@@ -361,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="png/jpg images, .npy/.npz arrays, or .csv files (a header, one "
                    "sample per row; the model's feature columns are picked by name)")
     p.add_argument("--json", action="store_true", help="print TF Serving's JSON answer")
+    p.add_argument("--out", default=None,
+                   help="restoration models: where the restored image (PNG) or signal (CSV, .npy) goes: a file "
+                        "for one input, else a folder (default: NAME_restored.EXT next to each input)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("request", help="print the JSON body of a TF Serving REST :predict request")

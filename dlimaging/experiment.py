@@ -470,6 +470,13 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
     if sections["data"].validation_split == 0:
         _fail(where, "[data] validation_split", "must be above 0: the search scores trials on validation data", 0)
     model = sections["model"]
+    if not isinstance(config.get("model", {}), Mapping) or "task" not in config.get("model", {}):
+        # No task given: the family's first (a U-Net's is restoration, a CNN's classification).
+        model = dataclasses.replace(model, task=registry.family(model.family).tasks[0])
+    try:
+        registry.check_family_task(model.family, model.task)
+    except InputError as error:
+        _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
     restoration = registry.task(model.task).labels == CLEAN
     if restoration and sections["data"].corruption is None:
         _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "

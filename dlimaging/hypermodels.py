@@ -75,6 +75,19 @@ DEFAULT_MLP_SPACE: dict[str, Any] = {
     "beta_1": {"min": 0.8, "max": 0.95, "step": 0.05, "default": 0.9},
     "beta_2": {"choice": [0.99, 0.999], "default": 0.999},
 }
+# The U-Net's `depth` and `filters` (the first level's width, doubled at each level down) are its
+# builder's own arguments. Batch norm is searched, off by default: in the issue's calibration a
+# residual U-Net without it denoised best in a short training.
+DEFAULT_UNET_SPACE: dict[str, Any] = {
+    "depth": {"min": 1, "max": 3, "default": 2},
+    "filters": {"choice": [16, 32, 64], "default": 32},
+    "kernel_size": {"choice": [3, 5], "default": 3},
+    "activation": {"choice": ["relu", "elu", "gelu", "swish"], "default": "relu"},
+    "batch_norm": {"choice": [False, True], "default": False},
+    "block": {"choice": ["plain", "residual"], "default": "plain"},
+    "loss": {"choice": ["mse", "mae"], "default": "mse"},
+    "learning_rate": {"min": 1e-4, "max": 3e-3, "sampling": "log", "default": 1e-3},
+}
 DEFAULT_AUGMENTATION_SPACE = {
     "image": {"rotation": {"min": 0.0, "max": 0.1, "step": 0.05},
               "zoom": {"min": 0.0, "max": 0.1, "step": 0.05}},
@@ -93,7 +106,7 @@ DEFAULT_STANDARDIZE_SPACE = {
 FIT_KEYS = registry.FIT_KEYS
 
 
-def default_space(family: str, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+def default_space(family: str, input_shape, task: str | None = None) -> dict[str, Any]:
     """The default search space of a family for an input shape (and task), as data."""
     return registry.family(family).load_hypermodel().default_space(input_shape, task)
 
@@ -150,7 +163,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         input_shape,
         num_classes: int | None = None,
         *,
-        task: str = registry.DEFAULT_TASK,
+        task: str | None = None,
         num_outputs: int = 1,
         space: Mapping[str, Any] | None = None,
         fixed: Mapping[str, Any] | None = None,
@@ -164,7 +177,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         # the default space (and the CNN's depth limit) first reads it.
         self.input_shape = check_input_shape(input_shape, self.entry.ranks, type(self).__name__)
         self.num_classes = num_classes
-        self.task = task
+        self.task = task = task or self.entry.tasks[0]  # None: the family's first task
         self.num_outputs = num_outputs
         self.space = dict(self.default_space(self.input_shape, task) if space is None else space)
         self.fixed = dict(fixed or {})
@@ -180,12 +193,13 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
             )
 
     @classmethod
-    def default_space(cls, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+    def default_space(cls, input_shape, task: str | None = None) -> dict[str, Any]:
         """The family's default space, with the augmentation options (and standardisation) for this
-        input rank; without `label_smoothing` for a task that has no classes to smooth."""
+        input rank; without `label_smoothing` for a task that has no classes to smooth. `task`
+        None is the family's first task."""
         entry = registry.family(registry.family_of_hypermodel(cls))
         space = copy.deepcopy(entry.load_default_space())
-        if registry.task(task).smoothed_loss is None:
+        if registry.task(task or entry.tasks[0]).smoothed_loss is None:
             space.pop("label_smoothing", None)
         kind = registry.AUGMENTATION_INPUTS.get(len(input_shape))
         if kind:
@@ -254,11 +268,7 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
         if count_spec is None:
             return None
         width_spec = self.space.get(width_key, self.default_space(self.input_shape)[width_key])
-        if isinstance(count_spec, Mapping) and "max" in count_spec:
-            high = min(count_spec["max"], self._depth_limit())
-            count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
-            if "default" in count_spec:
-                count_spec["default"] = min(count_spec["default"], high)
+        count_spec = self._within_depth_limit(count_spec)
         count = sample(hp, count_key, count_spec)
         prefix = width_key[:-2]
         widths = []
@@ -270,6 +280,15 @@ class _BuilderHyperModel(keras_tuner.HyperModel):
             if index <= count:
                 widths.append(value)
         return tuple(widths)
+
+    def _within_depth_limit(self, count_spec):
+        """A range of depths cut at `_depth_limit` (its default too), so every draw builds."""
+        if isinstance(count_spec, Mapping) and "max" in count_spec:
+            high = min(count_spec["max"], self._depth_limit())
+            count_spec = dict(count_spec, max=high, min=min(count_spec["min"], high))
+            if "default" in count_spec:
+                count_spec["default"] = min(count_spec["default"], high)
+        return count_spec
 
     def _depth_limit(self) -> int:
         return 100
@@ -387,7 +406,7 @@ class CNNHyperModel(_BuilderHyperModel):
     """
 
     @classmethod
-    def default_space(cls, input_shape, task: str = registry.DEFAULT_TASK) -> dict[str, Any]:
+    def default_space(cls, input_shape, task: str | None = None) -> dict[str, Any]:
         space = super().default_space(input_shape, task)
         if len(input_shape) == 4:
             space.pop("conv")  # no 3D depthwise convolution in Keras
@@ -403,7 +422,46 @@ class MLPHyperModel(_BuilderHyperModel):
     """Searches `build_mlp`'s arguments; takes the same arguments as `CNNHyperModel`."""
 
 
-def hypermodel_for(family: str, input_shape, num_classes, *, task=registry.DEFAULT_TASK, space=None, fixed=None):
+class UNetHyperModel(_BuilderHyperModel):
+    """Searches `build_unet`'s arguments; takes the same arguments as `CNNHyperModel` (`num_classes`
+    and `num_outputs` are not used: the output has the input's shape).
+
+    Its default space (`DEFAULT_UNET_SPACE`) has no augmentation: the builder's augmentation acts on
+    the input alone, and one that moves pixels would no longer line up with the clean target.
+
+    Example:
+    >>> hypermodel = UNetHyperModel((64, 64, 1), fixed={"max_val": 1.0})
+    >>> model = hypermodel.build(keras_tuner.HyperParameters())
+    """
+
+    @classmethod
+    def default_space(cls, input_shape, task: str | None = None) -> dict[str, Any]:
+        space = super().default_space(input_shape, task)
+        space.pop("augmentation", None)
+        space.pop("standardize", None)  # the output is in the input's units: nothing to standardise
+        return space
+
+    def _depth_limit(self) -> int:
+        # Each level halves the size: 2^depth must not exceed the smallest side.
+        return max(1, int(math.log2(min(self.input_shape[:-1]))))
+
+    def build_arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """`arguments`, plus the depth (cut at what the input allows) and the width, which are
+        the builder's own arguments."""
+        args = self.arguments(hp)
+        for key in (self.entry.depth_key, self.entry.width_key):
+            if key in self.space and key not in self.fixed:
+                spec = self.space[key]
+                args[key] = sample(hp, key, self._within_depth_limit(spec) if key == self.entry.depth_key else spec)
+        return args
+
+    def build(self, hp: keras_tuner.HyperParameters):
+        args = self.build_arguments(hp)
+        args.update(self._length(hp, args))
+        return self.entry.load_builder()(self.input_shape, task=self.task, **args)
+
+
+def hypermodel_for(family: str, input_shape, num_classes, *, task=None, space=None, fixed=None):
     """The hypermodel of a registered family."""
     cls = registry.family(family).load_hypermodel()
     return cls(input_shape, num_classes, task=task, space=space, fixed=fixed)

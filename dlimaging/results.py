@@ -301,13 +301,34 @@ def _evaluation_split(data):
     return None, None, None
 
 
+def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.Path | None:
+    """`restoration.png`: a few corrupted samples of the test split (else validation), the model's
+    restoration and the clean samples, each with its PSNR on the data's `max_val`."""
+    import numpy as np
+
+    from dlimaging.restoration_plots import plot_restoration
+
+    for split in ("test", "validation"):
+        dataset = getattr(data, split, None)
+        if dataset is not None:
+            break
+    else:
+        return None
+    noisy, clean = (np.asarray(a) for a in next(iter(dataset.take(1))))
+    restored = np.asarray(model.predict(noisy[:4], verbose=0))
+    where = f"{title} ({split} split)" if title else f"{split} split"
+    return plot_restoration(noisy, restored, clean, folder / "restoration.png",
+                            max_val=getattr(data, "max_val", None) or 1.0, title=where, axis=getattr(data, "axis", None))
+
+
 def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") -> list[pathlib.Path]:
     """The pictures of a trained model on its data, by task, into `folder`:
 
     - numeric outputs (regression): `parity.png` and `residuals.png` on the test split;
     - one class per sample (classification, binary): `confusion_matrix.png`;
     - signals (inputs of rank 2, e.g. spectra): `spectra.png`, a few training
-      spectra per class or per target range, on the data's axis.
+      spectra per class or per target range, on the data's axis;
+    - restoration: `restoration.png`, corrupted | restored | clean test samples with their PSNR.
 
     Args:
         model: a trained `keras.Model`.
@@ -324,6 +345,8 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
 
     folder = pathlib.Path(folder)
     entry = registry.task(data.task)
+    if entry.units == "channels":  # restoration: noisy | restored | clean
+        return [path for path in [_restoration_plot(model, data, folder, title)] if path is not None]
     target_names = getattr(data, "target_names", None)
     class_names = list(getattr(data, "class_names", None) or [])
     paths = []

@@ -25,8 +25,9 @@ def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = N
     `epochs` and `steps_per_epoch` say how long `fit` will run, for learning-rate schedules.
     """
     entry = registry.family(family)
+    registry.check_family_task(family, data.task)
     overrides = dict(overrides or {})
-    for fixed in _FROM_DATA:
+    for fixed in _FROM_DATA + entry.data_arguments:
         if fixed in overrides:
             raise InputError(
                 f"`{fixed}` comes from the dataset and cannot be set. Received: {fixed}={overrides[fixed]!r}"
@@ -38,11 +39,30 @@ def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = N
             f"Unknown setting `{unknown[0]}` for model={family!r}. Received: {unknown[0]}={overrides[unknown[0]]!r}. "
             f"Allowed settings: {', '.join(allowed)}"
         )
-    numeric = registry.task(data.task).units == "num_outputs"
-    outputs = {"num_outputs": data.num_outputs} if numeric else {}
+    units = registry.task(data.task).units
+    if units == "channels":  # the output has the input's shape: no classes, no outputs to count
+        counts, outputs = (), {}
+    elif units == "num_outputs":
+        counts, outputs = (None,), {"num_outputs": data.num_outputs}
+    else:
+        counts, outputs = (data.num_classes,), {}
     length = {"epochs": epochs, "steps_per_epoch": steps_per_epoch} if epochs and steps_per_epoch else {}
-    return entry.load_builder()(data.input_shape, None if numeric else data.num_classes, task=data.task,
-                                **outputs, **length, **overrides)
+    return entry.load_builder()(data.input_shape, *counts, task=data.task, **outputs, **length,
+                                **data_arguments(family, data), **overrides)
+
+
+def data_arguments(family: str, data) -> dict[str, Any]:
+    """The builder arguments the family takes from the dataset bundle (`Family.data_arguments`:
+    a restoration bundle's `max_val`), those the bundle has."""
+    values = {name: getattr(data, name, None) for name in registry.family(family).data_arguments}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def task_of_family(family: str, task: str | None) -> str | None:
+    """`task`, or, when None, the family's task if it builds only one (a U-Net: restoration);
+    None otherwise (read from the labels)."""
+    tasks = registry.family(family).tasks
+    return tasks[0] if task is None and len(tasks) == 1 else task
 
 
 def data_options(*, task=None, target=None, features=None, test=None, corruption=None, patch_size=None,
@@ -116,7 +136,7 @@ def _free_output(default: pathlib.Path) -> pathlib.Path:
 
 
 def train(
-    source: str,
+    source: Any,
     *,
     model: str = registry.DEFAULT_FAMILY,
     epochs: int = 20,
@@ -131,6 +151,7 @@ def train(
     target: str | Sequence[str] | None = None,
     features: str | Sequence[str] | None = None,
     test: str | os.PathLike | None = None,
+    data_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Trains a builder's model on a dataset, with early stopping on the task's objective.
 
@@ -147,7 +168,9 @@ def train(
     unless `overrides` sets `standardize`.
 
     Args:
-        source: str. Any `load_dataset` source.
+        source: str or `DatasetBundle`. Any `load_dataset` source, or a bundle it
+            returned (then `batch_size`, `seed`'s splits, `task`, `target`,
+            `features`, `test` and `data_settings` are the bundle's).
         model: str. A family of `dlimaging.registry.FAMILIES` ("cnn", "mlp").
             Defaults to "cnn".
         epochs: int. Most epochs to train. Defaults to 20.
@@ -170,6 +193,8 @@ def train(
         features: str, list of str or None. CSV data: the feature columns.
             Defaults to None (every other numeric column).
         test: path or None. A separate test file. Defaults to None.
+        data_settings: dict or None. More `load_dataset` arguments, e.g. a
+            restoration's `corruption` and `patch_size`. Defaults to None.
 
     Returns:
         A dict with the test metrics, the metric early stopping watched and
@@ -186,18 +211,27 @@ def train(
     from dlimaging.results import better as results_better
     from dlimaging.results import draw_model_plots
 
+    from dlimaging.data import DatasetBundle
+
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)
     patience = check_positive_int("patience", patience)
     if output_dir is not None:
         output_dir = _check_output(pathlib.Path(output_dir))
-    data = load_dataset(source, batch_size=batch_size, seed=seed,
-                        **data_options(task=task, target=target, features=features, test=test))
+    if isinstance(source, DatasetBundle):
+        data, source = source, source.name
+        batches = int(data.train.cardinality())
+        steps_per_epoch = batches if batches > 0 else math.ceil(data.num_train / batch_size)
+    else:
+        data = load_dataset(source, batch_size=batch_size, seed=seed, **dict(data_settings or {}),
+                            **data_options(task=task_of_family(model, task), target=target, features=features,
+                                           test=test))
+        steps_per_epoch = math.ceil(data.num_train / batch_size)
     keras.utils.set_random_seed(seed)
     given = overrides
-    overrides = default_standardize(data, overrides)
-    net = build_for_dataset(model, data, overrides, epochs=epochs,
-                            steps_per_epoch=math.ceil(data.num_train / batch_size))
+    if "standardize" in registry.builder_arguments(model):
+        overrides = default_standardize(data, overrides)
+    net = build_for_dataset(model, data, overrides, epochs=epochs, steps_per_epoch=steps_per_epoch)
     adapt_to_data(net, data)
     if output_dir is None:
         output_dir = _free_output(pathlib.Path("runs") / f"train_{data.name}_{model}")

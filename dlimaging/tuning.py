@@ -26,7 +26,7 @@ from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.experiment import Experiment, ExperimentError, check_against_data, check_export_choice
 from dlimaging.files import LOCK, check_output_dir, folder_lock
-from dlimaging.training import data_options, metadata_of
+from dlimaging.training import data_arguments, data_options, metadata_of
 from dlimaging.results import (
     FINGERPRINT,
     RESULTS_JSON,
@@ -140,10 +140,11 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
             f"task {data.task!r}, not {experiment.model.task!r}. Received: [model] task = \"{experiment.model.task}\""
         )
     numeric = registry.task(data.task).units == "num_outputs"
-    fixed = {"standardize": settings.standardize} if settings.standardize is not None else None
+    fixed = {"standardize": settings.standardize} if settings.standardize is not None else {}
+    fixed.update(data_arguments(experiment.model.family, data))  # a restoration's max_val
     hypermodel = registry.family(experiment.model.family).load_hypermodel()(
         data.input_shape, None if numeric else data.num_classes, task=data.task,
-        num_outputs=data.num_outputs if numeric else 1, space=experiment.search, fixed=fixed)
+        num_outputs=data.num_outputs if numeric else 1, space=experiment.search, fixed=fixed or None)
     # Learning-rate schedules are built with the model, so the hypermodel is told how long fit runs.
     hypermodel.training_length(steps_per_epoch=math.ceil(data.num_train / settings.batch_size),
                                epochs=experiment.tuner.max_epochs, samples=data.num_train)

@@ -17,7 +17,7 @@ from dlimaging.augment import resolve_augmentation
 from dlimaging.blocks import _CONV, BLOCKS, POOL, POOL_SIZE, check_common, check_conv, kernel_penalty, spatial_tuple
 from dlimaging.errors import InputError
 from dlimaging.heads import _make_optimizer, check_training
-from dlimaging.validation import check_argument, check_input_shape, check_positive_int, resolve_activation
+from dlimaging.validation import check_argument, check_input_shape, resolve_activation
 
 _TRANSPOSE = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose}
 
@@ -80,7 +80,7 @@ def _widths(filters, depth: int) -> tuple[int, ...]:
 
 def check_depth(depth, input_shape) -> int:
     """`depth`, refused when it halves the input's smallest side below one sample: at most log2(side)."""
-    depth = check_positive_int("depth", depth)
+    depth = check_argument("depth", depth)
     smallest = min(input_shape[:-1])
     if POOL_SIZE**depth > smallest:
         deepest = int(math.log2(smallest))

@@ -212,6 +212,7 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "batch_size": check_positive_int,
     "epochs": check_positive_int,
     "num_blocks": check_positive_int,
+    "depth": check_positive_int,  # a U-Net's levels
     "filters_i": check_positive_int,
     "num_layers": check_positive_int,
     "units_i": check_positive_int,
