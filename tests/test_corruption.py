@@ -119,3 +119,27 @@ def test_signals_get_a_1d_blur_and_a_smooth_baseline():
     base = _corrupt(np.zeros((100, 1)), {"kind": "baseline", "amplitude": 0.3})[:, 0]
     assert np.abs(base).max() <= 0.3 * 3 and np.abs(base).max() > 0.01
     assert np.abs(np.diff(base, 2)).max() < 1e-3  # a quadratic: smooth, unlike noise
+
+
+# ---------------------------------------------------------------- in tuning files
+
+
+def test_tuning_files_take_a_corruption_and_check_it_against_the_task():
+    import pathlib
+    import tomllib
+
+    from dlimaging.experiment import parse_experiment
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "tuning" / "denoise_unet.toml"
+    experiment = parse_experiment(tomllib.loads(path.read_text()), path="denoise_unet.toml")
+    assert experiment.data.corruption == ({"kind": "gaussian", "sigma": (25 / 255, 25 / 255)},)
+    assert (experiment.data.patch_size, experiment.tuner.objective) == (64, "val_psnr")
+    base = {"name": "t", "data": {"source": "skimage"}, "model": {"family": "unet", "task": "restoration"}}
+    with pytest.raises(InputError, match=r"t.toml: \[data\] corruption: is required for task \"restoration\""):
+        parse_experiment(base, path="t.toml")
+    bad = {**base, "data": {"source": "skimage", "corruption": {"kind": "gaussian", "sigma": -1}}}
+    with pytest.raises(InputError, match=r"t.toml: \[data\] corruption: `corruption.sigma` must be >= 0. Received: corruption.sigma=-1"):
+        parse_experiment(bad, path="t.toml")
+    digits = {"name": "t", "data": {"source": "digits", "patch_size": 8}}
+    with pytest.raises(InputError, match=r"\[data\] patch_size: applies to \[model\] task \"restoration\", not \"classification\""):
+        parse_experiment(digits, path="t.toml")
