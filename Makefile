@@ -37,12 +37,17 @@ notebooks: $(VENV)/.installed-test
 	$(BIN)/python -m nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
 		--output-dir docs/notebooks notebooks/*.ipynb
 
-bench: $(VENV)/.installed-test
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/serving_latency.py
 	$(BIN)/python benchmarks/tuning_overhead.py
 	$(BIN)/python benchmarks/spectra_vs_pls.py
 	$(BIN)/python benchmarks/search_efficiency.py
+	$(BIN)/python benchmarks/restoration.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache docs/notebooks

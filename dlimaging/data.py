@@ -21,6 +21,7 @@ from dlimaging.sources import integer_scale
 from dlimaging.validation import check_number, check_positive_int, check_seed
 
 _FLOAT32_MAX = float(np.finfo("float32").max)
+CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task: the clean data itself
 
 
 @dataclasses.dataclass
@@ -48,6 +49,13 @@ class DatasetBundle:
             header, the generator's wavenumbers), or None.
         axis_name: what `axis` measures, e.g. "wavenumber (cm⁻¹)", or None.
         feature_names: a CSV file's feature columns, in order; None otherwise.
+        max_val: the data's white for PSNR and SSIM (1.0 for images scaled to
+            [0, 1]; the clean signals' range for spectra), for a restoration
+            task; None otherwise.
+        corruption: the checked corruption steps of a restoration task
+            (`dlimaging.corruption.check_corruption`); None otherwise.
+        items: the names of the whole images (or signals) in each split
+            ("train", "validation", "test") of a restoration task; None otherwise.
     """
 
     train: tf.data.Dataset
@@ -68,8 +76,15 @@ class DatasetBundle:
     axis: list[float] | None = dataclasses.field(repr=False, default=None)
     axis_name: str | None = None
     feature_names: list[str] | None = dataclasses.field(repr=False, default=None)
+    max_val: float | None = None
+    corruption: tuple[dict, ...] | None = None
+    items: dict[str, list[str]] | None = dataclasses.field(repr=False, default=None)
 
     def summary(self) -> str:
+        if self.corruption is not None:
+            from dlimaging.restoration_data import describe_bundle
+
+            return describe_bundle(self)
         if self.num_classes is None:
             what = f"{self.num_outputs} target(s) {', '.join(self.target_names or [])}"
         else:
@@ -266,6 +281,9 @@ def load_dataset(
     image_size: tuple[int, int] | None = None,
     cache: bool = True,
     data_dir: str | None = None,
+    corruption: dict | list | None = None,
+    patch_size: int | None = None,
+    patches_per_epoch: int | None = None,
 ) -> DatasetBundle:
     """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
 
@@ -303,6 +321,22 @@ def load_dataset(
             source's own size otherwise).
         cache: bool. Cache the datasets in memory. Defaults to True.
         data_dir: str or None. TensorFlow Datasets' data folder. Defaults to None.
+        corruption: dict, list of dicts, or None. For a restoration task
+            (required there, refused elsewhere): what is done to the clean data,
+            e.g. `{"kind": "gaussian", "sigma": 25 / 255}`; see
+            `dlimaging.corruption`. Defaults to None.
+        patch_size: int or None. Restoration: the side of the square image
+            patches, or the length of signal windows. Defaults to None: 64 for
+            images, the whole signal for signals.
+        patches_per_epoch: int or None. Restoration: training patches drawn
+            per epoch. Defaults to None: as many as tile the training images once.
+
+    Restoration (a task whose labels are "clean signals"): the source gives
+    clean items (scikit-image's sample images "skimage", a folder of images,
+    the synthetic spectra, MNIST-1D), split by item (validation and test
+    patches come from whole images never used for training); the batches are
+    `(corrupted, clean)`, corrupted afresh every epoch for training and once,
+    seeded, for validation and test; `max_val` is recorded on the bundle.
 
     Values: uint8 and uint16 arrays are images and are scaled to [0, 1] by
     their type's white (255, 65535), as are 8- and 16-bit images in folders
@@ -333,6 +367,20 @@ def load_dataset(
     entry = _find_source(source)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
+    if task is not None and registry.task(task).labels == CLEAN:
+        from dlimaging.restoration_data import load_restoration
+
+        return load_restoration(
+            source, entry, task=task, corruption=corruption, patch_size=patch_size,
+            patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,
+            batch_size=batch_size, seed=seed,
+            options={"prefix": entry.prefix, "data_dir": data_dir, **{k: v for k, v in options.items() if k in entry.options}})
+    for argument, value in (("corruption", corruption), ("patch_size", patch_size),
+                            ("patches_per_epoch", patches_per_epoch)):
+        if value is not None:
+            takers = [name for name, e in registry.TASKS.items() if e.labels == CLEAN]
+            raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
+                             f"Received: {argument}={value!r}")
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
                         **{k: v for k, v in options.items() if k in entry.options})
     arrays, class_names, name = loaded[:3]

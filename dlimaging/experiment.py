@@ -27,6 +27,8 @@ else:  # pragma: no cover
 
 from dlimaging import registry
 from dlimaging.errors import InputError
+
+CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task
 from dlimaging.validation import ARGUMENT_CHECKS, check_choice, check_number, check_positive_int, check_seed
 
 STRATEGIES = ("none", "mirrored")
@@ -117,6 +119,17 @@ def _standardize(name, value):
     return ARGUMENT_CHECKS["standardize"](name, value)
 
 
+def _corruption(name, value):
+    """A restoration corruption: one step `{kind = "gaussian", sigma = 0.098}` or a list of them."""
+    from dlimaging.corruption import check_corruption
+
+    return check_corruption(value, name)
+
+
+def _optional_positive_int(name, value):
+    return None if value is None else check_positive_int(name, value)
+
+
 def _choice_of(table) -> Callable[[str, Any], Any]:
     return lambda name, value: check_choice(name, value, list(table))
 
@@ -179,6 +192,10 @@ class DataSettings:
     features: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the feature columns
     test: str | None = _setting(None, _optional_string)  # a separate test file
     standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
+    # Restoration: what is done to the clean data, and the patches it is cut into.
+    corruption: tuple[dict, ...] | None = _setting(None, _corruption)
+    patch_size: int | None = _setting(None, _optional_positive_int)
+    patches_per_epoch: int | None = _setting(None, _optional_positive_int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,6 +486,15 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         registry.check_family_task(model.family, model.task)
     except InputError as error:
         _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
+    restoration = registry.task(model.task).labels == CLEAN
+    if restoration and sections["data"].corruption is None:
+        _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
+              "{kind = \"gaussian\", sigma = 0.098})")
+    for key in ("corruption", "patch_size", "patches_per_epoch"):
+        if not restoration and getattr(sections["data"], key) is not None:
+            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == CLEAN)
+            _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
+                  config["data"][key])
     search = config.get("search")
     if sections["data"].standardize is not None and isinstance(search, Mapping) and "standardize" in search:
         _fail(where, "[search] standardize", "is set in [data] already; set it in one place", search["standardize"])

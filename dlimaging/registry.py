@@ -336,6 +336,10 @@ class Source:
             folder. A named source has none of these.
         options: the `load_dataset` arguments, beyond the common ones, that
             this source takes ("target", "features", "test"); others refuse them.
+        clean: reference to `clean(source, **options)` returning
+            `(items, (max_val, name))`, the source's samples as clean items
+            (name, array) for a restoration task (labels "clean signals"), or
+            None: the source is labelled data only, and restoration refuses it.
     """
 
     loader: str
@@ -344,6 +348,7 @@ class Source:
     suffix: str | None = None
     folder: bool = False
     options: tuple[str, ...] = ()
+    clean: str | None = None
 
     def load(self, source: str, **options):
         return resolve(self.loader)(source, **options)
@@ -355,18 +360,27 @@ SOURCES: dict[str, Source] = {
         "scikit-learn's 8x8 handwritten digits: 1,797 images (8, 8, 1), 10 classes; ships offline."),
     "mnist1d": Source(
         "dlimaging.sources:_load_mnist1d",
-        "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally."),
+        "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally.",
+        clean="dlimaging.restoration_data:_clean_samples"),
     "coffee": Source(
         "dlimaging.sources:_load_coffee",
         "chemotools' coffee set: 60 ATR-FTIR spectra (1841, 1) of coffee from 3 origins; ships offline."),
     "spectra": Source(
         "dlimaging.sources:_load_spectra",
         "synthetic spectra of 3-component mixtures: 2,000 + 500 spectra (256, 1), regression on the "
-        "concentrations; generated locally."),
+        "concentrations; generated locally.", clean="dlimaging.restoration_data:_clean_samples"),
     "spectra:OPTIONS": Source(
         "dlimaging.sources:_load_spectra",
         "the synthetic spectra with options, e.g. spectra:components=4,difficulty=hard,samples=4000,length=256.",
-        prefix="spectra:"),
+        prefix="spectra:", clean="dlimaging.restoration_data:_clean_samples"),
+    "skimage": Source(
+        "dlimaging.restoration_data:_unlabelled",
+        "scikit-image's 15 sample photographs (camera, moon, coins, cell, brick, grass, gravel, text, ...), grey, "
+        "clean images for restoration; ship offline.", clean="dlimaging.restoration_data:_clean_skimage"),
+    "skimage:OPTIONS": Source(
+        "dlimaging.restoration_data:_unlabelled",
+        "some of them (skimage:camera,moon,coins), or the colour ones in colour (skimage:rgb).",
+        prefix="skimage:", clean="dlimaging.restoration_data:_clean_skimage"),
     "tfds:NAME[/CONFIG]": Source(
         "dlimaging.sources:_load_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
@@ -378,7 +392,8 @@ SOURCES: dict[str, Source] = {
         "numeric columns form the signal.", suffix=".csv", options=("target", "features", "test")),
     "PATH/": Source(
         "dlimaging.sources:_load_folder",
-        "a folder with one sub-folder of images (png, jpg, bmp, gif) per class.", folder=True),
+        "a folder with one sub-folder of images (png, jpg, bmp, gif) per class; for restoration, any folder of "
+        "images (sub-folders included).", folder=True, clean="dlimaging.restoration_data:_clean_folder"),
 }
 
 

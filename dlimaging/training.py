@@ -65,9 +65,11 @@ def task_of_family(family: str, task: str | None) -> str | None:
     return tasks[0] if task is None and len(tasks) == 1 else task
 
 
-def data_options(*, task=None, target=None, features=None, test=None) -> dict[str, Any]:
+def data_options(*, task=None, target=None, features=None, test=None, corruption=None, patch_size=None,
+                 patches_per_epoch=None) -> dict[str, Any]:
     """The `load_dataset` options that were given (None is left out)."""
-    given = {"task": task, "target": target, "features": features, "test": test}
+    given = {"task": task, "target": target, "features": features, "test": test, "corruption": corruption,
+             "patch_size": patch_size, "patches_per_epoch": patches_per_epoch}
     return {key: value for key, value in given.items() if value is not None}
 
 
