@@ -35,6 +35,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/serving_latency.py
 	$(BIN)/python benchmarks/tuning_overhead.py
 	$(BIN)/python benchmarks/spectra_vs_pls.py
+	$(BIN)/python benchmarks/accuracy.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
