@@ -360,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a source: " + ", ".join(registry.SOURCES))
     p.add_argument("--model", choices=tuple(registry.FAMILIES), default=registry.DEFAULT_FAMILY,
                    help="; ".join(f"{name}: {entry.description}" for name, entry in registry.FAMILIES.items()))
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs without a lower val_loss)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")

@@ -47,12 +47,12 @@ def build_mlp(
     *,
     task: str = registry.DEFAULT_TASK,
     num_outputs: int = 1,
-    hidden_units: Sequence[int] = (128, 64),
+    hidden_units: Sequence[int] = (256, 256),
     activation: Any = "relu",
-    dropout: float = 0.0,
+    dropout: float = 0.3,
     l1: float = 0.0,
     l2: float = 0.0,
-    batch_norm: bool = False,
+    batch_norm: bool = True,
     batch_norm_momentum: float = 0.9,
     augmentation: Any = None,
     standardize: str = "none",
@@ -78,6 +78,12 @@ def build_mlp(
     Image or signal inputs are flattened first. Each hidden layer is
     Dense → (BatchNormalization) → activation → (Dropout).
 
+    The defaults (two layers of 256, batch norm, dropout 0.3) are chosen to
+    generalise when trained as `dlimaging train` trains (50 epochs, early
+    stopping on the validation loss): the former (128, 64) without batch
+    norm or dropout reached 58.8% on MNIST-1D, below the paper's MLP (68%);
+    these reach 68.5-68.9% (docs/benchmarks.md, `benchmarks/accuracy.py`).
+
     Args:
         input_shape: tuple of ints. Shape of one sample without the batch
             axis: `(features,)`, `(length, channels)`, `(height, width, channels)`
@@ -90,16 +96,16 @@ def build_mlp(
             linear units, MSE). Defaults to "classification".
         num_outputs: int. Number of regression outputs. Defaults to 1.
         hidden_units: tuple of ints. Units of each hidden layer; `()` gives
-            plain logistic or linear regression. Defaults to (128, 64).
+            plain logistic or linear regression. Defaults to (256, 256).
         activation: str, callable or None. Any Keras activation name.
             Defaults to "relu".
         dropout: float in [0, 1). Fraction of units dropped after every
-            hidden layer, in training only. Defaults to 0.0.
+            hidden layer, in training only. Defaults to 0.3.
         l1: float >= 0. L1 penalty l1·Σ|w| on every kernel, the output layer
             included. Defaults to 0.0.
         l2: float >= 0. L2 penalty l2·Σw² on every kernel. Defaults to 0.0.
         batch_norm: bool. Batch normalization before each activation.
-            Defaults to False.
+            Defaults to True.
         batch_norm_momentum: float in [0, 1). Momentum of the batch norm's
             moving mean and variance, which inference uses. Keras's 0.99
             averages over about 100 steps and lags far behind on a small
@@ -214,10 +220,10 @@ def build_cnn(
     block: str = "plain",
     convs_per_block: int | None = None,
     activation: Any = "relu",
-    dropout: float = 0.0,
+    dropout: float = 0.2,
     l1: float = 0.0,
     l2: float = 0.0,
-    batch_norm: bool = False,
+    batch_norm: bool = True,
     batch_norm_momentum: float = 0.9,
     head: str = "flatten",
     dense_units: Sequence[int] = (128,),
@@ -264,6 +270,14 @@ def build_cnn(
     no cost in parameters, as in the dilated CNNs and TCNs that lead on
     MNIST-1D.
 
+    The defaults (batch norm, dropout 0.2) are chosen to generalise when
+    trained as `dlimaging train` trains (50 epochs, early stopping on the
+    validation loss): without them the CNN lost to scikit-learn's SVC on the
+    digits (90.7% against 96.9%, first half train, second half test) and to
+    the MNIST-1D paper's CNN (89.2% against 94%); with them it reaches
+    97-98% and 96% (docs/benchmarks.md, `benchmarks/accuracy.py`). Pass
+    `batch_norm=False, dropout=0.0` for the plain network of the lecture.
+
     Args:
         input_shape: tuple of 2, 3 or 4 ints, channels last.
         num_classes: int or None. As in `build_mlp`. Defaults to None.
@@ -292,12 +306,12 @@ def build_cnn(
             Defaults to None.
         activation: str, callable or None. Defaults to "relu".
         dropout: float in [0, 1). Dropout after each conv block and after each
-            hidden Dense layer of the head, in training only. Defaults to 0.0.
+            hidden Dense layer of the head, in training only. Defaults to 0.2.
         l1: float >= 0. L1 penalty on every kernel (conv, dense and output).
             Defaults to 0.0.
         l2: float >= 0. L2 penalty on every kernel. Defaults to 0.0.
         batch_norm: bool. Batch normalization before each activation.
-            Defaults to False.
+            Defaults to True.
         batch_norm_momentum: float in [0, 1). As in `build_mlp`. Defaults to 0.9.
         head: str. "flatten", "global_avg" or "global_max". Defaults to "flatten".
         dense_units: tuple of ints. Hidden Dense layers of the head.

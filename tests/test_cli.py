@@ -485,7 +485,7 @@ def test_coffee_classification_train_export_predict(tmp_path, capsys):
     assert main(["train", "--data", "coffee", "--model", "cnn", "--epochs", "1", "--output", str(out_dir),
                  "--set", "filters=4", "--set", "dense_units=8"]) == 0
     out = capsys.readouterr().out
-    assert "early stopping on val_accuracy (higher is better)" in out and "test_accuracy" in out
+    assert "early stopping on val_loss (lower is better)" in out and "test_accuracy" in out
     assert {"confusion_matrix.png", "spectra.png"} <= {p.name for p in out_dir.iterdir()}
     metadata = json.loads((out_dir / "metadata.json").read_text())
     assert len(metadata["class_names"]) == 3 and metadata["target_names"] is None
@@ -511,7 +511,7 @@ def test_binary_and_multilabel_train_export_predict(tmp_path, capsys, task, y, e
     np.savez(tmp_path / "d.npz", x=x, y=y)
     assert main(["train", "--data", str(tmp_path / "d.npz"), "--task", task, "--model", "mlp", "--epochs", "1",
                  "--output", str(tmp_path / "run"), "--set", "hidden_units=4"]) == 0
-    assert "early stopping on val_auc (higher is better)" in capsys.readouterr().out
+    assert "early stopping on val_loss (lower is better)" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "run" / "model.keras"), "--name", "m",
                  "--export-dir", str(tmp_path / "sm")]) == 0
     capsys.readouterr()

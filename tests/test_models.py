@@ -86,18 +86,23 @@ def test_strides_follow_the_formula():
     ],
 )
 def test_mlp_exact_parameter_counts(input_shape, hidden, classes, expected):
-    model = dli.build_mlp(input_shape, classes, hidden_units=hidden)
+    model = dli.build_mlp(input_shape, classes, hidden_units=hidden, batch_norm=False)
     assert model.count_params() == expected
 
 
 def test_cnn_parameter_count_table():
     # conv 3x3x1x4 + 4, dense (4*4*4)x8 + 8, output 8x2 + 2
-    model = dli.build_cnn((8, 8, 1), 2, filters=(4,), dense_units=(8,))
-    assert model.count_params() == (9 * 4 + 4) + (64 * 8 + 8) + (8 * 2 + 2)
+    plain = dli.build_cnn((8, 8, 1), 2, filters=(4,), dense_units=(8,), batch_norm=False)
+    assert plain.count_params() == (9 * 4 + 4) + (64 * 8 + 8) + (8 * 2 + 2)
+    # the default adds batch norm: gamma, beta, moving mean and variance per filter
+    # The default adds batch norm (gamma, beta, moving mean and variance per unit) after the conv
+    # and the hidden Dense layer, which then drop their biases.
+    default = dli.build_cnn((8, 8, 1), 2, filters=(4,), dense_units=(8,))
+    assert default.count_params() == (9 * 4 + 4 * 4) + (64 * 8 + 4 * 8) + (8 * 2 + 2)
 
 
 def test_separable_uses_fewer_parameters():
-    common = dict(filters=(16, 32), dense_units=(), head="global_avg")
+    common = dict(filters=(16, 32), dense_units=(), head="global_avg", batch_norm=False)
     standard = dli.build_cnn((16, 16, 8), 2, conv="standard", **common).count_params()
     separable = dli.build_cnn((16, 16, 8), 2, conv="separable", **common).count_params()
     assert separable < standard / 3
@@ -108,7 +113,7 @@ def test_separable_uses_fewer_parameters():
 
 
 def test_separable_1d():
-    model = dli.build_cnn((40, 3), 2, filters=(4,), conv="separable")
+    model = dli.build_cnn((40, 3), 2, filters=(4,), conv="separable", batch_norm=False)
     # depthwise 3 per input channel + pointwise 3x4 + bias; a standard conv has 3*3*4 + 4.
     assert model.get_layer("block1_conv1").count_params() == 3 * 3 + 3 * 4 + 4
     assert model.get_layer("block1_conv1").output.shape == (None, 40, 4)
@@ -619,7 +624,8 @@ def test_target_scaling_lets_regression_on_targets_in_the_thousands_learn_fast(r
     errors = {}
     for scale in (True, False):
         keras.utils.set_random_seed(0)
-        model = dli.build_mlp((2,), task="regression", hidden_units=(16,), learning_rate=0.01, scale_targets=scale)
+        model = dli.build_mlp((2,), task="regression", hidden_units=(16,), learning_rate=0.01, scale_targets=scale,
+                              batch_norm=False, dropout=0.0)
         adapt(model, x, y)
         model.fit(x, y, epochs=10, batch_size=32, verbose=0)
         predictions = model.predict(x, verbose=0)
@@ -781,7 +787,7 @@ def test_batch_norm_default_generalises_after_a_few_epochs_on_the_digits():
     digits = load_digits()
     x, y = (digits.images / 16.0).astype("float32")[..., None], digits.target
     half = len(x) // 2
-    model = dli.build_cnn((8, 8, 1), 10, batch_norm=True)
+    model = dli.build_cnn((8, 8, 1), 10, batch_norm=True, dropout=0.0)
     model.fit(x[:half], y[:half], epochs=3, batch_size=64, verbose=0)
     accuracy = np.mean(model.predict(x[half:], verbose=0).argmax(-1) == y[half:])
     assert accuracy > 0.7
@@ -812,7 +818,7 @@ def _block_outputs(model, block, *names):
 def test_residual_block_adds_the_skip_then_activates(rank, strides, rng):
     shape = RANK_SHAPES[rank]
     model = dli.build_cnn(shape, 2, filters=(5,), block="residual", strides=strides, pooling=None,
-                          activation="relu", compile=False)
+                          activation="relu", batch_norm=False, compile=False)
     x = rng.normal(size=(2,) + shape).astype("float32")
     main, skip, out = (t.numpy() for t in _block_outputs(model, 1, "conv2", "skip", "act")(x))
     np.testing.assert_allclose(out, np.maximum(main + skip, 0.0), rtol=1e-5, atol=1e-6)
@@ -844,7 +850,8 @@ def test_identity_skip_passes_the_input_through(rng):
 
 def test_residual_convs_per_block_and_parameters():
     # Two 3-tap convs 2->4 and 4->4 with biases, and a 1x1 projection 2->4 with its bias.
-    model = dli.build_cnn((8, 2), 2, filters=(4,), block="residual", dense_units=(), head="global_avg")
+    model = dli.build_cnn((8, 2), 2, filters=(4,), block="residual", dense_units=(), head="global_avg",
+                          batch_norm=False)
     assert model.count_params() == (3 * 2 * 4 + 4) + (3 * 4 * 4 + 4) + (2 * 4 + 4) + (4 * 2 + 2)
     three = dli.build_cnn((8, 2), 2, filters=(4,), block="residual", convs_per_block=3)
     assert "block1_conv3" in [layer.name for layer in three.layers] and "block1_act2" in [layer.name for layer in three.layers]
@@ -865,7 +872,7 @@ def test_residual_cnn_learns_a_tiny_problem(rng):
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_dilation_spreads_the_kernel_at_no_cost_in_parameters(rank):
     shape = {1: (16, 1), 2: (12, 12, 1), 3: (10, 10, 10, 1)}[rank]
-    common = dict(filters=(2,), padding="valid", pooling=None, dense_units=(), compile=False)
+    common = dict(filters=(2,), padding="valid", pooling=None, dense_units=(), batch_norm=False, compile=False)
     plain = dli.build_cnn(shape, 2, **common)
     dilated = dli.build_cnn(shape, 2, dilation_rate=3, **common)
     # A 3-tap kernel dilated by 3 spans (3 - 1)·3 + 1 = 7 inputs: 'valid' output n - 6, not n - 2.

@@ -25,6 +25,7 @@ DLIMAGING = str(pathlib.Path(sys.executable).parent / "dlimaging")
 TINY_SEARCH = {
     "filters": {"choice": [[4], [8]]},
     "dense_units": 8,
+    "batch_norm": False,  # the sizes below are those of the plain network
     "dropout": {"min": 0.0, "max": 0.2, "step": 0.1},
     "learning_rate": {"min": 1e-3, "max": 1e-2, "sampling": "log"},
 }
