@@ -55,7 +55,7 @@ NUMERIC = [name for name, entry in registry.TASKS.items() if entry.units == "num
 # the reload then goes through the augmentation layers' get_config, RandomShift1D's included.
 AUGMENTATION = {
     2: {"shift": 0.1, "shift_mode": "edge", "scale": 0.2, "scatter": 0.1, "baseline": 0.2, "noise": 0.05},
-    3: {"flip": "horizontal", "rotation": 0.1},
+    3: {"flip": "horizontal", "rotation": 0.1, "contrast": 0.1},
 }
 # Every case standardises its inputs inside the model, adapted on raw values far from [0, 1]
 # (and, for numeric outputs, scales its targets), so the reload and the export carry the statistics.

@@ -72,7 +72,7 @@ def test_max_val_comes_from_the_data_and_cannot_be_set(tmp_path):
 def test_tune_exports_a_model_that_restores_pngs_of_any_size(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(dlimaging.data, "load_dataset", lambda *args, **kwargs: _bundle())
     experiment = parse_experiment({
-        "name": "denoise", "data": {"source": "camera"}, "model": {"family": UNET},
+        "name": "denoise", "data": {"source": "camera", "corruption": {"kind": "gaussian", "sigma": 0.1}}, "model": {"family": UNET},
         "search": {"depth": {"min": 1, "max": 2}, "filters": 4, "learning_rate": 1e-2, "batch_norm": False},
         "tuner": {"max_trials": 1, "max_epochs": 2},
     })
@@ -151,7 +151,7 @@ def test_an_objective_or_loss_the_input_rank_lacks_is_refused_before_the_search(
     from dlimaging.experiment import ExperimentError, check_against_data
 
     def experiment(**sections):
-        return parse_experiment({"name": "d", "data": {"source": "spectra"}, "model": {"family": UNET}, **sections})
+        return parse_experiment({"name": "d", "data": {"source": "spectra", "corruption": {"kind": "gaussian", "sigma": 0.1}}, "model": {"family": UNET}, **sections})
 
     check_against_data(experiment(tuner={"objective": "val_ssim"}), (32, 32, 1))  # images: measured
     with pytest.raises(ExperimentError, match=r"objective: val_ssim is not measured on inputs of shape \(64, 1\); "
