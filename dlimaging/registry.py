@@ -375,7 +375,7 @@ SOURCES: dict[str, Source] = {
         prefix="spectra:", clean="dlimaging.restoration_data:_clean_samples"),
     "skimage": Source(
         "dlimaging.restoration_data:_unlabelled",
-        "scikit-image's 15 sample photographs (camera, moon, coins, cell, brick, grass, gravel, text, ...), grey, "
+        "scikit-image's 17 sample photographs (camera, moon, coins, cell, coffee_cup, motorcycle, ...), grey, "
         "clean images for restoration; ship offline.", clean="dlimaging.restoration_data:_clean_skimage"),
     "skimage:OPTIONS": Source(
         "dlimaging.restoration_data:_unlabelled",

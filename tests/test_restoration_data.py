@@ -82,6 +82,24 @@ def test_scikit_image_samples_are_grey_patches():
     assert x.shape == (8, 32, 32, 1) and 0.0 <= float(np.min(y)) and float(np.max(y)) <= 1.0
 
 
+def test_renamed_samples_are_the_coffee_cup_and_one_motorcycle_view():
+    import skimage.color
+    import skimage.data
+
+    from dlimaging.restoration_data import SAMPLE_IMAGES, clean_items
+
+    items, max_val = clean_items("skimage:coffee_cup,motorcycle")
+    assert max_val == 1.0 and "coffee" not in SAMPLE_IMAGES  # "coffee" is the coffee spectra's source
+    left, right = skimage.data.stereo_motorcycle()[:2]
+    for name, rgb in (("coffee_cup", skimage.data.coffee()), ("motorcycle", left)):
+        grey = (skimage.color.rgb2gray(rgb) * 255).round() / 255
+        assert items[name].shape == grey.shape + (1,) and np.allclose(items[name][..., 0], grey, atol=1e-6)
+    right_grey = (skimage.color.rgb2gray(right) * 255).round() / 255
+    assert not np.allclose(items["motorcycle"][..., 0], right_grey)  # the left view only, never both
+    with pytest.raises(InputError, match=r"'coffee' is not one of scikit-image's sample images"):
+        dli.load_dataset("skimage:camera,coffee", task=TASK, corruption=NOISE)
+
+
 def test_signals_restore_whole_or_in_windows():
     data = dli.load_dataset("spectra:samples=60,length=64", task=TASK, corruption=[
         {"kind": "baseline", "amplitude": 0.2}, {"kind": "gaussian", "sigma": 0.02}], batch_size=16)
