@@ -3,7 +3,8 @@
 Figures are built with matplotlib's object API (`matplotlib.figure.Figure`),
 so importing this module neither loads `matplotlib.pyplot` nor changes the
 global backend: a notebook keeps its inline figures. Each `*_figure` function
-returns the figure (shown inline when it is a cell's last value); each `plot_*`
+returns the figure (in Jupyter, shown when it is a cell's last value once
+`%matplotlib inline` is on, as the notebooks do); each `plot_*`
 function draws the same figure into a PNG file and returns its path.
 """
 
