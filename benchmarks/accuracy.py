@@ -31,7 +31,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from _common import machine, quiet_tensorflow
 
 # The best trial of `tuning/mnist1d_resnet.toml` (trial 4 of 12: 81k parameters, 99.10% test; its

@@ -29,7 +29,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from _common import machine, quiet_tensorflow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,7 +43,7 @@ TV_OPTIONS = {"eps": 1e-5, "max_num_iter": 1000}
 def pieces(items, names, size, limit):
     """The named images whole (size 0), or their non-overlapping size×size crops, at most `limit`,
     spread evenly over them."""
-    from dlimaging.restoration_data import tiles
+    from dlimaging.data.restoration import tiles
 
     if not size:
         return [items[name] for name in names]
@@ -103,8 +102,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     quiet_tensorflow()
     import dlimaging as dli
-    from dlimaging.corruption import describe
-    from dlimaging.restoration_data import clean_items, corrupt_once
+    from dlimaging.data.corruption import describe
+    from dlimaging.data.restoration import clean_items, corrupt_once
 
     experiment = dli.load_experiment(EXPERIMENT)
     settings = experiment.data
@@ -146,7 +145,7 @@ def main(argv=None) -> int:
         if args.model:
             export_path = pathlib.Path(args.model)
         else:
-            from dlimaging.tuning import run_search
+            from dlimaging.tuning.search import run_search
 
             workdir = tempfile.mkdtemp(prefix="restoration_bench_")
             start = time.perf_counter()

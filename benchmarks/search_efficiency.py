@@ -2,7 +2,7 @@
 
 Each tuner searches the same space (benchmarks/search_efficiency.toml: 1D CNNs,
 plain or residual, on the paper's default split) with the same budget of epochs,
-through `dlimaging.tuning.run_search`, once per seed, each search in a fresh
+through `dlimaging.tuning.search.run_search`, once per seed, each search in a fresh
 process. Every trial runs its epochs in full (no early stopping):
 
 * random and Bayesian: `max_trials` trials of `max_epochs` epochs;
@@ -38,8 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 
+import tomllib
 from _common import machine, quiet_tensorflow
 
 quiet_tensorflow()
@@ -89,7 +89,7 @@ def budget(algorithm: str, quick: bool) -> dict:
 
 
 def experiment(algorithm: str, seed: int, quick: bool):
-    from dlimaging.experiment import parse_experiment
+    from dlimaging.tuning.experiment import parse_experiment
 
     config = tomllib.loads(SPACE.read_text())
     config["seed"] = seed
@@ -102,9 +102,9 @@ def run_one(algorithm: str, seed: int, quick: bool, workdir: pathlib.Path) -> di
     """One search, then every trial's model evaluated on the test split."""
     import keras
 
-    from dlimaging import tuning
-    from dlimaging.data import load_dataset
-    from dlimaging.tuner import make_tuner
+    from dlimaging.data.dataset import load_dataset
+    from dlimaging.tuning import search as tuning
+    from dlimaging.tuning.tuner import make_tuner
 
     exp = experiment(algorithm, seed, quick)
     load_dataset("mnist1d", batch_size=exp.data.batch_size, seed=seed)  # generate the data before the clock starts

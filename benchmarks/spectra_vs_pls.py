@@ -25,7 +25,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from _common import machine, quiet_tensorflow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -53,7 +52,7 @@ def r2(y, p) -> float:
 
 def synthetic(trials: int, epochs: int | None) -> tuple[float, float]:
     import dlimaging as dli
-    from dlimaging.tuning import run_search
+    from dlimaging.tuning.search import run_search
 
     experiment = dli.load_experiment(ROOT / "tuning" / "spectra_regression.toml")
     data = dli.load_dataset(experiment.data.source, task=experiment.model.task,
@@ -96,7 +95,7 @@ def coffee(repeats: int, epochs: int) -> None:
     from sklearn.preprocessing import StandardScaler
 
     import dlimaging as dli
-    from dlimaging.standardization import adapt
+    from dlimaging.models.standardization import adapt
 
     data = dli.load_dataset("coffee", validation_split=0.0, test_split=0.0)
     x, y = data.arrays["x_train"], data.arrays["y_train"]

@@ -38,7 +38,7 @@ SEARCH = {
 
 
 def experiment(trials: int, epochs: int):
-    from dlimaging.experiment import parse_experiment
+    from dlimaging.tuning.experiment import parse_experiment
 
     return parse_experiment({
         "name": "overhead", "seed": 0, "data": {"source": "digits", "batch_size": 64},
@@ -48,7 +48,7 @@ def experiment(trials: int, epochs: int):
 
 
 def run_dlimaging(trials: int, epochs: int, workdir: str) -> dict:
-    from dlimaging.tuning import run_search
+    from dlimaging.tuning.search import run_search
 
     memory = []
 
@@ -65,8 +65,8 @@ def run_plain(trials: int, epochs: int, workdir: str) -> dict:
     import keras
     import keras_tuner as kt
 
-    from dlimaging.data import load_dataset
-    from dlimaging.hypermodels import CNNHyperModel
+    from dlimaging.data.dataset import load_dataset
+    from dlimaging.tuning.hypermodels import CNNHyperModel
 
     memory = []
 

@@ -86,7 +86,7 @@ def _quiet_tensorflow():
 
 
 def cmd_datasets(args) -> int:
-    from dlimaging.data import list_datasets
+    from dlimaging.data.dataset import list_datasets
 
     entries = list_datasets()
     width = max(len(name) for name in entries)
@@ -131,9 +131,9 @@ def _names(text: str | None) -> str | list[str] | None:
 def cmd_export(args) -> int:
     import keras
 
-    from dlimaging.experiment import check_folder_name
-    from dlimaging.export import export_saved_model, register_serializables
     from dlimaging.files import check_output_dir, read_json
+    from dlimaging.serving.export import export_saved_model
+    from dlimaging.tuning.experiment import check_folder_name
 
     path = pathlib.Path(args.model)
     if not path.is_file():
@@ -142,7 +142,6 @@ def cmd_export(args) -> int:
     check_output_dir(pathlib.Path(args.export_dir) / args.name, "--export-dir folder")
     sidecar = path.with_name("metadata.json")
     info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}
-    register_serializables()  # dlimaging's layers, losses and metrics, for loading
     try:
         model = keras.saving.load_model(path)
     except Exception as error:
@@ -172,7 +171,13 @@ def _serve_hint(export_dir: pathlib.Path, name: str) -> str:
 
 
 def cmd_predict(args) -> int:
-    from dlimaging.serving import load_inputs, predict_exported, read_metadata, resolve_version_dir, serving_response
+    from dlimaging.serving.exports import (
+        predict_exported,
+        read_metadata,
+        resolve_version_dir,
+    )
+    from dlimaging.serving.inputs import load_inputs
+    from dlimaging.serving.rest import serving_response
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
@@ -194,7 +199,7 @@ def cmd_predict(args) -> int:
 
 
 def _restore(version_dir, metadata, args) -> int:
-    from dlimaging.serving import restore_files
+    from dlimaging.serving.restoration import restore_files
 
     written = restore_files(version_dir, metadata, args.inputs, args.out)
     if args.json:
@@ -236,7 +241,9 @@ def _prediction_text(row: dict[str, Any], metadata: dict[str, Any]) -> str:
 
 
 def cmd_request(args) -> int:
-    from dlimaging.serving import load_inputs, read_metadata, resolve_version_dir, rest_request
+    from dlimaging.serving.exports import read_metadata, resolve_version_dir
+    from dlimaging.serving.inputs import load_inputs
+    from dlimaging.serving.rest import rest_request
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
@@ -247,7 +254,7 @@ def cmd_request(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from dlimaging.explain_files import explain_file
+    from dlimaging.explain.files import explain_file
 
     path, what = explain_file(args.model, args.input, args.out, method=args.method, layer=args.layer,
                               class_index=args.class_index, sample=args.sample, variant=args.variant)
@@ -256,9 +263,9 @@ def cmd_explain(args) -> int:
 
 
 def cmd_serving_config(args) -> int:
-    from dlimaging.export import SERVING_CONFIG_MARK
-    from dlimaging.serving import serving_config
     from dlimaging.files import check_output_file, write_atomically
+    from dlimaging.serving.export import SERVING_CONFIG_MARK
+    from dlimaging.serving.rest import serving_config
 
     output = pathlib.Path(args.output) if args.output else pathlib.Path(args.export_dir) / "models.config"
     check_output_file(output, "--output")
@@ -281,9 +288,9 @@ def cmd_serving_config(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from dlimaging.experiment import load_experiment
-    from dlimaging.results import format_leaderboard
-    from dlimaging.tuning import TuningError, run_search
+    from dlimaging.tuning.experiment import load_experiment
+    from dlimaging.tuning.results import format_leaderboard
+    from dlimaging.tuning.search import TuningError, run_search
 
     experiment = load_experiment(args.config)
     print(f"Tuning {experiment.name}: {experiment.tuner.algorithm} search on {experiment.data.source}, "
@@ -326,7 +333,7 @@ def cmd_tune(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dlimaging.results import report
+    from dlimaging.tuning.results import report
 
     text, paths = report(args.run_dir, pareto=args.pareto)
     print(text)
@@ -339,7 +346,7 @@ def cmd_report(args) -> int:
 
 def _export_choice(text: str) -> str:
     """`--export-choice`, checked while the arguments are parsed: before any work."""
-    from dlimaging.experiment import check_export_choice
+    from dlimaging.tuning.experiment import check_export_choice
 
     try:
         return check_export_choice("--export-choice", text)
@@ -348,7 +355,9 @@ def _export_choice(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlimaging import explain_files  # TensorFlow-free: its names only
+    from dlimaging.explain import (
+        files as explain_files,  # TensorFlow-free: its names only
+    )
 
     parser = _Parser(prog="dlimaging", description="Deep learning for imaging and spectroscopy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -7,10 +7,34 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import socket
 from typing import Any, Callable, Iterator
 
 from dlimaging.errors import InputError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+NAME_MAX_BYTES = 255  # the longest file name most file systems allow
+
+
+def folder_name_problem(value) -> str | None:
+    """What makes `value` unfit as a folder name, or None: the rule for an experiment's `name` and
+    an export's `--name` (letters, digits, _ . -; at most 255 bytes; not "." or "..")."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value) or value in (".", ".."):
+        return "must be a plain folder name: letters, digits, _ . - only"
+    if len(value.encode()) > NAME_MAX_BYTES:
+        return (f"must be at most {NAME_MAX_BYTES} characters, the longest folder name a file system "
+                f"allows (received {len(value)})")
+    return None
+
+
+def check_folder_name(key: str, value) -> str:
+    """`value` if it is a plain folder name (see `folder_name_problem`); an InputError otherwise."""
+    problem = folder_name_problem(value)
+    if problem:
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "..."
+        raise InputError(f"`{key}` {problem}. Received: {key}={shown!r}")
+    return value
 
 
 def write_atomically(path, text: str, *, sync: bool = False) -> None:

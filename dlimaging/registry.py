@@ -5,7 +5,7 @@ appear. The experiment schema, the command line's choices, `list_datasets`,
 error messages and the README's lists are all derived from these tables.
 
 This module is a leaf: it holds plain data and imports no TensorFlow. Code is
-named by reference (`"dlimaging.models:build_cnn"`) and imported only when an
+named by reference (`"dlimaging.models.cnn:build_cnn"`) and imported only when an
 entry is used, so reading a `tuning/*.toml` file or answering `--help` never
 loads TensorFlow.
 
@@ -89,17 +89,17 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "cnn": Family(
-        builder="dlimaging.models:build_cnn",
-        hypermodel="dlimaging.hypermodels:CNNHyperModel",
-        default_space="dlimaging.spaces:DEFAULT_CNN_SPACE",
+        builder="dlimaging.models.cnn:build_cnn",
+        hypermodel="dlimaging.tuning.hypermodels:CNNHyperModel",
+        default_space="dlimaging.tuning.spaces:DEFAULT_CNN_SPACE",
         depth_key="num_blocks", width_key="filters_i", layers_argument="filters",
         ranks=(2, 3, 4),
         description="1D, 2D or 3D convolutional network (spectra, images, volumes).",
     ),
     "mlp": Family(
-        builder="dlimaging.models:build_mlp",
-        hypermodel="dlimaging.hypermodels:MLPHyperModel",
-        default_space="dlimaging.spaces:DEFAULT_MLP_SPACE",
+        builder="dlimaging.models.mlp:build_mlp",
+        hypermodel="dlimaging.tuning.hypermodels:MLPHyperModel",
+        default_space="dlimaging.tuning.spaces:DEFAULT_MLP_SPACE",
         depth_key="num_layers", width_key="units_i", layers_argument="hidden_units",
         ranks=(1, 2, 3, 4),
         description="multilayer perceptron; image and signal inputs are flattened.",
@@ -107,9 +107,9 @@ FAMILIES: dict[str, Family] = {
     # The U-Net's `depth` (levels) and `filters` (width of the first level, doubled at each level
     # down) are builder arguments themselves: its depth and width keys are the arguments.
     "unet": Family(
-        builder="dlimaging.unet:build_unet",
-        hypermodel="dlimaging.hypermodels:UNetHyperModel",
-        default_space="dlimaging.spaces:DEFAULT_UNET_SPACE",
+        builder="dlimaging.models.unet:build_unet",
+        hypermodel="dlimaging.tuning.hypermodels:UNetHyperModel",
+        default_space="dlimaging.tuning.spaces:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
         ranks=(2, 3), tasks=("restoration",), data_arguments=("max_val",),
         description="1D or 2D U-Net: an image or signal in, the restored image or signal out.",
@@ -251,7 +251,7 @@ TASKS: dict[str, Task] = {
         objective="val_accuracy", directions={"accuracy": "max", "loss": "min"},
         label_dtype="int64", label_rank=1, labels="classes",
         outputs=("probabilities", "class_id", "class_name"), class_names=True,
-        smoothed_loss="dlimaging.heads:SmoothedSparseCategoricalCrossentropy",
+        smoothed_loss="dlimaging.models.heads:SmoothedSparseCategoricalCrossentropy",
         description="one class out of C: softmax, sparse categorical cross-entropy.",
     ),
     "binary": Task(
@@ -289,8 +289,8 @@ TASKS: dict[str, Task] = {
     "restoration": Task(
         output_activation="linear", units="channels",
         losses={"mse": "mean_squared_error", "mae": "mean_absolute_error",
-                "ssim": "dlimaging.restoration:SSIMLoss"},
-        metrics=(("dlimaging.restoration:PSNR", "psnr", {}), ("dlimaging.restoration:SSIM", "ssim", {})),
+                "ssim": "dlimaging.models.metrics:SSIMLoss"},
+        metrics=(("dlimaging.models.metrics:PSNR", "psnr", {}), ("dlimaging.models.metrics:SSIM", "ssim", {})),
         objective="val_psnr", directions={"psnr": "max", "ssim": "max", "loss": "min"},
         label_dtype="float32", label_rank=None, labels="clean signals",
         outputs=("restored",), class_names=False, input_ranks={"ssim": (3,)},
@@ -356,44 +356,44 @@ class Source:
 
 SOURCES: dict[str, Source] = {
     "digits": Source(
-        "dlimaging.sources:_load_digits",
+        "dlimaging.data.sources:load_digits",
         "scikit-learn's 8x8 handwritten digits: 1,797 images (8, 8, 1), 10 classes; ships offline."),
     "mnist1d": Source(
-        "dlimaging.sources:_load_mnist1d",
+        "dlimaging.data.sources:load_mnist1d",
         "MNIST-1D (Greydanus & Kobak, ICML 2024): 4,000 + 1,000 signals (40, 1), 10 classes; generated locally.",
-        clean="dlimaging.restoration_data:_clean_samples"),
+        clean="dlimaging.data.restoration:clean_samples"),
     "coffee": Source(
-        "dlimaging.sources:_load_coffee",
+        "dlimaging.data.sources:load_coffee",
         "chemotools' coffee set: 60 ATR-FTIR spectra (1841, 1) of coffee from 3 origins; ships offline."),
     "spectra": Source(
-        "dlimaging.sources:_load_spectra",
+        "dlimaging.data.sources:load_spectra",
         "synthetic spectra of 3-component mixtures: 2,000 + 500 spectra (256, 1), regression on the "
-        "concentrations; generated locally.", clean="dlimaging.restoration_data:_clean_samples"),
+        "concentrations; generated locally.", clean="dlimaging.data.restoration:clean_samples"),
     "spectra:OPTIONS": Source(
-        "dlimaging.sources:_load_spectra",
+        "dlimaging.data.sources:load_spectra",
         "the synthetic spectra with options, e.g. spectra:components=4,difficulty=hard,samples=4000,length=256.",
-        prefix="spectra:", clean="dlimaging.restoration_data:_clean_samples"),
+        prefix="spectra:", clean="dlimaging.data.restoration:clean_samples"),
     "skimage": Source(
-        "dlimaging.restoration_data:_unlabelled",
+        "dlimaging.data.restoration:unlabelled",
         "scikit-image's 17 sample photographs (camera, moon, coins, cell, coffee_cup, motorcycle, ...), grey, "
-        "clean images for restoration; ship offline.", clean="dlimaging.restoration_data:_clean_skimage"),
+        "clean images for restoration; ship offline.", clean="dlimaging.data.restoration:clean_skimage"),
     "skimage:OPTIONS": Source(
-        "dlimaging.restoration_data:_unlabelled",
+        "dlimaging.data.restoration:unlabelled",
         "some of them (skimage:camera,moon,coins), or the colour ones in colour (skimage:rgb).",
-        prefix="skimage:", clean="dlimaging.restoration_data:_clean_skimage"),
+        prefix="skimage:", clean="dlimaging.data.restoration:clean_skimage"),
     "tfds:NAME[/CONFIG]": Source(
-        "dlimaging.sources:_load_tfds",
+        "dlimaging.data.sources:load_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
     "PATH.npz": Source(
-        "dlimaging.sources:_load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
+        "dlimaging.data.sources:load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
     "PATH.csv": Source(
-        "dlimaging.sources:_load_csv",
+        "dlimaging.data.sources:load_csv",
         "a CSV file with a header row, one row per sample: `target` names the target column(s); the other "
         "numeric columns form the signal.", suffix=".csv", options=("target", "features", "test")),
     "PATH/": Source(
-        "dlimaging.sources:_load_folder",
+        "dlimaging.data.sources:load_folder",
         "a folder with one sub-folder of images (png, jpg, bmp, gif) per class; for restoration, any folder of "
-        "images (sub-folders included).", folder=True, clean="dlimaging.restoration_data:_clean_folder"),
+        "images (sub-folders included).", folder=True, clean="dlimaging.data.restoration:clean_folder"),
 }
 
 
@@ -451,18 +451,18 @@ class Augmentation:
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
-    "flip": Augmentation(("image",), "dlimaging.augment:flip_layer", moves=True),
-    "rotation": Augmentation(("image",), "dlimaging.augment:rotation_layer", moves=True),
-    "zoom": Augmentation(("image",), "dlimaging.augment:zoom_layer", moves=True),
-    "translation": Augmentation(("image",), "dlimaging.augment:translation_layer", moves=True),
-    "contrast": Augmentation(("image",), "dlimaging.augment:contrast_layer"),
-    "brightness": Augmentation(("image",), "dlimaging.augment:brightness_layer"),
-    "shift": Augmentation(("signal",), "dlimaging.augment:shift_layer", settings=("shift_mode",), moves=True),
-    "shift_mode": Augmentation(("signal",), "dlimaging.augment:shift_mode_setting"),
-    "scale": Augmentation(("signal",), "dlimaging.augment:scale_layer"),
-    "scatter": Augmentation(("signal",), "dlimaging.augment:scatter_layer"),
-    "baseline": Augmentation(("signal",), "dlimaging.augment:baseline_layer"),
-    "noise": Augmentation(("image", "signal"), "dlimaging.augment:noise_layer"),
+    "flip": Augmentation(("image",), "dlimaging.models.augmentation:flip_layer", moves=True),
+    "rotation": Augmentation(("image",), "dlimaging.models.augmentation:rotation_layer", moves=True),
+    "zoom": Augmentation(("image",), "dlimaging.models.augmentation:zoom_layer", moves=True),
+    "translation": Augmentation(("image",), "dlimaging.models.augmentation:translation_layer", moves=True),
+    "contrast": Augmentation(("image",), "dlimaging.models.augmentation:contrast_layer"),
+    "brightness": Augmentation(("image",), "dlimaging.models.augmentation:brightness_layer"),
+    "shift": Augmentation(("signal",), "dlimaging.models.augmentation:shift_layer", settings=("shift_mode",), moves=True),
+    "shift_mode": Augmentation(("signal",), "dlimaging.models.augmentation:shift_mode_setting"),
+    "scale": Augmentation(("signal",), "dlimaging.models.augmentation:scale_layer"),
+    "scatter": Augmentation(("signal",), "dlimaging.models.augmentation:scatter_layer"),
+    "baseline": Augmentation(("signal",), "dlimaging.models.augmentation:baseline_layer"),
+    "noise": Augmentation(("image", "signal"), "dlimaging.models.augmentation:noise_layer"),
 }
 # The input rank (without the batch axis) that each kind of input has.
 AUGMENTATION_INPUTS = {2: "signal", 3: "image"}

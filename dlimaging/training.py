@@ -89,7 +89,7 @@ def default_standardize(data, overrides: Mapping[str, Any] | None) -> dict[str, 
 def adapt_to_data(model, data) -> None:
     """Adapts the model's normalization layers (inputs, and regression targets) on the training
     split only, so that the validation and test splits tell the truth."""
-    from dlimaging.standardization import adapt
+    from dlimaging.models.standardization import adapt
 
     adapt(model, data.train)
 
@@ -213,12 +213,11 @@ def train(
     """
     import keras
 
-    from dlimaging.data import load_dataset
-    from dlimaging.plots import plot_history
-    from dlimaging.results import better as results_better
-    from dlimaging.results import draw_model_plots
-
-    from dlimaging.data import DatasetBundle
+    from dlimaging.data.bundle import DatasetBundle
+    from dlimaging.data.dataset import load_dataset
+    from dlimaging.plots._base import better
+    from dlimaging.plots.evaluation import draw_model_plots
+    from dlimaging.plots.training import plot_history
 
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)
@@ -283,5 +282,5 @@ def train(
     pictures = draw_model_plots(net, data, output_dir, title=f"{model} on {data.name}")
     return {"metrics": metrics, "model_path": str(model_path), "curves": str(curves),
             "plots": [str(p) for p in pictures], "monitor": monitor,
-            "direction": results_better(direction), "output_dir": str(output_dir),
+            "direction": better(direction), "output_dir": str(output_dir),
             "epochs_run": metadata["epochs_run"]}

@@ -20,9 +20,9 @@ import pytest
 import tensorflow as tf
 
 from dlimaging import registry
-from dlimaging.export import export_saved_model, input_name_for
-from dlimaging.serving import read_metadata
-from dlimaging.standardization import adapt
+from dlimaging.models.standardization import adapt
+from dlimaging.serving.export import export_saved_model, input_name_for
+from dlimaging.serving.exports import read_metadata
 
 # Every family and task of the registry is checked: a new entry there is tested with no line here.
 # A family is built tiny: one layer of 4 units or filters.

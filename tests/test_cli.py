@@ -60,8 +60,8 @@ def test_train_export_predict_end_to_end(tmp_path, capsys):
     assert info["class_names"] == [str(i) for i in range(10)]
     assert info["metrics"] == metadata["metrics"]
 
-    from sklearn.datasets import load_digits
     from PIL import Image
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     np.save(tmp_path / "three.npy", (digits.images[:3] / 16).astype("float32")[..., None])
@@ -145,7 +145,8 @@ def test_report_command(tmp_path, capsys):
     capsys.readouterr()
 
     # --pareto: exactly the trials on the front, with their objective, size and latency.
-    from dlimaging.results import collect_trials, pareto_front
+    from dlimaging.plots.trials import pareto_front
+    from dlimaging.tuning.results import collect_trials
 
     assert main(["report", str(tmp_path / "runs" / "r"), "--pareto"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -417,7 +418,7 @@ def test_train_default_output_goes_beside_an_existing_model(tmp_path, capsys, mo
 
 def _spectra_csv(path, samples=150, length=40, seed=0, columns=None):
     """A CSV like an instrument's: a header of wavelengths, one spectrum per row, a target column `y`."""
-    from dlimaging.spectra import make_spectra
+    from dlimaging.data.spectra import make_spectra
 
     spectra = make_spectra(samples=samples, length=length, seed=seed)
     axis = np.linspace(900.0, 1700.0, length)
@@ -468,7 +469,7 @@ def test_csv_regression_train_export_and_predict_on_a_csv(tmp_path, capsys):
     model = keras.saving.load_model(out_dir / "model.keras")
     expected = model.predict(x.astype("float32")[..., None], verbose=0)[:, 0]
     # Adapted on the training split only, before training: the same split load_dataset gives.
-    from dlimaging.data import load_dataset
+    from dlimaging.data.dataset import load_dataset
 
     train_x = load_dataset(str(tmp_path / "my.csv"), target="y", task="regression").arrays["x_train"]
     np.testing.assert_allclose(np.ravel(model.get_layer("standardize").mean), train_x.mean(axis=0).ravel(),
@@ -491,7 +492,7 @@ def test_coffee_classification_train_export_predict(tmp_path, capsys):
     assert len(metadata["class_names"]) == 3 and metadata["target_names"] is None
     assert main(["export", str(out_dir / "model.keras"), "--name", "coffee", "--export-dir", str(export_dir)]) == 0
     capsys.readouterr()
-    from dlimaging.data import load_dataset
+    from dlimaging.data.dataset import load_dataset
 
     np.save(tmp_path / "two.npy", load_dataset("coffee").arrays["x_test"][:2])
     assert main(["predict", str(export_dir / "coffee"), str(tmp_path / "two.npy")]) == 0

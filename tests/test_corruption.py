@@ -6,7 +6,14 @@ import sys
 import numpy as np
 import pytest
 
-from dlimaging.corruption import CORRUPTIONS, check_corruption, check_for_samples, describe, gaussian_kernel, motion_kernel
+from dlimaging.data.corruption import (
+    CORRUPTIONS,
+    check_corruption,
+    check_for_samples,
+    describe,
+    gaussian_kernel,
+    motion_kernel,
+)
 from dlimaging.errors import InputError
 
 
@@ -69,7 +76,7 @@ def test_kernels_are_normalised_and_shaped():
 
 
 def _corrupt(x, spec, seed=(1, 2), max_val=1.0):
-    from dlimaging.degrade import corrupt
+    from dlimaging.data.degrade import corrupt
 
     return corrupt(np.asarray(x, "float32"), check_corruption(spec), np.asarray(seed, "int64"), max_val).numpy()
 
@@ -98,7 +105,7 @@ def test_poisson_variance_is_the_value_times_max_val_over_peak():
 
 @pytest.mark.parametrize("spec", [{"kind": "blur", "width": 1.5}, {"kind": "blur", "kernel": "motion", "length": 7, "angle": 30}])
 def test_a_blurred_delta_is_the_kernel_and_a_flat_image_stays_flat(spec):
-    from dlimaging.corruption import blur_kernel
+    from dlimaging.data.corruption import blur_kernel
 
     delta = np.zeros((25, 25, 2))
     delta[12, 12] = 1
@@ -126,9 +133,10 @@ def test_signals_get_a_1d_blur_and_a_smooth_baseline():
 
 def test_tuning_files_take_a_corruption_and_check_it_against_the_task():
     import pathlib
+
     import tomllib
 
-    from dlimaging.experiment import parse_experiment
+    from dlimaging.tuning.experiment import parse_experiment
 
     path = pathlib.Path(__file__).resolve().parents[1] / "tuning" / "denoise_unet.toml"
     experiment = parse_experiment(tomllib.loads(path.read_text()), path="denoise_unet.toml")

@@ -4,7 +4,11 @@ import sys
 
 import pytest
 
-from dlimaging.experiment import ExperimentError, load_experiment, parse_experiment
+from dlimaging.tuning.experiment import (
+    ExperimentError,
+    load_experiment,
+    parse_experiment,
+)
 
 TUNING = pathlib.Path(__file__).resolve().parents[1] / "tuning"
 BASE = {"name": "t", "data": {"source": "digits"}}
@@ -255,7 +259,7 @@ def test_binary_file_is_named_not_a_bare_unicode_error(tmp_path):
 
 
 def test_run_search_names_a_bad_budget_before_any_work(tmp_path):
-    from dlimaging.tuning import run_search
+    from dlimaging.tuning.search import run_search
 
     with pytest.raises(ExperimentError, match=r"--max-trials: max_trials: must be an integer. Received: max_trials='abc'"):
         run_search(parse_experiment(BASE), max_trials="abc", runs_dir=tmp_path / "runs")

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 import dlimaging as dli
-from dlimaging import explain, plots
+from dlimaging import plots
 from dlimaging.cli import main
 from dlimaging.errors import InputError
+from dlimaging.explain import methods as explain
 
 
 def _cnn(input_shape, **kwargs):
@@ -237,7 +238,7 @@ def test_cli_explain_keras_model_and_export(tmp_path, capsys):
 
 
 def test_the_command_line_names_the_same_variants_and_methods():
-    from dlimaging import explain_files
+    from dlimaging.explain import files as explain_files
 
     assert explain_files.CAM_VARIANTS == tuple(explain.CAM_VARIANTS)
     assert set(explain_files.EXPORT_METHODS) <= set(explain_files.METHODS)

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 import dlimaging as dli
-from dlimaging import export as export_module
 from dlimaging import serving
+from dlimaging.serving import export as export_module
 
 BIN = pathlib.Path(sys.executable).parent
 
@@ -189,7 +189,7 @@ def test_killed_export_leaves_no_version_folder(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         import dlimaging as dli
-        from dlimaging import export
+        from dlimaging.serving import export
         def stalled(*args, **kwargs):
             print("WRITTEN", flush=True)
             time.sleep(120)

@@ -3,13 +3,8 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from dlimaging.hypermodels import (
-    DEFAULT_CNN_SPACE,
-    DEFAULT_MLP_SPACE,
-    CNNHyperModel,
-    MLPHyperModel,
-    default_space,
-)
+from dlimaging.tuning.hypermodels import CNNHyperModel, MLPHyperModel, default_space
+from dlimaging.tuning.spaces import DEFAULT_CNN_SPACE, DEFAULT_MLP_SPACE
 
 
 def _convs(model):

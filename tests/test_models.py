@@ -6,10 +6,9 @@ import pytest
 
 import dlimaging as dli
 from dlimaging import registry
-from dlimaging.heads import ScaledTargetLoss
 from dlimaging.models import conv_output_size
-from dlimaging.standardization import adapt
-
+from dlimaging.models.heads import ScaledTargetLoss
+from dlimaging.models.standardization import adapt
 
 # ---------------------------------------------------------------- shapes
 
@@ -174,7 +173,7 @@ def test_augmentation_layers_act_only_in_training(rng):
 
 
 def test_signal_shift_is_a_circular_roll():
-    from dlimaging.augment import RandomShift1D
+    from dlimaging.models.augmentation import RandomShift1D
 
     signal = np.arange(40, dtype="float32")
     x = np.tile(signal[None, :, None], (16, 1, 2))  # 16 samples, 2 channels
@@ -688,7 +687,7 @@ def test_spectra_augmentation_acts_only_in_training(options, rng):
 
 
 def test_edge_shift_repeats_the_edge_value_and_does_not_wrap():
-    from dlimaging.augment import RandomShift1D
+    from dlimaging.models.augmentation import RandomShift1D
 
     signal = np.arange(40, dtype="float32") + 100
     x = np.tile(signal[None, :, None], (32, 1, 2))
@@ -712,7 +711,7 @@ def test_edge_shift_repeats_the_edge_value_and_does_not_wrap():
 
 
 def test_baseline_adds_a_straight_line_scaled_by_the_samples_spread(rng):
-    from dlimaging.augment import RandomBaseline
+    from dlimaging.models.augmentation import RandomBaseline
 
     x = (500 + 20 * rng.normal(size=(64, 50, 2))).astype("float32")
     out = RandomBaseline(0.5, seed=2)(x, training=True).numpy()
@@ -731,7 +730,7 @@ def test_baseline_adds_a_straight_line_scaled_by_the_samples_spread(rng):
 
 
 def test_scatter_gain_and_offset_stay_in_their_bounds(rng):
-    from dlimaging.augment import RandomScatter
+    from dlimaging.models.augmentation import RandomScatter
 
     # Two values per sample recover its gain g and offset o: out = g·x + o.
     x = np.zeros((2000, 2, 1), "float32")

@@ -2,8 +2,8 @@
 
 import json
 import os
-import re
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from dlimaging import plots
-from dlimaging.results import TrialRecord
+from dlimaging.plots import _base as plots_base
+from dlimaging.tuning.results import TrialRecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HISTORY = {"loss": [1.0, 0.6, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.5, 0.7, 0.8],
@@ -157,7 +158,7 @@ def test_log_axis_within_a_decade_has_two_labels(values, expected):
     fig = Figure()
     ax = fig.subplots()
     ax.plot(values, [0, 1], "o")
-    plots._log_x(ax, values)
+    plots_base.log_x(ax, values)
     FigureCanvasAgg(fig).draw()
     assert [label.get_text() for label in _labels(ax, minor=False)] == expected
     assert not any(label.get_text() for label in _labels(ax, minor=True))
@@ -168,7 +169,7 @@ def test_many_categories_are_thinned_and_rotated():
     fig = plots.hyperparameters_figure(trials, "val_loss")
     FigureCanvasAgg(fig).draw()
     labels = [label for label in fig.axes[0].get_xticklabels() if label.get_text()]
-    assert 2 <= len(labels) <= plots.MAX_CATEGORY_LABELS
+    assert 2 <= len(labels) <= plots_base.MAX_CATEGORY_LABELS
     assert labels[0].get_text() == "optimizer_00"
     assert all(label.get_rotation() == 30 for label in labels)
 

@@ -7,8 +7,8 @@ import pathlib
 import pytest
 
 from dlimaging import registry
-from dlimaging.augment import image_augmentation, signal_augmentation
 from dlimaging.errors import InputError
+from dlimaging.models.augmentation import image_augmentation, signal_augmentation
 
 PACKAGE = pathlib.Path(registry.__file__).parent
 

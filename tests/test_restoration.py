@@ -6,8 +6,8 @@ import pytest
 from skimage import data as samples
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from dlimaging import restoration
 from dlimaging.errors import InputError
+from dlimaging.models import metrics as restoration
 
 
 @pytest.mark.parametrize("max_val", [1.0, 255.0])
@@ -84,7 +84,7 @@ def test_metrics_average_over_samples_and_keep_max_val_through_their_config():
 
 
 def test_restoration_figure_shows_each_sample_with_its_psnr(tmp_path):
-    from dlimaging.restoration_plots import plot_restoration, restoration_figure
+    from dlimaging.plots.restoration import plot_restoration, restoration_figure
 
     rng = np.random.default_rng(0)
     clean = rng.random((5, 12, 12, 1))
@@ -100,7 +100,7 @@ def test_restoration_figure_shows_each_sample_with_its_psnr(tmp_path):
 
 @pytest.mark.parametrize("channels", [2, 4])
 def test_restoration_figure_draws_images_of_any_channel_count(tmp_path, channels):
-    from dlimaging.restoration_plots import plot_restoration
+    from dlimaging.plots.restoration import plot_restoration
 
     clean = np.random.default_rng(0).random((2, 8, 8, channels))
     path = plot_restoration(clean + 0.1, clean + 0.01, clean, tmp_path / "r.png")

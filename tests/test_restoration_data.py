@@ -86,7 +86,7 @@ def test_renamed_samples_are_the_coffee_cup_and_one_motorcycle_view():
     import skimage.color
     import skimage.data
 
-    from dlimaging.restoration_data import SAMPLE_IMAGES, clean_items
+    from dlimaging.data.restoration import SAMPLE_IMAGES, clean_items
 
     items, max_val = clean_items("skimage:coffee_cup,motorcycle")
     assert max_val == 1.0 and "coffee" not in SAMPLE_IMAGES  # "coffee" is the coffee spectra's source

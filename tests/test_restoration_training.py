@@ -15,11 +15,11 @@ import dlimaging
 import dlimaging.data
 from dlimaging import registry
 from dlimaging.cli import main
-from dlimaging.data import DatasetBundle
+from dlimaging.data.bundle import DatasetBundle
 from dlimaging.errors import InputError
-from dlimaging.experiment import parse_experiment
-from dlimaging.serving import restored_path
-from dlimaging.tuning import run_search
+from dlimaging.serving.restoration import restored_path
+from dlimaging.tuning.experiment import parse_experiment
+from dlimaging.tuning.search import run_search
 
 RESTORATION = next(name for name, entry in registry.TASKS.items() if entry.units == "channels")
 UNET = next(name for name, entry in registry.FAMILIES.items() if RESTORATION in entry.tasks)
@@ -112,8 +112,8 @@ def test_tune_exports_a_model_that_restores_pngs_of_any_size(tmp_path, monkeypat
 
 
 def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys, monkeypatch):
-    from dlimaging.export import export_saved_model
-    from dlimaging.unet import build_unet
+    from dlimaging.models.unet import build_unet
+    from dlimaging.serving.export import export_saved_model
 
     model = build_unet((16, 1), depth=2, filters=4, compile=False)
     export_saved_model(model, tmp_path / "saved" / "spectra", task=RESTORATION)
@@ -148,7 +148,7 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys, monke
 
 
 def test_an_objective_or_loss_the_input_rank_lacks_is_refused_before_the_search():
-    from dlimaging.experiment import ExperimentError, check_against_data
+    from dlimaging.tuning.experiment import ExperimentError, check_against_data
 
     def experiment(**sections):
         return parse_experiment({"name": "d", "data": {"source": "spectra", "corruption": {"kind": "gaussian", "sigma": 0.1}}, "model": {"family": UNET}, **sections})
@@ -169,7 +169,7 @@ def test_a_saved_unet_loads_in_a_fresh_process_for_export_and_explain(tmp_path):
     import sys
     import warnings
 
-    from dlimaging.unet import build_unet
+    from dlimaging.models.unet import build_unet
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

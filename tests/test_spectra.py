@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlimaging.spectra import DIFFICULTIES, make_spectra
+from dlimaging.data.spectra import DIFFICULTIES, make_spectra
 
 
 def test_shapes_and_types():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dlimaging import progress, tuner
+from dlimaging.tuning import progress, tuner
 
 
 def test_the_patched_internals_exist_in_this_keras_tuner():

@@ -16,10 +16,11 @@ import pytest
 import tensorflow as tf
 
 from dlimaging.errors import InputError
-from dlimaging.experiment import parse_experiment
-from dlimaging.results import TrialRecord, choose_export, pareto_front, report
-from dlimaging.tuner import FailOnNaN
-from dlimaging.tuning import TuningError, run_search
+from dlimaging.plots.trials import pareto_front
+from dlimaging.tuning.experiment import parse_experiment
+from dlimaging.tuning.results import TrialRecord, choose_export, report
+from dlimaging.tuning.search import TuningError, run_search
+from dlimaging.tuning.tuner import FailOnNaN
 
 DLIMAGING = str(pathlib.Path(sys.executable).parent / "dlimaging")
 TINY_SEARCH = {
@@ -294,8 +295,8 @@ def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
 @pytest.mark.parametrize("max_trials, setting, expected", [(2, None, 3), (12, None, 4), (60, None, 10), (12, 2, 2)])
 def test_bayesian_fits_its_gaussian_process_within_the_budget(tmp_path, max_trials, setting, expected):
     # Keras Tuner's default (3 random trials per hyperparameter) would make all of them random.
-    from dlimaging.hypermodels import CNNHyperModel
-    from dlimaging.tuner import make_tuner
+    from dlimaging.tuning.hypermodels import CNNHyperModel
+    from dlimaging.tuning.tuner import make_tuner
 
     tuner_settings = {} if setting is None else {"bayesian_initial_points": setting}
     exp = experiment(algorithm="bayesian", max_trials=max_trials, **tuner_settings)
@@ -315,8 +316,8 @@ def test_bayesian_search_leaves_random_search_after_its_initial_points(tmp_path)
 
 
 def test_mirrored_strategy_can_be_chosen(tmp_path):
-    from dlimaging.hypermodels import CNNHyperModel
-    from dlimaging.tuner import make_tuner
+    from dlimaging.tuning.hypermodels import CNNHyperModel
+    from dlimaging.tuning.tuner import make_tuner
 
     exp = experiment(max_trials=1, distribution="mirrored")
     tuner = make_tuner(exp, CNNHyperModel((8, 8, 1), 10, space=TINY_SEARCH), runs_dir=tmp_path / "probe")
@@ -326,7 +327,7 @@ def test_mirrored_strategy_can_be_chosen(tmp_path):
 
 
 def test_a_task_the_data_cannot_supply_is_refused_before_anything_is_written(tmp_path):
-    from dlimaging.experiment import ExperimentError
+    from dlimaging.tuning.experiment import ExperimentError
 
     exp = parse_experiment({"name": "t", "data": {"source": "digits"}, "model": {"task": "regression"}})
     with pytest.raises(ExperimentError, match=r"^t: `source` 'digits': task='regression' needs numeric "
@@ -336,7 +337,7 @@ def test_a_task_the_data_cannot_supply_is_refused_before_anything_is_written(tmp
 
 
 def test_ranking_needs_a_direction():
-    from dlimaging.results import TrialRecord, rank_trials
+    from dlimaging.tuning.results import TrialRecord, rank_trials
 
     trials = [TrialRecord(1, "0", "COMPLETED", 0.2), TrialRecord(2, "1", "COMPLETED", 0.9),
               TrialRecord(3, "2", "FAILED")]
@@ -404,7 +405,7 @@ def test_a_worker_without_a_chief_waits_a_bounded_time(tmp_path, capsys):
 
 def test_regression_search_on_spectra_plots_and_exports_its_best_model(tmp_path, capsys):
     from dlimaging.cli import main
-    from dlimaging.serving import read_metadata
+    from dlimaging.serving.exports import read_metadata
 
     exp = parse_experiment({
         "name": "spectra", "data": {"source": "spectra:samples=300,length=64", "standardize": "global"},
@@ -431,7 +432,7 @@ def test_model_task_goes_to_the_data(tmp_path, monkeypatch):
     import dlimaging.data
 
     seen = {}
-    real = dlimaging.data.load_dataset
+    real = dlimaging.data.dataset.load_dataset
 
     def spy(source, **options):
         seen.update(options)
@@ -450,7 +451,7 @@ def test_model_task_goes_to_the_data(tmp_path, monkeypatch):
                                             ("coffee_cnn", {"confusion_matrix.png", "spectra.png"})])
 def test_shipped_spectra_experiments_run_export_and_predict(tmp_path, capsys, name, pictures):
     from dlimaging.cli import main
-    from dlimaging.experiment import load_experiment
+    from dlimaging.tuning.experiment import load_experiment
 
     config = pathlib.Path(__file__).resolve().parents[1] / "tuning" / f"{name}.toml"
     assert main(["tune", str(config), "--max-trials", "1", "--max-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
@@ -460,7 +461,7 @@ def test_shipped_spectra_experiments_run_export_and_predict(tmp_path, capsys, na
     better = "lower is better" if experiment.direction == "min" else "higher is better"
     assert f"{experiment.objective} ({better})" in out and f"Exported: {tmp_path / 'sm' / name / '1'}" in out
     assert pictures <= {p.name for p in (tmp_path / "runs" / name / "plots").iterdir()}
-    from dlimaging.data import load_dataset
+    from dlimaging.data.dataset import load_dataset
 
     np.save(tmp_path / "two.npy", load_dataset(experiment.data.source).arrays["x_test"][:2])
     assert main(["predict", str(tmp_path / "sm" / name), str(tmp_path / "two.npy")]) == 0

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.unet import build_unet
+from dlimaging.models.unet import build_unet
 
 TINY = dict(depth=2, filters=4, compile=False)
 
@@ -135,7 +135,7 @@ def test_tasks_other_than_the_familys_are_refused():
 def test_hypermodel_default_space_builds_and_depth_is_cut_to_the_input():
     import keras_tuner
 
-    from dlimaging.hypermodels import UNetHyperModel, default_space
+    from dlimaging.tuning.hypermodels import UNetHyperModel, default_space
 
     space = default_space(next(n for n, e in registry.FAMILIES.items() if e.builder.endswith(":build_unet")),
                           (16, 16, 1))

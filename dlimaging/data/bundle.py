@@ -1,0 +1,126 @@
+"""Datasets: offline built-ins, TensorFlow Datasets, image folders, .npz and CSV files, spectra.
+
+Every source becomes numpy arrays first, is checked, its labels are read as
+the task's (class ids, 0/1, 0/1 vectors or numbers), split (stratified where
+the labels are classes) and then fed through `tf.data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from dlimaging import registry
+from dlimaging.data.corruption import describe
+from dlimaging.errors import InputError
+
+CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task: the clean data itself
+
+
+@dataclasses.dataclass
+class DatasetBundle:
+    """A dataset ready for training: batched `tf.data` splits and what describes them.
+
+    Attributes:
+        train, validation, test: `tf.data.Dataset`s of `(x, y)` batches; train
+            is shuffled each epoch; all are cached and prefetched.
+        input_shape: shape of one sample, without the batch axis.
+        num_classes: number of classes (of labels, for multilabel; 2 for
+            binary), or None for a task with numeric targets (regression).
+        class_names: the class (or label) names, in label order; [] when the
+            task has none.
+        task: a task of `dlimaging.registry.TASKS`; the labels follow its
+            `label_dtype` and `label_rank`.
+        name: the source's name.
+        num_train, num_validation, num_test: the size of each split.
+        value_range: (low, high) of the input values.
+        arrays: the splits as numpy arrays (`x_train`, `y_train`, ...).
+        target_names: the names of the targets (regression) or of the labels
+            (multilabel), in column order; None for other tasks.
+        num_outputs: the number of numeric targets (regression); 1 otherwise.
+        axis: the signal's axis, one float per point (a CSV file's numeric
+            header, the generator's wavenumbers), or None.
+        axis_name: what `axis` measures, e.g. "wavenumber (cm⁻¹)", or None.
+        feature_names: a CSV file's feature columns, in order; None otherwise.
+        max_val: the data's white for PSNR and SSIM (1.0 for images scaled to
+            [0, 1]; the clean signals' range for spectra), for a restoration
+            task; None otherwise.
+        corruption: the checked corruption steps of a restoration task
+            (`dlimaging.data.corruption.check_corruption`); None otherwise.
+        items: the names of the whole images (or signals) in each split
+            ("train", "validation", "test") of a restoration task; None otherwise.
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset | None
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    class_names: list[str]
+    task: str
+    name: str
+    num_train: int
+    num_validation: int
+    num_test: int
+    value_range: tuple[float, float]
+    arrays: dict[str, np.ndarray] = dataclasses.field(repr=False, default_factory=dict)
+    target_names: list[str] | None = None
+    num_outputs: int = 1
+    axis: list[float] | None = dataclasses.field(repr=False, default=None)
+    axis_name: str | None = None
+    feature_names: list[str] | None = dataclasses.field(repr=False, default=None)
+    max_val: float | None = None
+    corruption: tuple[dict, ...] | None = None
+    items: dict[str, list[str]] | None = dataclasses.field(repr=False, default=None)
+
+    def summary(self) -> str:
+        if self.corruption is not None:
+            return describe_bundle(self)
+        if self.num_classes is None:
+            what = f"{self.num_outputs} target(s) {', '.join(self.target_names or [])}"
+        else:
+            what = f"{self.num_classes} classes"
+        return (
+            f"{self.name}: input {self.input_shape}, {what} ({self.task}), "
+            f"train/validation/test = {self.num_train}/{self.num_validation}/{self.num_test}"
+        )
+
+
+def find_source(source: str) -> registry.Source:
+    """The registry entry for a source: by name, by prefix, by suffix, or a folder."""
+    if source in registry.named_sources():
+        return registry.SOURCES[source]
+    path = pathlib.Path(source)
+    for entry in registry.SOURCES.values():
+        if entry.prefix and source.startswith(entry.prefix):
+            return entry
+        if entry.suffix and path.suffix.lower() == entry.suffix:
+            return entry
+        if entry.folder and path.is_dir():
+            return entry
+    if path.is_file():
+        if path.suffix.lower() == ".npy":
+            raise InputError(
+                f"`source` {source!r}: a .npy file holds one array; save `x` and `y` together "
+                "with numpy.savez as a .npz file."
+            )
+        kinds = ", ".join(name for name in registry.SOURCES if name not in registry.named_sources())
+        raise InputError(f"`source` {source!r} is a file dlimaging cannot read; expected one of: {kinds}.")
+    if os.sep in source or "." in source or path.exists():
+        raise InputError(f"`source` {source!r}: no such file or folder.")
+    raise InputError(
+        f"`source` {source!r} is not a known dataset. Built-ins: {', '.join(registry.named_sources())}; "
+        f"or one of: {', '.join(name for name in registry.SOURCES if name not in registry.named_sources())}."
+    )
+
+
+def describe_bundle(bundle) -> str:
+    """One line for a restoration bundle's summary: the patches, the corruption and `max_val`."""
+    return (f"{bundle.name}: patches {bundle.input_shape}, corrupted by {describe(bundle.corruption)}, "
+            f"max_val {bundle.max_val:g}; patches per epoch/validation/test = "
+            f"{bundle.num_train}/{bundle.num_validation}/{bundle.num_test} from "
+            f"{'/'.join(str(len(bundle.items[s])) for s in ('train', 'validation', 'test'))} whole items")

@@ -1,0 +1,337 @@
+"""Datasets: offline built-ins, TensorFlow Datasets, image folders, .npz and CSV files, spectra.
+
+Every source becomes numpy arrays first, is checked, its labels are read as
+the task's (class ids, 0/1, 0/1 vectors or numbers), split (stratified where
+the labels are classes) and then fed through `tf.data`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from dlimaging import registry
+from dlimaging.data.bundle import CLEAN, DatasetBundle, find_source
+from dlimaging.data.labels import declared_task, read_labels
+from dlimaging.data.sources import integer_scale
+from dlimaging.errors import InputError
+from dlimaging.validation import check_number, check_positive_int, check_seed
+
+_FLOAT32_MAX = float(np.finfo("float32").max)
+
+
+def list_datasets() -> dict[str, str]:
+    """The built-in datasets and the other accepted sources, with a one-line description each.
+
+    Read from `dlimaging.registry.SOURCES`.
+
+    Example:
+    >>> sorted(list_datasets())[:2]
+    ['PATH.npz', 'PATH/']
+    """
+    return {name: entry.description for name, entry in registry.SOURCES.items()}
+
+
+def _check_arrays(source: str, arrays: dict[str, np.ndarray]):
+    for x_key, y_key in (("x", "y"), ("x_test", "y_test")):
+        if x_key not in arrays:
+            continue
+        x, y = arrays[x_key], arrays[y_key]
+        if len(x) != len(y):
+            raise InputError(
+                f"`source` {source!r}: `{x_key}` and `{y_key}` have different lengths "
+                f"({len(x)} and {len(y)})."
+            )
+        if len(x) == 0:
+            raise InputError(f"`source` {source!r}: `{x_key}` is empty.")
+        if x.ndim < 2 or 0 in x.shape[1:]:
+            raise InputError(
+                f"`source` {source!r}: `{x_key}` has shape {x.shape}, so each sample is "
+                f"{'a single number' if x.ndim < 2 else 'empty'}; it needs (N, features), "
+                "(N, length, channels), (N, height, width[, channels]) or (N, depth, height, width, channels)."
+            )
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise InputError(f"`source` {source!r}: `{x_key}` must hold numbers. Received dtype {x.dtype}.")
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InputError(f"`source` {source!r}: `{x_key}` holds {bad} NaN or inf value(s).")
+        if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
+            largest = float(np.max(np.abs(x)))
+            if largest > _FLOAT32_MAX:
+                raise InputError(
+                    f"`source` {source!r}: `{x_key}` holds values up to {largest:.4g} in magnitude, beyond "
+                    f"float32's range (±{_FLOAT32_MAX:.4g}): they would become inf. Rescale `{x_key}`."
+                )
+
+
+def _to_float(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """float32 values and their range: uint8 and uint16 images are scaled to [0, 1] by the white
+    of their type; other numbers are kept as they are, with the range they span."""
+    scale = integer_scale(x.dtype)
+    if scale is not None:
+        return (x.astype("float32") / np.float32(scale)), (0.0, 1.0)
+    x = x.astype("float32")
+    return x, (float(x.min()), float(x.max()))
+
+
+def _prepare(x: np.ndarray, image_size) -> tuple[np.ndarray, tuple[float, float]]:
+    """float32 samples with a channel axis, images resized to `image_size`, and their range."""
+    if x.ndim == 3 and x.shape[-1] > 4:  # (N, H, W) images; (N, L, C<=4) stay signals
+        x = x[..., None]
+    x, value_range = _to_float(x)
+    if image_size is not None and x.ndim == 4 and x.shape[1:3] != image_size:
+        x = tf.image.resize(x, image_size).numpy()
+    return x, value_range
+
+
+def _split(x, y, count, seed, what, stratified):
+    from sklearn.model_selection import train_test_split
+
+    if count == 0:
+        return x, y, x[:0], y[:0]
+    if count >= len(x):
+        raise InputError(f"{what} takes all {len(x)} samples and leaves no training data.")
+    stratify = None
+    if stratified:  # class labels: (N,) ids or (N, 1) of 0/1
+        classes = y.reshape(len(y), -1)[:, 0]
+        _, counts = np.unique(classes, return_counts=True)
+        if counts.min() >= 2 and count >= len(counts) and len(x) - count >= len(counts):
+            stratify = classes
+    x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=count, random_state=seed, stratify=stratify)
+    return x_a, y_a, x_b, y_b
+
+
+def _check_split_sizes(source, total, validation_split, validation_count, test_split, test_count):
+    """A split asked for must get at least one sample: an empty validation split would train every
+    trial of a search and then fail each one on the missing `val_` metrics."""
+    for name, fraction, count in (("validation_split", validation_split, validation_count),
+                                  ("test_split", test_split, test_count)):
+        if fraction > 0 and count == 0:
+            raise InputError(
+                f"`source` {source!r} has {total} samples: {name}={fraction} gives 0 samples "
+                f"(train/validation/test = {total - validation_count - test_count}/{validation_count}/{test_count}). "
+                f"Use {name} >= {1 / total:.3g}, more data, or {name}=0."
+            )
+
+
+def _to_dataset(x, y, batch_size, *, shuffle, seed, cache):
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_arguments(source, validation_split, test_split, batch_size, seed, image_size):
+    """`load_dataset`'s arguments, checked; returns the source as a string, the batch size and the image size."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise InputError(f"`source` must be a name or a path. Received: source={source!r}")
+    check_number("validation_split", validation_split, low=0.0, high=1.0, high_inclusive=False)
+    check_number("test_split", test_split, low=0.0, high=1.0, high_inclusive=False)
+    if validation_split + test_split >= 1.0:
+        raise InputError(
+            "`validation_split` + `test_split` must be below 1 to leave training data. "
+            f"Received: validation_split={validation_split}, test_split={test_split}"
+        )
+    check_seed("seed", seed)
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if image_size is not None and (
+            not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in image_size)):
+        raise InputError(f"`image_size` must be (height, width) of positive ints or None. Received: image_size={image_size!r}")
+    image_size = tuple(image_size) if image_size is not None else None
+    return os.fspath(source), check_positive_int("batch_size", batch_size), image_size
+
+
+def _check_source_options(source: str, entry: registry.Source, task, options: dict):
+    """`task` is a registry task or None; `target`, `features` and `test` go only to sources that take them."""
+    if task is not None:
+        registry.task(task)
+    for argument, value in options.items():
+        if value is not None and argument not in entry.options:
+            takers = [name for name, e in registry.SOURCES.items() if argument in e.options]
+            raise InputError(
+                f"`{argument}` applies to {', '.join(takers)} sources, not to `source` {source!r}. "
+                f"Received: {argument}={value!r}"
+            )
+
+
+def load_dataset(
+    source: str,
+    *,
+    task: str | None = None,
+    target: str | list[str] | None = None,
+    features: list[str] | None = None,
+    test: str | None = None,
+    validation_split: float = 0.1,
+    test_split: float = 0.1,
+    batch_size: int = 32,
+    seed: int = 0,
+    image_size: tuple[int, int] | None = None,
+    cache: bool = True,
+    data_dir: str | None = None,
+    corruption: dict | list | None = None,
+    patch_size: int | None = None,
+    patches_per_epoch: int | None = None,
+) -> DatasetBundle:
+    """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
+
+    Args:
+        source: str. A built-in name (see `list_datasets()`: "digits",
+            "mnist1d", the coffee spectra, the synthetic spectra), the
+            synthetic spectra with options ("spectra:components=4,samples=500"),
+            "tfds:NAME" or "tfds:NAME/CONFIG", a folder with one sub-folder per
+            class, a `.npz` file with `x` and `y` (and optionally `x_test`,
+            `y_test`), or a `.csv` file with a header row.
+        task: str or None. A task of `dlimaging.registry.TASKS`; the labels
+            are checked against it and delivered as it needs them. Defaults to
+            None: the source's own task (regression for the synthetic
+            spectra), else read from the labels: one integer per sample means
+            classification, other numbers regression, a 0/1 matrix multilabel.
+        target: str or list of str. A CSV file's target column(s); required
+            for CSV files, refused for other sources.
+        features: list of str or None. A CSV file's feature columns, in the
+            order wanted. Defaults to None: every other numeric column, in file
+            order.
+        test: str or None. A CSV file with the same columns, used as the test
+            set (then `test_split` is not used). Defaults to None.
+        validation_split: float in [0, 1). Fraction held out for validation
+            (of the training data when the source has its own test set).
+            A fraction above 0 that rounds to 0 samples is refused.
+            Defaults to 0.1.
+        test_split: float in [0, 1). Fraction held out for testing, used only
+            when the source has no test set of its own; as for
+            `validation_split`, it must give at least one sample. Defaults to 0.1.
+        batch_size: int. Defaults to 32.
+        seed: int in [0, 2**32 - 1]. Seed of the splits and the shuffling:
+            the same seed gives the same splits. Defaults to 0.
+        image_size: (height, width) or None. Resize images to this size.
+            Defaults to None (the size of the first image of a folder; the
+            source's own size otherwise).
+        cache: bool. Cache the datasets in memory. Defaults to True.
+        data_dir: str or None. TensorFlow Datasets' data folder. Defaults to None.
+        corruption: dict, list of dicts, or None. For a restoration task
+            (required there, refused elsewhere): what is done to the clean data,
+            e.g. `{"kind": "gaussian", "sigma": 25 / 255}`; see
+            `dlimaging.corruption`. Defaults to None.
+        patch_size: int or None. Restoration: the side of the square image
+            patches, or the length of signal windows. Defaults to None: 64 for
+            images, the whole signal for signals.
+        patches_per_epoch: int or None. Restoration: training patches drawn
+            per epoch. Defaults to None: as many as tile the training images once.
+
+    Restoration (a task whose labels are "clean signals"): the source gives
+    clean items (scikit-image's sample images "skimage", a folder of images,
+    the synthetic spectra, MNIST-1D), split by item (validation and test
+    patches come from whole images never used for training); the batches are
+    `(corrupted, clean)`, corrupted afresh every epoch for training and once,
+    seeded, for validation and test; `max_val` is recorded on the bundle.
+
+    Values: uint8 and uint16 arrays are images and are scaled to [0, 1] by
+    their type's white (255, 65535), as are 8- and 16-bit images in folders
+    (16-bit PNGs keep every grey level). Other integer types (int8, int16,
+    int32, int64, uint32, ...) are measurements: they are converted to float32
+    as they are, like float arrays, and `value_range` is the data's own
+    (min, max). Float values beyond float32's range are refused.
+
+    Labels follow the task's `label_dtype` and `label_rank` in the registry:
+    class ids int64 (N,); binary float32 (N, 1) of 0/1; multilabel float32
+    (N, K) of 0/1; regression float32 (N, K), (N, 1) for one target.
+    Class labels must be integers >= 0, of at least two classes (exactly two
+    for binary). Labels that are not 0..C-1 (e.g. {0, 1000000}, or {2, 5, 9})
+    are mapped to 0..C-1 in sorted order, with a warning, and `class_names`
+    keeps the original labels (["0", "1000000"]), so an exported model
+    answers with them. NaN or infinite targets are refused.
+
+    Returns:
+        A `DatasetBundle`.
+
+    Example:
+    >>> data = load_dataset("digits", batch_size=64)
+    >>> data.input_shape, data.num_classes
+    ((8, 8, 1), 10)
+    """
+    source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
+                                                      image_size)
+    entry = find_source(source)
+    options = {"target": target, "features": features, "test": test}
+    _check_source_options(source, entry, task, options)
+    if task is not None and registry.task(task).labels == CLEAN:
+        from dlimaging.data.restoration import load_restoration
+
+        return load_restoration(
+            source, entry, task=task, corruption=corruption, patch_size=patch_size,
+            patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,
+            batch_size=batch_size, seed=seed,
+            options={"prefix": entry.prefix, "data_dir": data_dir, **{k: v for k, v in options.items() if k in entry.options}})
+    for argument, value in (("corruption", corruption), ("patch_size", patch_size),
+                            ("patches_per_epoch", patches_per_epoch)):
+        if value is not None:
+            takers = [name for name, e in registry.TASKS.items() if e.labels == CLEAN]
+            raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
+                             f"Received: {argument}={value!r}")
+    loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
+                        **{k: v for k, v in options.items() if k in entry.options})
+    arrays, class_names, name = loaded[:3]
+    info = dict(loaded[3]) if len(loaded) > 3 else {}
+
+    _check_arrays(source, arrays)
+    task = declared_task(source, task, arrays, list(class_names), info)
+    labels = read_labels(source, task, arrays, list(class_names), info)
+    stratified = registry.task(task).labels in ("classes", "two classes")
+    if "x_test" in arrays and integer_scale(arrays["x"].dtype) != integer_scale(arrays["x_test"].dtype):
+        raise InputError(
+            f"`source` {source!r}: `x` ({arrays['x'].dtype}) and `x_test` ({arrays['x_test'].dtype}) "
+            "would be scaled differently; give them the same dtype."
+        )
+    x, value_range = _prepare(arrays["x"], image_size)
+    y = arrays["y"]
+    # Both fractions are of all the samples before the split (of the training data when the
+    # source has its own test set).
+    validation_count = round(len(x) * validation_split)
+    own_test = "x_test" in arrays  # then `test_split` is not used
+    test_count = 0 if own_test else round(len(x) * test_split)
+    _check_split_sizes(source, len(x), validation_split, validation_count, 0 if own_test else test_split, test_count)
+    if own_test:
+        x_test, _ = _prepare(arrays["x_test"], image_size)
+        y_test = arrays["y_test"]
+        if x_test.shape[1:] != x.shape[1:]:
+            raise InputError(f"`source` {source!r}: `x_test` samples have shape {x_test.shape[1:]}, `x` samples {x.shape[1:]}.")
+    else:
+        x, y, x_test, y_test = _split(x, y, test_count, seed, f"`test_split`={test_split} of {source!r}", stratified)
+    x, y, x_val, y_val = _split(x, y, validation_count, seed, f"`validation_split`={validation_split} of {source!r}",
+                                stratified)
+    if len(x) == 0:
+        raise InputError(f"`source` {source!r}: the splits leave no training data.")
+
+    def make(xs, ys, shuffle):
+        if len(xs) == 0:
+            return None
+        return _to_dataset(xs, ys, batch_size, shuffle=shuffle, seed=seed, cache=cache)
+
+    axis = info.get("axis")
+    return DatasetBundle(
+        train=make(x, y, True),
+        validation=make(x_val, y_val, False),
+        test=make(x_test, y_test, False),
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        num_classes=labels["num_classes"],
+        class_names=labels["class_names"],
+        task=task,
+        name=name,
+        num_train=len(x),
+        num_validation=len(x_val),
+        num_test=len(x_test),
+        value_range=value_range,
+        arrays={"x_train": x, "y_train": y, "x_validation": x_val, "y_validation": y_val,
+                "x_test": x_test, "y_test": y_test},
+        target_names=labels["target_names"],
+        num_outputs=labels["num_outputs"],
+        axis=[float(v) for v in axis] if axis is not None else None,
+        axis_name=info.get("axis_name"),
+        feature_names=info.get("feature_names"),
+    )

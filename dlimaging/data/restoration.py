@@ -1,0 +1,279 @@
+"""Restoration data: clean images or signals, split by image, cut into patches and corrupted on the fly.
+
+`load_dataset(source, task=<a task whose labels are clean signals>, corruption=...)`
+comes here. The clean data is a list of items (whole images, or signals), each
+of shape (height, width, channels) or (length, channels):
+scikit-image's sample images, any folder of images, or a source whose samples
+are signals (the synthetic spectra, MNIST-1D).
+
+The items are split by ITEM: validation and test patches come from whole
+images that training never sees. Training draws `patches_per_epoch` random
+patches (random item, weighted by its size; random place; for square image
+patches a random flip or rotation) and corrupts each with a fresh draw, every
+epoch. Validation and test items are tiled into patches once, and corrupted
+once with seeded draws, so their scores are comparable from epoch to epoch
+and from trial to trial.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from dlimaging import registry
+from dlimaging.data.corruption import check_corruption, check_for_samples
+from dlimaging.data.degrade import corrupt
+from dlimaging.data.sources import IMAGE_SUFFIXES, integer_scale, read_image
+from dlimaging.errors import InputError
+from dlimaging.validation import check_number
+
+# scikit-image's sample photographs that ship in its wheel (no download); the synthetic ones
+# (checkerboard, colorwheel, blobs, horse, logo), the tiny faces (lfw_subset) and the huge, mostly
+# black retina are left out. Two are read under another name (`RENAMED`): the coffee cup (the name
+# "coffee" is the coffee spectra's source) and the left view of the stereo motorcycle pair (only
+# one view, so the two near-identical views cannot fall on both sides of a split).
+SAMPLE_IMAGES = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee_cup", "coins", "grass",
+                 "gravel", "hubble_deep_field", "immunohistochemistry", "moon", "motorcycle", "page", "rocket",
+                 "text")
+
+
+RENAMED = {"coffee_cup": lambda data: data.coffee(), "motorcycle": lambda data: data.stereo_motorcycle()[0]}
+
+
+COLOUR = "rgb"  # the option that keeps the colour photographs in colour
+
+
+DEFAULT_IMAGE_PATCH = 64
+
+
+CLEAN = "clean signals"  # the kind of labels (`registry.Task.labels`) of a restoration task
+
+
+TRAIN_SAMPLE = 256  # training patches kept as arrays (one fixed draw), for adapting and plotting
+
+
+def _to_unit(array: np.ndarray) -> np.ndarray:
+    scale = integer_scale(array.dtype)
+    array = array.astype("float32")
+    return array / np.float32(scale) if scale else array
+
+
+def clean_skimage(source: str, *, prefix=None, **_options):
+    """scikit-image's sample images, grey ("skimage"), or "skimage:rgb" (the colour ones, in colour), or
+    "skimage:camera,moon,..." (those, grey)."""
+    import skimage.color
+    import skimage.data
+
+    options = source[len(prefix):].split(",") if prefix and source.startswith(prefix) else []
+    options = [o.strip() for o in options if o.strip()]
+    colour = COLOUR in options
+    names = [o for o in options if o != COLOUR] or list(SAMPLE_IMAGES)
+    unknown = [n for n in names if n not in SAMPLE_IMAGES]
+    if unknown:
+        raise InputError(
+            f"`source` {source!r}: {unknown[0]!r} is not one of scikit-image's sample images here; "
+            f"expected {', '.join(SAMPLE_IMAGES)} (or {COLOUR!r} for the colour ones in colour)."
+        )
+    items = []
+    for name in names:
+        image = RENAMED[name](skimage.data) if name in RENAMED else getattr(skimage.data, name)()
+        if colour and image.ndim == 2:
+            continue
+        if not colour and image.ndim == 3:
+            image = (skimage.color.rgb2gray(image[..., :3]) * 255).round().astype("uint8")
+        image = _to_unit(image[..., :3] if image.ndim == 3 else image[..., None])
+        items.append((name, image))
+    return items, (1.0, source.split(":", 1)[0])
+
+
+def clean_folder(source: str, **_options):
+    """Every image in the folder and its sub-folders: grey when all are grey, else colour."""
+    root = pathlib.Path(source)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = []
+    for path in files:
+        try:
+            images.append((str(path.relative_to(root)), read_image(path)))
+        except Exception as error:
+            warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
+    if not images:
+        raise InputError(f"`source` {source!r} holds no readable image ({', '.join(IMAGE_SUFFIXES)}).")
+    rgb = any(image.mode == "RGB" for _, image in images)
+    items = []
+    for name, image in images:
+        if rgb:
+            array = np.asarray(image.convert("RGB"))
+        elif image.mode == "F":
+            array = np.asarray(image, "float32") / np.float32(65535.0)
+        else:
+            array = np.asarray(image.convert("L"))
+        items.append((name, _to_unit(array if array.ndim == 3 else array[..., None])))
+    return items, (1.0, root.name)
+
+
+def clean_samples(source: str, **options):
+    """The samples of a signal source (the synthetic spectra, MNIST-1D), each an item."""
+    from dlimaging.data.bundle import find_source
+
+    loaded = find_source(source).load(source, **options)
+    arrays, name = loaded[0], loaded[2]
+    x = np.concatenate([arrays[k] for k in ("x", "x_test") if k in arrays]).astype("float32")
+    if x.ndim != 3:
+        raise InputError(f"`source` {source!r}: restoration needs signals (N, length, channels); it holds {x.shape}.")
+    max_val = float(x.max() - min(0.0, float(x.min())))
+    return [(str(i), sample) for i, sample in enumerate(x)], (max_val, name)
+
+
+def split_items(count: int, validation_split: float, test_split: float, seed: int, source: str):
+    """Item indices for train, validation and test: whole items, shuffled by `seed`; a fraction
+    above 0 gets at least one item, and training keeps at least one."""
+    sizes = [0 if f == 0 else max(1, round(count * f)) for f in (validation_split, test_split)]
+    if count - sum(sizes) < 1:
+        raise InputError(
+            f"`source` {source!r} has {count} image(s): validation_split={validation_split} and "
+            f"test_split={test_split} take {sizes[0]} and {sizes[1]} whole image(s) and leave none for training."
+        )
+    order = np.random.default_rng(seed).permutation(count)
+    return order[sum(sizes):], order[:sizes[0]], order[sizes[0]:sum(sizes)]
+
+
+def tiles(item: np.ndarray, patch: tuple[int, int]) -> list[np.ndarray]:
+    """Non-overlapping patches covering the item, centred (the margins left are split evenly)."""
+    h, w = item.shape[:2]
+    rows, cols = h // patch[0], w // patch[1]
+    top, left = (h - rows * patch[0]) // 2, (w - cols * patch[1]) // 2
+    return [item[top + r * patch[0]: top + (r + 1) * patch[0], left + c * patch[1]: left + (c + 1) * patch[1]]
+            for r in range(rows) for c in range(cols)]
+
+
+def corrupt_once(clean: np.ndarray, steps, seed: int, max_val: float) -> np.ndarray:
+    """Each patch corrupted once, patch i with the draw (seed, i): the same every time."""
+    ds = tf.data.Dataset.from_tensor_slices((clean, tf.range(len(clean), dtype=tf.int64)))
+    ds = ds.map(lambda x, i: corrupt(x, steps, tf.stack([tf.constant(seed, tf.int64), i]), max_val))
+    return np.concatenate(list(ds.batch(256).as_numpy_iterator())) if len(clean) else clean
+
+
+class _Sampler:
+    """Random patches of the training items, as a function of one int64 key (the draw)."""
+
+    def __init__(self, items, patch, steps, max_val, augment):
+        self.patch, self.steps, self.max_val, self.augment = patch, steps, float(max_val), augment
+        self.channels = items[0].shape[-1]
+        self.flat = tf.constant(np.concatenate([i.reshape(-1, self.channels) for i in items]))
+        self.offsets = tf.constant(np.cumsum([0] + [i.shape[0] * i.shape[1] for i in items[:-1]]), tf.int64)
+        self.heights = tf.constant([i.shape[0] for i in items], tf.int64)
+        self.widths = tf.constant([i.shape[1] for i in items], tf.int64)
+        # An item is picked in proportion to the places a patch can take in it.
+        places = np.array([(i.shape[0] - patch[0] + 1) * (i.shape[1] - patch[1] + 1) for i in items], "float64")
+        self.logits = tf.constant(np.log(places)[None], tf.float32)
+
+    def __call__(self, key):
+        seed = tf.stack([key, tf.constant(0x5EED, tf.int64)])
+        fold = lambda n: tf.random.experimental.stateless_fold_in(seed, n)  # noqa: E731
+        i = tf.random.stateless_categorical(self.logits, 1, fold(1))[0, 0]
+        top = tf.random.stateless_uniform([], fold(2), 0, self.heights[i] - self.patch[0] + 1, tf.int64)
+        left = tf.random.stateless_uniform([], fold(3), 0, self.widths[i] - self.patch[1] + 1, tf.int64)
+        rows = top + tf.range(self.patch[0], dtype=tf.int64)
+        cols = left + tf.range(self.patch[1], dtype=tf.int64)
+        clean = tf.gather(self.flat, self.offsets[i] + rows[:, None] * self.widths[i] + cols[None, :])
+        if self.augment:  # one of the 8 flips and rotations of a square patch
+            clean = tf.image.rot90(clean, tf.random.stateless_uniform([], fold(4), 0, 4, tf.int32))
+            clean = tf.where(tf.random.stateless_uniform([], fold(5)) < 0.5, tf.reverse(clean, [1]), clean)
+        if self.patch[0] == 1:  # a signal window
+            clean = tf.reshape(clean, (self.patch[1], self.channels))
+        return corrupt(clean, self.steps, fold(6), self.max_val), clean
+
+
+def unlabelled(source: str, **_options):
+    """The loader of a source of clean images only: it has no labels to learn."""
+    task = registry.task_for_labels(CLEAN)
+    raise InputError(f"`source` {source!r} holds clean images without labels: use it with task={task!r} and a "
+                     f"`corruption`. Received: source={source!r}")
+
+
+def check_patch_settings(patch_size, patches_per_epoch):
+    """`patch_size`: an int (square image patches, or a signal window) or None; `patches_per_epoch` an int or None."""
+    if patch_size is not None:
+        check_number("patch_size", patch_size, low=1, integer=True)
+    if patches_per_epoch is not None:
+        check_number("patches_per_epoch", patches_per_epoch, low=1, integer=True)
+
+
+def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
+                     validation_split: float, test_split: float, batch_size: int, seed: int, options: dict):
+    """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring."""
+    from dlimaging.data.bundle import DatasetBundle
+
+    if entry.clean is None:
+        takers = [name for name, e in registry.SOURCES.items() if e.clean is not None]
+        raise InputError(
+            f"`source` {source!r} is a labelled dataset, not clean images or signals: task={task!r} needs one of "
+            f"{', '.join(takers)}. Received: source={source!r}"
+        )
+    if corruption is None:
+        raise InputError(f"task={task!r} needs a `corruption`, e.g. {{'kind': 'gaussian', 'sigma': 0.1}}. "
+                         "Received: corruption=None")
+    steps = check_corruption(corruption)
+    check_patch_settings(patch_size, patches_per_epoch)
+    named, (max_val, name) = registry.resolve(entry.clean)(source, **options)
+    names = [n for n, _ in named]
+    items = [i[None] if i.ndim == 2 else i for _, i in named]  # a signal (length, C) is an image of height 1
+    signals = named[0][1].ndim == 2
+    check_for_samples(steps, 2 if signals else 3, source)
+    if patch_size is None:
+        patch_size = min(i.shape[1] for i in items) if signals else DEFAULT_IMAGE_PATCH
+    patch = (1, patch_size) if signals else (patch_size, patch_size)
+    small = [n for n, i in zip(names, items) if i.shape[0] < patch[0] or i.shape[1] < patch[1]]
+    if small:
+        raise InputError(
+            f"`patch_size` {patch_size} is larger than {len(small)} item(s) of `source` {source!r} "
+            f"(e.g. {small[0]!r}, of shape {named[names.index(small[0])][1].shape}). Received: patch_size={patch_size}"
+        )
+    train, validation, test = split_items(len(items), validation_split, test_split, seed, source)
+
+    def tile_split(indices):
+        cut = [t for k in indices for t in tiles(items[k], patch)]
+        shape = (0, patch[1], items[0].shape[-1]) if signals else (0, *patch, items[0].shape[-1])
+        return np.stack([t[0] if signals else t for t in cut]) if cut else np.zeros(shape, "float32")
+
+    if patches_per_epoch is None:
+        patches_per_epoch = sum(len(tiles(items[k], patch)) for k in train)
+    sampler = _Sampler([items[k] for k in train], patch, steps, max_val, augment=not signals)
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(patches_per_epoch)
+    train_ds = keys.map(sampler, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    train_ds = train_ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # One fixed draw of training patches, kept as arrays (keys apart from the random ones' range).
+    fixed = tf.data.Dataset.range(-min(patches_per_epoch, TRAIN_SAMPLE), 0).map(sampler)
+    x_train, y_train = (np.concatenate(a) for a in zip(*fixed.batch(256).as_numpy_iterator()))
+    arrays = {"x_train": x_train, "y_train": y_train}
+    splits = {}
+    for split, indices, offset in (("validation", validation, 1), ("test", test, 2)):
+        clean = tile_split(indices)
+        noisy = corrupt_once(clean, steps, (seed * 3 + offset) % 2**63, max_val)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = noisy, clean
+        splits[split] = (tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+                         if len(clean) else None)
+    everything = np.concatenate([i.reshape(-1) for i in items])
+    return DatasetBundle(
+        train=train_ds, validation=splits["validation"], test=splits["test"],
+        input_shape=tuple(int(d) for d in x_train.shape[1:]), num_classes=None, class_names=[], task=task,
+        name=name, num_train=patches_per_epoch, num_validation=len(arrays["x_validation"]),
+        num_test=len(arrays["x_test"]), value_range=(float(everything.min()), float(everything.max())),
+        arrays=arrays, max_val=max_val, corruption=steps,
+        items={split: [names[k] for k in indices] for split, indices in
+               (("train", train), ("validation", validation), ("test", test))},
+    )
+
+
+def clean_items(source: str, **options):
+    """The clean items of a restoration source, by name: {name: array}, and its `max_val`."""
+    from dlimaging.data.bundle import find_source
+
+    entry = find_source(source)
+    if entry.clean is None:
+        raise InputError(f"`source` {source!r} is a labelled dataset, not clean images or signals.")
+    named, (max_val, _) = registry.resolve(entry.clean)(source, prefix=entry.prefix, **options)
+    return dict(named), max_val

@@ -1,0 +1,438 @@
+"""The sources' loaders: each turns a source string into numpy arrays and class names.
+
+`dlimaging.registry.SOURCES` names them; `dlimaging.data.dataset.load_dataset` checks,
+splits and batches what they return.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import pathlib
+import warnings
+
+import numpy as np
+
+from dlimaging.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+# Pillow's modes for 16-bit grey images (16-bit PNGs open as "I;16"; older Pillows give "I").
+WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+# The integer types that hold images, and the value of their white: they are scaled to [0, 1].
+# Other integer arrays are measurements, not pixels: they are converted as they are.
+IMAGE_INTEGER_SCALES = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 65535.0}
+
+
+def integer_scale(dtype) -> float | None:
+    """The divisor that scales an image array of this dtype to [0, 1], or None to keep the values."""
+    return IMAGE_INTEGER_SCALES.get(np.dtype(dtype))
+
+
+def load_digits(source, **_options):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    return {"x": x, "y": digits.target.astype("int64")}, [str(i) for i in range(10)], source
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays():
+    # make_dataset generates the data locally; get_dataset would download it.
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())
+    return (
+        np.asarray(data["x"], "float32")[..., None],
+        np.asarray(data["y"], "int64"),
+        np.asarray(data["x_test"], "float32")[..., None],
+        np.asarray(data["y_test"], "int64"),
+    )
+
+
+def load_mnist1d(source, **_options):
+    x, y, x_test, y_test = _mnist1d_arrays()
+    arrays = {"x": x.copy(), "y": y.copy(), "x_test": x_test.copy(), "y_test": y_test.copy()}
+    return arrays, [str(i) for i in range(10)], source
+
+
+def load_tfds(spec: str, *, prefix: str, data_dir: str | None = None, **_options):
+    import tensorflow_datasets as tfds
+
+    name = spec[len(prefix):]
+    if not name:
+        raise InputError(f"`source` {spec!r} needs a dataset name, e.g. '{prefix}mnist'. Received: source={spec!r}")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            f"`source` {spec!r}: TensorFlow Datasets has no dataset {name!r} ({first_line})"
+        ) from None
+    features = builder.info.features
+    supervised = builder.info.supervised_keys
+    if not supervised:
+        raise InputError(f"`source` {spec!r} has no (image, label) pairs; only image classification sets are supported.")
+    label_feature = features[supervised[1]]
+    if not hasattr(label_feature, "num_classes"):
+        raise InputError(f"`source` {spec!r}: its label is not a class label; only image classification sets are supported.")
+    class_names = list(label_feature.names)
+
+    def load(split):
+        ds = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+        # Batch and concatenate: `batch_size=-1` crashes on mocked datasets.
+        xs, ys = [], []
+        for x, y in tfds.as_numpy(ds.batch(4096)):
+            xs.append(x)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys).astype("int64")
+
+    try:
+        x, y = load("train")
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            f"`source` {spec!r}: could not load its 'train' split; is the data downloaded? ({first_line})"
+        ) from None
+    arrays = {"x": x, "y": y}
+    # Use the set's own test split where there is one. Under tfds.testing.mock_data
+    # `info.splits` is empty, so ask for the split rather than reading it there.
+    if not builder.info.splits or "test" in builder.info.splits:
+        try:
+            arrays["x_test"], arrays["y_test"] = load("test")
+        except Exception:
+            pass
+    return arrays, class_names, name.replace("/", "_")
+
+
+def read_image(path: pathlib.Path):
+    """Opens an image as "L" when it is grey (palette images included), "F" when it is 16-bit
+    grey (values 0..65535, every grey level kept), else as "RGB"."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in WIDE_GREY_MODES:
+            return image.convert("F")
+        if image.mode in ("L", "1", "F", "LA"):
+            return image.convert("L")
+        rgb = image.convert("RGB")
+    red, green, blue = (np.asarray(band) for band in rgb.split())
+    if np.array_equal(red, green) and np.array_equal(green, blue):
+        return rgb.convert("L")
+    return rgb
+
+
+def image_array(image, size: tuple[int, int], *, rgb: bool, wide: bool) -> np.ndarray:
+    """An image from `read_image`, resized to `size` (height, width), as (height, width, channels).
+
+    uint8, or uint16 when `wide` (8-bit images are then scaled to 16 bits: 255 becomes 65535);
+    16-bit grey images in an RGB set are brought down to 8 bits.
+    """
+    height, width = size
+    if image.size != (width, height):
+        image = image.resize((width, height))
+    if image.mode == "F":
+        levels = np.clip(np.round(np.asarray(image, "float64")), 0, 65535)
+        if rgb:
+            grey = np.round(levels / 257.0).astype("uint8")
+            return np.repeat(grey[..., None], 3, axis=-1)
+        return levels.astype("uint16")[..., None]
+    if rgb:
+        return np.asarray(image.convert("RGB"), dtype="uint8")
+    array = np.asarray(image.convert("L"), dtype="uint8")[..., None]
+    return array.astype("uint16") * 257 if wide else array
+
+
+def load_folder(source: str, *, image_size=None, **_options):
+    root = pathlib.Path(source)
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError(
+            f"`source` {str(root)!r} is a folder without class sub-folders; "
+            "expected one sub-folder of images per class."
+        )
+    images, labels = [], []
+    for label, folder in enumerate(classes):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        loaded = 0
+        for path in files:
+            try:
+                images.append(read_image(path))
+            except Exception as error:
+                warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
+                continue
+            labels.append(label)
+            loaded += 1
+        if loaded == 0:
+            raise InputError(
+                f"`source` {str(root)!r}: class folder {folder.name!r} holds no readable "
+                f"image ({', '.join(IMAGE_SUFFIXES)})."
+            )
+    if image_size is None:
+        image_size = (images[0].height, images[0].width)
+    rgb = any(image.mode == "RGB" for image in images)
+    wide = not rgb and any(image.mode == "F" for image in images)
+    arrays = [image_array(image, image_size, rgb=rgb, wide=wide) for image in images]
+    return {"x": np.stack(arrays), "y": np.asarray(labels, "int64")}, [c.name for c in classes], root.name
+
+
+def load_npz(source: str, **_options):
+    path = pathlib.Path(source)
+    if not path.is_file():
+        raise InputError(f"`source` {source!r}: no such .npz file.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as error:
+        raise InputError(f"`source` {str(path)!r} is not a readable .npz file ({error}).") from None
+    missing = [key for key in ("x", "y") if key not in arrays]
+    if missing:
+        raise InputError(
+            f"`source` {str(path)!r} lacks the array(s) {missing}; it needs `x` and `y` "
+            f"(and optionally `x_test`, `y_test`). Found: {sorted(arrays)}"
+        )
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise InputError(f"`source` {str(path)!r} has only one of `x_test` and `y_test`; give both or neither.")
+    # Class names are the label numbers; load_dataset fills them in once the labels are checked.
+    return {k: arrays[k] for k in ("x", "y", "x_test", "y_test") if k in arrays}, [], path.stem
+
+
+def load_coffee(source, **_options):
+    """chemotools' coffee spectra, read through chemotools' own loader (it needs pandas)."""
+    from chemotools.datasets import load_coffee
+
+    spectra, labels = load_coffee()
+    x = spectra.to_numpy(dtype="float32")[..., None]
+    names = labels.iloc[:, 0].astype(str).to_numpy()
+    class_names = sorted(set(names))
+    y = np.searchsorted(class_names, names).astype("int64")
+    # The columns are point numbers (0..1840), not wavenumbers: the set ships no axis.
+    return {"x": x, "y": y}, class_names, source
+
+
+# The options of `spectra:NAME=VALUE,...`, with their defaults and types. `samples` spectra make the
+# training data and `test_samples` more, from the next seed and the same pure spectra, the test set.
+SPECTRA_OPTIONS = {"samples": 2000, "test_samples": 500, "length": 256, "components": 3,
+                   "difficulty": "medium", "seed": 0}
+
+
+def _spectra_options(source: str, prefix: str | None) -> dict:
+    options = dict(SPECTRA_OPTIONS)
+    text = source[len(prefix):] if prefix and source.startswith(prefix) else ""
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if key not in SPECTRA_OPTIONS:
+            raise InputError(
+                f"`source` {source!r}: unknown option {key!r}; the options are "
+                f"{', '.join(f'{k}={v}' for k, v in SPECTRA_OPTIONS.items())}."
+            )
+        if not equals or not value:
+            raise InputError(f"`source` {source!r}: option {key!r} needs a value, e.g. {key}={SPECTRA_OPTIONS[key]}.")
+        if isinstance(SPECTRA_OPTIONS[key], int):
+            try:
+                value = int(value)
+            except ValueError:
+                raise InputError(
+                    f"`source` {source!r}: option {key} must be an integer. Received: {key}={value!r}"
+                ) from None
+        options[key] = value
+    return options
+
+
+def load_spectra(source: str, *, prefix=None, task=None, **_options):
+    from dlimaging import registry
+    from dlimaging.data.spectra import make_spectra
+
+    options = _spectra_options(source, prefix)
+    dominant = task is not None and registry.task(task).labels == "classes"
+    common = dict(length=options["length"], components=options["components"], difficulty=options["difficulty"],
+                  target="dominant" if dominant else "concentrations", pure_seed=options["seed"])
+    try:
+        train = make_spectra(options["samples"], seed=options["seed"], **common)
+        test = make_spectra(options["test_samples"], seed=(options["seed"] + 1) % 2**32, **common)
+    except InputError as error:
+        raise InputError(f"`source` {source!r}: {error}") from None
+    arrays = {"x": train.x, "y": train.y, "x_test": test.x, "y_test": test.y}
+    name = source.split(":", 1)[0]
+    info = {"axis": [float(v) for v in train.axis], "axis_name": "wavenumber (cm⁻¹)"}
+    if dominant:
+        return arrays, list(train.target_names), name, info
+    info.update(target_names=list(train.target_names), task=registry.task_for_labels("numbers"))
+    return arrays, [], name, info
+
+
+# With no task declared, one target column of integers is read as class labels when it holds at most
+# this many distinct values, and as numbers (regression) when it holds more.
+CSV_MAX_GUESSED_CLASSES = 20
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path: pathlib.Path, argument: str) -> tuple[list[str], list[int], np.ndarray]:
+    """The header, the line number of each data row, and the cells (rows, columns) as strings."""
+    label = f"`{argument}` {str(path)!r}"
+    if not path.is_file():
+        raise InputError(f"{label}: no such CSV file.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{label} is not a readable CSV file ({error}).") from None
+    if not rows:
+        raise InputError(f"{label} is empty; it needs a header row and one row per sample.")
+    header = [cell.strip() for cell in rows[0][1]]
+    if all(_is_number(cell) for cell in header):
+        shown = ", ".join(header[:4]) + (", ..." if len(header) > 4 else "")
+        raise InputError(
+            f"{label} needs a header row: its first row is all numbers ({shown}). "
+            "Add a first row of column names, e.g. the target's name and the wavelengths."
+        )
+    for index, name in enumerate(header):
+        if not name:
+            raise InputError(f"{label}: column {index + 1} of the header row has no name.")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise InputError(f"{label}: the header names column(s) {duplicates} more than once.")
+    if len(rows) == 1:
+        raise InputError(f"{label} has a header row but no data rows.")
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise InputError(
+                f"{label}, row {line}: {len(row)} cells, but the header has {len(header)} columns."
+            )
+    return header, [line for line, _ in rows[1:]], np.array([row for _, row in rows[1:]], dtype=str)
+
+
+def _bad_cell(label: str, lines, cells: np.ndarray, names) -> InputError:
+    """The error for the first cell of `cells` (rows, columns) that is not a finite number."""
+    for row, line in enumerate(lines):
+        for column, name in enumerate(names):
+            text = str(cells[row, column])
+            if not _is_number(text):
+                what = "is empty" if not text.strip() else f"{text!r} is not a number"
+                return InputError(f"{label}, row {line}, column {name!r}: {what}.")
+            if not np.isfinite(float(text)):
+                return InputError(
+                    f"{label}, row {line}, column {name!r}: {text.strip()!r} is NaN or infinite; "
+                    "every value must be a finite number."
+                )
+    raise AssertionError("no bad cell")  # only called when a conversion failed
+
+
+def _numbers(label: str, lines, cells: np.ndarray, names) -> np.ndarray:
+    """The cells as float64; a cell that is not a finite number is an error naming its row and column."""
+    try:
+        values = cells.astype("float64")
+    except ValueError:
+        raise _bad_cell(label, lines, cells, names) from None
+    if not np.all(np.isfinite(values)):
+        raise _bad_cell(label, lines, cells, names)
+    return values
+
+
+def _columns(argument: str, value, header: list[str], path: pathlib.Path) -> list[str]:
+    """`target` or `features`: one column name or a list of them, each in the header."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        raise InputError(
+            f"`{argument}` must be a column name or a list of column names of {str(path)!r}. "
+            f"Received: {argument}={value!r}"
+        )
+    for name in names:
+        if name not in header:
+            shown = header if len(header) <= 12 else header[:8] + ["..."] + header[-3:]
+            raise InputError(
+                f"`{argument}`={name!r} is not a column of {str(path)!r}; its {len(header)} columns are: "
+                f"{', '.join(shown)}."
+            )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"`{argument}` names {duplicates} more than once. Received: {argument}={value!r}")
+    return list(names)
+
+
+def _csv_targets(label, lines, cells, targets):
+    """The target columns: numbers (float64), or one column of text labels (str)."""
+    if len(targets) == 1 and not any(_is_number(text) for text in cells[:, 0]):
+        empty = [line for line, text in zip(lines, cells[:, 0]) if not text.strip()]
+        if empty:
+            raise InputError(f"{label}, row {empty[0]}, column {targets[0]!r}: is empty.")
+        return np.char.strip(cells[:, 0])
+    values = _numbers(label, lines, cells, targets)
+    return values[:, 0] if len(targets) == 1 else values
+
+
+def load_csv(source: str, *, target=None, features=None, test=None, **_options):
+    path = pathlib.Path(source)
+    header, lines, cells = _read_csv(path, "source")
+    if target is None:
+        shown = ", ".join(header[:6]) + (", ..." if len(header) > 6 else "")
+        raise InputError(
+            f"`source` {source!r} is a CSV file: `target` must name its target column(s) "
+            f"(its columns: {shown}). Received: target=None"
+        )
+    targets = _columns("target", target, header, path)
+    label = f"`source` {source!r}"
+    if features is not None:
+        names = _columns("features", features, header, path)
+        both = [n for n in names if n in targets]
+        if both:
+            raise InputError(f"`features` and `target` both name {both}. Received: features={features!r}")
+    else:
+        names, text = [], []
+        for index, name in enumerate(header):
+            if name in targets:
+                continue
+            # A column without a single number (a sample name, a date) is not part of the signal.
+            (names if any(_is_number(cell) for cell in cells[:, index]) else text).append(name)
+        if not names:
+            raise InputError(f"{label}: no numeric column besides the target {targets}; nothing to learn from.")
+        if text:
+            warnings.warn(f"{label}: the column(s) {text} hold no numbers and are left out of the signal.",
+                          UserWarning, stacklevel=4)
+
+    def read(label, header, lines, cells):
+        take = lambda wanted: cells[:, [header.index(n) for n in wanted]]  # noqa: E731
+        return _numbers(label, lines, take(names), names)[..., None], _csv_targets(label, lines, take(targets), targets)
+
+    x, y = read(label, header, lines, cells)
+    arrays = {"x": x, "y": y}
+    if test is not None:
+        test_path = pathlib.Path(test)
+        test_header, test_lines, test_cells = _read_csv(test_path, "test")
+        missing = [n for n in targets + names if n not in test_header]
+        if missing:
+            raise InputError(
+                f"`test` {str(test_path)!r} lacks the column(s) {missing[:8]} of `source` {source!r}; "
+                "it needs the same target and feature columns."
+            )
+        arrays["x_test"], arrays["y_test"] = read(f"`test` {str(test_path)!r}", test_header, test_lines, test_cells)
+
+    class_names = []
+    if arrays["y"].dtype.kind == "U" or ("y_test" in arrays and arrays["y_test"].dtype.kind == "U"):
+        keys = [k for k in ("y", "y_test") if k in arrays]
+        class_names = sorted(set().union(*(set(arrays[k].astype(str)) for k in keys)))
+        for key in keys:
+            arrays[key] = np.searchsorted(class_names, arrays[key].astype(str)).astype("int64")
+    info = {"target_names": targets, "feature_names": names,
+            "label_names": {"y": f"`target`={target!r}", "y_test": f"`target`={target!r} in `test` {test!r}"}}
+    if all(_is_number(n) for n in names):
+        info["axis"] = [float(n) for n in names]
+    y_all = np.concatenate([arrays[k].reshape(len(arrays[k]), -1) for k in ("y", "y_test") if k in arrays])
+    if not class_names and len(targets) == 1 and len(np.unique(y_all)) > CSV_MAX_GUESSED_CLASSES:
+        from dlimaging import registry
+
+        info["task"] = registry.task_for_labels("numbers")
+    return arrays, class_names, path.stem, info

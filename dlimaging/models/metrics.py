@@ -1,0 +1,146 @@
+"""What restoration means for a model: PSNR and SSIM, as metrics and as a loss.
+
+Both are computed per sample with `tf.image` and averaged over the batch. Their
+value range, `max_val`, is the data's (the dataset bundle's `max_val`: 1.0 for
+images in [0, 1]), not assumed.
+
+SSIM is defined on 2D images: a model of 1D signals (spectra) is compiled with
+PSNR alone, and its loss is MSE or MAE (`loss="ssim"` is refused for signals).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from dlimaging.errors import InputError
+from dlimaging.plots.restoration import PSNR_CAP
+from dlimaging.validation import check_number
+
+# tf.image.ssim's Gaussian window: 11 taps, σ = 1.5 (Wang et al. 2004); smaller images use a
+# window as large as they are.
+SSIM_FILTER_SIZE = 11
+
+
+SSIM_FILTER_SIGMA = 1.5
+
+
+def check_max_val(max_val) -> float:
+    """`max_val`, the data's value range (the white of an image): a number > 0."""
+    return float(check_number("max_val", max_val, low=0.0, low_inclusive=False))
+
+
+def _as_images(x):
+    """1D signals (batch, length, channels) as images (batch, length, 1, channels)."""
+    return x[:, :, None, :] if x.shape.rank == 3 else x
+
+
+def psnr(y_true, y_pred, max_val: float = 1.0):
+    """Peak signal-to-noise ratio per sample, in dB: 10·log10(max_val² / MSE), capped at `PSNR_CAP`.
+
+    Args:
+        y_true, y_pred: tensors (batch, length, channels) or (batch, height, width, channels).
+        max_val: float. The data's value range. Defaults to 1.0.
+
+    Returns:
+        A tensor (batch,).
+
+    Example:
+    >>> float(psnr(np.zeros((1, 8, 8, 1)), np.full((1, 8, 8, 1), 0.1))[0])  # MSE 0.01 → 20 dB
+    20.0...
+    """
+    y_pred = tf.convert_to_tensor(y_pred, "float32")
+    y_true = tf.cast(y_true, y_pred.dtype)
+    value = tf.image.psnr(_as_images(y_true), _as_images(y_pred), max_val=max_val)
+    return tf.minimum(value, PSNR_CAP)
+
+
+def ssim(y_true, y_pred, max_val: float = 1.0):
+    """Structural similarity per image (`tf.image.ssim`: Gaussian window of 11, σ = 1.5; smaller
+    images use a window of their own size), averaged over the channels.
+
+    Args:
+        y_true, y_pred: tensors (batch, height, width, channels).
+        max_val: float. The data's value range. Defaults to 1.0.
+
+    Returns:
+        A tensor (batch,).
+    """
+    y_pred = tf.convert_to_tensor(y_pred, "float32")
+    y_true = tf.cast(y_true, y_pred.dtype)
+    if y_pred.shape.rank != 4:
+        raise InputError(
+            "SSIM is defined on 2D images (batch, height, width, channels); for 1D signals use PSNR, "
+            f"and the loss 'mse' or 'mae'. Received: a tensor of shape {tuple(y_pred.shape)}"
+        )
+    size = SSIM_FILTER_SIZE
+    known = [d for d in y_pred.shape[1:3] if d is not None]
+    if known:
+        size = min(size, *known)
+    return tf.image.ssim(y_true, y_pred, max_val=max_val, filter_size=size, filter_sigma=SSIM_FILTER_SIGMA)
+
+
+class _RangeMetric(keras.metrics.MeanMetricWrapper):
+    """The mean over the samples of a per-sample score (`score`) that takes the data's `max_val`."""
+
+    score = None  # set by the subclasses: a function (y_true, y_pred, max_val) -> (batch,)
+
+    def __init__(self, max_val: float = 1.0, name: str | None = None, dtype=None):
+        super().__init__(fn=type(self).score, name=name, dtype=dtype, max_val=float(max_val))
+        self.max_val = float(max_val)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "max_val": self.max_val}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class PSNR(_RangeMetric):
+    """Mean PSNR over the samples, in dB (see `psnr`). Works on 1D and 2D data.
+
+    Args:
+        max_val: float > 0. The data's value range. Defaults to 1.0.
+        name: str. Defaults to "psnr".
+    """
+
+    score = staticmethod(psnr)
+
+    def __init__(self, max_val: float = 1.0, name: str = "psnr", dtype=None):
+        super().__init__(max_val=max_val, name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class SSIM(_RangeMetric):
+    """Mean SSIM over the images (see `ssim`). 2D only.
+
+    Args:
+        max_val: float > 0. The data's value range. Defaults to 1.0.
+        name: str. Defaults to "ssim".
+    """
+
+    score = staticmethod(ssim)
+
+    def __init__(self, max_val: float = 1.0, name: str = "ssim", dtype=None):
+        super().__init__(max_val=max_val, name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class SSIMLoss(keras.losses.Loss):
+    """1 − SSIM per image (see `ssim`): 0 for a perfect restoration. 2D only.
+
+    Args:
+        max_val: float > 0. The data's value range. Defaults to 1.0.
+    """
+
+    def __init__(self, max_val: float = 1.0, name: str = "ssim_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.max_val = float(max_val)
+
+    def call(self, y_true, y_pred):
+        return 1.0 - ssim(y_true, y_pred, self.max_val)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "max_val": self.max_val}

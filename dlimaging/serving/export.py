@@ -1,0 +1,399 @@
+"""Export to versioned SavedModels for TensorFlow Serving.
+
+`export_saved_model` writes `model_dir/<version>/`, TF Serving's
+`model_base_path` layout, through `keras.export.ExportArchive` with an
+endpoint that calls the model with `training=False` (Keras's own
+`model.export()` leaves augmentation layers active). A version is written
+beside its target under a hidden temporary name, reloaded and compared with
+the Keras model, and only then renamed into place in one step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import uuid
+from typing import Any, Sequence
+
+import numpy as np
+
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.validation import check_number, is_ascii_digits
+
+METADATA_FILE = "dlimaging.json"
+
+
+SERVING_CONFIG_MARK = "# written by dlimaging serving-config"
+
+
+SIGNATURE = "serving_default"
+
+
+_TMP_PREFIX = ".tmp-"
+
+
+class ExportError(RuntimeError):
+    """The exported SavedModel does not reproduce the Keras model."""
+
+
+def infer_task(model) -> str:
+    """The task a model's output layer implies, for models that were not built with a task.
+
+    dlimaging's own entry points pass the task they trained for; this is the
+    fallback for a Keras model from elsewhere. It reads the table: the task
+    whose output activation matches, and, where two share one (sigmoid), whose
+    number of output units matches.
+    """
+    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
+    units = model.output_shape[-1]
+    if len(model.output_shape) > 2 and len(model.output_shape) == len(model.input_shape):
+        # An output with the input's spatial axes: the task whose output has the input's shape.
+        return next(name for name, entry in registry.TASKS.items() if entry.units == "channels")
+    matches = [name for name, entry in registry.TASKS.items() if entry.output_activation == activation]
+    exact = [name for name in matches if registry.TASKS[name].units == units]
+    flexible = [name for name in matches if not isinstance(registry.TASKS[name].units, int)]
+    # Any other output (linear, relu, ...) is read as numbers: the task with numeric outputs.
+    numeric = [name for name, entry in registry.TASKS.items() if entry.units == "num_outputs"]
+    return (exact or flexible or matches or numeric)[0]
+
+
+def input_name_for(input_shape: Sequence[int]) -> str:
+    """The signature's input name: features (vectors), signal (1D), image (2D), volume (3D)."""
+    return {1: "features", 2: "signal", 3: "image", 4: "volume"}[len(input_shape)]
+
+
+def list_versions(model_dir: str | os.PathLike) -> list[int]:
+    """The numeric version folders under `model_dir`, sorted."""
+    model_dir = pathlib.Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and is_ascii_digits(p.name))
+
+
+def _served_outputs():
+    """How each served output is computed from the model's output (`dlimaging.registry.Task.outputs`)."""
+    import tensorflow as tf
+
+    def class_id(y, names):
+        return tf.argmax(y, axis=-1, output_type=tf.int64)
+
+    def class_name(y, names):
+        return tf.gather(names, class_id(y, names))
+
+    return {
+        "probabilities": lambda y, names: y,
+        "predictions": lambda y, names: y,
+        "restored": lambda y, names: y,
+        "class_id": class_id,
+        "class_name": class_name,
+    }
+
+
+def _output_names(task: str, class_names) -> list[str]:
+    """The task's served outputs; "class_name" only when the classes have names."""
+    return [name for name in registry.task(task).outputs if name != "class_name" or class_names]
+
+
+def _serving_function(model, task: str, class_names: Sequence[str] | None):
+    import tensorflow as tf
+
+    names = tf.constant(list(class_names)) if class_names else None
+    computed = _served_outputs()
+    wanted = _output_names(task, class_names)
+
+    def serve(x):
+        outputs = model(x, training=False)
+        return {name: computed[name](outputs, names) for name in wanted}
+
+    return serve
+
+
+def any_size(task: str) -> bool:
+    """Whether the task's exports take inputs of any spatial size: those whose output has the
+    input's shape (units "channels" in `dlimaging.registry.TASKS`), from fully convolutional models."""
+    return registry.task(task).units == "channels"
+
+
+def _signature_shape(input_shape: Sequence[int], task: str) -> tuple:
+    """The signature's input shape: the batch, then the model's shape, or any spatial size."""
+    if any_size(task):
+        return (None,) * len(input_shape) + (input_shape[-1],)
+    return (None,) + tuple(input_shape)
+
+
+def _verify_other_size(signature, input_name: str, sample: np.ndarray, key: str) -> None:
+    """An export that takes any spatial size must answer one that is 3 larger on each axis
+    (not a multiple of anything) with an output of that shape."""
+    import tensorflow as tf
+
+    pads = [(0, 0)] + [(0, 3)] * (sample.ndim - 2) + [(0, 0)]
+    larger = np.pad(sample[:1], pads, mode="reflect")
+    got = signature(**{input_name: tf.constant(larger)})[key].numpy()
+    if got.shape != larger.shape or not np.all(np.isfinite(got)):
+        raise ExportError(
+            f"The exported SavedModel answers an input of shape {larger.shape} with {got.shape}; it should take "
+            "any spatial size. Nothing was published."
+        )
+
+
+def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float, key: str,
+            other_sizes: bool = False) -> None:
+    """Reloads the export and compares its `key` output with the Keras model, at batch 1 and at the
+    sample's; with `other_sizes`, checks it also takes another spatial size."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures[SIGNATURE]
+    if other_sizes:
+        _verify_other_size(signature, input_name, sample, key)
+    expected = np.asarray(model(sample, training=False))
+    for batch in (sample[:1], sample):
+        got = signature(**{input_name: tf.constant(batch)})
+        want = expected[: len(batch)]
+        if not np.allclose(got[key].numpy(), want, atol=atol, rtol=1e-4):
+            diff = float(np.max(np.abs(got[key].numpy() - want)))
+            raise ExportError(
+                f"The exported SavedModel differs from the Keras model by up to {diff:.3g} "
+                f"(tolerance {atol}); nothing was published."
+            )
+        again = signature(**{input_name: tf.constant(batch)})[key].numpy()
+        if not np.array_equal(again, got[key].numpy()):
+            raise ExportError("The exported SavedModel gives different outputs on repeated calls; nothing was published.")
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    from dlimaging import __version__
+
+    return {"dlimaging": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def export_saved_model(
+    model,
+    model_dir: str | os.PathLike,
+    *,
+    version: int | None = None,
+    class_names: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    task: str | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    sample: np.ndarray | None = None,
+    atol: float = 1e-5,
+    target_names: Sequence[str] | None = None,
+    axis: Sequence[float] | None = None,
+    features: Sequence[str] | None = None,
+) -> pathlib.Path:
+    """Exports a Keras model as version `version` of a TF Serving model folder.
+
+    Args:
+        model: a `keras.Model` with one input and one output.
+        model_dir: str or path. The model's base folder, e.g.
+            `saved_models/digits_cnn`; the export goes to `model_dir/<version>/`.
+        version: int or None. Version number; an existing version is never
+            overwritten. Defaults to None (the last version plus 1, from 1).
+        class_names: list of str or None. Adds a "class_name" output to
+            classifiers and goes into the metadata. Defaults to None.
+        metadata: dict or None. More metadata, e.g. `{"hyperparameters": {...},
+            "metrics": {...}}`, written into `assets/dlimaging.json`.
+            Defaults to None.
+        task: str or None. A task of `dlimaging.registry.TASKS`, written into
+            the metadata; it picks the served outputs. Defaults to None (read
+            from the output layer, for models not built by dlimaging).
+        value_range: (low, high). The input values the model expects,
+            recorded in the metadata. Defaults to (0.0, 1.0).
+        sample: array or None. A batch used to check the export against the
+            Keras model. Defaults to None (random values in `value_range`).
+        atol: float. Largest allowed difference in that check. Defaults to 1e-5.
+        target_names: list of str or None. The names of the numeric outputs
+            (regression), one per output unit, in the metadata; `predict`
+            prints them. Ignored for tasks with classes. Defaults to None.
+        axis: list of numbers or None. The signal's axis (e.g. the
+            wavelengths of a CSV's feature columns), in the metadata; `predict`
+            uses it to pick and order a CSV's columns. Defaults to None.
+        features: list of str or None. The feature columns' names as they
+            appear in a CSV header, for the same purpose. Defaults to None.
+
+    Returns:
+        The path of the published version folder.
+
+    Example:
+    >>> path = export_saved_model(model, "saved_models/digits_cnn")  # doctest: +SKIP
+    """
+    import keras
+    import tensorflow as tf
+
+    from dlimaging.files import check_folder_name, check_output_dir
+
+    input_shape, task, class_names = _check_model(model, task, class_names)
+    target_names, axis, features = _check_names(model, task, input_shape, target_names, axis, features)
+    value_range, sample = _check_export_arguments(input_shape, metadata, value_range, sample, atol)
+    model_dir = pathlib.Path(model_dir)
+    check_folder_name("model_dir", model_dir.name)  # the model's name in TF Serving
+    check_output_dir(model_dir, "`model_dir`")
+    target = _new_version_dir(model_dir, version)
+    input_name = input_name_for(input_shape)
+    if sample is None:
+        sample = np.random.default_rng(0).uniform(value_range[0], value_range[1], (4,) + input_shape)
+    sample = np.asarray(sample, "float32")
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f"{_TMP_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            SIGNATURE,
+            _serving_function(model, task, class_names),
+            input_signature=[tf.TensorSpec(_signature_shape(input_shape, task), tf.float32, name=input_name)],
+        )
+        archive.write_out(str(tmp), verbose=False)
+        _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0], other_sizes=any_size(task))
+        info = {
+            "name": model_dir.name, "version": int(target.name), "task": task, "class_names": class_names,
+            "target_names": target_names,
+            "input": {"name": input_name, "shape": list(input_shape), "dtype": "float32",
+                      "value_range": [float(v) for v in value_range], "axis": axis, "features": features,
+                      "any_size": any_size(task)},
+            "outputs": _output_names(task, class_names), "signature": SIGNATURE,
+            "hyperparameters": None, "metrics": None, "versions": _versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **(metadata or {}),
+        }
+        (tmp / "assets").mkdir(exist_ok=True)
+        (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2, default=_jsonable))
+        if target.exists():  # another process published it while we wrote
+            raise InputError(f"`version` {target.name} appeared at {target} during the export; nothing was overwritten.")
+        os.rename(tmp, target)  # one step: TF Serving never sees a half-written version
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _check_model(model, task, class_names):
+    """(input shape, task, class names) of a model that can be exported; refuses one that cannot."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise InputError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InputError(
+            "`model` must have one input and one output to be exported. "
+            f"Received: {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    if task is None:
+        task = infer_task(model)
+    entry = registry.task(task)  # refuses a name that is not in the table
+    if any(d is None for d in model.inputs[0].shape[1:]):
+        raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
+    if not entry.class_names:
+        class_names = None  # e.g. regression: its outputs are numbers, not classes
+    if class_names is not None:
+        if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
+            raise InputError(
+                "`class_names` must be a list of strings, one per class. "
+                f"Received: class_names={class_names!r}"
+            )
+        class_names = [str(c) for c in class_names]
+        if entry.units == "num_classes" and len(class_names) != model.output_shape[-1]:
+            raise InputError(
+                f"`class_names` must have one name per class ({model.output_shape[-1]}). "
+                f"Received {len(class_names)}: class_names={class_names!r}"
+            )
+    return tuple(int(d) for d in model.inputs[0].shape[1:]), task, class_names
+
+
+def _check_names(model, task, input_shape, target_names, axis, features):
+    """`target_names` (numeric outputs only: None otherwise), `axis` and `features` (one per
+    feature: the input's first axis), checked; returned as lists or None."""
+    entry = registry.task(task)
+    if entry.units != "num_outputs":
+        target_names = None  # outputs of classes are named by `class_names`
+    if target_names is not None:
+        if isinstance(target_names, str):
+            target_names = [target_names]
+        if not isinstance(target_names, (list, tuple)) or not all(isinstance(n, str) for n in target_names):
+            raise InputError(f"`target_names` must be a list of strings. Received: target_names={target_names!r}")
+        if len(target_names) != model.output_shape[-1]:
+            raise InputError(
+                f"`target_names` must have one name per output ({model.output_shape[-1]}). "
+                f"Received {len(target_names)}: target_names={list(target_names)!r}"
+            )
+        target_names = [str(n) for n in target_names]
+    if axis is not None:
+        try:
+            axis = [float(v) for v in axis]
+        except (TypeError, ValueError):
+            raise InputError(f"`axis` must be a list of numbers. Received: axis={axis!r}") from None
+    if features is not None:
+        if not isinstance(features, (list, tuple)) or not all(isinstance(n, str) for n in features):
+            raise InputError(f"`features` must be a list of column names. Received: features={features!r}")
+        features = [str(n) for n in features]
+    for name, values in (("axis", axis), ("features", features)):
+        if values is not None and len(values) != input_shape[0]:
+            raise InputError(
+                f"`{name}` must have one entry per point of the input ({input_shape[0]}). Received {len(values)}."
+            )
+    return target_names, axis, features
+
+
+def _check_export_arguments(input_shape, metadata, value_range, sample, atol):
+    """`metadata`, `value_range`, `sample` and `atol`, checked before any export work; returns
+    the value range as floats and the sample as a float32 batch (or None)."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(f"`metadata` must be a dict or None. Received: metadata={metadata!r}")
+    if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2
+            or any(isinstance(v, bool) for v in value_range)):
+        raise InputError(f"`value_range` must be (low, high). Received: value_range={value_range!r}")
+    low = check_number("value_range[0]", value_range[0])
+    high = check_number("value_range[1]", value_range[1])
+    if high < low:
+        raise InputError(f"`value_range` must be (low, high) with low <= high. Received: value_range={value_range!r}")
+    check_number("atol", atol, low=0.0)
+    if sample is not None:
+        try:
+            sample = np.asarray(sample, "float32")
+        except (TypeError, ValueError):
+            raise InputError(f"`sample` must be an array of numbers. Received: {type(sample).__name__}") from None
+        if sample.shape == input_shape:
+            sample = sample[None]
+        if sample.shape[1:] != input_shape or len(sample) == 0:
+            raise InputError(
+                f"`sample` must be a batch of shape (N, {', '.join(map(str, input_shape))}) with N >= 1, "
+                f"the model's input. Received: sample of shape {sample.shape}"
+            )
+        if not np.all(np.isfinite(sample)):
+            raise InputError("`sample` holds NaN or inf values.")
+    return (float(low), float(high)), sample
+
+
+def _new_version_dir(model_dir: pathlib.Path, version) -> pathlib.Path:
+    """`model_dir/<version>`, the next version by default; an existing one is refused."""
+    from dlimaging.validation import check_positive_int
+
+    existing = list_versions(model_dir)
+    following = (existing[-1] + 1) if existing else 1
+    version = check_positive_int("version", following if version is None else version)
+    target = model_dir / str(version)
+    if target.exists():
+        raise InputError(
+            f"`version` {version} already exists at {target}; exports are never overwritten. "
+            f"Existing versions: {existing}. Leave `version` out to get {following}."
+        )
+    return target
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,174 @@
+"""Reading exports as TF Serving would: version folders, metadata, inputs, predictions,
+REST bodies and answers, and `models.config`.
+
+Nothing here needs the Keras model: predictions go through the SavedModel's
+`serving_default` signature with TensorFlow alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from typing import Sequence
+
+import numpy as np
+
+from dlimaging.errors import InputError
+
+
+def read_array_file(path: pathlib.Path, suffix: str) -> np.ndarray:
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as data:
+        if not data.files:
+            raise InputError(f"Input {str(path)!r} is an empty .npz file: it holds no array. "
+                             "Save the samples with numpy.savez(path, x=samples).")
+        return data["x" if "x" in data.files else data.files[0]]
+
+
+def read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    from dlimaging.data.sources import image_array, read_image
+
+    if len(input_shape) != 3:
+        raise InputError(f"Input {str(path)!r} is an image; the model takes {input_shape}, not images.")
+    height, width, channels = input_shape
+    image = read_image(path)
+    return image_array(image, (height, width), rgb=channels != 1, wide=image.mode == "F")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _csv_columns(path: pathlib.Path, header: list[str], width: int, axis, features) -> list[int]:
+    """The indices of the model's feature columns in a CSV header, in the model's order."""
+    if features:
+        wanted, found = list(features), {name.strip(): i for i, name in enumerate(header)}
+        columns = [found.get(name) for name in wanted]
+    elif axis:
+        wanted = [f"{v:g}" for v in axis]
+        numbers = [_number(name) for name in header]
+        columns = []
+        for value in axis:
+            matches = [i for i, n in enumerate(numbers) if n is not None and math.isclose(n, value, rel_tol=1e-6,
+                                                                                          abs_tol=1e-9)]
+            columns.append(matches[0] if matches else None)
+    else:  # the model knows no column names: every column is a feature
+        if len(header) != width:
+            raise InputError(
+                f"Input {str(path)!r} has {len(header)} columns; the model takes {width} features and its "
+                "export names no columns to pick them by. Keep only the feature columns."
+            )
+        return list(range(width))
+    missing = [name for name, column in zip(wanted, columns) if column is None]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(
+            f"Input {str(path)!r} has no column {shown}: the model was trained on {len(wanted)} feature "
+            f"columns (from {wanted[0]!r} to {wanted[-1]!r}), and a CSV input needs each of them in its header."
+        )
+    return columns
+
+
+def read_csv_inputs(path: str | os.PathLike, input_shape: Sequence[int], *, axis: Sequence[float] | None = None,
+                    features: Sequence[str] | None = None) -> np.ndarray:
+    """The samples of a CSV file (a header, then one row per sample) as a float32 batch of `input_shape`.
+
+    The model's feature columns are picked by name and put in the model's
+    order: by `features` (the header names), or by `axis` (header names read
+    as numbers, e.g. wavelengths); other columns (a target, an id) are
+    ignored. With neither, every column is a feature.
+    """
+    import csv
+
+    path, input_shape = pathlib.Path(path), tuple(input_shape)
+    width = int(np.prod(input_shape))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise InputError(f"Input {str(path)!r} is not a CSV text file (it is not UTF-8).") from None
+    if len(rows) < 2:
+        raise InputError(f"Input {str(path)!r} needs a header row and at least one row of values.")
+    header = [cell.strip() for cell in rows[0]]
+    columns = _csv_columns(path, header, width, axis, features)
+    values = np.empty((len(rows) - 1, len(columns)), "float64")
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(f"Input {str(path)!r}: row {r} has {len(row)} cells; the header has {len(header)}.")
+        for c, column in enumerate(columns):
+            number = _number(row[column].strip())
+            if number is None or not math.isfinite(number):
+                raise InputError(
+                    f"Input {str(path)!r}: row {r}, column {header[column]!r} holds {row[column]!r}, not a finite number."
+                )
+            values[r - 2, c] = number
+    if values.shape[1] != width:
+        raise InputError(f"Input {str(path)!r} gives {values.shape[1]} features; the model takes {input_shape}.")
+    return values.astype("float32").reshape((len(values),) + input_shape)
+
+
+def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], *,
+                axis: Sequence[float] | None = None,
+                features: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Reads png/jpg images, .npy/.npz arrays or .csv files into one float32 batch of `input_shape`.
+
+    A CSV file holds a header and one sample per row; its feature columns are
+    picked and ordered by `features` or `axis` (see `read_csv_inputs`).
+
+    Values follow `load_dataset`'s rule: uint8 and uint16 arrays and images
+    (16-bit PNGs keep every grey level) are scaled to [0, 1] by their type's
+    white; other numbers are kept as they are.
+
+    Returns the batch and a label per sample: the file name, with `[i]` for
+    the samples of an array file that holds a batch.
+    """
+    from dlimaging.data.sources import integer_scale
+
+    input_shape = tuple(input_shape)
+    batches, labels = [], []
+    for path in paths:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise InputError(f"Input {str(path)!r}: no such file.")
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".csv":
+                array = read_csv_inputs(path, input_shape, axis=axis, features=features)
+            elif suffix in (".npy", ".npz"):
+                array = read_array_file(path, suffix)
+            else:
+                array = read_image_file(path, input_shape)
+        except InputError:
+            raise
+        except ValueError as error:
+            raise InputError(f"Input {str(path)!r}: {error}") from None
+        except Exception as error:
+            raise InputError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
+        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise InputError(f"Input {str(path)!r} must hold numbers. Received dtype {array.dtype}.")
+        if np.issubdtype(array.dtype, np.floating) and array.size:
+            if not np.all(np.isfinite(array)):
+                raise InputError(f"Input {str(path)!r} holds NaN or inf values.")
+            largest = float(np.max(np.abs(array)))
+            if largest > float(np.finfo("float32").max):
+                raise InputError(f"Input {str(path)!r} holds values up to {largest:.4g}, beyond float32's range.")
+        scale = integer_scale(array.dtype)
+        array = np.asarray(array, "float32") / np.float32(scale or 1.0)
+        single = array.shape == input_shape
+        if single:
+            array = array[None]
+        if array.shape[1:] != input_shape or len(array) == 0:
+            raise InputError(
+                f"Input {str(path)!r} has shape {array.shape}; the model takes {input_shape} "
+                f"or a batch (N, {', '.join(map(str, input_shape))}) with N >= 1."
+            )
+        batches.append(array)
+        labels.extend([str(path)] if single else [f"{path}[{i}]" for i in range(len(array))])
+    if not batches:
+        raise InputError("No input given: name at least one image, array or CSV file.")
+    return np.concatenate(batches), labels

@@ -1,0 +1,151 @@
+"""Reading exports as TF Serving would: version folders, metadata, inputs, predictions,
+REST bodies and answers, and `models.config`.
+
+Nothing here needs the Keras model: predictions go through the SavedModel's
+`serving_default` signature with TensorFlow alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from dlimaging.errors import InputError
+from dlimaging.serving.exports import exported_predictor
+from dlimaging.serving.inputs import _number, read_array_file
+
+RESTORED_SUFFIX = "_restored"
+
+
+_IMAGE_OUTPUTS = (".png", ".npy")
+
+
+_SIGNAL_OUTPUTS = (".csv", ".npy")
+
+
+def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.ndarray, dict[str, Any]]:
+    """One file for a restoration model, at its own size: an image (png, jpg, ...; 8- or 16-bit,
+    scaled to [0, 1]), an array (.npy: one sample or a batch) or, for signals, a CSV file (a
+    header, then one signal per row). Returns a batch of the model's rank and what writing
+    the result back needs; refuses a number of channels the model does not take."""
+    path, input_shape = pathlib.Path(path), tuple(input_shape)
+    rank, channels = len(input_shape), input_shape[-1]
+    if not path.is_file():
+        raise InputError(f"Input {str(path)!r}: no such file.")
+    suffix = path.suffix.lower()
+    info: dict[str, Any] = {"suffix": suffix, "wide": False, "header": None, "shape": None}
+    if suffix == ".csv":
+        if rank != 2 or channels != 1:
+            raise InputError(f"Input {str(path)!r} is a CSV file of signals; the model restores {input_shape[:-1]} "
+                             f"{'images' if rank == 3 else 'signals'} of {channels} channel(s). Use a .npy file.")
+        import csv
+
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+        if len(rows) < 2:
+            raise InputError(f"Input {str(path)!r} needs a header row and at least one signal per row.")
+        values = [[_number(cell.strip()) for cell in row] for row in rows[1:]]
+        if any(len(row) != len(rows[0]) or any(v is None or not math.isfinite(v) for v in row) for row in values):
+            raise InputError(f"Input {str(path)!r}: every row must hold one finite number per header column.")
+        info["header"] = [cell.strip() for cell in rows[0]]
+        return np.asarray(values, "float32")[..., None], info
+    if suffix in (".npy", ".npz"):
+        from dlimaging.data.sources import integer_scale
+
+        array = read_array_file(path, suffix)
+        info["shape"] = array.shape
+        scale = integer_scale(array.dtype) or 1.0
+        array = np.asarray(array, "float32") / np.float32(scale)
+        if channels == 1 and (array.ndim == rank - 1 or (array.ndim == rank and array.shape[-1] != 1)):
+            # (length,) or (height, width), or a stack of them, (N, length) or (N, height, width): one channel
+            array = array[..., None]
+        if array.ndim == rank:
+            array = array[None]
+    else:
+        from dlimaging.data.sources import read_image
+
+        if rank != 3:
+            raise InputError(f"Input {str(path)!r} is an image; the model restores signals {input_shape}, not images.")
+        image = read_image(path)
+        info["wide"] = image.mode == "F"
+        if image.mode == "RGB":
+            array = np.asarray(image, "float32") / 255.0
+        else:
+            array = np.asarray(image, "float32")[..., None] / (65535.0 if info["wide"] else 255.0)
+        array = array[None]
+    if array.ndim != rank + 1 or not np.all(np.isfinite(array)):
+        raise InputError(f"Input {str(path)!r} has shape {info['shape']}; the model restores samples of rank {rank} "
+                         f"with {channels} channel(s), e.g. {input_shape}, or a batch of them (finite numbers).")
+    if array.shape[-1] != channels:
+        kind = {1: "grey", 3: "colour (RGB)"}.get(array.shape[-1], f"{array.shape[-1]}-channel")
+        wanted = {1: "grey", 3: "colour (RGB)"}.get(channels, f"{channels}-channel")
+        raise InputError(
+            f"Input {str(path)!r} has {array.shape[-1]} channel(s) ({kind}); the model restores {wanted} "
+            f"inputs of {channels} channel(s). Convert it first. Received: an input of shape {array.shape[1:]}")
+    return array, info
+
+
+def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool) -> pathlib.Path:
+    """Where a restored file goes: `out` itself (one input, a file name), `out/NAME_restored.EXT`
+    (a folder), or `NAME_restored.EXT` next to the input. Images become PNG; signals keep CSV or .npy."""
+    allowed = _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
+    suffix = ".png" if images and source.suffix.lower() not in (".npy", ".npz") else (
+        source.suffix.lower() if source.suffix.lower() in allowed else ".npy")
+    name = f"{source.stem}{RESTORED_SUFFIX}{suffix}"
+    if out is None:
+        return source.with_name(name)
+    if out.suffix and not out.is_dir():
+        if count != 1:
+            raise InputError(f"--out {str(out)!r} is one file, for one input; {count} inputs need a folder.")
+        if out.suffix.lower() not in allowed:
+            raise InputError(f"--out {str(out)!r}: a restored {'image' if images else 'signal'} is written as "
+                             f"{' or '.join(allowed)}. Received: {out.suffix}")
+        if out.resolve() == source.resolve():
+            raise InputError(f"--out {str(out)!r} is the input itself; it is never overwritten.")
+        return out
+    return out / name
+
+
+def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any]) -> pathlib.Path:
+    """Writes a restored batch as PNG (one image), .npy (the input's layout) or CSV (the input's header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        from PIL import Image
+
+        white = 65535 if info.get("wide") else 255
+        levels = np.round(np.clip(restored[0], 0.0, 1.0) * white).astype("uint16" if white > 255 else "uint8")
+        Image.fromarray(levels[..., 0] if levels.shape[-1] == 1 else levels).save(path)
+    elif suffix == ".csv":
+        header = info.get("header") or [str(i) for i in range(restored.shape[1])]
+        lines = [",".join(header)] + [",".join(f"{v:.7g}" for v in row[:, 0]) for row in restored]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        shape = info.get("shape")
+        np.save(path, restored.reshape(shape) if shape is not None and np.prod(shape) == restored.size else restored)
+    return path
+
+
+def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | os.PathLike],
+                  out: str | os.PathLike | None = None) -> list[tuple[str, pathlib.Path, tuple[int, ...]]]:
+    """Runs an exported restoration model on each file at its own size and writes the result
+    (see `restored_path`); returns (input, output, shape) per file."""
+    shape = metadata["input"]["shape"]
+    out = None if out is None else pathlib.Path(out)
+    images = len(shape) == 3
+    planned = []
+    for source in inputs:
+        x, info = read_restoration_input(source, shape)
+        planned.append((pathlib.Path(source), x, info, restored_path(pathlib.Path(source), out, len(inputs), images)))
+    written = []
+    predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
+    for source, x, info, target in planned:
+        restored = predict(x)["restored"]
+        if images and target.suffix.lower() == ".png" and len(restored) != 1:
+            raise InputError(f"Input {str(source)!r} holds {len(restored)} images; a PNG holds one. Use --out NAME.npy.")
+        written.append((str(source), write_restored(target, restored, info), tuple(x.shape[1:])))
+    return written

@@ -1,0 +1,538 @@
+"""The `tuning/*.toml` experiment schema: parse, validate, describe.
+
+A leaf of the package: it imports neither TensorFlow, Keras nor Keras Tuner,
+so checking a file is instant. Names (families, tasks, algorithms) come from
+`dlimaging.registry`; number checks from `dlimaging.validation`. Every mistake
+raises `ExperimentError` (an `InputError`) in one line naming the file, the
+key and the value, before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import numbers
+import os
+import pathlib
+import sys
+from typing import Any, Callable, Mapping
+
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.files import folder_name_problem
+from dlimaging.validation import (
+    ARGUMENT_CHECKS,
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task
+
+
+STRATEGIES = ("none", "mirrored")
+
+
+SAMPLINGS = ("linear", "log", "reverse_log")
+
+
+# Matched with `fullmatch`: `re.match` with `$` lets a trailing newline through.
+class ExperimentError(InputError):
+    """A mistake in an experiment file."""
+
+
+def _positive_int(name, value):
+    return check_positive_int(name, value)
+
+
+def _optional_positive_int(name, value):
+    return None if value is None else _positive_int(name, value)
+
+
+def _fraction(name, value):
+    return check_number(name, value, low=0.0, high=1.0, high_inclusive=False)
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise InputError(f"`{name}` must be true or false. Received: {name}={value!r}")
+    return value
+
+
+def _string(name, value):
+    if not isinstance(value, str) or not value:
+        raise InputError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+    return value
+
+
+def _image_size(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise InputError(f"`{name}` must be [height, width] of positive integers. Received: {name}={value!r}")
+    return tuple(value)
+
+
+def _names(name, value):
+    """One column name, or a non-empty list of them (TOML strings)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise InputError(f"`{name}` must be a column name or a non-empty list of them. Received: {name}={value!r}")
+
+
+def _optional_string(name, value):
+    return None if value is None else _string(name, value)
+
+
+def _standardize(name, value):
+    """The builders' own rule for `standardize` (`validation.ARGUMENT_CHECKS`)."""
+    return ARGUMENT_CHECKS["standardize"](name, value)
+
+
+def _corruption(name, value):
+    """A restoration corruption: one step `{kind = "gaussian", sigma = 0.098}` or a list of them."""
+    from dlimaging.data.corruption import check_corruption
+
+    return check_corruption(value, name)
+
+
+def _optional_positive_int(name, value):
+    return None if value is None else check_positive_int(name, value)
+
+
+def _choice_of(table) -> Callable[[str, Any], Any]:
+    return lambda name, value: check_choice(name, value, list(table))
+
+
+def _at_least_two(name, value):
+    return check_number(name, value, low=2, integer=True)
+
+
+EXPORT_CHOICES = ("best", "smallest-within=TOLERANCE")
+
+
+def parse_export_choice(value, name: str = "choice") -> tuple[str, float | None]:
+    """("best", None) or ("smallest-within", tolerance) from an export choice such as
+    "smallest-within=0.005"; an InputError for anything else.
+
+    "best" exports the trial with the best objective; "smallest-within=T" the trial with the
+    fewest parameters whose objective is within T of the best, in the objective's direction.
+    """
+    text = value.strip() if isinstance(value, str) else None
+    if text == "best":
+        return "best", None
+    if text is not None and text.startswith("smallest-within="):
+        number = text[len("smallest-within="):]
+        try:
+            tolerance = float(number)
+        except ValueError:
+            tolerance = None
+        if tolerance is not None and math.isfinite(tolerance) and tolerance >= 0:
+            return "smallest-within", tolerance
+    raise InputError(
+        f"`{name}` must be \"best\" or \"smallest-within=TOLERANCE\" with a number >= 0 (e.g. "
+        f"smallest-within=0.005: the fewest parameters within 0.005 of the best objective). "
+        f"Received: {name}={value!r}"
+    )
+
+
+def check_export_choice(name: str, value) -> str:
+    """`value`, normalised ("best", "smallest-within=0.005"), if `parse_export_choice` accepts it."""
+    kind, tolerance = parse_export_choice(value, name)
+    return kind if tolerance is None else f"{kind}={tolerance:g}"
+
+
+def _setting(default, check):
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """`[data]`: where the samples come from and how they are split and batched."""
+
+    source: str = _setting(None, _string)
+    batch_size: int = _setting(32, _positive_int)
+    validation_split: float = _setting(0.1, _fraction)
+    test_split: float = _setting(0.1, _fraction)
+    image_size: tuple[int, int] | None = _setting(None, _image_size)
+    target: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the target column(s)
+    features: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the feature columns
+    test: str | None = _setting(None, _optional_string)  # a separate test file
+    standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
+    # Restoration: what is done to the clean data, and the patches it is cut into.
+    corruption: tuple[dict, ...] | None = _setting(None, _corruption)
+    patch_size: int | None = _setting(None, _optional_positive_int)
+    patches_per_epoch: int | None = _setting(None, _optional_positive_int)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """`[model]`: the family searched and the task it is built for."""
+
+    family: str = _setting(registry.DEFAULT_FAMILY, _choice_of(registry.FAMILIES))
+    task: str = _setting(registry.DEFAULT_TASK, _choice_of(registry.TASKS))
+
+
+@dataclasses.dataclass(frozen=True)
+class TunerSettings:
+    """`[tuner]`: the search algorithm, its objective and budgets."""
+
+    algorithm: str = _setting(registry.DEFAULT_TUNER, _choice_of(registry.TUNERS))
+    objective: str | None = _setting(None, _string)  # and checked against the task
+    max_trials: int = _setting(20, _positive_int)
+    max_epochs: int = _setting(20, _positive_int)
+    executions_per_trial: int = _setting(1, _positive_int)
+    early_stopping_patience: int = _setting(3, _positive_int)
+    hyperband_factor: int = _setting(3, _at_least_two)
+    # Random trials before Bayesian optimisation's Gaussian process takes over; None: see
+    # `registry.bayesian_initial_points`.
+    bayesian_initial_points: int | None = _setting(None, _optional_positive_int)
+    distribution: str = _setting("none", _choice_of(STRATEGIES))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    """`[export]`: where the best model goes, if anywhere."""
+
+    dir: str = _setting("saved_models", _string)
+    enabled: bool = _setting(True, _boolean)
+    # "best", or "smallest-within=T": the fewest parameters within T of the best objective.
+    choice: str = _setting("best", check_export_choice)
+
+
+SECTIONS = {"data": DataSettings, "model": ModelSettings, "tuner": TunerSettings, "export": ExportSettings}
+
+
+TOP_LEVEL = ("name", "seed", "data", "model", "search", "tuner", "export")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One validated experiment: what `dlimaging tune` runs."""
+
+    name: str
+    seed: int
+    data: DataSettings
+    model: ModelSettings
+    search: dict[str, Any] | None
+    tuner: TunerSettings
+    export: ExportSettings
+    path: str | None = None
+
+    @property
+    def objective(self) -> str:
+        return self.tuner.objective
+
+    @property
+    def direction(self) -> str:
+        """"min" or "max": how the objective improves."""
+        return registry.task(self.model.task).direction(self.objective)
+
+    @property
+    def where(self) -> str:
+        return self.path or self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        result = dataclasses.asdict(self)
+        result.pop("path")
+        return result
+
+    def fingerprint(self) -> str:
+        """What must not change when a run resumes: everything but the budgets."""
+        state = self.to_dict()
+        state["tuner"] = {k: v for k, v in state["tuner"].items() if k not in ("max_trials", "max_epochs")}
+        if state["tuner"]["bayesian_initial_points"] is None:  # run folders made before the setting still resume
+            del state["tuner"]["bayesian_initial_points"]
+        state["export"] = {}
+        return json.dumps(state, sort_keys=True, default=str)
+
+    def with_budgets(self, max_trials: int | None = None, max_epochs: int | None = None) -> "Experiment":
+        """The experiment with its budgets overridden (`--max-trials`, `--max-epochs`), checked."""
+        changes = {}
+        for key, value in (("max_trials", max_trials), ("max_epochs", max_epochs)):
+            if value is not None:
+                changes[key] = _checked(f"--{key.replace('_', '-')}", key, _positive_int, value)
+        return dataclasses.replace(self, tuner=dataclasses.replace(self.tuner, **changes))
+
+
+def _checked(where: str, key: str, check, value, name: str | None = None):
+    """Runs one check and words its error as `where: key: message`."""
+    name = name or key.split()[-1]
+    try:
+        return check(name, value)
+    except InputError as error:
+        message = str(error).removeprefix(f"`{name}` ")
+        raise ExperimentError(f"{where}: {key}: {message}") from None
+
+
+def _fail(where, key, message, value=dataclasses.MISSING):
+    received = "" if value is dataclasses.MISSING else f" Received: {key} = {json.dumps(value, default=str)}"
+    raise ExperimentError(f"{where}: {key}: {message}.{received}")
+
+
+def _section(where: str, section: str, cls, table) -> Any:
+    """A typed section from its TOML table: unknown keys refused, each value checked."""
+    if not isinstance(table, Mapping):
+        _fail(where, f"[{section}]", "must be a table", table)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        _fail(where, f"[{section}] {unknown[0]}", f"unknown key; allowed: {', '.join(fields)}", table[unknown[0]])
+    values = {}
+    for name, field in fields.items():
+        if name not in table:
+            continue
+        values[name] = _checked(where, f"[{section}] {name}", field.metadata["check"], table[name], name)
+    return cls(**values)
+
+
+def _check_values(where, key, name, spec):
+    """Every value a spec can give (a fixed value, each choice, a range's bounds and default),
+    checked with the builder's own rule for argument `name` (`validation.ARGUMENT_CHECKS`)."""
+    check = ARGUMENT_CHECKS.get(name)
+    if check is None:
+        return
+    if not isinstance(spec, Mapping):
+        values = [("", spec)]
+    elif "choice" in spec:
+        values = [("a choice: ", value) for value in spec["choice"]]
+    else:
+        values = [(f"`{bound}`: ", spec[bound]) for bound in ("min", "max", "default") if bound in spec]
+    for what, value in values:
+        try:
+            check(name, value)
+        except InputError as error:
+            within = f" (in {key} = {json.dumps(spec, default=str)})" if what else ""
+            raise ExperimentError(f"{where}: {key}: {what}{error}{within}") from None
+
+
+def _check_spec(where, key, spec, name=None):
+    """A fixed value, {choice = [...]} or {min, max, step?, sampling?, default?}; `name` is the
+    argument whose rule every value must follow."""
+    if not isinstance(spec, Mapping):
+        _check_values(where, key, name, spec)
+        return
+    keys = set(spec)
+    if "choice" in keys:
+        if keys - {"choice", "default"}:
+            _fail(where, key, "a choice takes only `choice` and `default`", spec)
+        if not isinstance(spec["choice"], list) or not spec["choice"]:
+            _fail(where, key, "`choice` must be a non-empty list", spec)
+        if "default" in spec and spec["default"] not in spec["choice"]:
+            _fail(where, key, "`default` must be one of the choices", spec)
+        _check_values(where, key, name, spec)
+        return
+    if not keys & {"min", "max"}:
+        _fail(where, key, "must be a value, {choice = [...]} or {min = ..., max = ...}", spec)
+    extra = keys - {"min", "max", "step", "sampling", "default"}
+    if extra:
+        _fail(where, key, f"unknown range key `{sorted(extra)[0]}`; a range takes min, max, step, sampling, default", spec)
+    for bound in ("min", "max"):
+        if bound not in spec:
+            _fail(where, key, f"a range needs `{bound}`", spec)
+        if isinstance(spec[bound], bool) or not isinstance(spec[bound], numbers.Real):
+            _fail(where, key, f"`{bound}` must be a number", spec)
+        if not math.isfinite(spec[bound]):
+            _fail(where, key, f"`{bound}` must be a finite number", spec)
+    if spec["max"] <= spec["min"]:
+        _fail(where, key, "`max` must be greater than `min`", spec)
+    sampling = spec.get("sampling", "linear")
+    if sampling not in SAMPLINGS:
+        _fail(where, key, f"`sampling` must be one of {', '.join(SAMPLINGS)}", spec)
+    if sampling != "linear" and spec["min"] <= 0:
+        _fail(where, key, f"sampling = \"{sampling}\" needs `min` > 0", spec)
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Real)
+                             or not math.isfinite(step) or step <= 0):
+        _fail(where, key, "`step` must be a positive number", spec)
+    default = spec.get("default")
+    if default is not None and (isinstance(default, bool) or not isinstance(default, numbers.Real)):
+        _fail(where, key, "`default` must be a number", spec)
+    if default is not None and not (spec["min"] <= default <= spec["max"]):
+        _fail(where, key, "`default` must lie between `min` and `max`", spec)
+    _check_values(where, key, name, spec)
+
+
+def _plain_values(where, key, value):
+    """TOML values a search space can hold: strings, numbers, booleans, and lists and tables of them."""
+    if isinstance(value, Mapping):
+        for inner, item in value.items():
+            _plain_values(where, key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _plain_values(where, key, item)
+    elif not isinstance(value, (str, int, float, bool)):
+        _fail(where, key, f"holds a {type(value).__name__}; a search space takes strings, numbers and booleans",
+              str(value))
+
+
+def _spec_values(spec) -> list:
+    """The values a spec may take: its choices, or its one fixed value (ranges: none listed)."""
+    if isinstance(spec, Mapping):
+        return list(spec.get("choice", []))
+    return [spec]
+
+
+def _check_optimizer_settings(where: str, search: Mapping[str, Any]) -> None:
+    """Optimizer names are known, and each optimizer setting searched applies to some optimizer searched."""
+    names = _spec_values(search.get("optimizer", registry.DEFAULT_OPTIMIZER))
+    for name in names:
+        if name not in registry.OPTIMIZERS:
+            _fail(where, "[search] optimizer", f"must be one of {', '.join(registry.OPTIMIZERS)}", name)
+    taken = {argument for name in names for argument in registry.OPTIMIZERS[name].arguments}
+    for key in search:
+        if key in registry.optimizer_arguments() and key not in taken:
+            takers = [n for n, entry in registry.OPTIMIZERS.items() if key in entry.arguments]
+            _fail(where, f"[search] {key}",
+                  f"does not apply to optimizer {' or '.join(map(repr, names))} (it applies to {', '.join(takers)})",
+                  search[key])
+
+
+def _search(where: str, search, family: str) -> dict[str, Any] | None:
+    if search is None:
+        return None
+    if not isinstance(search, Mapping):
+        _fail(where, "[search]", "must be a table", search)
+    _plain_values(where, "[search]", search)
+    entry = registry.family(family)
+    if entry.width_key in search and entry.depth_key not in search:
+        _fail(where, f"[search] {entry.width_key}",
+              f"sets the width of each layer and needs `{entry.depth_key}` for the depth", search[entry.width_key])
+    allowed = registry.space_keys(family)
+    for key, spec in search.items():
+        if key == "augmentation":
+            if not isinstance(spec, Mapping):
+                _fail(where, "[search] augmentation", "must be a table of augmentation options", spec)
+            for option, option_spec in spec.items():
+                if option not in registry.AUGMENTATIONS:
+                    _fail(where, f"[search.augmentation] {option}",
+                          f"unknown option; allowed: {', '.join(registry.AUGMENTATIONS)}", option_spec)
+                _check_spec(where, f"[search.augmentation] {option}", option_spec, option)
+            continue
+        if key not in allowed:
+            _fail(where, f"[search] {key}", f"unknown key; allowed: {', '.join(allowed)}", spec)
+        _check_spec(where, f"[search] {key}", spec, key)
+    _check_optimizer_settings(where, search)
+    return copy.deepcopy(dict(search))
+
+
+def _objective(where: str, tuner: TunerSettings, task_name: str) -> TunerSettings:
+    task = registry.task(task_name)
+    if tuner.objective is None:
+        return dataclasses.replace(tuner, objective=task.objective)
+    if tuner.objective not in task.objectives:
+        _fail(where, "[tuner] objective", f"must be one of {', '.join(task.objectives)} for task {task_name!r}",
+              tuner.objective)
+    return tuner
+
+
+def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, default_name: str | None = None) -> Experiment:
+    """Validates a parsed TOML document and fills in the defaults."""
+    where = path or "experiment"
+    unknown = sorted(set(config) - set(TOP_LEVEL))
+    if unknown:
+        _fail(where, unknown[0], f"unknown key; allowed: {', '.join(TOP_LEVEL)}", config[unknown[0]])
+    name = config.get("name", default_name)
+    if name is None:
+        _fail(where, "name", "is required")
+    if folder_name_problem(name):
+        _fail(where, "name", folder_name_problem(name), name if not isinstance(name, str) else name[:60])
+    seed = _checked(where, "seed", check_seed, config.get("seed", 0))
+
+    sections = {key: _section(where, key, cls, config.get(key, {})) for key, cls in SECTIONS.items()}
+    if sections["data"].source is None:
+        _fail(where, "[data] source", "is required (e.g. \"digits\")")
+    if sections["data"].validation_split == 0:
+        _fail(where, "[data] validation_split", "must be above 0: the search scores trials on validation data", 0)
+    model = sections["model"]
+    if not isinstance(config.get("model", {}), Mapping) or "task" not in config.get("model", {}):
+        # No task given: the family's first (a U-Net's is restoration, a CNN's classification).
+        model = dataclasses.replace(model, task=registry.family(model.family).tasks[0])
+    try:
+        registry.check_family_task(model.family, model.task)
+    except InputError as error:
+        _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
+    restoration = registry.task(model.task).labels == CLEAN
+    if restoration and sections["data"].corruption is None:
+        _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
+              "{kind = \"gaussian\", sigma = 0.098})")
+    for key in ("corruption", "patch_size", "patches_per_epoch"):
+        if not restoration and getattr(sections["data"], key) is not None:
+            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == CLEAN)
+            _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
+                  config["data"][key])
+    search = config.get("search")
+    if sections["data"].standardize is not None and isinstance(search, Mapping) and "standardize" in search:
+        _fail(where, "[search] standardize", "is set in [data] already; set it in one place", search["standardize"])
+    return Experiment(
+        name=name, seed=seed, data=sections["data"], model=model,
+        search=_search(where, config.get("search"), model.family),
+        tuner=_objective(where, sections["tuner"], model.task), export=sections["export"], path=path,
+    )
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Reads and validates a `tuning/*.toml` file.
+
+    Example:
+    >>> experiment = load_experiment("tuning/digits_cnn.toml")  # doctest: +SKIP
+    >>> experiment.tuner.algorithm
+    'random'
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"{path}: no such experiment file.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ExperimentError(
+            f"{path}: not a TOML text file: byte {error.start} is not UTF-8 (is it a binary file?)."
+        ) from None
+    except OSError as error:
+        raise ExperimentError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError(f"{path}: not valid TOML ({error}).") from None
+    return parse_experiment(config, path=str(path), default_name=path.stem)
+
+
+def check_against_data(experiment: Experiment, input_shape) -> None:
+    """Checks what needs the dataset: the objective, the losses searched and the augmentation
+    options fit the input rank (SSIM, say, is defined on images, not on signals)."""
+    task = registry.task(experiment.model.task)
+    metric = experiment.objective.removeprefix("val_")
+    if not task.applies(metric, len(input_shape)):
+        raise ExperimentError(
+            f"{experiment.where}: [tuner] objective: {experiment.objective} is not measured on inputs of shape "
+            f"{tuple(input_shape)}; use {task.objective}. Received: objective = \"{experiment.objective}\"")
+    losses = (experiment.search or {}).get("loss")
+    for loss in (losses.get("choice", []) if isinstance(losses, Mapping) else [losses] if losses else []):
+        if not task.applies(loss, len(input_shape)):
+            raise ExperimentError(
+                f"{experiment.where}: [search] loss: {loss!r} is not defined on inputs of shape {tuple(input_shape)}; "
+                f"use one of {', '.join(k for k in task.losses if task.applies(k, len(input_shape)))}.")
+    options = (experiment.search or {}).get("augmentation")
+    if not options:
+        return
+    allowed = registry.augmentation_keys(input_shape)
+    for option in options:
+        if option not in allowed:
+            raise ExperimentError(
+                f"{experiment.where}: [search.augmentation] {option}: not an option for "
+                f"inputs of shape {tuple(input_shape)}; allowed: {', '.join(allowed) or 'none'}."
+            )

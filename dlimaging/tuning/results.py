@@ -1,0 +1,346 @@
+"""Trial records, ranking, results files, the leaderboard and the report of a search.
+
+Everything here reads and writes files in a run folder (`runs/<name>/`), so it
+works the same on a finished search, an interrupted one, and one run by
+distributed workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import pathlib
+from typing import Any
+
+from dlimaging import registry
+from dlimaging.errors import InputError
+from dlimaging.files import read_json, write_atomically
+from dlimaging.plots._base import better
+from dlimaging.plots.trials import pareto_front
+from dlimaging.tuning.experiment import parse_export_choice
+from dlimaging.validation import check_choice
+
+RESULTS_JSON = "results.json"
+
+
+RESULTS_CSV = "results.csv"
+
+
+TRIAL_LOGS = "trial_logs"
+
+
+# The numbers a trial log holds besides its curves; each may be missing (older logs) or None.
+LOG_NUMBERS = ("epochs", "seconds", "params", "latency_ms")
+
+
+FINGERPRINT = "experiment.json"
+
+
+PLOTS = "plots"
+
+
+COMPLETED, FAILED = "COMPLETED", "FAILED"
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial as the leaderboard shows it.
+
+    Attributes:
+        trial: its number, from 1.
+        trial_id: Keras Tuner's id ("0", "1", ...).
+        status: Keras Tuner's status: "COMPLETED", "FAILED", "RUNNING", ...
+        score: the objective at its best epoch; None unless completed.
+        best_epoch: that epoch, from 1.
+        epochs, seconds: what the trial ran.
+        reason: why it failed.
+        hyperparameters: its values.
+        params: the model's parameter count (`count_params()`: trainable and not).
+        latency_ms: its batch-1 inference time in milliseconds, measured after training
+            (see `dlimaging.tuning.progress.measure_latency`).
+    """
+
+    trial: int
+    trial_id: str
+    status: str
+    score: float | None = None
+    best_epoch: int | None = None
+    epochs: int | None = None
+    seconds: float | None = None
+    reason: str | None = None
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: int | None = None
+    latency_ms: float | None = None
+
+
+@dataclasses.dataclass
+class BestTrial:
+    """The trial chosen for export (the best one unless `choice` says otherwise), evaluated on
+    the test split, and where it was exported.
+
+    Attributes:
+        choice: the export choice that picked it: "best" or "smallest-within=T".
+        why: how the choice picked it, in words.
+    """
+
+    trial: int
+    trial_id: str
+    score: float
+    best_epoch: int | None
+    hyperparameters: dict[str, Any]
+    test_metrics: dict[str, float]
+    export_path: str | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    choice: str = "best"
+    why: str | None = None
+
+
+def failure_reason(message: str | None) -> str | None:
+    """The last line of a trial's traceback: the error itself."""
+    if not message:
+        return None
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else message
+    for prefix in ("keras_tuner.src.errors.FailedTrialError: ", "keras_tuner.errors.FailedTrialError: "):
+        reason = reason.replace(prefix, "")
+    return reason[:300]
+
+
+def hp_text(values: dict[str, Any], limit: int = 8) -> str:
+    """`key=value` pairs of a trial's hyperparameters, for one line."""
+    items = [(k, v) for k, v in values.items() if not k.startswith("tuner/")]
+    parts = [f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in items[:limit]]
+    if len(items) > limit:
+        parts.append(f"+{len(items) - limit} more")
+    return " ".join(parts)
+
+
+def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
+    trial = read_json(path, "trial record")
+    try:
+        trial_id, status = str(trial["trial_id"]), trial["status"]
+    except (KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
+    log = _trial_log(run_dir, trial_id)
+    try:
+        score = trial.get("score") if status == COMPLETED else None
+        score = float(score) if score is not None and math.isfinite(score) else None
+        best_step = trial.get("best_step")
+        return TrialRecord(
+            trial=int(trial_id) + 1, trial_id=trial_id, status=status, score=score,
+            best_epoch=best_step + 1 if score is not None and best_step is not None else None,
+            epochs=log.get("epochs"), seconds=log.get("seconds"),
+            params=log.get("params"), latency_ms=log.get("latency_ms"),
+            reason=failure_reason(trial.get("message")) if status != COMPLETED else None,
+            hyperparameters=dict(trial["hyperparameters"]["values"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
+
+
+def _trial_log(run_dir: pathlib.Path, trial_id) -> dict[str, Any]:
+    """dlimaging's log of a trial (`trial_logs/<id>.json`), {} when there is none."""
+    path = run_dir / TRIAL_LOGS / f"{trial_id}.json"
+    if not path.is_file():
+        return {}
+    log = read_json(path, "trial log")
+    numbers = tuple(log.get(key) for key in LOG_NUMBERS) if isinstance(log, dict) else ()
+    if (not isinstance(log, dict) or not isinstance(log.get("history", {}), dict)
+            or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)):
+        raise InputError(f"{path}: not a dlimaging trial log (expected an object with numbers "
+                         f"{', '.join(LOG_NUMBERS)} and a history).")
+    return log
+
+
+def collect_trials(run_dir: pathlib.Path) -> list[TrialRecord]:
+    """Every trial Keras Tuner recorded (`trial_*/trial.json`), with dlimaging's log of it."""
+    paths = [p for p in run_dir.glob("trial_*/trial.json") if p.parent.name[len("trial_"):].isdigit()]
+    paths.sort(key=lambda p: int(p.parent.name[len("trial_"):]))
+    return [_trial_record(path, run_dir) for path in paths]
+
+
+def rank_trials(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
+    """The completed trials, best first; `direction` is "min" or "max"."""
+    check_choice("direction", direction, ("min", "max"))
+    done = [t for t in trials if t.score is not None]
+    return sorted(done, key=lambda t: t.score, reverse=direction == "max")
+
+
+def choose_export(trials: list[TrialRecord], direction: str, choice: str = "best") -> tuple[TrialRecord, str]:
+    """The trial to export, and why, under an export choice.
+
+    Args:
+        trials: `TrialRecord`s; at least one completed.
+        direction: "min" or "max": how the objective improves.
+        choice: "best" (the best objective), or "smallest-within=T": the fewest
+            parameters among the trials whose objective is within T of the best
+            (ties: the better objective, then the earlier trial). Defaults to "best".
+
+    Returns:
+        (the chosen `TrialRecord`, a sentence saying why).
+    """
+    kind, tolerance = parse_export_choice(choice)
+    ranked = rank_trials(trials, direction)
+    if not ranked:
+        raise InputError("No completed trial to choose from.")
+    best = ranked[0]
+    if kind == "best":
+        return best, f"the best objective: trial {best.trial} ({best.score:.4f})"
+    sign = 1 if direction == "max" else -1
+    # A hair of slack so that a tolerance of exactly the difference, written in decimal, counts.
+    close = [t for t in ranked if sign * (best.score - t.score) <= tolerance + 1e-12 and t.params is not None]
+    if not close:
+        return best, f"the best objective: trial {best.trial} ({best.score:.4f}); no trial has a parameter count"
+    chosen = min(close, key=lambda t: (t.params, ranked.index(t)))
+    size = f"{best.params:,}" if best.params is not None else "?"
+    return chosen, (f"the fewest parameters among the {len(close)} trial(s) within {tolerance:g} of the best "
+                    f"objective (trial {best.trial}: {best.score:.4f}, {size} parameters): trial {chosen.trial} "
+                    f"({chosen.score:.4f}, {chosen.params:,} parameters)")
+
+
+def summary(trials: list[TrialRecord]) -> dict[str, int]:
+    completed = sum(t.status == COMPLETED for t in trials)
+    failed = sum(t.status == FAILED for t in trials)
+    return {"trials": len(trials), "completed": completed, "failed": failed,
+            "unfinished": len(trials) - completed - failed}
+
+
+def write_results(run_dir: pathlib.Path, experiment, trials: list[TrialRecord], best: BestTrial | None) -> None:
+    """`results.json` (everything) and `results.csv` (one row per trial), written atomically."""
+    payload = {
+        "name": experiment.name,
+        "objective": experiment.objective,
+        "direction": experiment.direction,
+        "summary": summary(trials),
+        "best": dataclasses.asdict(best) if best else None,
+        "pareto": [t.trial for t in pareto_front(trials, experiment.direction)],
+        "trials": [dataclasses.asdict(t) for t in trials],
+        "experiment": experiment.to_dict(),
+    }
+    write_atomically(run_dir / RESULTS_JSON, json.dumps(payload, indent=2, default=str))
+    hp_names = sorted({k for t in trials for k in t.hyperparameters})
+    columns = ["trial", "status", "score", "best_epoch", "epochs", "seconds", "params", "latency_ms", "reason"]
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(columns + hp_names)
+    for t in trials:
+        writer.writerow([getattr(t, c) for c in columns] + [t.hyperparameters.get(k) for k in hp_names])
+    write_atomically(run_dir / RESULTS_CSV, table.getvalue())
+
+
+def read_best(run_dir: pathlib.Path) -> BestTrial | None:
+    """The best trial recorded by an earlier run's `results.json`, if it is readable."""
+    path = run_dir / RESULTS_JSON
+    if not path.is_file():
+        return None
+    try:
+        best = json.loads(path.read_text()).get("best")
+        best = BestTrial(**best) if best else None
+        if best is not None and not all(isinstance(v, (int, float)) for v in dict(best.test_metrics).values()):
+            return None
+        return best
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # an unreadable results.json is rewritten at the end of the next run
+
+
+def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str, direction: str,
+               top: int = 3) -> list[pathlib.Path]:
+    """The objective per trial, each hyperparameter against it, the best trials' curves, and the
+    objective against the parameter count with the Pareto front (`pareto.png`)."""
+    from dlimaging.plots.trials import (
+        plot_hyperparameters,
+        plot_learning_curves,
+        plot_objective_per_trial,
+        plot_pareto,
+    )
+
+    plots = run_dir / PLOTS
+    paths = [
+        plot_objective_per_trial(trials, objective, plots / "objective_per_trial.png", direction=direction),
+        plot_hyperparameters(trials, objective, plots / "hyperparameters.png"),
+    ]
+    curves = {}
+    for trial in rank_trials(trials, direction)[:top]:
+        history = _trial_log(run_dir, trial.trial_id).get("history")
+        if history:
+            curves[f"trial {trial.trial}"] = history
+    metric = objective[4:] if objective.startswith("val_") else objective
+    paths.append(plot_learning_curves(curves, plots / "learning_curves.png", metric=metric))
+    paths.append(plot_pareto(trials, objective, plots / "pareto.png", direction=direction))
+    return paths
+
+
+def format_leaderboard(trials: list[TrialRecord], objective: str, direction: str, top: int = 10) -> str:
+    """A short table a person can read: the best trials first, then the failures counted.
+
+    The objective's column says which way it improves, e.g. `val_loss (lower is better)`.
+    """
+    header = f"{objective} ({better(direction)})"
+    width = max(12, len(header))
+    lines = [f"{'rank':>4}  {'trial':>5}  {header:>{width}}  {'epochs':>6}  {'time':>7}  hyperparameters"]
+    for rank, t in enumerate(rank_trials(trials, direction)[:top], start=1):
+        seconds = f"{t.seconds:.1f}s" if t.seconds is not None else "-"
+        lines.append(f"{rank:>4}  {t.trial:>5}  {t.score:>{width}.4f}  {str(t.epochs or '-'):>6}  "
+                     f"{seconds:>7}  {hp_text(t.hyperparameters, limit=6)}")
+    counts = summary(trials)
+    lines.append(f"{counts['trials']} trials: {counts['completed']} completed, {counts['failed']} failed"
+                 + (f", {counts['unfinished']} unfinished." if counts["unfinished"] else "."))
+    failed = [t for t in trials if t.status == FAILED]
+    lines.extend(f"  trial {t.trial} failed: {t.reason}" for t in failed[:5])
+    return "\n".join(lines)
+
+
+def format_pareto(trials: list[TrialRecord], objective: str, direction: str) -> str:
+    """The Pareto front (`pareto_front`) as a short table: trial, objective, params, latency."""
+    front = pareto_front(trials, direction)
+    header = f"{objective} ({better(direction)})"
+    width = max(12, len(header))
+    lines = [f"{'trial':>5}  {header:>{width}}  {'params':>10}  {'latency_ms':>10}"]
+    for t in front:
+        latency = f"{t.latency_ms:.3f}" if t.latency_ms is not None else "-"
+        lines.append(f"{t.trial:>5}  {t.score:>{width}.4f}  {t.params:>10,}  {latency:>10}")
+    measured = sum(t.score is not None and t.params is not None for t in trials)
+    lines.append(f"On the front: {len(front)} of {measured} completed trials with a parameter count "
+                 f"(no other trial has a better {objective} with as few parameters).")
+    return "\n".join(lines)
+
+
+def report(run_dir: str | os.PathLike, pareto: bool = False) -> tuple[str, list[pathlib.Path]]:
+    """The leaderboard of a finished or interrupted run, and its plots drawn again.
+
+    The trials are read afresh from the run folder, so a search stopped half-way
+    (before it wrote `results.json`) reports the trials it finished.
+
+    Args:
+        run_dir: the run folder, `runs/<name>`.
+        pareto: bool. List the Pareto front on (objective, params) instead of the
+            leaderboard. Defaults to False.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / FINGERPRINT).is_file():
+        raise InputError(f"{run_dir}: not a `dlimaging tune` run folder (no {FINGERPRINT}).")
+    started = read_json(run_dir / FINGERPRINT, "run fingerprint")
+    try:
+        name, objective = started["name"], started["tuner"]["objective"]
+        direction = registry.task(started["model"]["task"]).direction(objective)
+    except (KeyError, TypeError, InputError) as error:
+        raise InputError(f"{run_dir / FINGERPRINT}: incomplete run fingerprint (missing or bad {error}).") from None
+    trials = collect_trials(run_dir)
+    paths = draw_plots(run_dir, trials, objective, direction)
+    if pareto:
+        return "\n".join([f"{name}: Pareto front of {objective} ({better(direction)}) and parameters",
+                          format_pareto(trials, objective, direction)]), paths
+    text = [f"{name}: {objective} ({better(direction)})", format_leaderboard(trials, objective, direction)]
+    best = read_best(run_dir)
+    if best:
+        chosen = "Best" if best.choice == "best" else f"Chosen ({best.choice})"
+        text.append(f"{chosen}: trial {best.trial} at epoch {best.best_epoch}, "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in best.test_metrics.items()))
+        if best.export_path:
+            text.append(f"Exported: {best.export_path}")
+    return "\n".join(text), paths
