@@ -139,74 +139,116 @@ BLOCKS = ("plain", "residual")
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
-def _fraction_below_one(name, value):
+def fraction_below_one(name, value):
     return check_number(name, value, low=0.0, high=1.0, high_inclusive=False)
 
 
-def _fraction(name, value):
+def fraction(name, value):
     return check_number(name, value, low=0.0, high=1.0)
 
 
-def _non_negative(name, value):
+def non_negative(name, value):
     return check_number(name, value, low=0.0)
 
 
-def _positive(name, value):
+def positive(name, value):
     return check_number(name, value, low=0.0, low_inclusive=False)
 
 
-def _sizes(name, value):
+def sizes(name, value):
     return as_int_tuple(name, value, allow_empty=False)
 
 
-def _non_negative_int(name, value):
+def non_negative_int(name, value):
     return int(check_number(name, value, low=0, integer=True))
 
 
-def _optional_positive_int(name, value):
+def optional_positive_int(name, value):
     return None if value is None else check_positive_int(name, value)
 
 
-def _optional_boolean(name, value):
+def optional_boolean(name, value):
     if value is not None and not isinstance(value, bool):
         raise InputError(f"`{name}` must be True, False or None. Received: {name}={_fmt(value)}")
     return value
 
 
-def _choice(allowed):
-    return lambda name, value: check_choice(name, value, allowed)
+def choice_of(allowed):
+    """A check that `value` is one of `allowed` (an iterable, or a table whose keys are the names)."""
+    return lambda name, value: check_choice(name, value, list(allowed))
+
+
+def boolean(name, value):
+    if not isinstance(value, bool):
+        raise InputError(f"`{name}` must be true or false. Received: {name}={value!r}")
+    return value
+
+
+def non_empty_string(name, value):
+    if not isinstance(value, str) or not value:
+        raise InputError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+    return value
+
+
+def optional_string(name, value):
+    return None if value is None else non_empty_string(name, value)
+
+
+def image_size(name, value):
+    """None, or [height, width] of positive integers (a TOML list), as a tuple."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise InputError(f"`{name}` must be [height, width] of positive integers. Received: {name}={value!r}")
+    return tuple(value)
+
+
+def column_names(name, value):
+    """None, one column name, or a non-empty list of them (TOML strings)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise InputError(f"`{name}` must be a column name or a non-empty list of them. Received: {name}={value!r}")
+
+
+def at_least_two(name, value):
+    return check_number(name, value, low=2, integer=True)
 
 
 ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     # builders
-    "dropout": _fraction_below_one,
-    "l1": _non_negative,
-    "l2": _non_negative,
-    "filters": _sizes,
+    "dropout": fraction_below_one,
+    "l1": non_negative,
+    "l2": non_negative,
+    "filters": sizes,
     "hidden_units": as_int_tuple,
     "dense_units": as_int_tuple,
-    "kernel_size": _sizes,
-    "strides": _sizes,
-    "convs_per_block": _optional_positive_int,  # None: 1 in a plain block, 2 in a residual one
-    "block": _choice(BLOCKS),
-    "dilation_rate": _sizes,  # one for every block, or one per block
-    "batch_norm_momentum": _fraction_below_one,
-    "label_smoothing": _fraction_below_one,
-    "padding": _choice(PADDINGS),
-    "pooling": _choice(POOLINGS),
-    "conv": _choice(CONV_KINDS),
-    "head": _choice(HEADS),
-    "standardize": _choice(STANDARDIZE_MODES),
-    "scale_targets": _optional_boolean,  # None: when the task has numeric outputs
+    "kernel_size": sizes,
+    "strides": sizes,
+    "convs_per_block": optional_positive_int,  # None: 1 in a plain block, 2 in a residual one
+    "block": choice_of(BLOCKS),
+    "dilation_rate": sizes,  # one for every block, or one per block
+    "batch_norm_momentum": fraction_below_one,
+    "label_smoothing": fraction_below_one,
+    "padding": choice_of(PADDINGS),
+    "pooling": choice_of(POOLINGS),
+    "conv": choice_of(CONV_KINDS),
+    "head": choice_of(HEADS),
+    "standardize": choice_of(STANDARDIZE_MODES),
+    "scale_targets": optional_boolean,  # None: when the task has numeric outputs
     # optimizers
-    "learning_rate": _positive,
-    "beta_1": _fraction_below_one,
-    "beta_2": _fraction_below_one,
-    "momentum": _fraction_below_one,
-    "epsilon": _positive,
-    "weight_decay": _non_negative,
-    "schedule": _choice(SCHEDULES),
-    "warmup_epochs": _non_negative_int,
+    "learning_rate": positive,
+    "beta_1": fraction_below_one,
+    "beta_2": fraction_below_one,
+    "momentum": fraction_below_one,
+    "epsilon": positive,
+    "weight_decay": non_negative,
+    "schedule": choice_of(SCHEDULES),
+    "warmup_epochs": non_negative_int,
     "steps_per_epoch": check_positive_int,
     # fit, and the search's depth and width keys
     "batch_size": check_positive_int,
@@ -217,18 +259,18 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "num_layers": check_positive_int,
     "units_i": check_positive_int,
     # augmentation options
-    "flip": _choice(FLIP_MODES),
-    "rotation": _fraction,
-    "zoom": _fraction,
-    "translation": _fraction,
-    "contrast": _fraction,
-    "brightness": _fraction,
-    "noise": _fraction,  # Keras's GaussianNoise takes a standard deviation in [0, 1]
-    "shift": _fraction,
-    "shift_mode": _choice(SHIFT_MODES),
-    "scale": _fraction_below_one,
-    "scatter": _fraction_below_one,  # a gain in [1 - s, 1 + s] must stay positive
-    "baseline": _fraction,  # as a fraction of each sample's standard deviation
+    "flip": choice_of(FLIP_MODES),
+    "rotation": fraction,
+    "zoom": fraction,
+    "translation": fraction,
+    "contrast": fraction,
+    "brightness": fraction,
+    "noise": fraction,  # Keras's GaussianNoise takes a standard deviation in [0, 1]
+    "shift": fraction,
+    "shift_mode": choice_of(SHIFT_MODES),
+    "scale": fraction_below_one,
+    "scatter": fraction_below_one,  # a gain in [1 - s, 1 + s] must stay positive
+    "baseline": fraction,  # as a fraction of each sample's standard deviation
 }
 
 
@@ -267,3 +309,38 @@ def resolve_activation(value: Any, name: str = "activation"):
         f"`{name}` must be a Keras activation name or a callable. "
         f"Received: {name}={_fmt(value)}. Valid names: {', '.join(activation_names())}"
     )
+
+EXPORT_CHOICES = ("best", "smallest-within=TOLERANCE")
+
+
+def parse_export_choice(value, name: str = "choice") -> tuple[str, float | None]:
+    """("best", None) or ("smallest-within", tolerance) from an export choice such as
+    "smallest-within=0.005"; an InputError for anything else.
+
+    "best" exports the trial with the best objective; "smallest-within=T" the trial with the
+    fewest parameters whose objective is within T of the best, in the objective's direction.
+    """
+    text = value.strip() if isinstance(value, str) else None
+    if text == "best":
+        return "best", None
+    if text is not None and text.startswith("smallest-within="):
+        number = text[len("smallest-within="):]
+        try:
+            tolerance = float(number)
+        except ValueError:
+            tolerance = None
+        if tolerance is not None and math.isfinite(tolerance) and tolerance >= 0:
+            return "smallest-within", tolerance
+    raise InputError(
+        f"`{name}` must be \"best\" or \"smallest-within=TOLERANCE\" with a number >= 0 (e.g. "
+        f"smallest-within=0.005: the fewest parameters within 0.005 of the best objective). "
+        f"Received: {name}={value!r}"
+    )
+
+
+def check_export_choice(name: str, value) -> str:
+    """`value`, normalised ("best", "smallest-within=0.005"), if `parse_export_choice` accepts it."""
+    kind, tolerance = parse_export_choice(value, name)
+    return kind if tolerance is None else f"{kind}={tolerance:g}"
+
+

@@ -90,8 +90,6 @@ class Corruption:
 
 
 REQUIRED = object()
-
-
 CORRUPTIONS: dict[str, Corruption] = {
     "gaussian": Corruption(
         {"sigma": (_range, REQUIRED)}, (2, 3),
@@ -112,8 +110,6 @@ CORRUPTIONS: dict[str, Corruption] = {
 
 # Parameters of a blur that only one kernel uses.
 BLUR_KERNELS = {"gaussian": ("width",), "motion": ("length", "angle")}
-
-
 SAMPLE_KINDS = {2: "signals (length, channels)", 3: "images (height, width, channels)"}
 
 

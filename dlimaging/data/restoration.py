@@ -41,17 +41,9 @@ SAMPLE_IMAGES = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "co
 
 
 RENAMED = {"coffee_cup": lambda data: data.coffee(), "motorcycle": lambda data: data.stereo_motorcycle()[0]}
-
-
 COLOUR = "rgb"  # the option that keeps the colour photographs in colour
-
-
 DEFAULT_IMAGE_PATCH = 64
-
-
 CLEAN = "clean signals"  # the kind of labels (`registry.Task.labels`) of a restoration task
-
-
 TRAIN_SAMPLE = 256  # training patches kept as arrays (one fixed draw), for adapting and plotting
 
 

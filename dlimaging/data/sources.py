@@ -16,12 +16,8 @@ import numpy as np
 from dlimaging.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
 # Pillow's modes for 16-bit grey images (16-bit PNGs open as "I;16"; older Pillows give "I").
 WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-
-
 # The integer types that hold images, and the value of their white: they are scaled to [0, 1].
 # Other integer arrays are measurements, not pixels: they are converted as they are.
 IMAGE_INTEGER_SCALES = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 65535.0}

@@ -20,11 +20,7 @@ from dlimaging.errors import InputError
 
 # What `explain` can draw; the first is the default for a `.keras` model.
 METHODS = ("grad-cam", "saliency", "feature-maps", "filters")
-
-
 EXPORT_METHODS = ("saliency",)
-
-
 # `dlimaging.explain.methods.CAM_VARIANTS`, named here without loading Keras (for the command line's choices).
 CAM_VARIANTS = ("grad-cam", "hires")
 

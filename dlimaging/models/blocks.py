@@ -20,14 +20,8 @@ from dlimaging.validation import (
 )
 
 POOL_SIZE = 2
-
-
 CONV = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
-
-
 _SEPARABLE = {1: keras.layers.SeparableConv1D, 2: keras.layers.SeparableConv2D}
-
-
 POOL = {
     "max": {1: keras.layers.MaxPooling1D, 2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D},
     "avg": {

@@ -20,8 +20,6 @@ from dlimaging.validation import check_number
 # tf.image.ssim's Gaussian window: 11 taps, σ = 1.5 (Wang et al. 2004); smaller images use a
 # window as large as they are.
 SSIM_FILTER_SIZE = 11
-
-
 SSIM_FILTER_SIGMA = 1.5
 
 

@@ -18,11 +18,7 @@ from dlimaging.errors import InputError
 from dlimaging.plots._base import grid, image_panel, save
 
 HEAT = "inferno"  # Grad-CAM and saliency: dark = no evidence, bright = strong
-
-
 BAND = "YlOrRd"  # the band behind a spectrum: pale where nothing counts, so the curve stays readable
-
-
 KERNEL = "RdBu_r"  # kernels: blue negative, red positive, white zero
 
 

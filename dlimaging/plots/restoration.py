@@ -16,8 +16,6 @@ from dlimaging.plots._base import save
 
 # PSNR of two identical samples is infinite; metrics, figures and reports cap it here (dB).
 PSNR_CAP = 100.0
-
-
 MAX_SAMPLES = 4
 
 

@@ -25,14 +25,8 @@ from dlimaging.errors import InputError
 from dlimaging.validation import check_number, is_ascii_digits
 
 METADATA_FILE = "dlimaging.json"
-
-
 SERVING_CONFIG_MARK = "# written by dlimaging serving-config"
-
-
 SIGNATURE = "serving_default"
-
-
 _TMP_PREFIX = ".tmp-"
 
 

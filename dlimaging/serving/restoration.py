@@ -19,11 +19,7 @@ from dlimaging.serving.exports import exported_predictor
 from dlimaging.serving.inputs import _number, read_array_file
 
 RESTORED_SUFFIX = "_restored"
-
-
 _IMAGE_OUTPUTS = (".png", ".npy")
-
-
 _SIGNAL_OUTPUTS = (".csv", ".npy")
 
 

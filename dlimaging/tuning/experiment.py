@@ -17,17 +17,25 @@ import numbers
 import os
 import pathlib
 import sys
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.validation import (
     ARGUMENT_CHECKS,
-    check_choice,
-    check_number,
+    at_least_two,
+    boolean,
+    check_export_choice,
     check_positive_int,
     check_seed,
+    choice_of,
+    column_names,
+    fraction_below_one,
+    image_size,
+    non_empty_string,
+    optional_positive_int,
+    optional_string,
 )
 
 if sys.version_info >= (3, 11):
@@ -37,65 +45,13 @@ else:  # pragma: no cover
 
 
 CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task
-
-
 STRATEGIES = ("none", "mirrored")
-
-
 SAMPLINGS = ("linear", "log", "reverse_log")
 
 
 # Matched with `fullmatch`: `re.match` with `$` lets a trailing newline through.
 class ExperimentError(InputError):
     """A mistake in an experiment file."""
-
-
-def _positive_int(name, value):
-    return check_positive_int(name, value)
-
-
-def _optional_positive_int(name, value):
-    return None if value is None else _positive_int(name, value)
-
-
-def _fraction(name, value):
-    return check_number(name, value, low=0.0, high=1.0, high_inclusive=False)
-
-
-def _boolean(name, value):
-    if not isinstance(value, bool):
-        raise InputError(f"`{name}` must be true or false. Received: {name}={value!r}")
-    return value
-
-
-def _string(name, value):
-    if not isinstance(value, str) or not value:
-        raise InputError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
-    return value
-
-
-def _image_size(name, value):
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-        raise InputError(f"`{name}` must be [height, width] of positive integers. Received: {name}={value!r}")
-    return tuple(value)
-
-
-def _names(name, value):
-    """One column name, or a non-empty list of them (TOML strings)."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
-    raise InputError(f"`{name}` must be a column name or a non-empty list of them. Received: {name}={value!r}")
-
-
-def _optional_string(name, value):
-    return None if value is None else _string(name, value)
 
 
 def _standardize(name, value):
@@ -110,52 +66,6 @@ def _corruption(name, value):
     return check_corruption(value, name)
 
 
-def _optional_positive_int(name, value):
-    return None if value is None else check_positive_int(name, value)
-
-
-def _choice_of(table) -> Callable[[str, Any], Any]:
-    return lambda name, value: check_choice(name, value, list(table))
-
-
-def _at_least_two(name, value):
-    return check_number(name, value, low=2, integer=True)
-
-
-EXPORT_CHOICES = ("best", "smallest-within=TOLERANCE")
-
-
-def parse_export_choice(value, name: str = "choice") -> tuple[str, float | None]:
-    """("best", None) or ("smallest-within", tolerance) from an export choice such as
-    "smallest-within=0.005"; an InputError for anything else.
-
-    "best" exports the trial with the best objective; "smallest-within=T" the trial with the
-    fewest parameters whose objective is within T of the best, in the objective's direction.
-    """
-    text = value.strip() if isinstance(value, str) else None
-    if text == "best":
-        return "best", None
-    if text is not None and text.startswith("smallest-within="):
-        number = text[len("smallest-within="):]
-        try:
-            tolerance = float(number)
-        except ValueError:
-            tolerance = None
-        if tolerance is not None and math.isfinite(tolerance) and tolerance >= 0:
-            return "smallest-within", tolerance
-    raise InputError(
-        f"`{name}` must be \"best\" or \"smallest-within=TOLERANCE\" with a number >= 0 (e.g. "
-        f"smallest-within=0.005: the fewest parameters within 0.005 of the best objective). "
-        f"Received: {name}={value!r}"
-    )
-
-
-def check_export_choice(name: str, value) -> str:
-    """`value`, normalised ("best", "smallest-within=0.005"), if `parse_export_choice` accepts it."""
-    kind, tolerance = parse_export_choice(value, name)
-    return kind if tolerance is None else f"{kind}={tolerance:g}"
-
-
 def _setting(default, check):
     return dataclasses.field(default=default, metadata={"check": check})
 
@@ -164,59 +74,57 @@ def _setting(default, check):
 class DataSettings:
     """`[data]`: where the samples come from and how they are split and batched."""
 
-    source: str = _setting(None, _string)
-    batch_size: int = _setting(32, _positive_int)
-    validation_split: float = _setting(0.1, _fraction)
-    test_split: float = _setting(0.1, _fraction)
-    image_size: tuple[int, int] | None = _setting(None, _image_size)
-    target: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the target column(s)
-    features: str | tuple[str, ...] | None = _setting(None, _names)  # CSV: the feature columns
-    test: str | None = _setting(None, _optional_string)  # a separate test file
+    source: str = _setting(None, non_empty_string)
+    batch_size: int = _setting(32, check_positive_int)
+    validation_split: float = _setting(0.1, fraction_below_one)
+    test_split: float = _setting(0.1, fraction_below_one)
+    image_size: tuple[int, int] | None = _setting(None, image_size)
+    target: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the target column(s)
+    features: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the feature columns
+    test: str | None = _setting(None, optional_string)  # a separate test file
     standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
     # Restoration: what is done to the clean data, and the patches it is cut into.
     corruption: tuple[dict, ...] | None = _setting(None, _corruption)
-    patch_size: int | None = _setting(None, _optional_positive_int)
-    patches_per_epoch: int | None = _setting(None, _optional_positive_int)
+    patch_size: int | None = _setting(None, optional_positive_int)
+    patches_per_epoch: int | None = _setting(None, optional_positive_int)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
     """`[model]`: the family searched and the task it is built for."""
 
-    family: str = _setting(registry.DEFAULT_FAMILY, _choice_of(registry.FAMILIES))
-    task: str = _setting(registry.DEFAULT_TASK, _choice_of(registry.TASKS))
+    family: str = _setting(registry.DEFAULT_FAMILY, choice_of(registry.FAMILIES))
+    task: str = _setting(registry.DEFAULT_TASK, choice_of(registry.TASKS))
 
 
 @dataclasses.dataclass(frozen=True)
 class TunerSettings:
     """`[tuner]`: the search algorithm, its objective and budgets."""
 
-    algorithm: str = _setting(registry.DEFAULT_TUNER, _choice_of(registry.TUNERS))
-    objective: str | None = _setting(None, _string)  # and checked against the task
-    max_trials: int = _setting(20, _positive_int)
-    max_epochs: int = _setting(20, _positive_int)
-    executions_per_trial: int = _setting(1, _positive_int)
-    early_stopping_patience: int = _setting(3, _positive_int)
-    hyperband_factor: int = _setting(3, _at_least_two)
+    algorithm: str = _setting(registry.DEFAULT_TUNER, choice_of(registry.TUNERS))
+    objective: str | None = _setting(None, non_empty_string)  # and checked against the task
+    max_trials: int = _setting(20, check_positive_int)
+    max_epochs: int = _setting(20, check_positive_int)
+    executions_per_trial: int = _setting(1, check_positive_int)
+    early_stopping_patience: int = _setting(3, check_positive_int)
+    hyperband_factor: int = _setting(3, at_least_two)
     # Random trials before Bayesian optimisation's Gaussian process takes over; None: see
     # `registry.bayesian_initial_points`.
-    bayesian_initial_points: int | None = _setting(None, _optional_positive_int)
-    distribution: str = _setting("none", _choice_of(STRATEGIES))
+    bayesian_initial_points: int | None = _setting(None, optional_positive_int)
+    distribution: str = _setting("none", choice_of(STRATEGIES))
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
     """`[export]`: where the best model goes, if anywhere."""
 
-    dir: str = _setting("saved_models", _string)
-    enabled: bool = _setting(True, _boolean)
+    dir: str = _setting("saved_models", non_empty_string)
+    enabled: bool = _setting(True, boolean)
     # "best", or "smallest-within=T": the fewest parameters within T of the best objective.
     choice: str = _setting("best", check_export_choice)
 
 
 SECTIONS = {"data": DataSettings, "model": ModelSettings, "tuner": TunerSettings, "export": ExportSettings}
-
-
 TOP_LEVEL = ("name", "seed", "data", "model", "search", "tuner", "export")
 
 
@@ -265,7 +173,7 @@ class Experiment:
         changes = {}
         for key, value in (("max_trials", max_trials), ("max_epochs", max_epochs)):
             if value is not None:
-                changes[key] = _checked(f"--{key.replace('_', '-')}", key, _positive_int, value)
+                changes[key] = _checked(f"--{key.replace('_', '-')}", key, check_positive_int, value)
         return dataclasses.replace(self, tuner=dataclasses.replace(self.tuner, **changes))
 
 

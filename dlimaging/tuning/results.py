@@ -21,25 +21,14 @@ from dlimaging.errors import InputError
 from dlimaging.files import read_json, write_atomically
 from dlimaging.plots._base import better
 from dlimaging.plots.trials import pareto_front
-from dlimaging.tuning.experiment import parse_export_choice
-from dlimaging.validation import check_choice
+from dlimaging.validation import check_choice, parse_export_choice
 
 RESULTS_JSON = "results.json"
-
-
 RESULTS_CSV = "results.csv"
-
-
 TRIAL_LOGS = "trial_logs"
-
-
 # The numbers a trial log holds besides its curves; each may be missing (older logs) or None.
 LOG_NUMBERS = ("epochs", "seconds", "params", "latency_ms")
-
-
 FINGERPRINT = "experiment.json"
-
-
 PLOTS = "plots"
 
 

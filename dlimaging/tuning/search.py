@@ -31,7 +31,6 @@ from dlimaging.tuning.experiment import (
     Experiment,
     ExperimentError,
     check_against_data,
-    check_export_choice,
 )
 from dlimaging.tuning.progress import ProgressDisplay
 from dlimaging.tuning.results import (  # noqa: F401  the API before the split
@@ -59,6 +58,7 @@ from dlimaging.tuning.tuner import (
     tuner_patches,
     wait_for_chief,
 )
+from dlimaging.validation import check_export_choice
 
 
 class TuningError(RuntimeError):

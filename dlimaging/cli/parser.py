@@ -1,0 +1,159 @@
+"""The `dlimaging` argument parser: one small function per sub-command, and one-line parse errors."""
+
+from __future__ import annotations
+
+import argparse
+
+import dlimaging.cli.commands as commands
+from dlimaging import registry
+from dlimaging.cli.commands import CLIError
+from dlimaging.errors import InputError
+from dlimaging.explain import files as explain_files  # TensorFlow-free: its names only
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, no usage block
+        raise CLIError(f"{self.prog}: {message}")
+
+
+def _export_choice(text: str) -> str:
+    """`--export-choice`, checked while the arguments are parsed: before any work."""
+    from dlimaging.validation import check_export_choice
+
+    try:
+        return check_export_choice("--export-choice", text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("`--export-choice` ")) from None
+
+
+def _add_datasets(sub) -> None:
+    p = sub.add_parser("datasets", help="list the dataset sources")
+    p.set_defaults(func=commands.cmd_datasets)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model of one family on a dataset")
+    p.add_argument("--data", required=True, help="a source: " + ", ".join(registry.SOURCES))
+    p.add_argument("--model", choices=tuple(registry.FAMILIES), default=registry.DEFAULT_FAMILY,
+                   help="; ".join(f"{name}: {entry.description}" for name, entry in registry.FAMILIES.items()))
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs without a lower val_loss)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
+    p.add_argument("--task", choices=tuple(registry.TASKS), default=None,
+                   help="; ".join(f"{name}: {entry.description}" for name, entry in registry.TASKS.items())
+                   + " (default: read from the labels)")
+    p.add_argument("--target", help="CSV data: the target column, or several comma-separated")
+    p.add_argument("--features", help="CSV data: the feature columns, comma-separated (default: every other "
+                   "numeric column)")
+    p.add_argument("--test", help="a separate test file (CSV data), instead of a test split")
+    p.add_argument("--output", help="output folder; refused if it holds a model.keras already "
+                   "(default runs/train_<data>_<model>, or the next free runs/train_<data>_<model>-N)")
+    p.set_defaults(func=commands.cmd_train)
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a .keras model as a versioned SavedModel")
+    p.add_argument("model", help="a .keras file")
+    p.add_argument("--name", required=True, help="model name: a plain folder name under --export-dir")
+    p.add_argument("--export-dir", default="saved_models")
+    p.add_argument("--version", type=int, default=None, help="default: the last version + 1")
+    p.add_argument("--class-names", help="comma-separated class names")
+    p.set_defaults(func=commands.cmd_export)
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="run an exported model on images or arrays, as TF Serving would")
+    p.add_argument("model", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
+    p.add_argument("inputs", nargs="+", help="png/jpg images, .npy/.npz arrays, or .csv files (a header, one "
+                   "sample per row; the model's feature columns are picked by name)")
+    p.add_argument("--json", action="store_true", help="print TF Serving's JSON answer")
+    p.add_argument("--out", default=None,
+                   help="restoration models: where the restored image (PNG) or signal (CSV, .npy) goes: a file "
+                        "for one input, else a folder (default: NAME_restored.EXT next to each input)")
+    p.set_defaults(func=commands.cmd_predict)
+
+
+def _add_request(sub) -> None:
+    p = sub.add_parser("request", help="print the JSON body of a TF Serving REST :predict request")
+    p.add_argument("model")
+    p.add_argument("input")
+    p.set_defaults(func=commands.cmd_request)
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="draw Grad-CAM, saliency, feature maps or filters of a model for one input")
+    p.add_argument("model", help="a .keras file (every method), or an exported saved_models/NAME[/VERSION] "
+                   "(saliency only: an export holds no layers)")
+    p.add_argument("input", help="an image, .npy/.npz array or .csv file, read as predict reads it")
+    p.add_argument("--out", required=True, help="the PNG file to write")
+    p.add_argument("--method", choices=explain_files.METHODS,
+                   help="default: grad-cam (with the saliency curve for 1D inputs); saliency for an export")
+    p.add_argument("--layer", help="the layer for grad-cam, feature-maps or filters (default: the last conv "
+                   "block's activation; all blocks; the first conv)")
+    p.add_argument("--class", dest="class_index", type=int, help="the output unit to explain (default: the "
+                   "predicted class, or the first output for regression)")
+    p.add_argument("--sample", type=int, default=0, help="which sample of a file that holds several (default 0)")
+    p.add_argument("--variant", choices=explain_files.CAM_VARIANTS, default=explain_files.CAM_VARIANTS[0],
+                   help="grad-cam (keras.io's recipe) or hires (HiResCAM: faithful behind a flatten head)")
+    p.set_defaults(func=commands.cmd_explain)
+
+
+def _add_serving_config(sub) -> None:
+    p = sub.add_parser("serving-config", help="write a TF Serving models.config for every exported model")
+    p.add_argument("export_dir", nargs="?", default="saved_models")
+    p.add_argument("--base-path", default="/models", help="where the models folder is mounted in the server")
+    p.add_argument("--output", help="default: EXPORT_DIR/models.config; a file that dlimaging did not write "
+                   "is never replaced")
+    p.set_defaults(func=commands.cmd_serving_config)
+
+
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="run or resume a tuning/*.toml experiment and export the best model")
+    p.add_argument("config", help="an experiment file, e.g. tuning/digits_cnn.toml")
+    p.add_argument("--max-trials", type=int, help="override [tuner] max_trials")
+    p.add_argument("--max-epochs", type=int, help="override [tuner] max_epochs")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--export-dir", help="override [export] dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh instead of resuming (empties only a run folder that dlimaging tune made)")
+    p.add_argument("--no-export", action="store_true", help="do not export the best model")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle for distributed workers")
+    role.add_argument("--worker", metavar="HOST:PORT", help="run trials for the chief at HOST:PORT")
+    p.add_argument("--worker-id", help="this worker's id, e.g. tuner1 (with --worker)")
+    p.add_argument("--wait-for-chief", type=float, default=60.0, metavar="SECONDS",
+                   help="how long a worker waits for the chief to answer before giving up (default 60)")
+    p.add_argument("--verbose", action="store_true",
+                   help="print one plain line per epoch (on a terminal a live line is shown anyway)")
+    p.add_argument("--export-choice", type=_export_choice, metavar="CHOICE",
+                   help="which trial to export: best (the default, or [export] choice), or smallest-within=T: "
+                   "the fewest parameters among the trials within T of the best objective")
+    p.set_defaults(func=commands.cmd_tune)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="print a run's leaderboard and redraw its plots")
+    p.add_argument("run_dir", help="runs/<name>")
+    p.add_argument("--pareto", action="store_true",
+                   help="list the Pareto front instead: the trials that no other beats on both the objective "
+                   "and the parameter count (trial, objective, params, latency)")
+    p.set_defaults(func=commands.cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `dlimaging` parser: one sub-parser per command, each added by its own function."""
+    parser = Parser(prog="dlimaging", description="Deep learning for imaging and spectroscopy.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    _add_datasets(sub)
+    _add_train(sub)
+    _add_export(sub)
+    _add_predict(sub)
+    _add_request(sub)
+    _add_explain(sub)
+    _add_serving_config(sub)
+    _add_tune(sub)
+    _add_report(sub)
+    return parser
