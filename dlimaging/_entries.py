@@ -73,7 +73,7 @@ class Task:
             (integer class ids), "two classes" (0/1, one per sample), "0/1
             vectors" (one 0/1 per label), "numbers" (float targets) or "clean
             signals" (the clean image or signal, of the input's shape).
-        outputs: the served outputs, in order (see `dlimaging.export`).
+        outputs: the served outputs, in order (see `dlimaging.serving.export`).
         class_names: whether the data's class names go with the model.
         description: one line for the docs.
         smoothed_loss: reference to the loss class used with `label_smoothing` > 0: it takes

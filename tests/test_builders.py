@@ -51,7 +51,7 @@ TASKS = {name: (*_task_arguments(entry), entry.outputs[0]) for name, entry in re
 CLASS_NAMES = ["a", "b", "c"]
 NUMERIC = [name for name, entry in registry.TASKS.items() if entry.units == "num_outputs"]
 
-# Augmentation as dict options, for the ranks that have a factory (dlimaging.augment):
+# Augmentation as dict options, for the ranks that have a factory (dlimaging.models.augmentation):
 # the reload then goes through the augmentation layers' get_config, RandomShift1D's included.
 AUGMENTATION = {
     2: {"shift": 0.1, "shift_mode": "edge", "scale": 0.2, "scatter": 0.1, "baseline": 0.2, "noise": 0.05},

@@ -186,7 +186,7 @@ def test_a_bug_is_an_internal_error_with_its_traceback_in_a_log(monkeypatch, cap
     def broken(args):
         raise KeyError("oops")  # not the user's fault: not an InputError
 
-    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    monkeypatch.setattr(cli.commands, "cmd_datasets", broken)
     assert main(["datasets"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "internal error (KeyError: 'oops')" in err and "bug in dlimaging" in err
@@ -202,7 +202,7 @@ def test_a_plain_value_error_from_inside_is_an_internal_error_too(monkeypatch, c
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
-    monkeypatch.setattr(cli, "cmd_datasets", lambda args: int("x"))  # a ValueError that is dlimaging's bug
+    monkeypatch.setattr(cli.commands, "cmd_datasets", lambda args: int("x"))  # a ValueError that is dlimaging's bug
     assert main(["datasets"]) == 1
     assert "internal error (ValueError" in capsys.readouterr().err
 

@@ -58,7 +58,7 @@ def test_kinds_that_do_not_apply_to_the_samples_are_refused():
 
 
 def test_the_spec_module_imports_no_tensorflow():
-    code = "import sys, dlimaging.corruption; print('tensorflow' in sys.modules)"
+    code = "import sys, dlimaging.data.corruption; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

@@ -109,7 +109,7 @@ def test_cli_config_error_is_one_line_exit_2_and_writes_nothing(tmp_path):
 
 
 def test_the_config_layer_loads_no_tensorflow_keras_or_keras_tuner():
-    code = ("import sys, dlimaging.experiment as e; e.load_experiment('tuning/digits_cnn.toml'); "
+    code = ("import sys, dlimaging.tuning.experiment as e; e.load_experiment('tuning/digits_cnn.toml'); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).resolve().parents[1], check=True)

@@ -439,3 +439,13 @@ def test_csv_input_mistakes_name_the_file_row_and_column(tmp_path, header, rows,
     path = _csv(tmp_path / "bad.csv", header, rows)
     with pytest.raises(ValueError, match=r"Input '.*bad\.csv'.*" + match):
         serving.load_inputs([path], (3, 1), **kwargs)
+
+
+@pytest.mark.parametrize("task, kwargs", [("multilabel", {"num_classes": 1}), ("binary", {}),
+                                          ("multilabel", {"num_classes": 3})])
+def test_export_records_the_task_the_builder_built(tmp_path, task, kwargs):
+    """A multilabel model of one output looks binary from its output layer: the builder's record decides."""
+    model = dli.build_mlp((12,), task=task, hidden_units=(4,), **kwargs)
+    assert model.dlimaging_task == task
+    path = dli.export_saved_model(model, tmp_path / "m")
+    assert json.loads((path / "assets" / "dlimaging.json").read_text())["task"] == task

@@ -95,10 +95,12 @@ def _string_constants(path):
 def test_names_appear_only_in_their_registry(table):
     names = set(getattr(registry, table))
     found = []
-    for path in sorted(PACKAGE.glob("*.py")):
-        if path.name == "registry.py":
+    paths = sorted(PACKAGE.rglob("*.py"))
+    assert len(paths) > 40 and any(p.parent.name == "models" for p in paths)  # every subfolder is walked
+    for path in paths:
+        if path.name in ("registry.py", "_entries.py", "__init__.py"):  # the registry; an __init__ names modules
             continue
         for line, value in _string_constants(path):
             if value in names:
-                found.append(f"{path.name}:{line}: {value!r}")
+                found.append(f"{path.relative_to(PACKAGE)}:{line}: {value!r}")
     assert not found, f"names of registry.{table} written outside the registry: {found}"

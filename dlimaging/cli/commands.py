@@ -97,7 +97,7 @@ def cmd_export(args) -> int:
 
     from dlimaging.files import check_output_dir, read_json
     from dlimaging.serving.export import export_saved_model
-    from dlimaging.tuning.experiment import check_folder_name
+    from dlimaging.files import check_folder_name
 
     path = pathlib.Path(args.model)
     if not path.is_file():

@@ -1,8 +1,4 @@
-"""Datasets: offline built-ins, TensorFlow Datasets, image folders, .npz and CSV files, spectra.
-
-Every source becomes numpy arrays first, is checked, its labels are read as
-the task's (class ids, 0/1, 0/1 vectors or numbers), split (stratified where
-the labels are classes) and then fed through `tf.data`.
+"""The dataset bundle, what `load_dataset` returns, and how a source string finds its registry entry.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Values (σ, amplitude) are in the data's units: for images scaled to [0, 1],
 `[data]` section: `corruption = {kind = "gaussian", sigma = 0.098}`.
 
 `CORRUPTIONS` is the table of kinds; `check_corruption` returns the steps with
-every parameter filled in, and the ops that apply them (`dlimaging.degrade`)
+every parameter filled in, and the ops that apply them (`dlimaging.data.degrade`)
 read that form only. This module is a leaf: plain Python and numpy.
 """
 

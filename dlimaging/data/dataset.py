@@ -217,7 +217,7 @@ def load_dataset(
         corruption: dict, list of dicts, or None. For a restoration task
             (required there, refused elsewhere): what is done to the clean data,
             e.g. `{"kind": "gaussian", "sigma": 25 / 255}`; see
-            `dlimaging.corruption`. Defaults to None.
+            `dlimaging.data.corruption`. Defaults to None.
         patch_size: int or None. Restoration: the side of the square image
             patches, or the length of signal windows. Defaults to None: 64 for
             images, the whole signal for signals.

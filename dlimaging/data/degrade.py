@@ -1,4 +1,4 @@
-"""The corruption ops: a checked spec (`dlimaging.corruption`) applied to one clean sample in TensorFlow.
+"""The corruption ops: a checked spec (`dlimaging.data.corruption`) applied to one clean sample in TensorFlow.
 
 Every draw is stateless: the same `seed` gives the same corruption, so a
 validation set corrupted once stays the same, and a training pipeline that

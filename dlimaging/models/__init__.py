@@ -1,8 +1,8 @@
 """Models: the builders (MLP, CNN, U-Net), their blocks, heads, compile path, augmentation and standardisation."""
 
 import importlib
+import sys
 
-from dlimaging import registry
 from dlimaging._lazy import lazy_exports
 
 # The modules that define what a saved model may name: layers, losses, metrics, schedules.
@@ -11,12 +11,21 @@ SERIALIZABLE_MODULES = ("augmentation", "heads", "compile", "metrics", "unet")
 
 def register_custom_objects() -> None:
     """Registers every custom layer, loss, metric and schedule of dlimaging with Keras, so that
-    `keras.saving.load_model` finds them; also those of families added to the registry at run time.
-    `import dlimaging` calls it as soon as Keras is imported (see `dlimaging/__init__.py`)."""
+    `keras.saving.load_model` finds them. `import dlimaging` calls it as soon as Keras is imported
+    (see `dlimaging/__init__.py`); calling it again costs nothing.
+
+    A module of dlimaging that is being imported at that moment (it imported Keras first) is left
+    to finish on its own, and so is one that cannot be imported before it has finished.
+    """
     for module in SERIALIZABLE_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
-    for entry in registry.FAMILIES.values():
-        entry.load_builder()
+        name = f"{__name__}.{module}"
+        loading = sys.modules.get(name)
+        if loading is not None and getattr(getattr(loading, "__spec__", None), "_initializing", False):
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:  # it imports a module that is still half-initialised: not now
+            sys.modules.pop(name, None)
 
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {

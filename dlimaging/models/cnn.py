@@ -1,6 +1,6 @@
-"""Model builders: `build_mlp` and `build_cnn` turn plain values into Keras models.
+"""`build_cnn`: a 1D, 2D or 3D convolutional network (plain or residual, dilated, separable) from plain values.
 
-Nothing here knows about hyperparameter search: `dlimaging.hypermodels`
+Nothing here knows about hyperparameter search: `dlimaging.tuning.hypermodels`
 translates a Keras Tuner `hp` into these arguments.
 """
 

@@ -1,7 +1,7 @@
-"""What a task means for a model: its output units and layer, its loss and metrics, its optimizer.
+"""What a task means for a model's output: its units, its output layer, target scaling and losses.
 
-The builders call these with plain values; the meaning of each task and
-optimizer is read from `dlimaging.registry`.
+The builders call these with plain values; the meaning of each task is read from
+`dlimaging.registry`. Compiling (optimizers, schedules, metrics) is `dlimaging.models.compile`'s.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Model builders: `build_mlp` and `build_cnn` turn plain values into Keras models.
+"""`build_mlp`: a multilayer perceptron from plain values (image and signal inputs are flattened).
 
-Nothing here knows about hyperparameter search: `dlimaging.hypermodels`
+Nothing here knows about hyperparameter search: `dlimaging.tuning.hypermodels`
 translates a Keras Tuner `hp` into these arguments.
 """
 

@@ -1,7 +1,7 @@
 """`build_unet`: a 1D or 2D U-Net that restores an image or a signal (denoising, deblurring).
 
 Plain values in, a Keras model out; `dlimaging.tuning.hypermodels.UNetHyperModel` searches its
-arguments. The convolution blocks are `dlimaging.blocks`'s, named by level.
+arguments. The convolution blocks are `dlimaging.models.blocks`'s, named by level.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def build_unet(
 ) -> keras.Model:
     """Builds a U-Net (Ronneberger et al. 2015) that maps a 1D signal or a 2D image to its restored version.
 
-    `depth` levels go down: at each, a block of two convs (`dlimaging.blocks`'s plain or
+    `depth` levels go down: at each, a block of two convs (`dlimaging.models.blocks`'s plain or
     residual block), kept for the skip connection, then max pooling by 2. The bottom block
     follows, then `depth` levels up: a transposed conv (stride 2), the concatenation with
     the skip of that level, and a block. A 1×1 conv gives one value per input channel.

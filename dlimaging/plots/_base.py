@@ -1,11 +1,8 @@
-"""Matplotlib figures, and PNG files of them, drawn without pyplot.
+"""What every figure shares: saving to PNG, grids of panels, image panels and log axes.
 
-Figures are built with matplotlib's object API (`matplotlib.figure.Figure`),
-so importing this module neither loads `matplotlib.pyplot` nor changes the
-global backend: a notebook keeps its inline figures. Each `*_figure` function
-returns the figure (in Jupyter, shown when it is a cell's last value once
-`%matplotlib inline` is on, as the notebooks do); each `plot_*`
-function draws the same figure into a PNG file and returns its path.
+Figures are built with matplotlib's object API (`matplotlib.figure.Figure`), so importing the
+plots neither loads `matplotlib.pyplot` nor changes the global backend: a notebook keeps its
+inline figures.
 """
 
 from __future__ import annotations

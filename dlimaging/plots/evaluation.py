@@ -1,8 +1,5 @@
-"""Trial records, ranking, results files, the leaderboard and the report of a search.
-
-Everything here reads and writes files in a run folder (`runs/<name>/`), so it
-works the same on a finished search, an interrupted one, and one run by
-distributed workers.
+"""The figures of a trained model on its data's test split, as `train` and `tune` draw them:
+confusion matrix, parity and residuals, spectra, or restored samples, by task.
 """
 
 from __future__ import annotations

@@ -48,6 +48,10 @@ def restoration_figure(noisy, restored, clean, *, max_val: float = 1.0, title: s
 
     Example:
     >>> fig = restoration_figure(x_noisy, model.predict(x_noisy), x_clean)  # doctest: +SKIP
+    >>> clean = np.zeros((2, 16, 16, 1))
+    >>> fig = restoration_figure(clean + 0.1, clean + 0.01, clean)
+    >>> [ax.get_title() for ax in fig.axes[:3]]
+    ['noisy: 20.00 dB', 'restored: 40.00 dB', 'clean']
     """
     noisy, restored, clean = (np.asarray(a)[:MAX_SAMPLES] for a in (noisy, restored, clean))
     count = len(clean)

@@ -1,11 +1,8 @@
-"""Matplotlib figures, and PNG files of them, drawn without pyplot.
+"""Figures of one training run and its data: history, parity and residuals, confusion matrix, spectra.
 
-Figures are built with matplotlib's object API (`matplotlib.figure.Figure`),
-so importing this module neither loads `matplotlib.pyplot` nor changes the
-global backend: a notebook keeps its inline figures. Each `*_figure` function
-returns the figure (in Jupyter, shown when it is a cell's last value once
-`%matplotlib inline` is on, as the notebooks do); each `plot_*`
-function draws the same figure into a PNG file and returns its path.
+Each `*_figure` function returns a `matplotlib.figure.Figure` (shown inline in a notebook once
+`%matplotlib inline` is on); each `plot_*` function draws the same figure into a PNG file and
+returns its path.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Trial records, ranking, results files, the leaderboard and the report of a search.
-
-Everything here reads and writes files in a run folder (`runs/<name>/`), so it
-works the same on a finished search, an interrupted one, and one run by
-distributed workers.
+"""Figures of a search's trials: the objective per trial, the hyperparameters, learning curves, and
+the Pareto front of objective against size (with `pareto_front`, the trials no other beats on both).
 """
 
 from __future__ import annotations

@@ -35,13 +35,17 @@ class ExportError(RuntimeError):
 
 
 def infer_task(model) -> str:
-    """The task a model's output layer implies, for models that were not built with a task.
+    """The task of a model: the one its builder recorded (`model.dlimaging_task`), else the one
+    its output layer implies.
 
-    dlimaging's own entry points pass the task they trained for; this is the
-    fallback for a Keras model from elsewhere. It reads the table: the task
-    whose output activation matches, and, where two share one (sigmoid), whose
-    number of output units matches.
+    The builders record their task on the model they return (a multilabel model of one output is
+    then not mistaken for a binary one). A model loaded from a file, or a Keras model from
+    elsewhere, has no record: the table is read instead, for the task whose output activation
+    matches and, where two share one (sigmoid), whose number of output units matches.
     """
+    recorded = getattr(model, "dlimaging_task", None)
+    if recorded in registry.TASKS:
+        return recorded
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
     units = model.output_shape[-1]
     if len(model.output_shape) > 2 and len(model.output_shape) == len(model.input_shape):

@@ -1,8 +1,5 @@
-"""Reading exports as TF Serving would: version folders, metadata, inputs, predictions,
-REST bodies and answers, and `models.config`.
-
-Nothing here needs the Keras model: predictions go through the SavedModel's
-`serving_default` signature with TensorFlow alone.
+"""Reading exports as TF Serving would: the version folder, the metadata, and predictions
+through the SavedModel's serving signature (no Keras model needed).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Reading exports as TF Serving would: version folders, metadata, inputs, predictions,
-REST bodies and answers, and `models.config`.
-
-Nothing here needs the Keras model: predictions go through the SavedModel's
-`serving_default` signature with TensorFlow alone.
+"""Files in, as `dlimaging predict` reads them: images, .npy/.npz arrays, and CSV files whose
+columns are matched to the model's features by name.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ def read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.ndar
     return image_array(image, (height, width), rgb=channels != 1, wide=image.mode == "F")
 
 
-def _number(text: str) -> float | None:
+def parse_number(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
@@ -51,7 +48,7 @@ def _csv_columns(path: pathlib.Path, header: list[str], width: int, axis, featur
         columns = [found.get(name) for name in wanted]
     elif axis:
         wanted = [f"{v:g}" for v in axis]
-        numbers = [_number(name) for name in header]
+        numbers = [parse_number(name) for name in header]
         columns = []
         for value in axis:
             matches = [i for i, n in enumerate(numbers) if n is not None and math.isclose(n, value, rel_tol=1e-6,
@@ -101,7 +98,7 @@ def read_csv_inputs(path: str | os.PathLike, input_shape: Sequence[int], *, axis
         if len(row) != len(header):
             raise InputError(f"Input {str(path)!r}: row {r} has {len(row)} cells; the header has {len(header)}.")
         for c, column in enumerate(columns):
-            number = _number(row[column].strip())
+            number = parse_number(row[column].strip())
             if number is None or not math.isfinite(number):
                 raise InputError(
                     f"Input {str(path)!r}: row {r}, column {header[column]!r} holds {row[column]!r}, not a finite number."

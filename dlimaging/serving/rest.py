@@ -1,8 +1,4 @@
-"""Reading exports as TF Serving would: version folders, metadata, inputs, predictions,
-REST bodies and answers, and `models.config`.
-
-Nothing here needs the Keras model: predictions go through the SavedModel's
-`serving_default` signature with TensorFlow alone.
+"""TF Serving's REST bodies (the request from inputs, the answer from outputs) and `models.config`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Reading exports as TF Serving would: version folders, metadata, inputs, predictions,
-REST bodies and answers, and `models.config`.
-
-Nothing here needs the Keras model: predictions go through the SavedModel's
-`serving_default` signature with TensorFlow alone.
+"""Restoration models' files in and out: read an image or signal, restore it with the export,
+and write it next to the input (or where `--out` says).
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import numpy as np
 
 from dlimaging.errors import InputError
 from dlimaging.serving.exports import exported_predictor
-from dlimaging.serving.inputs import _number, read_array_file
+from dlimaging.serving.inputs import parse_number, read_array_file
 
 RESTORED_SUFFIX = "_restored"
 _IMAGE_OUTPUTS = (".png", ".npy")
@@ -44,7 +41,7 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
             rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
         if len(rows) < 2:
             raise InputError(f"Input {str(path)!r} needs a header row and at least one signal per row.")
-        values = [[_number(cell.strip()) for cell in row] for row in rows[1:]]
+        values = [[parse_number(cell.strip()) for cell in row] for row in rows[1:]]
         if any(len(row) != len(rows[0]) or any(v is None or not math.isfinite(v) for v in row) for row in values):
             raise InputError(f"Input {str(path)!r}: every row must hold one finite number per header column.")
         info["header"] = [cell.strip() for cell in rows[0]]

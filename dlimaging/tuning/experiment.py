@@ -398,8 +398,9 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 
     Example:
     >>> experiment = load_experiment("tuning/digits_cnn.toml")  # doctest: +SKIP
-    >>> experiment.tuner.algorithm
-    'random'
+    >>> experiment = parse_experiment({"name": "demo", "data": {"source": "digits"}})
+    >>> experiment.model.family, experiment.model.task, experiment.tuner.algorithm
+    ('cnn', 'classification', 'random')
     """
     path = pathlib.Path(path)
     if not path.is_file():

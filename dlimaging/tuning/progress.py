@@ -1,6 +1,6 @@
 """Inside a trial: the live progress line, per-epoch lines, and the model's size and latency.
 
-`dlimaging.tuner` adds these Keras callbacks to every trial it runs.
+`dlimaging.tuning.tuner` adds these Keras callbacks to every trial it runs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ prepare (data, hypermodel, run folder) → search (Keras Tuner, resumable) →
 load the chosen trial (the best, or the smallest within a tolerance of it; its
 weights at its best epoch) → evaluate (on the test split) → publish (export,
 results files, plots). The tuner and its hooks live in
-`dlimaging.tuner`; trial records, results and the report in `dlimaging.results`.
+`dlimaging.tuning.tuner`; trial records, results and the report in `dlimaging.tuning.results`.
 """
 
 from __future__ import annotations

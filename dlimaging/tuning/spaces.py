@@ -1,6 +1,6 @@
 """The default search spaces, as data: one dict per model family, plus the augmentation and
 standardisation searched by kind of input. `dlimaging.registry.FAMILIES` names them; the
-hypermodels (`dlimaging.hypermodels`) read them; the format of a space is described there.
+hypermodels (`dlimaging.tuning.hypermodels`) read them; the format of a space is described there.
 
 This module is plain data: it imports no TensorFlow and no Keras Tuner.
 """
