@@ -208,3 +208,21 @@ def test_registry_references_name_public_code():
         if reference.startswith("dlimaging."):
             module, _, name = reference.partition(":")
             assert name in (PACKAGE.parent / (module.replace(".", "/") + ".py")).read_text(), reference
+
+
+HARNESSES = {"tests/models/test_builders.py"}  # one harness over every family × rank × task
+
+
+def test_tests_mirror_the_layout():
+    """A module's tests are found by its name: tests/<room>/test_<module>.py tests dlimaging/<room>/<module>.py."""
+    tests = PACKAGE.parent / "tests"
+    for path in tests.glob("*/test_*.py"):
+        relative = str(path.relative_to(PACKAGE.parent))
+        if relative in HARNESSES:
+            continue
+        name = path.stem.removeprefix("test_")
+        room = PACKAGE / path.parent.name
+        assert (room / f"{name}.py").is_file() or (room / f"_{name}.py").is_file(), \
+            f"{relative} names no module of dlimaging/{path.parent.name}/"
+    rooms = {p.parent.name for p in tests.glob("*/test_*.py")}
+    assert {"models", "data", "tuning", "serving", "explain", "plots"} <= rooms

@@ -138,7 +138,7 @@ def test_tuning_files_take_a_corruption_and_check_it_against_the_task():
 
     from dlimaging.tuning.experiment import parse_experiment
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "tuning" / "denoise_unet.toml"
+    path = pathlib.Path(__file__).resolve().parents[2] / "tuning" / "denoise_unet.toml"
     experiment = parse_experiment(tomllib.loads(path.read_text()), path="denoise_unet.toml")
     assert experiment.data.corruption == ({"kind": "gaussian", "sigma": (25 / 255, 25 / 255)},)
     assert (experiment.data.patch_size, experiment.tuner.objective) == (64, "val_psnr")

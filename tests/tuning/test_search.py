@@ -453,7 +453,7 @@ def test_shipped_spectra_experiments_run_export_and_predict(tmp_path, capsys, na
     from dlimaging.cli import main
     from dlimaging.tuning.experiment import load_experiment
 
-    config = pathlib.Path(__file__).resolve().parents[1] / "tuning" / f"{name}.toml"
+    config = pathlib.Path(__file__).resolve().parents[2] / "tuning" / f"{name}.toml"
     assert main(["tune", str(config), "--max-trials", "1", "--max-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
                  "--export-dir", str(tmp_path / "sm")]) == 0
     out = capsys.readouterr().out

@@ -3,32 +3,44 @@
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
-
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
-
 from dlimaging import plots
 from dlimaging.plots import _base as plots_base
 from dlimaging.tuning.results import TrialRecord
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
 HISTORY = {"loss": [1.0, 0.6, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.5, 0.7, 0.8],
            "val_accuracy": [0.4, 0.6, 0.7], "learning_rate": [1e-3, 1e-3, 1e-4]}
 
 
 # Two regression targets, three classes, and twelve spectra of length 50 on a wavenumber axis.
 _RNG = np.random.default_rng(3)
+
+
 Y_TRUE = _RNG.normal(5.0, 1.0, (40, 2))
+
+
 Y_PRED = Y_TRUE + _RNG.normal(0.0, [0.3, 0.8], (40, 2))
+
+
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+
+
 PREDICTED = np.array([0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 0, 2])
+
+
 AXIS = np.linspace(4000.0, 400.0, 50)
+
+
 SPECTRA = _RNG.normal(0.0, 1.0, (12, 50, 1)) + LABELS[:, None, None]
 
 
@@ -80,7 +92,7 @@ import matplotlib
 before = {before}
 sys.path.insert(0, {tests!r})
 import dlimaging.plots
-from test_plots import _draw_everything
+from test_base import _draw_everything
 with tempfile.TemporaryDirectory() as folder:
     _draw_everything(folder)
 pyplot = "matplotlib.pyplot" in sys.modules  # read before get_backend, which may load pyplot
@@ -95,10 +107,15 @@ def _run_in_subprocess(backend, ask_backend):
     if backend:
         env["MPLBACKEND"] = backend
     ask = "matplotlib.get_backend()" if ask_backend else "None"
-    script = SCRIPT.format(before=ask, after=ask, tests=str(ROOT / "tests"))
+    script = SCRIPT.format(before=ask, after=ask, tests=str(ROOT / "tests" / "plots"))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _labels(ax, minor):
+    low, high = ax.get_xlim()
+    return [label for label in ax.get_xticklabels(minor=minor) if low <= label.get_position()[0] <= high]
 
 
 def test_global_backend_is_left_alone():
@@ -132,11 +149,6 @@ def test_figure_functions_return_figures_without_writing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def _labels(ax, minor):
-    low, high = ax.get_xlim()
-    return [label for label in ax.get_xticklabels(minor=minor) if low <= label.get_position()[0] <= high]
-
-
 @pytest.mark.parametrize("learning_rates", [(1e-4, 1e-3, 1e-2), (3e-4, 5e-3), (1e-5, 1e-4, 2e-1)])
 def test_log_axis_labels_are_readable(learning_rates):
     fig = plots.hyperparameters_figure(_trials(learning_rates), "val_accuracy")
@@ -162,99 +174,3 @@ def test_log_axis_within_a_decade_has_two_labels(values, expected):
     FigureCanvasAgg(fig).draw()
     assert [label.get_text() for label in _labels(ax, minor=False)] == expected
     assert not any(label.get_text() for label in _labels(ax, minor=True))
-
-
-def test_many_categories_are_thinned_and_rotated():
-    trials = [_trial(i + 1, i / 20, {"optimizer": f"optimizer_{i:02d}"}) for i in range(20)]
-    fig = plots.hyperparameters_figure(trials, "val_loss")
-    FigureCanvasAgg(fig).draw()
-    labels = [label for label in fig.axes[0].get_xticklabels() if label.get_text()]
-    assert 2 <= len(labels) <= plots_base.MAX_CATEGORY_LABELS
-    assert labels[0].get_text() == "optimizer_00"
-    assert all(label.get_rotation() == 30 for label in labels)
-
-
-def _numbers(text):
-    return [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", text)]
-
-
-def test_parity_titles_give_sklearns_r2_and_rmse_per_target():
-    from sklearn.metrics import mean_squared_error, r2_score
-
-    fig = plots.parity_figure(Y_TRUE, Y_PRED, ["glucose", "lactate"])
-    titles = [ax.get_title() for ax in fig.axes]
-    assert [t.split(":")[0] for t in titles] == ["glucose", "lactate"]
-    for k, title in enumerate(titles):
-        r2, rmse = _numbers(title.split(":", 1)[1])
-        assert r2 == pytest.approx(r2_score(Y_TRUE[:, k], Y_PRED[:, k]), abs=1e-4)
-        assert rmse == pytest.approx(mean_squared_error(Y_TRUE[:, k], Y_PRED[:, k]) ** 0.5, rel=1e-3)
-    # The points are the data: x true, y predicted; the grey line is the identity.
-    identity, points = fig.axes[1].get_lines()
-    np.testing.assert_allclose(points.get_xdata(), Y_TRUE[:, 1])
-    np.testing.assert_allclose(points.get_ydata(), Y_PRED[:, 1])
-    np.testing.assert_allclose(identity.get_xdata(), identity.get_ydata())
-
-
-def test_a_perfect_fit_has_r2_of_one_and_a_constant_truth_is_not_a_division_by_zero():
-    r2, rmse = plots.regression_scores(Y_TRUE, Y_TRUE)
-    assert r2 == [1.0, 1.0] and rmse == [0.0, 0.0]
-    r2, _ = plots.regression_scores(np.ones(5), np.arange(5.0))
-    assert r2 == [0.0]
-
-
-def test_residuals_are_predicted_minus_true_against_true():
-    fig = plots.residuals_figure(Y_TRUE, Y_PRED)
-    assert [ax.get_title() for ax in fig.axes] == ["target 1", "target 2"]
-    points = fig.axes[0].get_lines()[-1]
-    np.testing.assert_allclose(points.get_xdata(), Y_TRUE[:, 0])
-    np.testing.assert_allclose(points.get_ydata(), Y_PRED[:, 0] - Y_TRUE[:, 0])
-
-
-def test_confusion_matrix_counts_equal_sklearns_with_class_names():
-    from sklearn.metrics import confusion_matrix
-
-    fig = plots.confusion_matrix_figure(LABELS, PREDICTED, ["arabica", "robusta", "blend"])
-    ax = fig.axes[0]
-    cells = np.array([int(t.get_text()) for t in ax.texts]).reshape(3, 3)
-    np.testing.assert_array_equal(cells, confusion_matrix(LABELS, PREDICTED))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["arabica", "robusta", "blend"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["arabica", "robusta", "blend"]
-    assert "accuracy = 0.8333" in ax.get_title()  # 10 of 12
-
-
-def test_spectra_are_drawn_on_their_axis_per_class_and_per_target_range():
-    fig = plots.spectra_figure(SPECTRA, LABELS, axis=AXIS, class_names=["a", "b", "c"], per_group=2,
-                               axis_label="wavenumber (cm⁻¹)")
-    ax = fig.axes[0]
-    lines = ax.get_lines()
-    assert len(lines) == 6  # two per class
-    np.testing.assert_allclose(lines[0].get_xdata(), AXIS)
-    np.testing.assert_allclose(lines[2].get_ydata(), SPECTRA[4, :, 0])  # the first of class "b"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
-    assert ax.xaxis_inverted()  # a wavenumber axis stored from high to low is drawn that way
-    assert ax.get_xlabel() == "wavenumber (cm⁻¹)"
-
-    targets = np.linspace(0.0, 1.0, 12)
-    fig = plots.spectra_figure(SPECTRA, targets, target_names=["glucose"], per_group=1, groups=3)
-    ax = fig.axes[0]
-    assert [t.get_text().split()[0] for t in ax.get_legend().get_texts()] == ["glucose"] * 3
-    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), np.arange(50))  # no axis: the index
-    assert ax.get_xlabel() == "index"
-
-
-@pytest.mark.parametrize("direction, front", [("max", ["5", "2", "4"]), ("min", ["5"])])
-def test_pareto_plot_labels_the_front_on_a_log_axis(direction, front):
-    fig = plots.pareto_figure(_sized_trials(), "val_accuracy", direction=direction)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters" and ax.get_ylabel() == "val_accuracy"
-    assert [text.get_text() for text in ax.texts] == front  # each front trial labelled with its number
-    trials, marked = ax.get_lines()
-    assert sorted(marked.get_xdata()) == sorted(t.params for t in _sized_trials() if str(t.trial) in front)
-    assert len(trials.get_xdata()) == 6 - len(front)  # the others, unlabelled; the unfinished one left out
-    FigureCanvasAgg(fig).draw()
-    assert 2 <= len(_labels(ax, minor=False)) <= 5  # 900 to 400,000: a few decades labelled, not crowded
-
-
-def test_pareto_plot_without_parameter_counts_says_so():
-    fig = plots.pareto_figure(_trials(), "val_loss", direction="min")
-    assert [text.get_text() for text in fig.axes[0].texts] == ["no completed trial with a parameter count"]

@@ -10,7 +10,7 @@ from dlimaging.tuning.experiment import (
     parse_experiment,
 )
 
-TUNING = pathlib.Path(__file__).resolve().parents[1] / "tuning"
+TUNING = pathlib.Path(__file__).resolve().parents[2] / "tuning"
 BASE = {"name": "t", "data": {"source": "digits"}}
 
 
@@ -112,7 +112,7 @@ def test_the_config_layer_loads_no_tensorflow_keras_or_keras_tuner():
     code = ("import sys, dlimaging.tuning.experiment as e; e.load_experiment('tuning/digits_cnn.toml'); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=pathlib.Path(__file__).resolve().parents[1], check=True)
+                            cwd=pathlib.Path(__file__).resolve().parents[2], check=True)
     assert result.stdout.strip() == "[]"
 
 

@@ -1,20 +1,19 @@
+"""Tests."""
+
 import json
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
-
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import dlimaging as dli
 from dlimaging import serving
 from dlimaging.serving import export as export_module
+
 
 BIN = pathlib.Path(sys.executable).parent
 
@@ -216,73 +215,6 @@ def test_killed_export_leaves_no_version_folder(tmp_path):
     assert dli.export_saved_model(model, tmp_path / "m").name == "1"
 
 
-def test_rest_request_matches_tf_serving_format(tmp_path, classifier, rng):
-    path = dli.export_saved_model(classifier, tmp_path / "m")
-    x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-    body = serving.rest_request(x, serving.read_metadata(path))
-    # TF Serving's REST API, row format: {"signature_name": ..., "instances": [{"input": value}, ...]}
-    assert set(body) == {"signature_name", "instances"}
-    assert body["signature_name"] == "serving_default"
-    assert len(body["instances"]) == 2
-    assert set(body["instances"][0]) == {"image"}
-    np.testing.assert_allclose(np.array(body["instances"][1]["image"]), x[1])
-    json.dumps(body)  # plain JSON
-
-
-def test_serving_response_format():
-    outputs = {"probabilities": np.array([[0.2, 0.8]], "float32"), "class_id": np.array([1]),
-               "class_name": np.array([b"dog"], dtype=object)}
-    response = serving.serving_response(outputs)
-    assert response == {"predictions": [{"class_id": 1, "class_name": "dog",
-                                         "probabilities": pytest.approx([0.2, 0.8])}]}
-
-
-def test_serving_config(tmp_path, classifier):
-    dli.export_saved_model(classifier, tmp_path / "alpha")
-    dli.export_saved_model(classifier, tmp_path / "beta")
-    (tmp_path / "not_a_model").mkdir()
-    text = serving.serving_config(tmp_path)
-    assert text.startswith("# written by dlimaging serving-config\nmodel_config_list {")
-    assert 'name: "alpha"' in text and 'base_path: "/models/beta"' in text
-    assert "not_a_model" not in text
-    assert text.count("config {") == 2
-
-
-@pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
-                    reason="no tensorflow_model_server binary on PATH (install TF Serving to run this test)")
-def test_served_by_tensorflow_model_server(tmp_path, classifier, rng):
-    import socket
-    import urllib.request
-
-    dli.export_saved_model(classifier, tmp_path / "digits")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([
-        "tensorflow_model_server", f"--rest_api_port={port}", "--port=0",
-        "--model_name=digits", f"--model_base_path={tmp_path / 'digits'}",
-    ])
-    try:
-        x = rng.uniform(0, 1, (2, 8, 8, 1)).astype("float32")
-        metadata = serving.read_metadata(tmp_path / "digits" / "1")
-        body = json.dumps(serving.rest_request(x, metadata)).encode()
-        url = f"http://127.0.0.1:{port}/v1/models/digits:predict"
-        deadline = time.time() + 60
-        while True:
-            try:
-                answer = json.loads(urllib.request.urlopen(urllib.request.Request(url, body), timeout=5).read())
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.5)
-        got = np.array([row["probabilities"] for row in answer["predictions"]])
-        np.testing.assert_allclose(got, classifier.predict(x, verbose=0), atol=1e-5)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def test_a_foreign_model_with_a_numeric_output_is_read_as_regression(tmp_path):
     import keras
 
@@ -305,9 +237,6 @@ def test_model_dir_must_end_in_a_plain_name_and_be_writable(tmp_path, classifier
         dli.export_saved_model(classifier, tmp_path / "file" / "m")
     assert (tmp_path / "file").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
-
-
-# ---------------------------------------------------------------- messages that name the user's argument or file (issue 9, class 5)
 
 
 @pytest.mark.parametrize(
@@ -357,40 +286,6 @@ def test_files_and_non_ascii_digits_are_not_versions(tmp_path, classifier):
     assert result.stderr.strip().count("\n") == 0
 
 
-def test_load_inputs_names_the_file(tmp_path):
-    shape = (8, 8, 1)
-    np.savez(tmp_path / "empty.npz")
-    with pytest.raises(ValueError, match=r"Input '.*empty\.npz' is an empty \.npz file: it holds no array"):
-        serving.load_inputs([tmp_path / "empty.npz"], shape)
-    np.savez(tmp_path / "none.npz", x=np.zeros((0, 8, 8, 1)))
-    with pytest.raises(ValueError, match=r"Input '.*none\.npz' has shape \(0, 8, 8, 1\).* with N >= 1"):
-        serving.load_inputs([tmp_path / "none.npz"], shape)
-    np.save(tmp_path / "huge.npy", np.full(shape, 1e300))
-    with pytest.raises(ValueError, match=r"Input '.*huge\.npy' holds values up to 1e\+300, beyond float32's range"):
-        serving.load_inputs([tmp_path / "huge.npy"], shape)
-    np.save(tmp_path / "nan.npy", np.full(shape, np.nan))
-    with pytest.raises(ValueError, match=r"Input '.*nan\.npy' holds NaN or inf"):
-        serving.load_inputs([tmp_path / "nan.npy"], shape)
-    with pytest.raises(ValueError, match="No input given"):
-        serving.load_inputs([], shape)
-
-
-def test_load_inputs_scales_like_load_dataset_and_keeps_16_bit_grey_levels(tmp_path):
-    from PIL import Image
-
-    gradient = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
-    Image.fromarray(gradient).save(tmp_path / "g16.png")
-    np.save(tmp_path / "u16.npy", gradient[..., None])
-    np.save(tmp_path / "u8.npy", np.full((8, 8, 1), 255, np.uint8))
-    np.save(tmp_path / "i64.npy", np.full((8, 8, 1), 300, np.int64))
-    x, labels = serving.load_inputs(
-        [tmp_path / name for name in ("g16.png", "u16.npy", "u8.npy", "i64.npy")], (8, 8, 1))
-    assert x.dtype == np.float32 and len(labels) == 4
-    np.testing.assert_allclose(x[0, ..., 0], gradient / 65535.0, atol=1e-6)  # 64 levels, not 2
-    np.testing.assert_allclose(x[1, ..., 0], gradient / 65535.0, atol=1e-6)
-    assert x[2].max() == 1.0 and x[3].max() == 300.0  # int64: kept as it is, as in training
-
-
 def test_target_names_go_with_numeric_outputs_and_class_names_only_with_classes(tmp_path):
     regression = dli.build_mlp((5, 1), task="regression", num_outputs=2, hidden_units=(4,))
     path = dli.export_saved_model(regression, tmp_path / "r", task="regression", class_names=["x", "y"],
@@ -407,38 +302,6 @@ def test_target_names_go_with_numeric_outputs_and_class_names_only_with_classes(
     with pytest.raises(ValueError, match=r"`axis` must have one entry per point of the input \(5\). Received 2"):
         dli.export_saved_model(regression, tmp_path / "r", axis=[1.0, 2.0])
     assert export_module.list_versions(tmp_path / "r") == [1]  # nothing written by the refusals
-
-
-def _csv(path, header, rows):
-    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
-    return path
-
-
-def test_csv_inputs_pick_and_order_the_feature_columns_by_name(tmp_path):
-    # Columns in another order than training, plus a target and an id that are not features.
-    path = _csv(tmp_path / "new.csv", ["id", "1200.0", "y", "1000", "1100.00"], [["a", 3, 9, 1, 2], ["b", 6, 9, 4, 5]])
-    by_axis = serving.read_csv_inputs(path, (3, 1), axis=[1000.0, 1100.0, 1200.0])
-    np.testing.assert_array_equal(by_axis[..., 0], [[1, 2, 3], [4, 5, 6]])
-    by_name = serving.read_csv_inputs(path, (3,), features=["1000", "1100.00", "1200.0"])
-    np.testing.assert_array_equal(by_name, [[1, 2, 3], [4, 5, 6]])
-    x, labels = serving.load_inputs([path], (3, 1), axis=[1000.0, 1100.0, 1200.0])
-    assert x.shape == (2, 3, 1) and labels == [f"{path}[0]", f"{path}[1]"]
-
-
-@pytest.mark.parametrize("header, rows, kwargs, match", [
-    (["1000", "1100"], [[1, 2]], {"axis": [1000.0, 1100.0, 1200.0]},
-     r"has no column '1200': the model was trained on 3 feature columns \(from '1000' to '1200'\)"),
-    (["a", "b"], [[1, 2]], {"features": ["a", "c", "b"]}, r"has no column 'c'"),
-    (["a", "b", "c"], [[1, "x", 3]], {}, r"row 2, column 'b' holds 'x', not a finite number"),
-    (["a", "b", "c"], [[1, 2, 3], [1, 2]], {}, r"row 3 has 2 cells; the header has 3"),
-    (["a", "b", "c"], [[1, "nan", 3]], {}, r"row 2, column 'b' holds 'nan'"),
-    (["a", "b"], [[1, 2]], {}, r"has 2 columns; the model takes 3 features and its export names no columns"),
-    (["a", "b", "c"], [], {}, r"needs a header row and at least one row of values"),
-])
-def test_csv_input_mistakes_name_the_file_row_and_column(tmp_path, header, rows, kwargs, match):
-    path = _csv(tmp_path / "bad.csv", header, rows)
-    with pytest.raises(ValueError, match=r"Input '.*bad\.csv'.*" + match):
-        serving.load_inputs([path], (3, 1), **kwargs)
 
 
 @pytest.mark.parametrize("task, kwargs", [("multilabel", {"num_classes": 1}), ("binary", {}),
