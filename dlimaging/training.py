@@ -10,8 +10,12 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from dlimaging import registry
+from dlimaging.data.bundle import DatasetBundle
 from dlimaging.errors import InputError
 from dlimaging.files import check_output_dir, write_atomically
+from dlimaging.plots._base import better
+from dlimaging.plots.evaluation import draw_model_plots
+from dlimaging.plots.training import plot_history
 from dlimaging.validation import check_positive_int
 
 # Builder arguments that come from the dataset.
@@ -213,11 +217,7 @@ def train(
     """
     import keras
 
-    from dlimaging.data.bundle import DatasetBundle
     from dlimaging.data.dataset import load_dataset
-    from dlimaging.plots._base import better
-    from dlimaging.plots.evaluation import draw_model_plots
-    from dlimaging.plots.training import plot_history
 
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)

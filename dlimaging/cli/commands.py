@@ -95,9 +95,8 @@ def _names(text: str | None) -> str | list[str] | None:
 def cmd_export(args) -> int:
     import keras
 
-    from dlimaging.files import check_output_dir, read_json
+    from dlimaging.files import check_folder_name, check_output_dir, read_json
     from dlimaging.serving.export import export_saved_model
-    from dlimaging.files import check_folder_name
 
     path = pathlib.Path(args.model)
     if not path.is_file():

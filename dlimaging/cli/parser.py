@@ -9,6 +9,7 @@ from dlimaging import registry
 from dlimaging.cli.commands import CLIError
 from dlimaging.errors import InputError
 from dlimaging.explain import files as explain_files  # TensorFlow-free: its names only
+from dlimaging.validation import check_export_choice
 
 
 class Parser(argparse.ArgumentParser):
@@ -18,8 +19,6 @@ class Parser(argparse.ArgumentParser):
 
 def _export_choice(text: str) -> str:
     """`--export-choice`, checked while the arguments are parsed: before any work."""
-    from dlimaging.validation import check_export_choice
-
     try:
         return check_export_choice("--export-choice", text)
     except InputError as error:

@@ -15,6 +15,7 @@ import tensorflow as tf
 from dlimaging import registry
 from dlimaging.data.bundle import CLEAN, DatasetBundle, find_source
 from dlimaging.data.labels import declared_task, read_labels
+from dlimaging.data.restoration import load_restoration
 from dlimaging.data.sources import integer_scale
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number, check_positive_int, check_seed
@@ -261,8 +262,6 @@ def load_dataset(
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
     if task is not None and registry.task(task).labels == CLEAN:
-        from dlimaging.data.restoration import load_restoration
-
         return load_restoration(
             source, entry, task=task, corruption=corruption, patch_size=patch_size,
             patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlimaging import registry
+from dlimaging.data.bundle import DatasetBundle, find_source
 from dlimaging.data.corruption import check_corruption, check_for_samples
 from dlimaging.data.degrade import corrupt
 from dlimaging.data.sources import IMAGE_SUFFIXES, integer_scale, read_image
@@ -108,8 +109,6 @@ def clean_folder(source: str, **_options):
 
 def clean_samples(source: str, **options):
     """The samples of a signal source (the synthetic spectra, MNIST-1D), each an item."""
-    from dlimaging.data.bundle import find_source
-
     loaded = find_source(source).load(source, **options)
     arrays, name = loaded[0], loaded[2]
     x = np.concatenate([arrays[k] for k in ("x", "x_test") if k in arrays]).astype("float32")
@@ -197,8 +196,6 @@ def check_patch_settings(patch_size, patches_per_epoch):
 def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
                      validation_split: float, test_split: float, batch_size: int, seed: int, options: dict):
     """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring."""
-    from dlimaging.data.bundle import DatasetBundle
-
     if entry.clean is None:
         takers = [name for name, e in registry.SOURCES.items() if e.clean is not None]
         raise InputError(
@@ -262,8 +259,6 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
 
 def clean_items(source: str, **options):
     """The clean items of a restoration source, by name: {name: array}, and its `max_val`."""
-    from dlimaging.data.bundle import find_source
-
     entry = find_source(source)
     if entry.clean is None:
         raise InputError(f"`source` {source!r} is a labelled dataset, not clean images or signals.")

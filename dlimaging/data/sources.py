@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from dlimaging import registry
+from dlimaging.data.spectra import make_spectra
 from dlimaging.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -241,9 +243,6 @@ def _spectra_options(source: str, prefix: str | None) -> dict:
 
 
 def load_spectra(source: str, *, prefix=None, task=None, **_options):
-    from dlimaging import registry
-    from dlimaging.data.spectra import make_spectra
-
     options = _spectra_options(source, prefix)
     dominant = task is not None and registry.task(task).labels == "classes"
     common = dict(length=options["length"], components=options["components"], difficulty=options["difficulty"],
@@ -428,7 +427,5 @@ def load_csv(source: str, *, target=None, features=None, test=None, **_options):
         info["axis"] = [float(n) for n in names]
     y_all = np.concatenate([arrays[k].reshape(len(arrays[k]), -1) for k in ("y", "y_test") if k in arrays])
     if not class_names and len(targets) == 1 and len(np.unique(y_all)) > CSV_MAX_GUESSED_CLASSES:
-        from dlimaging import registry
-
         info["task"] = registry.task_for_labels("numbers")
     return arrays, class_names, path.stem, info

@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.files import read_json
+from dlimaging.serving.export import infer_task
+from dlimaging.serving.exports import (
+    predict_exported,
+    read_metadata,
+    resolve_version_dir,
+)
+from dlimaging.serving.inputs import load_inputs
 
 # What `explain` can draw; the first is the default for a `.keras` model.
 METHODS = ("grad-cam", "saliency", "feature-maps", "filters")
@@ -28,7 +37,6 @@ CAM_VARIANTS = ("grad-cam", "hires")
 def _load_keras(path: pathlib.Path):
     import keras
 
-    from dlimaging.files import read_json
 
     sidecar = path.with_name("metadata.json")
     info = read_json(sidecar, "model metadata") if sidecar.is_file() else {}
@@ -89,13 +97,9 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
     Returns:
         The path written and one line saying what it shows.
     """
-    from dlimaging import registry
     from dlimaging.explain import methods as explain
     from dlimaging.plots import explain as explain_plots
     from dlimaging.plots._base import save
-    from dlimaging.serving.export import infer_task
-    from dlimaging.serving.exports import read_metadata, resolve_version_dir
-    from dlimaging.serving.inputs import load_inputs
 
     model_path = pathlib.Path(model_path)
     exported = model_path.is_dir()
@@ -131,8 +135,6 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
     x = _pick_sample(load_inputs([input_path], shape, axis=axis, features=features)[0], sample, input_path)
 
     if exported:
-        from dlimaging.serving.exports import predict_exported
-
         scores = predict_exported(version_dir, x[None], info)[entry.outputs[0]][0]
         unit = _unit(scores, class_index, entry.class_names)
         heat = explain.saliency_exported(version_dir, x, class_index=unit)

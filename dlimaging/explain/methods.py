@@ -17,7 +17,10 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from dlimaging import registry
 from dlimaging.errors import InputError
+from dlimaging.serving.export import SIGNATURE, infer_task
+from dlimaging.serving.exports import read_metadata
 
 # The layers whose weights are convolution kernels.
 CONV_LAYERS = (
@@ -137,9 +140,6 @@ def _score_model(model, layer_name: str | None):
 def class_indices(model, scores: np.ndarray, class_index) -> np.ndarray:
     """One output unit per sample: `class_index`, or by default the predicted class (tasks with
     classes) or the first output (numeric outputs)."""
-    from dlimaging import registry
-    from dlimaging.serving.export import infer_task
-
     return _indices(scores, class_index, registry.task(infer_task(model)).class_names)
 
 
@@ -387,9 +387,6 @@ def saliency_exported(version_dir, x, class_index: int | None = None, output: st
     """
     import tensorflow as tf
 
-    from dlimaging import registry
-    from dlimaging.serving.export import SIGNATURE
-    from dlimaging.serving.exports import read_metadata
 
     metadata = read_metadata(version_dir)
     entry = registry.task(metadata["task"])

@@ -8,6 +8,8 @@ import os
 import pathlib
 
 from dlimaging import registry
+from dlimaging.plots import training as plots
+from dlimaging.plots.restoration import plot_restoration
 
 
 def _evaluation_split(data):
@@ -25,7 +27,6 @@ def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.
     restoration and the clean samples, each with its PSNR on the data's `max_val`."""
     import numpy as np
 
-    from dlimaging.plots.restoration import plot_restoration
 
     for split in ("test", "validation"):
         dataset = getattr(data, split, None)
@@ -60,7 +61,6 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
     """
     import numpy as np
 
-    from dlimaging.plots import training as plots
 
     folder = pathlib.Path(folder)
     entry = registry.task(data.task)

@@ -20,9 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dlimaging import registry
+from dlimaging import __version__, registry
 from dlimaging.errors import InputError
-from dlimaging.validation import check_number, is_ascii_digits
+from dlimaging.files import check_folder_name, check_output_dir
+from dlimaging.validation import check_number, check_positive_int, is_ascii_digits
 
 METADATA_FILE = "dlimaging.json"
 SERVING_CONFIG_MARK = "# written by dlimaging serving-config"
@@ -167,7 +168,6 @@ def _versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    from dlimaging import __version__
 
     return {"dlimaging": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
@@ -226,7 +226,6 @@ def export_saved_model(
     import keras
     import tensorflow as tf
 
-    from dlimaging.files import check_folder_name, check_output_dir
 
     input_shape, task, class_names = _check_model(model, task, class_names)
     target_names, axis, features = _check_names(model, task, input_shape, target_names, axis, features)
@@ -373,8 +372,6 @@ def _check_export_arguments(input_shape, metadata, value_range, sample, atol):
 
 def _new_version_dir(model_dir: pathlib.Path, version) -> pathlib.Path:
     """`model_dir/<version>`, the next version by default; an existing one is refused."""
-    from dlimaging.validation import check_positive_int
-
     existing = list_versions(model_dir)
     following = (existing[-1] + 1) if existing else 1
     version = check_positive_int("version", following if version is None else version)

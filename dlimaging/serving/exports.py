@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dlimaging.errors import InputError
+from dlimaging.files import read_json
 from dlimaging.serving.export import METADATA_FILE, SIGNATURE, list_versions
 
 
@@ -35,8 +36,6 @@ def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
 def read_metadata(version_dir: str | os.PathLike) -> dict[str, Any]:
     """The `assets/dlimaging.json` of an exported version; an InputError naming the file when it
     is missing, unreadable or lacks what `predict` and `request` need."""
-    from dlimaging.files import read_json
-
     path = pathlib.Path(version_dir) / "assets" / METADATA_FILE
     if not path.is_file():
         raise InputError(f"{str(version_dir)!r} has no {METADATA_FILE}; was it exported by dlimaging?")

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dlimaging.data.sources import image_array, integer_scale, read_image
 from dlimaging.errors import InputError
 
 
@@ -25,8 +26,6 @@ def read_array_file(path: pathlib.Path, suffix: str) -> np.ndarray:
 
 
 def read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    from dlimaging.data.sources import image_array, read_image
-
     if len(input_shape) != 3:
         raise InputError(f"Input {str(path)!r} is an image; the model takes {input_shape}, not images.")
     height, width, channels = input_shape
@@ -124,8 +123,6 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], 
     Returns the batch and a label per sample: the file name, with `[i]` for
     the samples of an array file that holds a batch.
     """
-    from dlimaging.data.sources import integer_scale
-
     input_shape = tuple(input_shape)
     batches, labels = [], []
     for path in paths:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dlimaging.data.sources import integer_scale, read_image
 from dlimaging.errors import InputError
 from dlimaging.serving.exports import exported_predictor
 from dlimaging.serving.inputs import parse_number, read_array_file
@@ -47,8 +48,6 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
         info["header"] = [cell.strip() for cell in rows[0]]
         return np.asarray(values, "float32")[..., None], info
     if suffix in (".npy", ".npz"):
-        from dlimaging.data.sources import integer_scale
-
         array = read_array_file(path, suffix)
         info["shape"] = array.shape
         scale = integer_scale(array.dtype) or 1.0
@@ -59,8 +58,6 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
         if array.ndim == rank:
             array = array[None]
     else:
-        from dlimaging.data.sources import read_image
-
         if rank != 3:
             raise InputError(f"Input {str(path)!r} is an image; the model restores signals {input_shape}, not images.")
         image = read_image(path)

@@ -20,6 +20,7 @@ import sys
 from typing import Any, Mapping
 
 from dlimaging import registry
+from dlimaging.data.corruption import check_corruption
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.validation import (
@@ -61,8 +62,6 @@ def _standardize(name, value):
 
 def _corruption(name, value):
     """A restoration corruption: one step `{kind = "gaussian", sigma = 0.098}` or a list of them."""
-    from dlimaging.data.corruption import check_corruption
-
     return check_corruption(value, name)
 
 

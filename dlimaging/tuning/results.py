@@ -20,7 +20,13 @@ from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.files import read_json, write_atomically
 from dlimaging.plots._base import better
-from dlimaging.plots.trials import pareto_front
+from dlimaging.plots.trials import (
+    pareto_front,
+    plot_hyperparameters,
+    plot_learning_curves,
+    plot_objective_per_trial,
+    plot_pareto,
+)
 from dlimaging.validation import check_choice, parse_export_choice
 
 RESULTS_JSON = "results.json"
@@ -241,13 +247,6 @@ def draw_plots(run_dir: pathlib.Path, trials: list[TrialRecord], objective: str,
                top: int = 3) -> list[pathlib.Path]:
     """The objective per trial, each hyperparameter against it, the best trials' curves, and the
     objective against the parameter count with the Pareto front (`pareto.png`)."""
-    from dlimaging.plots.trials import (
-        plot_hyperparameters,
-        plot_learning_curves,
-        plot_objective_per_trial,
-        plot_pareto,
-    )
-
     plots = run_dir / PLOTS
     paths = [
         plot_objective_per_trial(trials, objective, plots / "objective_per_trial.png", direction=direction),

@@ -23,9 +23,11 @@ import keras
 import keras_tuner
 
 from dlimaging import registry
+from dlimaging.data.dataset import load_dataset
 from dlimaging.errors import InputError
 from dlimaging.files import LOCK, check_output_dir, folder_lock
 from dlimaging.plots.evaluation import draw_model_plots
+from dlimaging.serving.export import export_saved_model
 from dlimaging.training import data_arguments, data_options, metadata_of
 from dlimaging.tuning.experiment import (
     Experiment,
@@ -122,8 +124,6 @@ def _clear_run_dir(run_dir: pathlib.Path) -> None:
 
 def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) -> _Prepared:
     """Loads the data and checks that the space builds, before anything is written."""
-    from dlimaging.data.dataset import load_dataset
-
     settings = experiment.data
     target = list(settings.target) if isinstance(settings.target, tuple) else settings.target
     features = list(settings.features) if isinstance(settings.features, tuple) else settings.features
@@ -228,7 +228,6 @@ def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Pa
         return pathlib.Path(before.export_path)  # already exported: no new version
     if not export:
         return None
-    from dlimaging.serving.export import export_saved_model
 
     names = metadata_of(data)
     return export_saved_model(
