@@ -1,8 +1,9 @@
-"""Tests."""
+"""Augmentation: active in training only, the signal layers' behaviour, the options' checks."""
 
 import keras
 import numpy as np
 import pytest
+
 import dlimaging as dli
 
 

@@ -1,7 +1,8 @@
-"""Tests."""
+"""The blocks and their checks: conv_output_size, kernel penalties, sizes that fall below one, the shared rules."""
 
 import numpy as np
 import pytest
+
 import dlimaging as dli
 from dlimaging.models import conv_output_size
 

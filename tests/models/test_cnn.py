@@ -1,9 +1,11 @@
-"""Tests."""
+"""build_cnn: ranks, layer names, blocks, pooling, strides, parameter counts, activations, bad input."""
 
 import math
+
 import keras
 import numpy as np
 import pytest
+
 import dlimaging as dli
 from dlimaging.models import conv_output_size
 

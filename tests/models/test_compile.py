@@ -1,8 +1,9 @@
-"""Tests."""
+"""The compile path: each task's head and loss, optimizers, no leaked functions across trained models."""
 
 import keras
 import numpy as np
 import pytest
+
 import dlimaging as dli
 from dlimaging import registry
 from dlimaging.models.heads import ScaledTargetLoss

@@ -1,7 +1,8 @@
-"""Tests."""
+"""build_mlp: every input rank, exact parameter counts, bad input."""
 
 import numpy as np
 import pytest
+
 import dlimaging as dli
 
 

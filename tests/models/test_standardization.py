@@ -1,8 +1,9 @@
-"""Tests."""
+"""Standardisation inside the model and target scaling: adapted on the training split, exported raw-in."""
 
 import keras
 import numpy as np
 import pytest
+
 import dlimaging as dli
 from dlimaging.models.standardization import adapt
 

@@ -1,30 +1,12 @@
-"""The plots: PNG files of the expected size, no pyplot, no backend change, readable log axes."""
+"""Figures of a search's trials: categories thinned, the Pareto front."""
 
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+
 from dlimaging import plots
 from dlimaging.plots import _base as plots_base
-from dlimaging.tuning.results import TrialRecord
 
-
-def _trial(trial, score, hyperparameters):
-    status = "COMPLETED" if score is not None else "RUNNING"
-    return TrialRecord(trial=trial, trial_id=str(trial - 1), status=status, score=score,
-                       hyperparameters=hyperparameters)
-
-
-def _trials(learning_rates=(1e-4, 1e-3, 1e-2)):
-    return [_trial(i + 1, 0.5 + 0.1 * i,
-                   {"learning_rate": lr, "activation": ("relu", "tanh")[i % 2], "units": 16 * (i + 1),
-                    "dropout": 0.2, "tuner/epochs": 2})
-            for i, lr in enumerate(learning_rates)] + [_trial(9, None, {"units": 1})]
-
-
-def _sized_trials():
-    """Trials with parameter counts: (score, params); 2, 4 and 5 are the Pareto front (higher is better)."""
-    sized = [(0.90, 12_000), (0.95, 3_000), (0.93, 40_000), (0.97, 150_000), (0.80, 900), (0.96, 400_000)]
-    return [TrialRecord(trial=i, trial_id=str(i - 1), status="COMPLETED", score=score, params=params)
-            for i, (score, params) in enumerate(sized, start=1)] + [_trial(9, None, {})]
+import plot_data
 
 
 def _labels(ax, minor):
@@ -33,7 +15,7 @@ def _labels(ax, minor):
 
 
 def test_many_categories_are_thinned_and_rotated():
-    trials = [_trial(i + 1, i / 20, {"optimizer": f"optimizer_{i:02d}"}) for i in range(20)]
+    trials = [plot_data.trial(i + 1, i / 20, {"optimizer": f"optimizer_{i:02d}"}) for i in range(20)]
     fig = plots.hyperparameters_figure(trials, "val_loss")
     FigureCanvasAgg(fig).draw()
     labels = [label for label in fig.axes[0].get_xticklabels() if label.get_text()]
@@ -44,17 +26,17 @@ def test_many_categories_are_thinned_and_rotated():
 
 @pytest.mark.parametrize("direction, front", [("max", ["5", "2", "4"]), ("min", ["5"])])
 def test_pareto_plot_labels_the_front_on_a_log_axis(direction, front):
-    fig = plots.pareto_figure(_sized_trials(), "val_accuracy", direction=direction)
+    fig = plots.pareto_figure(plot_data.sized_trials(), "val_accuracy", direction=direction)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters" and ax.get_ylabel() == "val_accuracy"
     assert [text.get_text() for text in ax.texts] == front  # each front trial labelled with its number
     trials, marked = ax.get_lines()
-    assert sorted(marked.get_xdata()) == sorted(t.params for t in _sized_trials() if str(t.trial) in front)
+    assert sorted(marked.get_xdata()) == sorted(t.params for t in plot_data.sized_trials() if str(t.trial) in front)
     assert len(trials.get_xdata()) == 6 - len(front)  # the others, unlabelled; the unfinished one left out
     FigureCanvasAgg(fig).draw()
     assert 2 <= len(_labels(ax, minor=False)) <= 5  # 900 to 400,000: a few decades labelled, not crowded
 
 
 def test_pareto_plot_without_parameter_counts_says_so():
-    fig = plots.pareto_figure(_trials(), "val_loss", direction="min")
+    fig = plots.pareto_figure(plot_data.trials(), "val_loss", direction="min")
     assert [text.get_text() for text in fig.axes[0].texts] == ["no completed trial with a parameter count"]

@@ -1,4 +1,4 @@
-"""Tests."""
+"""export_saved_model: versioned, verified, atomic SavedModels whose signature matches the Keras model."""
 
 import json
 import os
@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+
 import numpy as np
 import pytest
 import tensorflow as tf
+
 import dlimaging as dli
 from dlimaging import serving
 from dlimaging.serving import export as export_module
-
 
 BIN = pathlib.Path(sys.executable).parent
 

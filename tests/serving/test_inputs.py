@@ -1,7 +1,8 @@
-"""Tests."""
+"""Files in for predict: images, arrays and CSV columns matched by name, with mistakes that name the file."""
 
 import numpy as np
 import pytest
+
 from dlimaging import serving
 
 

@@ -1,11 +1,13 @@
-"""Tests."""
+"""TF Serving's REST bodies and models.config, and a real server where one is installed."""
 
 import json
 import shutil
 import subprocess
 import time
+
 import numpy as np
 import pytest
+
 import dlimaging as dli
 from dlimaging import serving
 
