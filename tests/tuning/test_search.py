@@ -429,16 +429,16 @@ def test_regression_search_on_spectra_plots_and_exports_its_best_model(tmp_path,
 
 
 def test_model_task_goes_to_the_data(tmp_path, monkeypatch):
-    import dlimaging.data.dataset
+    import dlimaging.tuning.search
 
     seen = {}
-    real = dlimaging.data.dataset.load_dataset
+    real = dlimaging.tuning.search.load_dataset
 
     def spy(source, **options):
         seen.update(options)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(dlimaging.data.dataset, "load_dataset", spy)
+    monkeypatch.setattr(dlimaging.tuning.search, "load_dataset", spy)
     exp = parse_experiment({"name": "t", "data": {"source": "my.csv", "target": ["a", "b"], "test": "t.csv"},
                             "model": {"task": "regression"}})
     with pytest.raises(RuntimeError, match="stop here"):

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data as samples
 
 import dlimaging
-import dlimaging.data.dataset
+import dlimaging.tuning.search
 from dlimaging import registry
 from dlimaging.cli import main
 from dlimaging.data.bundle import DatasetBundle
@@ -70,7 +70,7 @@ def test_max_val_comes_from_the_data_and_cannot_be_set(tmp_path):
 
 
 def test_tune_exports_a_model_that_restores_pngs_of_any_size(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(dlimaging.data.dataset, "load_dataset", lambda *args, **kwargs: _bundle())
+    monkeypatch.setattr(dlimaging.tuning.search, "load_dataset", lambda *args, **kwargs: _bundle())
     experiment = parse_experiment({
         "name": "denoise", "data": {"source": "camera", "corruption": {"kind": "gaussian", "sigma": 0.1}}, "model": {"family": UNET},
         "search": {"depth": {"min": 1, "max": 2}, "filters": 4, "learning_rate": 1e-2, "batch_norm": False},
