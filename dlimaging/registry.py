@@ -10,7 +10,7 @@ entry is used, so reading a `tuning/*.toml` file or answering `--help` never
 loads TensorFlow.
 
 Adding a model family, a task or a data source is one entry here plus the code
-that is really new (see the README's "Extending" section).
+that is really new (see docs/extending.md).
 """
 
 from __future__ import annotations
