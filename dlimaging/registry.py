@@ -166,7 +166,9 @@ def task(name: Any) -> Task:
     return lookup(TASKS, "task", name)
 
 
-LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", "clean signals")
+# The labels of a restoration task: the clean image or signal itself (see `Task.labels`).
+CLEAN = "clean signals"
+LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", CLEAN)
 
 
 def task_for_labels(kind: str) -> str:

@@ -14,7 +14,6 @@ from dlimaging import registry
 from dlimaging.data.corruption import describe
 from dlimaging.errors import InputError
 
-CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task: the clean data itself
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlimaging import registry
-from dlimaging.data.bundle import CLEAN, DatasetBundle, find_source
+from dlimaging.data.bundle import DatasetBundle, find_source
 from dlimaging.data.labels import declared_task, read_labels
 from dlimaging.data.restoration import load_restoration
 from dlimaging.data.sources import integer_scale
@@ -261,7 +261,7 @@ def load_dataset(
     entry = find_source(source)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
-    if task is not None and registry.task(task).labels == CLEAN:
+    if task is not None and registry.task(task).labels == registry.CLEAN:
         return load_restoration(
             source, entry, task=task, corruption=corruption, patch_size=patch_size,
             patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,
@@ -270,7 +270,7 @@ def load_dataset(
     for argument, value in (("corruption", corruption), ("patch_size", patch_size),
                             ("patches_per_epoch", patches_per_epoch)):
         if value is not None:
-            takers = [name for name, e in registry.TASKS.items() if e.labels == CLEAN]
+            takers = [name for name, e in registry.TASKS.items() if e.labels == registry.CLEAN]
             raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
                              f"Received: {argument}={value!r}")
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,

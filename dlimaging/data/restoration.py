@@ -44,7 +44,6 @@ SAMPLE_IMAGES = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "co
 RENAMED = {"coffee_cup": lambda data: data.coffee(), "motorcycle": lambda data: data.stereo_motorcycle()[0]}
 COLOUR = "rgb"  # the option that keeps the colour photographs in colour
 DEFAULT_IMAGE_PATCH = 64
-CLEAN = "clean signals"  # the kind of labels (`registry.Task.labels`) of a restoration task
 TRAIN_SAMPLE = 256  # training patches kept as arrays (one fixed draw), for adapting and plotting
 
 
@@ -180,7 +179,7 @@ class _Sampler:
 
 def unlabelled(source: str, **_options):
     """The loader of a source of clean images only: it has no labels to learn."""
-    task = registry.task_for_labels(CLEAN)
+    task = registry.task_for_labels(registry.CLEAN)
     raise InputError(f"`source` {source!r} holds clean images without labels: use it with task={task!r} and a "
                      f"`corruption`. Received: source={source!r}")
 

@@ -45,7 +45,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-CLEAN = "clean signals"  # the labels (`registry.Task.labels`) of a restoration task
 STRATEGIES = ("none", "mirrored")
 SAMPLINGS = ("linear", "log", "reverse_log")
 
@@ -373,13 +372,13 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         registry.check_family_task(model.family, model.task)
     except InputError as error:
         _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
-    restoration = registry.task(model.task).labels == CLEAN
+    restoration = registry.task(model.task).labels == registry.CLEAN
     if restoration and sections["data"].corruption is None:
         _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
               "{kind = \"gaussian\", sigma = 0.098})")
     for key in ("corruption", "patch_size", "patches_per_epoch"):
         if not restoration and getattr(sections["data"], key) is not None:
-            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == CLEAN)
+            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == registry.CLEAN)
             _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
                   config["data"][key])
     search = config.get("search")
