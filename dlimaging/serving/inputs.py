@@ -7,12 +7,46 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 from dlimaging.data.sources import image_array, integer_scale, read_image
 from dlimaging.errors import InputError
+
+_T = TypeVar("_T")
+_FLOAT32_MAX = float(np.finfo("float32").max)
+
+
+def read_input(path: pathlib.Path, read: Callable[[pathlib.Path], _T]) -> _T:
+    """`read(path)`, with a file that cannot be read (a text file named .png, a damaged .npy,
+    a CSV file that is not UTF-8) refused in one line that names it."""
+    try:
+        return read(path)
+    except InputError:
+        raise
+    except ValueError as error:
+        raise InputError(f"Input {str(path)!r}: {' '.join(str(error).split())}") from None
+    except Exception as error:  # noqa: BLE001  PIL and numpy raise many kinds for a damaged file
+        raise InputError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
+
+
+def as_float32(path: pathlib.Path, array: np.ndarray) -> np.ndarray:
+    """The values read from `path` as float32, scaled as `load_dataset` scales them (uint8 and
+    uint16 by their type's white; other numbers kept). Refuses, before casting, what float32
+    cannot hold: values that are not real numbers (text, booleans, complex), NaN or inf, and
+    values beyond float32's range (which the cast would turn into inf, with numpy's warning)."""
+    array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise InputError(f"Input {str(path)!r} must hold real numbers. Received dtype {array.dtype}.")
+    if np.issubdtype(array.dtype, np.floating) and array.size:
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"Input {str(path)!r} holds NaN or inf values.")
+        largest = float(np.max(np.abs(array)))
+        if largest > _FLOAT32_MAX:
+            raise InputError(f"Input {str(path)!r} holds values up to {largest:.4g}, beyond float32's range.")
+    scale = integer_scale(array.dtype)
+    return np.asarray(array, "float32") / np.float32(scale or 1.0)
 
 
 def read_array_file(path: pathlib.Path, suffix: str) -> np.ndarray:
@@ -105,7 +139,7 @@ def read_csv_inputs(path: str | os.PathLike, input_shape: Sequence[int], *, axis
             values[r - 2, c] = number
     if values.shape[1] != width:
         raise InputError(f"Input {str(path)!r} gives {values.shape[1]} features; the model takes {input_shape}.")
-    return values.astype("float32").reshape((len(values),) + input_shape)
+    return as_float32(path, values).reshape((len(values),) + input_shape)
 
 
 def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], *,
@@ -130,29 +164,13 @@ def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], 
         if not path.is_file():
             raise InputError(f"Input {str(path)!r}: no such file.")
         suffix = path.suffix.lower()
-        try:
-            if suffix == ".csv":
-                array = read_csv_inputs(path, input_shape, axis=axis, features=features)
-            elif suffix in (".npy", ".npz"):
-                array = read_array_file(path, suffix)
-            else:
-                array = read_image_file(path, input_shape)
-        except InputError:
-            raise
-        except ValueError as error:
-            raise InputError(f"Input {str(path)!r}: {error}") from None
-        except Exception as error:
-            raise InputError(f"Input {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
-        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise InputError(f"Input {str(path)!r} must hold numbers. Received dtype {array.dtype}.")
-        if np.issubdtype(array.dtype, np.floating) and array.size:
-            if not np.all(np.isfinite(array)):
-                raise InputError(f"Input {str(path)!r} holds NaN or inf values.")
-            largest = float(np.max(np.abs(array)))
-            if largest > float(np.finfo("float32").max):
-                raise InputError(f"Input {str(path)!r} holds values up to {largest:.4g}, beyond float32's range.")
-        scale = integer_scale(array.dtype)
-        array = np.asarray(array, "float32") / np.float32(scale or 1.0)
+        if suffix == ".csv":
+            array = read_input(path, lambda p: read_csv_inputs(p, input_shape, axis=axis, features=features))
+        elif suffix in (".npy", ".npz"):
+            array = read_input(path, lambda p: read_array_file(p, suffix))
+        else:
+            array = read_input(path, lambda p: read_image_file(p, input_shape))
+        array = as_float32(path, array)
         single = array.shape == input_shape
         if single:
             array = array[None]

@@ -11,21 +11,41 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dlimaging.data.sources import integer_scale, read_image
+from dlimaging.data.sources import read_image
 from dlimaging.errors import InputError
 from dlimaging.serving.exports import exported_predictor
-from dlimaging.serving.inputs import parse_number, read_array_file
+from dlimaging.serving.inputs import (
+    as_float32,
+    parse_number,
+    read_array_file,
+    read_input,
+)
 
 RESTORED_SUFFIX = "_restored"
 _IMAGE_OUTPUTS = (".png", ".npy")
 _SIGNAL_OUTPUTS = (".csv", ".npy")
 
 
+def _read_signal_csv(path: pathlib.Path) -> tuple[np.ndarray, list[str]]:
+    """A CSV file of signals (a header, then one signal per row) as float64 rows, and its header."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if len(rows) < 2:
+        raise InputError(f"Input {str(path)!r} needs a header row and at least one signal per row.")
+    values = [[parse_number(cell.strip()) for cell in row] for row in rows[1:]]
+    if any(len(row) != len(rows[0]) or any(v is None or not math.isfinite(v) for v in row) for row in values):
+        raise InputError(f"Input {str(path)!r}: every row must hold one finite number per header column.")
+    return np.asarray(values, "float64"), [cell.strip() for cell in rows[0]]
+
+
 def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.ndarray, dict[str, Any]]:
     """One file for a restoration model, at its own size: an image (png, jpg, ...; 8- or 16-bit,
     scaled to [0, 1]), an array (.npy: one sample or a batch) or, for signals, a CSV file (a
     header, then one signal per row). Returns a batch of the model's rank and what writing
-    the result back needs; refuses a number of channels the model does not take."""
+    the result back needs; refuses, in one line naming the file, a file that cannot be read,
+    an empty batch, values float32 cannot hold, and a number of channels the model does not take."""
     path, input_shape = pathlib.Path(path), tuple(input_shape)
     rank, channels = len(input_shape), input_shape[-1]
     if not path.is_file():
@@ -36,22 +56,12 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
         if rank != 2 or channels != 1:
             raise InputError(f"Input {str(path)!r} is a CSV file of signals; the model restores {input_shape[:-1]} "
                              f"{'images' if rank == 3 else 'signals'} of {channels} channel(s). Use a .npy file.")
-        import csv
-
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-        if len(rows) < 2:
-            raise InputError(f"Input {str(path)!r} needs a header row and at least one signal per row.")
-        values = [[parse_number(cell.strip()) for cell in row] for row in rows[1:]]
-        if any(len(row) != len(rows[0]) or any(v is None or not math.isfinite(v) for v in row) for row in values):
-            raise InputError(f"Input {str(path)!r}: every row must hold one finite number per header column.")
-        info["header"] = [cell.strip() for cell in rows[0]]
-        return np.asarray(values, "float32")[..., None], info
+        values, info["header"] = read_input(path, _read_signal_csv)
+        return as_float32(path, values)[..., None], info
     if suffix in (".npy", ".npz"):
-        array = read_array_file(path, suffix)
+        array = read_input(path, lambda p: read_array_file(p, suffix))
         info["shape"] = array.shape
-        scale = integer_scale(array.dtype) or 1.0
-        array = np.asarray(array, "float32") / np.float32(scale)
+        array = as_float32(path, array)
         if channels == 1 and (array.ndim == rank - 1 or (array.ndim == rank and array.shape[-1] != 1)):
             # (length,) or (height, width), or a stack of them, (N, length) or (N, height, width): one channel
             array = array[..., None]
@@ -60,16 +70,16 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
     else:
         if rank != 3:
             raise InputError(f"Input {str(path)!r} is an image; the model restores signals {input_shape}, not images.")
-        image = read_image(path)
+        image = read_input(path, read_image)
         info["wide"] = image.mode == "F"
         if image.mode == "RGB":
             array = np.asarray(image, "float32") / 255.0
         else:
             array = np.asarray(image, "float32")[..., None] / (65535.0 if info["wide"] else 255.0)
         array = array[None]
-    if array.ndim != rank + 1 or not np.all(np.isfinite(array)):
+    if array.ndim != rank + 1 or array.size == 0:
         raise InputError(f"Input {str(path)!r} has shape {info['shape']}; the model restores samples of rank {rank} "
-                         f"with {channels} channel(s), e.g. {input_shape}, or a batch of them (finite numbers).")
+                         f"with {channels} channel(s), e.g. {input_shape}, or a batch of N >= 1 of them, none empty.")
     if array.shape[-1] != channels:
         kind = {1: "grey", 3: "colour (RGB)"}.get(array.shape[-1], f"{array.shape[-1]}-channel")
         wanted = {1: "grey", 3: "colour (RGB)"}.get(channels, f"{channels}-channel")
@@ -131,11 +141,17 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     for source in inputs:
         x, info = read_restoration_input(source, shape)
         planned.append((pathlib.Path(source), x, info, restored_path(pathlib.Path(source), out, len(inputs), images)))
-    written = []
     predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
-    for source, x, info, target in planned:
-        restored = predict(x)["restored"]
-        if images and target.suffix.lower() == ".png" and len(restored) != 1:
-            raise InputError(f"Input {str(source)!r} holds {len(restored)} images; a PNG holds one. Use --out NAME.npy.")
-        written.append((str(source), write_restored(target, restored, info), tuple(x.shape[1:])))
+    restored = [predict(x)["restored"] for _, x, _, _ in planned]
+    low, high = metadata["input"].get("value_range", (0.0, 1.0))
+    for (source, x, _, target), result in zip(planned, restored):  # every check before any file is written
+        if not np.all(np.isfinite(result)):
+            raise InputError(f"Input {str(source)!r}: the model's output holds NaN or inf values; the input's values, "
+                             f"from {float(x.min()):.4g} to {float(x.max()):.4g}, lie far outside the range the "
+                             f"model was trained on, [{low:g}, {high:g}].")
+        if images and target.suffix.lower() == ".png" and len(result) != 1:
+            raise InputError(f"Input {str(source)!r} holds {len(result)} images; a PNG holds one. Use --out NAME.npy.")
+    written = []
+    for (source, x, info, target), result in zip(planned, restored):
+        written.append((str(source), write_restored(target, result, info), tuple(x.shape[1:])))
     return written
