@@ -205,14 +205,11 @@ def _prediction_text(row: dict[str, Any], metadata: dict[str, Any]) -> str:
 
 def cmd_request(args) -> int:
     from dlimaging.serving.exports import read_metadata, resolve_version_dir
-    from dlimaging.serving.inputs import load_inputs
-    from dlimaging.serving.rest import rest_request
+    from dlimaging.serving.rest import request_inputs, rest_request
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
-    x, _ = load_inputs([args.input], metadata["input"]["shape"], axis=metadata["input"].get("axis"),
-                       features=metadata["input"].get("features"))
-    print(json.dumps(rest_request(x, metadata)))
+    print(json.dumps(rest_request(request_inputs(args.input, metadata), metadata)))
     return 0
 
 
