@@ -286,24 +286,42 @@ def _check_model(model, task, class_names):
         )
     if task is None:
         task = infer_task(model)
-    entry = registry.task(task)  # refuses a name that is not in the table
+    registry.task(task)  # refuses a name that is not in the table
     if any(d is None for d in model.inputs[0].shape[1:]):
         raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
-    if not entry.class_names:
-        class_names = None  # e.g. regression: its outputs are numbers, not classes
-    if class_names is not None:
-        if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
-            raise InputError(
-                "`class_names` must be a list of strings, one per class. "
-                f"Received: class_names={class_names!r}"
-            )
-        class_names = [str(c) for c in class_names]
-        if entry.units == "num_classes" and len(class_names) != model.output_shape[-1]:
-            raise InputError(
-                f"`class_names` must have one name per class ({model.output_shape[-1]}). "
-                f"Received {len(class_names)}: class_names={class_names!r}"
-            )
+    class_names = _check_class_names(class_names, task, model.output_shape[-1])
     return tuple(int(d) for d in model.inputs[0].shape[1:]), task, class_names
+
+
+def _check_class_names(class_names, task: str, units: int) -> list[str] | None:
+    """`class_names` as a list, if they fit the task and its `units` output units; refused otherwise.
+
+    A task without classes (`Task.class_names` false: numbers, a restored image) takes none; the
+    task whose table entry fixes one output unit (binary: the probability of the second class)
+    takes 2 names, the negative class first; the others (classification, multilabel) one per unit.
+    """
+    entry = registry.task(task)
+    if class_names is None:
+        return None
+    if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
+        raise InputError(
+            "`class_names` must be a list of strings, one per class. "
+            f"Received: class_names={class_names!r}"
+        )
+    if not entry.class_names:
+        if not class_names:
+            return None
+        raise InputError(
+            f"`class_names` is only for tasks with classes; a {task} model has none (it answers with "
+            f"{', '.join(entry.outputs)}). Leave them out. Received: class_names={list(class_names)!r}"
+        )
+    expected = 2 if entry.units == 1 else units
+    if len(class_names) != expected:
+        what = (f"2 names for a {task} model: the class of p < 0.5, then that of p >= 0.5" if entry.units == 1
+                else f"one name per output unit ({expected}) for this {task} model")
+        raise InputError(f"`class_names` must have {what}. Received {len(class_names)}: "
+                         f"class_names={list(class_names)!r}")
+    return [str(c) for c in class_names]
 
 
 def _check_names(model, task, input_shape, target_names, axis, features):
