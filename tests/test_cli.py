@@ -310,7 +310,7 @@ def test_nothing_of_the_users_is_deleted_or_replaced(tmp_path, capsys, monkeypat
     (tmp_path / "out" / "model.keras").write_bytes(b"my model")
     (tmp_path / "out" / "metadata.json").write_bytes(b'{"mine": true}')
     assert main(["train", "--data", "digits", "--output", "out", "--epochs", "1"]) == 2
-    _one_line(capsys, "out already holds a model.keras", "Pass another --output")
+    _one_line(capsys, "out/model.keras already exists and was left as it is", "Pass another --output")
     assert (tmp_path / "out" / "model.keras").read_bytes() == b"my model"
     assert (tmp_path / "out" / "metadata.json").read_bytes() == b'{"mine": true}'
 

@@ -48,8 +48,9 @@ def _add_train(sub) -> None:
     p.add_argument("--features", help="CSV data: the feature columns, comma-separated (default: every other "
                    "numeric column)")
     p.add_argument("--test", help="a separate test file (CSV data), instead of a test split")
-    p.add_argument("--output", help="output folder; refused if it holds a model.keras already "
-                   "(default runs/train_<data>_<model>, or the next free runs/train_<data>_<model>-N)")
+    p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
+                   "or another train uses it (default runs/train_<data>_<model>, or the next free "
+                   "runs/train_<data>_<model>-N)")
     p.set_defaults(func=commands.cmd_train)
 
 
@@ -71,7 +72,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="print TF Serving's JSON answer")
     p.add_argument("--out", default=None,
                    help="restoration models: where the restored image (PNG) or signal (CSV, .npy) goes: a file "
-                        "for one input, else a folder (default: NAME_restored.EXT next to each input)")
+                        "for one input, else a folder (default: NAME_restored.EXT next to each input). An --out "
+                        "file that exists is refused; a NAME_restored.EXT that exists becomes NAME_restored-2.EXT")
     p.set_defaults(func=commands.cmd_predict)
 
 
@@ -87,7 +89,9 @@ def _add_explain(sub) -> None:
     p.add_argument("model", help="a .keras file (every method), or an exported saved_models/NAME[/VERSION] "
                    "(saliency only: an export holds no layers)")
     p.add_argument("input", help="an image, .npy/.npz array or .csv file, read as predict reads it")
-    p.add_argument("--out", required=True, help="the PNG file to write")
+    p.add_argument("--out", required=True, help="the figure file to write: "
+                   + ", ".join(explain_files.FIGURE_SUFFIXES) + " (a name without a suffix gets "
+                   + explain_files.FIGURE_SUFFIXES[0] + "); a file that exists is refused")
     p.add_argument("--method", choices=explain_files.METHODS,
                    help="default: grad-cam (with the saliency curve for 1D inputs); saliency for an export")
     p.add_argument("--layer", help="the layer for grad-cam, feature-maps or filters (default: the last conv "

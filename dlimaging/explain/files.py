@@ -18,7 +18,7 @@ import numpy as np
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.files import read_json
+from dlimaging.files import claim_output, read_json, write_new
 from dlimaging.serving.export import infer_task
 from dlimaging.serving.exports import (
     predict_exported,
@@ -32,6 +32,27 @@ METHODS = ("grad-cam", "saliency", "feature-maps", "filters")
 EXPORT_METHODS = ("saliency",)
 # `dlimaging.explain.methods.CAM_VARIANTS`, named here without loading Keras (for the command line's choices).
 CAM_VARIANTS = ("grad-cam", "hires")
+# The figure files `explain` writes; the first is added to a name without a suffix.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def figure_path(out: str | os.PathLike, inputs=()) -> pathlib.Path:
+    """The figure file to write for `out`, checked before any work: a file name (not a folder, nor an
+    empty name such as `.png`) ending in one of `FIGURE_SUFFIXES`, or in none (then `.png` is
+    added), that is not taken (`dlimaging.files.claim_output`: an existing file is refused)."""
+    text = os.fspath(out)
+    path = pathlib.Path(text)
+    if not text.strip() or text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        raise InputError(f"`out` must be a figure file, not a folder. Received: out={text!r}")
+    suffix = path.suffix.lower()
+    if path.name.lower() in FIGURE_SUFFIXES:
+        raise InputError(f"`out` must be a file name with a stem, e.g. cam.png. Received: out={text!r}")
+    if not suffix:
+        path = path.with_name(path.name + FIGURE_SUFFIXES[0])
+    elif suffix not in FIGURE_SUFFIXES:
+        raise InputError(f"`out` must end in {', '.join(FIGURE_SUFFIXES[:-1])} or {FIGURE_SUFFIXES[-1]} (a figure "
+                         f"file). Received: out={text!r}")
+    return claim_output(path, option="`out`", given=True, inputs=inputs)
 
 
 def _load_keras(path: pathlib.Path):
@@ -84,7 +105,9 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         model_path: a `.keras` file, or an exported model or version folder.
         input_path: an image, `.npy`/`.npz` array or `.csv` file, read as
             `dlimaging predict` reads it.
-        out: the PNG file to write.
+        out: the figure file to write: a name ending in one of `FIGURE_SUFFIXES`
+            (.png, .pdf, .svg), or in none (then .png is added). A file that
+            exists is refused: nothing is replaced.
         method: one of `METHODS`, or None: "grad-cam" for a `.keras` model,
             "saliency" for an export (the only one an export allows).
         layer: str or None. The layer for Grad-CAM, feature maps (one layer)
@@ -95,7 +118,8 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         variant: "grad-cam" or "hires", for Grad-CAM. Defaults to "grad-cam".
 
     Returns:
-        The path written and one line saying what it shows.
+        The path written (with `.png` added where `out` has no suffix) and one
+        line saying what it shows.
     """
     from dlimaging.explain import methods as explain
     from dlimaging.plots import explain as explain_plots
@@ -114,6 +138,7 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
                 "TF Serving's function, not the layers' outputs. An export explains with --method saliency. "
                 f"Received: method={method!r} with the export {str(model_path)!r}")
         raise InputError(f"`method` must be one of {', '.join(map(repr, allowed))}. Received: method={method!r}")
+    out = figure_path(out, inputs=(input_path, model_path))
 
     if exported:
         version_dir = resolve_version_dir(model_path)
@@ -166,4 +191,4 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
             kernels = explain.filters(model, layer)
             what = f"filters of {layer or explain.conv_layers(model)[0]}: {kernels.shape[0]} kernels of {kernels.shape[1:]}"
             fig = explain_plots.filters_figure(kernels, title=what)
-    return save(fig, out), what
+    return write_new(out, lambda tmp: save(fig, tmp)), what

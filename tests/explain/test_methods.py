@@ -224,6 +224,7 @@ def test_cli_explain_keras_model_and_export(tmp_path, capsys):
     assert main(["explain", str(tmp_path / "saved" / "peaks"), str(tmp_path / "x.npy"), "--out", str(out)]) == 0
     assert "saliency of class" in capsys.readouterr().out and out.is_file()
 
+    out = tmp_path / "refused.png"  # not written: each of these is refused first
     assert main(["explain", str(tmp_path / "saved" / "peaks"), str(tmp_path / "x.npy"), "--out", str(out),
                  "--method", "grad-cam"]) == 2
     err = capsys.readouterr().err
@@ -272,8 +273,9 @@ def test_restoration_models_show_feature_maps_and_refuse_grad_cam_in_one_line(tm
         err = capsys.readouterr().err
         assert "answers with an image or signal" in err and len(err.strip().splitlines()) == 1
     for method in ("feature-maps", "filters"):
-        assert main(args + ["--method", method]) == 0, capsys.readouterr().err
-        assert Image.open(tmp_path / "o.png").size[0] > 300
+        assert main(args[:3] + ["--out", str(tmp_path / f"{method}.png"), "--method", method]) == 0, \
+            capsys.readouterr().err
+        assert Image.open(tmp_path / f"{method}.png").size[0] > 300
     version = dli.export_saved_model(unet, tmp_path / "saved" / "denoise")
     with pytest.raises(InputError, match="'restored' has shape"):
         explain.saliency_exported(version, x)
