@@ -597,6 +597,18 @@ def test_csv_with_a_separate_test_file(tmp_path):
         dli.load_dataset(train, target="glucose", features=["1002", "1004"], test=str(tmp_path / "bad.csv"))
 
 
+def test_csv_numeric_column_names_are_matched_by_value(tmp_path):
+    """Issue 21: `1002.0` names the column `1002`, in `features`, `target` and a test file's header."""
+    train = _spectra_csv(tmp_path, rows=30)  # header: sample,glucose,ethanol,1000.5,1002,1004
+    _csv(tmp_path, "1004.000,glucose,1.0005e3,1002.0\n-1,2.5,1,1.25\n-2,3.5,2,2.25\n", "t.csv")
+    data = dli.load_dataset(train, target="glucose", features=["1002.0", "1.0005e3"], test=str(tmp_path / "t.csv"))
+    assert data.feature_names == ["1002", "1000.5"] and data.axis == [1002.0, 1000.5]  # as the header spells them
+    np.testing.assert_array_equal(data.arrays["x_test"][..., 0], [[1.25, 1], [2.25, 2]])
+    np.testing.assert_array_equal(data.arrays["y_test"][:, 0], [2.5, 3.5])
+    with pytest.raises(ValueError, match=r"`features` names \['1002'\] more than once"):
+        dli.load_dataset(train, target="glucose", features=["1002", "1002.0"])
+
+
 @pytest.mark.parametrize(
     "text, kwargs, match",
     [
@@ -619,6 +631,7 @@ def test_csv_with_a_separate_test_file(tmp_path):
         ("y,400,402\n1,2,3\n-inf,3,4\n", {"target": "y"}, r"row 3, column 'y': '-inf' is NaN or infinite"),
         ("y,400,402\n1,2,3\nx,3,4\n", {"target": "y"}, r"row 3, column 'y': 'x' is not a number"),
         ("y,400,400\n1,2,3\n", {"target": "y"}, r"the header names column\(s\) \['400'\] more than once"),
+        ("y,400,400.0\n1,2,3\n", {"target": "y"}, r"the header names column\(s\) \['400', '400\.0'\] more than once"),
         ("y,,402\n1,2,3\n", {"target": "y"}, r"column 2 of the header row has no name"),
         ("y,400,402\n", {"target": "y"}, r"has a header row but no data rows"),
         ("", {"target": "y"}, r"s\.csv' is empty"),
