@@ -277,6 +277,45 @@ def test_labels_0_to_c_minus_1_give_no_warning(tmp_path):
         assert dli.load_dataset(path).class_names == ["0", "1", "2", "3"]
 
 
+@pytest.mark.parametrize("y, task, match", [
+    # 1e20 read as int64 was -9223372036854775808, a third class
+    (np.array([0.0, 1e20] * 10), None, r"`y` holds the label 1e\+20; class labels must be integers from 0 to 2\*\*53 "
+                                       r"\(9\.007e\+15\).* pass task='regression'"),
+    (np.array([0, 1] * 10) + 1j, None, r"`y` holds complex numbers; labels and targets must be real \(the imaginary "
+                                       r"part would be lost\)\. Received dtype complex128"),
+    (np.array([0.5, 1.5] * 10) + 0j, "regression", r"`y` holds complex numbers"),
+    (np.array([0, 1] * 10) + 0j, "binary", r"`y` holds complex numbers"),
+])
+def test_labels_that_cannot_be_read_faithfully_are_refused(tmp_path, y, task, match):
+    """Issue 21: no silently wrong labels: a huge class label is not wrapped, an imaginary part not dropped."""
+    path = _npz(tmp_path, x=np.zeros((len(y), 3)), y=y)
+    with pytest.raises(ValueError, match=r"d\.npz': " + match):
+        dli.load_dataset(path, task=task)
+    if task is None and y.dtype == np.float64:
+        assert dli.load_dataset(path, task="regression").arrays["y_train"].max() == np.float32(1e20)
+
+
+def test_a_warning_followed_by_an_error_is_just_the_error(tmp_path):
+    """Issue 21, class 5: the warnings of loading (labels mapped, a text column left out) are given
+    only when the data loads; when an error follows, the error alone is said."""
+    import warnings
+
+    csv_path = _csv(tmp_path, "sample,y,400,402\ns0,1,2,3\ns1,2,abc,4\n")
+    npz_path = _npz(tmp_path, x=np.zeros((20, 3)), y=np.array([0, 10**6] * 10))
+    for path, kwargs, match in ((csv_path, {"target": "y"}, r"row 3, column '400': 'abc' is not a number"),
+                                (npz_path, {"validation_split": 0.01}, r"validation_split=0\.01 gives 0 samples")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ValueError, match=match):
+                dli.load_dataset(path, **kwargs)
+        assert [str(w.message) for w in caught] == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dli.load_dataset(npz_path)
+    assert [w.filename for w in caught] == [__file__]  # once, from the caller's line
+    assert "its 2 labels (0, 1000000) are not 0..1; they are mapped to 0..1" in str(caught[0].message)
+
+
 @pytest.mark.parametrize(
     "x, expected_range, expected_max",
     [
