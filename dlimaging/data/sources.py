@@ -240,6 +240,11 @@ def _spectra_options(source: str, prefix: str | None) -> dict:
                     f"`source` {source!r}: option {key} must be an integer. Received: {key}={value!r}"
                 ) from None
         options[key] = value
+    try:  # `make_spectra` calls both `samples`: name each as its option is
+        for key in ("samples", "test_samples"):
+            check_positive_int(key, options[key])
+    except InputError as error:
+        raise InputError(f"`source` {source!r}: {error}") from None
     return options
 
 
