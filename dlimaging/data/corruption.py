@@ -30,10 +30,18 @@ import numpy as np
 
 from dlimaging.errors import InputError
 
+_FLOAT32_MAX = float(np.finfo("float32").max)
+# A σ or a baseline amplitude above this many times the data's range (`max_val`) is refused: the
+# signal would be lost in it, and at 1e38 the noisy values are inf in float32.
+MAX_NOISE_RATIO = 10.0
+
 
 def _real(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InputError(f"`{where}` must be a finite number. Received: {where}={value!r}")
+    """A finite number that float32, in which the corruption is applied, holds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or abs(value) > _FLOAT32_MAX:
+        raise InputError(f"`{where}` must be a finite number (within float32's ±{_FLOAT32_MAX:.4g}). "
+                         f"Received: {where}={value!r}")
     return float(value)
 
 
@@ -185,19 +193,43 @@ def check_for_samples(steps: tuple[dict[str, Any], ...], rank: int, source: str,
             )
 
 
+def check_for_range(steps: tuple[dict[str, Any], ...], max_val: float, source: str, name: str = "corruption") -> None:
+    """Each step's size fits the data: a `sigma` or `amplitude` of at most `MAX_NOISE_RATIO` times
+    `max_val` (the data's white, 1 for images), and a Poisson `peak` whose scale, `peak / max_val`,
+    float32 holds."""
+    for index, step in enumerate(steps):
+        where = name if len(steps) == 1 else f"{name}[{index}]"
+        for parameter in ("sigma", "amplitude"):
+            if parameter in step:
+                value = step[parameter]
+                largest = max(value) if isinstance(value, tuple) else value
+                if largest > MAX_NOISE_RATIO * max_val:
+                    raise InputError(
+                        f"`{where}.{parameter}` must be at most {MAX_NOISE_RATIO:g} times the data's range "
+                        f"(max_val={max_val:.4g} for `source` {source!r}): the signal would be lost in the noise. "
+                        f"Received: {where}.{parameter}={_shown(value)}"
+                    )
+        if "peak" in step and step["peak"] > _FLOAT32_MAX * max_val:
+            raise InputError(
+                f"`{where}.peak` over the data's white (max_val={max_val:.4g}) must be within float32's range; "
+                f"the counts would be inf. Received: {where}.peak={step['peak']:.4g}"
+            )
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:g}" if value[0] == value[1] else f"[{value[0]:g}, {value[1]:g}]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def describe(steps: tuple[dict[str, Any], ...]) -> str:
     """One line: "gaussian sigma=0.098, then ..." for summaries and benchmark tables."""
-    def value(v):
-        if isinstance(v, tuple):
-            return f"{v[0]:g}" if v[0] == v[1] else f"[{v[0]:g}, {v[1]:g}]"
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
     parts = []
     for step in steps:
         shown = {k: v for k, v in step.items() if k != "kind"}
         if step["kind"] == "blur":
             shown = {k: v for k, v in shown.items() if k == "kernel" or k in BLUR_KERNELS[step["kernel"]]}
-        parts.append(" ".join([step["kind"]] + [f"{k}={value(v)}" for k, v in shown.items()]))
+        parts.append(" ".join([step["kind"]] + [f"{k}={_shown(v)}" for k, v in shown.items()]))
     return ", then ".join(parts)
 
 

@@ -8,7 +8,9 @@ import pytest
 
 from dlimaging.data.corruption import (
     CORRUPTIONS,
+    MAX_NOISE_RATIO,
     check_corruption,
+    check_for_range,
     check_for_samples,
     describe,
     gaussian_kernel,
@@ -41,6 +43,10 @@ def test_the_spec_is_filled_in_and_a_list_is_kept_in_order():
     ({"kind": "baseline", "amplitude": float("nan")}, r"finite number"),
     ([{"kind": "gaussian", "sigma": 0.1}, {"kind": "blur", "width": -1}], r"`corruption\[1\].width` must be > 0"),
     ([], r"non-empty list"),
+    # Applied in float32: beyond its range, noise and counts are inf (issue 21).
+    ({"kind": "gaussian", "sigma": 1e39}, r"`corruption.sigma` must be a finite number \(within float32's ±3\.403e\+38\)"),
+    ({"kind": "poisson", "peak": 1e39}, r"`corruption.peak` must be a finite number \(within float32's"),
+    ({"kind": "baseline", "amplitude": 1e300}, r"`corruption.amplitude` must be a finite number \(within float32's"),
     ("gaussian", r"must be a dict"),
 ])
 def test_bad_specs_are_refused_naming_the_value(spec, match):
@@ -55,6 +61,26 @@ def test_kinds_that_do_not_apply_to_the_samples_are_refused():
         check_for_samples(check_corruption({"kind": "blur", "kernel": "motion"}), 2, "spectra")
     for kind in ("gaussian", "poisson"):
         assert set(CORRUPTIONS[kind].ranks) == {2, 3}
+
+
+def test_noise_absurd_for_the_data_range_is_refused():
+    """Issue 21: σ = 1e39 gave inf patches; a σ or an amplitude above MAX_NOISE_RATIO times the data's
+    range drowns the signal, and a Poisson peak whose counts overflow float32 gives NaN."""
+    assert MAX_NOISE_RATIO == 10
+    fine = [{"kind": "gaussian", "sigma": [0, 10.0]}, {"kind": "baseline", "amplitude": 5.0},
+            {"kind": "poisson", "peak": 1e30}]
+    check_for_range(check_corruption(fine[:1]), 1.0, "skimage")
+    check_for_range(check_corruption(fine[1:]), 0.5, "spectra")
+    for spec, max_val, match in [
+        ({"kind": "gaussian", "sigma": 1e30}, 1.0, r"`corruption.sigma` must be at most 10 times the data's range "
+                                                   r"\(max_val=1 for `source` 's'\).*Received: corruption.sigma=1e\+30"),
+        ([{"kind": "blur"}, {"kind": "gaussian", "sigma": [0, 30]}], 2.0, r"`corruption\[1\].sigma` .*=\[0, 30\]"),
+        ({"kind": "baseline", "amplitude": 6.0}, 0.5, r"`corruption.amplitude` must be at most 10 times"),
+        ({"kind": "poisson", "peak": 1e30}, 1e-10, r"`corruption.peak` over the data's white \(max_val=1e-10\) must be "
+                                                     r"within float32's range"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            check_for_range(check_corruption(spec), max_val, "s")
 
 
 def test_the_spec_module_imports_no_tensorflow():
