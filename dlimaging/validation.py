@@ -63,6 +63,26 @@ def check_number(
     return value
 
 
+def check_max_val(max_val: Any) -> float:
+    """`max_val`, the data's value range (the white of an image: 1.0 for data in [0, 1]), a finite
+    number > 0. PSNR and SSIM, as functions, metrics, losses and in figures, all check it here: 0 would
+    give −inf dB and a negative value NaN."""
+    if (isinstance(max_val, bool) or not isinstance(max_val, numbers.Real) or not math.isfinite(max_val)
+            or max_val <= 0):
+        raise InputError("`max_val` must be a positive finite number (the data's value range: 1.0 for data in "
+                         f"[0, 1]). Received: max_val={_fmt(max_val)}")
+    return float(max_val)
+
+
+def check_same_shape(names: tuple[str, str], shapes: tuple[Sequence, Sequence], what: str) -> None:
+    """Two arrays compared element by element (`what`) must have one shape: no broadcasting (a batch of
+    one against a batch of two would be compared twice). Dimensions still unknown (None) are not compared."""
+    a, b = (tuple(None if d is None else int(d) for d in shape) for shape in shapes)
+    if len(a) != len(b) or any(i is not None and j is not None and i != j for i, j in zip(a, b)):
+        raise InputError(f"`{names[0]}` and `{names[1]}` must have the same shape ({what}). "
+                         f"Received: {names[0]} of shape {a} and {names[1]} of shape {b}")
+
+
 def check_positive_int(name: str, value: Any) -> int:
     return int(check_number(name, value, low=1, integer=True))
 

@@ -100,7 +100,9 @@ def _add_explain(sub) -> None:
                    "predicted class, or the first output for regression)")
     p.add_argument("--sample", type=int, default=0, help="which sample of a file that holds several (default 0)")
     p.add_argument("--variant", choices=explain_files.CAM_VARIANTS, default=explain_files.CAM_VARIANTS[0],
-                   help="grad-cam (keras.io's recipe) or hires (HiResCAM: faithful behind a flatten head)")
+                   help="hires (default; HiResCAM: each position weighed by its own gradient) or grad-cam "
+                   "(keras.io's recipe: the gradient averaged over positions, which can point elsewhere "
+                   "behind a flatten head)")
     p.set_defaults(func=commands.cmd_explain)
 
 
