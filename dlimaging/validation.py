@@ -311,6 +311,8 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "conv": choice_of(CONV_KINDS),
     "head": choice_of(HEADS),
     "standardize": choice_of(STANDARDIZE_MODES),
+    "batch_norm": boolean,
+    "residual": boolean,  # a U-Net's output added to its input
     "scale_targets": optional_boolean,  # None: when the task has numeric outputs
     # optimizers
     "learning_rate": positive,

@@ -24,7 +24,7 @@ def mlp_files(tmp_path_factory):
 
 @pytest.mark.parametrize("model", ["model.keras", "saved/vec"])
 def test_explain_draws_the_saliency_of_a_vector_input(mlp_files, capsys, model):
-    out = mlp_files / "s.png"
+    out = mlp_files / f"s_{model.replace('/', '_')}.png"  # explain never replaces a figure
     assert main(["explain", str(mlp_files / model), str(mlp_files / "x.npy"), "--out", str(out),
                  "--method", "saliency", "--sample", "1"]) == 0, capsys.readouterr().err
     assert "saliency of class " in capsys.readouterr().out and Image.open(out).size == (800, 460)
@@ -48,5 +48,6 @@ def test_explain_names_the_class_a_binary_model_answers(tmp_path, capsys):
     args = ["explain", str(tmp_path / "model.keras"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "c.png")]
     assert main(args) == 0
     assert "hires of block1_act1 for class no (p=1.000)" in capsys.readouterr().out
+    args[-1] = str(tmp_path / "c0.png")  # explain never replaces a figure
     assert main(args + ["--class", "0"]) == 0  # the unit asked for: the probability of "yes"
     assert "for class yes (p=0.000)" in capsys.readouterr().out

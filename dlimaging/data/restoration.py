@@ -27,6 +27,7 @@ from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle, find_source
 from dlimaging.data.corruption import (
     check_corruption,
+    check_for_patch,
     check_for_range,
     check_for_samples,
 )
@@ -219,6 +220,7 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
     if patch_size is None:
         patch_size = min(i.shape[1] for i in items) if signals else DEFAULT_IMAGE_PATCH
     patch = (1, patch_size) if signals else (patch_size, patch_size)
+    check_for_patch(steps, patch_size)
     small = [n for n, i in zip(names, items) if i.shape[0] < patch[0] or i.shape[1] < patch[1]]
     if small:
         raise InputError(

@@ -9,7 +9,9 @@ import pytest
 from dlimaging.data.corruption import (
     CORRUPTIONS,
     MAX_NOISE_RATIO,
+    blur_radius,
     check_corruption,
+    check_for_patch,
     check_for_range,
     check_for_samples,
     describe,
@@ -22,7 +24,7 @@ from dlimaging.errors import InputError
 def test_the_spec_is_filled_in_and_a_list_is_kept_in_order():
     steps = check_corruption([{"kind": "blur", "kernel": "motion", "length": 5},
                               {"kind": "gaussian", "sigma": [0.0, 0.2]}])
-    assert steps[0] == {"kind": "blur", "kernel": "motion", "width": 1.0, "length": 5.0, "angle": 0.0}
+    assert steps[0] == {"kind": "blur", "kernel": "motion", "length": 5.0, "angle": 0.0}  # a motion blur has no width
     assert steps[1] == {"kind": "gaussian", "sigma": (0.0, 0.2)}
     assert describe(steps) == "blur kernel=motion length=5 angle=0, then gaussian sigma=[0, 0.2]"
     assert check_corruption({"kind": "poisson", "peak": 30}) == ({"kind": "poisson", "peak": 30.0},)
@@ -52,6 +54,39 @@ def test_the_spec_is_filled_in_and_a_list_is_kept_in_order():
 def test_bad_specs_are_refused_naming_the_value(spec, match):
     with pytest.raises(InputError, match=match):
         check_corruption(spec)
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "gaussian", "sigma": 0.1}, {"kind": "gaussian", "sigma": [0, 0.2]}, {"kind": "poisson", "peak": 30},
+    {"kind": "blur"}, {"kind": "blur", "width": 2}, {"kind": "blur", "kernel": "motion"},
+    {"kind": "blur", "kernel": "motion", "length": 7, "angle": 390}, {"kind": "baseline", "amplitude": 0.3},
+    [{"kind": "blur", "kernel": "motion", "length": 7, "angle": 30}, {"kind": "gaussian", "sigma": 0.01}],
+])
+def test_a_checked_spec_passes_the_check_again_unchanged(spec):
+    # The experiment schema checks a spec, and load_dataset checks what it stored once more: a
+    # motion blur filled in with the Gaussian kernel's width was refused by the second check.
+    steps = check_corruption(spec)
+    assert check_corruption(steps) == steps
+    assert check_corruption(list(steps), "again") == steps
+    assert all(set(step) == {"kind", *CORRUPTIONS[step["kind"]].parameters} - (
+        {"width"} if step.get("kernel") == "motion" else {"length", "angle"} if step["kind"] == "blur" else set())
+        for step in steps)
+
+
+def test_a_blur_wider_than_the_patch_is_refused_naming_both():
+    with pytest.raises(InputError, match=r"a 'gaussian' blur of width=20 reaches 60 pixels to each side, wider "
+                                         r"than the patch \(patch_size=32\).*a patch_size of at least 60"):
+        check_for_patch(check_corruption({"kind": "blur", "width": 20}), 32)
+    with pytest.raises(InputError, match=r"'motion' blur of length=41 reaches 21 pixels.*patch_size=16"):
+        check_for_patch(check_corruption([{"kind": "gaussian", "sigma": 0.1},
+                                          {"kind": "blur", "kernel": "motion", "length": 41}]), 16)
+    for spec, patch in (({"kind": "blur", "width": 5.3}, 16), ({"kind": "blur", "kernel": "motion", "length": 32}, 16),
+                        ({"kind": "gaussian", "sigma": 0.1}, 1)):
+        check_for_patch(check_corruption(spec), patch)  # a mirrored border as wide as the patch works
+    for width in (0.1, 1.0, 5.3):
+        assert len(gaussian_kernel(width, 3)) == 2 * blur_radius({"kernel": "gaussian", "width": width}) + 1
+    for length in (1, 6, 7):
+        assert len(motion_kernel(length, 0)) == 2 * blur_radius({"kernel": "motion", "length": length}) + 1
 
 
 def test_kinds_that_do_not_apply_to_the_samples_are_refused():
