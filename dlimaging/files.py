@@ -103,6 +103,80 @@ def check_output_file(path, what: str = "output file") -> pathlib.Path:
     return path
 
 
+RULE = "dlimaging never replaces a file it did not write in this run"
+
+
+def _taken(path: pathlib.Path, claimed: set | None) -> bool:
+    return os.path.lexists(path) or (claimed is not None and path.absolute() in claimed)
+
+
+def claim_output(path, *, option: str = "--out", given: bool = True, claimed: set | None = None,
+                 inputs=()) -> pathlib.Path:
+    """The file to write for the user at `path`, checked before any work: the one rule of every file
+    dlimaging writes for a user, that it never replaces a file it did not write in this run.
+
+    A name the user gave (`given`: `--out cam.png`, a file in `--output DIR`) that is taken is
+    refused, naming it: the user would otherwise find an old file where they look. A name dlimaging
+    made up (`NAME_restored.png`) that is taken moves to the next free `NAME_restored-2.png`,
+    `-3`, ..., which the caller prints. A name is taken when something exists there, or when
+    `claimed` (the run's registry: a set the caller keeps for the run) holds it; the name returned
+    is added to `claimed`, so that two inputs of one run never write to one file.
+
+    Args:
+        path: the file's path.
+        option: how the user names it, for the messages ("--out", "`out`"). Defaults to "--out".
+        given: bool. Whether the user gave this name (True) or dlimaging made it up. Defaults to True.
+        claimed: set or None. The paths (absolute) this run claimed so far; updated. Defaults to None.
+        inputs: the run's input files, which are never written over. Defaults to ().
+
+    Raises:
+        InputError: `path` is a folder, cannot be written, or is a given name that is taken.
+    """
+    path = pathlib.Path(path)
+    check_output_file(path, option)
+    if given and os.path.exists(path) and any(os.path.exists(i) and os.path.samefile(i, path) for i in inputs):
+        raise InputError(f"{option} {path} is an input of this run; it is never overwritten. Pass another {option}.")
+    if given and _taken(path, claimed):
+        raise InputError(f"{option} {path} already exists and was left as it is ({RULE}). "
+                         f"Pass another {option}, or remove it.")
+    free, number = path, 1
+    while _taken(free, claimed):
+        number += 1
+        free = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    if claimed is not None:
+        claimed.add(free.absolute())
+    return free
+
+
+def write_new(path, save: Callable[[pathlib.Path], Any]) -> pathlib.Path:
+    """Writes a new file at `path` through `save(tmp)`, which writes a temporary file beside it (with
+    `path`'s suffix, for writers that read the format from it), then links it into place only if
+    nothing is there yet: a file that appeared since `claim_output` is never replaced.
+
+    Raises:
+        InputError: something was written at `path` in the meantime.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        save(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise InputError(f"{path} appeared while this run was writing it, and was left as it is ({RULE}). "
+                             "Run again to write it elsewhere.") from None
+        except OSError:  # a file system without hard links: the same, not atomically
+            if os.path.lexists(path):
+                raise InputError(f"{path} appeared while this run was writing it, and was left as it is "
+                                 f"({RULE}). Run again to write it elsewhere.") from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
 LOCK = ".lock"
 
 

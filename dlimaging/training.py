@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -12,14 +13,21 @@ from typing import Any, Callable, Mapping, Sequence
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle
 from dlimaging.errors import InputError
-from dlimaging.files import check_output_dir, write_atomically
+from dlimaging.files import (
+    check_output_dir,
+    claim_output,
+    folder_lock,
+    write_atomically,
+)
 from dlimaging.plots._base import better
-from dlimaging.plots.evaluation import draw_model_plots
+from dlimaging.plots.evaluation import PLOT_FILES, draw_model_plots
 from dlimaging.plots.training import plot_history
 from dlimaging.validation import check_positive_int
 
 # Builder arguments that come from the dataset.
 _FROM_DATA = ("input_shape", "num_classes", "task", "num_outputs")
+# Every file `train` writes into its output folder.
+TRAIN_FILES = ("model.keras", "metadata.json", "history.json", "curves.png") + PLOT_FILES
 
 
 def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = None, *,
@@ -125,25 +133,27 @@ def metadata_of(data) -> dict[str, Any]:
     }
 
 
-def _check_output(output_dir: pathlib.Path) -> pathlib.Path:
-    """A given output folder, if it can be written and holds no model of its own yet."""
-    check_output_dir(output_dir, "--output folder")
-    if (output_dir / "model.keras").exists():
-        raise InputError(
-            f"--output folder {output_dir} already holds a model.keras; it was left as it is "
-            "(dlimaging never replaces a model). Pass another --output, or remove it."
-        )
-    return output_dir
-
-
-def _free_output(default: pathlib.Path) -> pathlib.Path:
-    """The default output folder, or the first of `default-2`, `default-3`, ... without a model."""
-    candidate, number = default, 1
-    while (candidate / "model.keras").exists():
+def claim_output_folder(stack: contextlib.ExitStack, folder: pathlib.Path, *, given: bool,
+                        printer: Callable[[str], None] | None = None) -> pathlib.Path:
+    """Takes `folder` for this run: locks it (`dlimaging.files.folder_lock`, held until `stack`
+    closes) and checks that it holds none of `TRAIN_FILES`, so that no file is replaced
+    (`dlimaging.files.claim_output`). A `given` folder (`--output`) that is in use or holds one is
+    refused; the default one moves on to the next free `folder-2`, `folder-3`, ..."""
+    candidate, number = folder, 1
+    while True:
+        check_output_dir(candidate, "--output folder" if given else "output folder")
+        try:
+            with contextlib.ExitStack() as attempt:
+                attempt.enter_context(folder_lock(candidate, printer=printer or print, command="dlimaging train"))
+                for name in TRAIN_FILES:
+                    claim_output(candidate / name, option="--output")
+                stack.enter_context(attempt.pop_all())
+                return candidate
+        except InputError:
+            if given:
+                raise
         number += 1
-        candidate = default.with_name(f"{default.name}-{number}")
-    check_output_dir(candidate, "output folder")
-    return candidate
+        candidate = folder.with_name(f"{folder.name}-{number}")
 
 
 def train(
@@ -187,10 +197,11 @@ def train(
         epochs: int. Most epochs to train. Defaults to 50.
         batch_size: int. Defaults to 32.
         overrides: dict or None. Builder arguments, e.g. `{"dropout": 0.3}`.
-        output_dir: folder for the outputs. A folder that already holds a
-            `model.keras` is refused: nothing is replaced. Defaults to
-            `runs/train_<data>_<model>`, or, when that one holds a model, the
-            next free `runs/train_<data>_<model>-2`, `-3`, ...
+        output_dir: folder for the outputs. A folder that already holds one
+            of `TRAIN_FILES`, or that another `train` is using (it is locked
+            for the run), is refused: nothing is replaced. Defaults to
+            `runs/train_<data>_<model>`, or, when that one holds such a file or
+            is in use, the next free `runs/train_<data>_<model>-2`, `-3`, ...
         patience: int. Epochs without a lower validation loss before
             stopping; the best weights are restored (see
             `early_stopping_target`). Defaults to 10.
@@ -222,65 +233,69 @@ def train(
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)
     patience = check_positive_int("patience", patience)
-    if output_dir is not None:
-        output_dir = _check_output(pathlib.Path(output_dir))
-    if isinstance(source, DatasetBundle):
-        data, source = source, source.name
-        batches = int(data.train.cardinality())
-        steps_per_epoch = batches if batches > 0 else math.ceil(data.num_train / batch_size)
-    else:
-        data = load_dataset(source, batch_size=batch_size, seed=seed, **dict(data_settings or {}),
-                            **data_options(task=task_of_family(model, task), target=target, features=features,
-                                           test=test))
-        steps_per_epoch = math.ceil(data.num_train / batch_size)
-    keras.utils.set_random_seed(seed)
-    given = overrides
-    if "standardize" in registry.builder_arguments(model):
-        overrides = default_standardize(data, overrides)
-    net = build_for_dataset(model, data, overrides, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    adapt_to_data(net, data)
-    if output_dir is None:
-        output_dir = _free_output(pathlib.Path("runs") / f"train_{data.name}_{model}")
-    if printer:
-        printer(f"Output folder: {output_dir}")
-        if "standardize" in overrides and "standardize" not in (given or {}):
-            low, high = data.value_range
-            printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize=per_feature, "
-                    "adapted on the training split); --set standardize=none turns it off.")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:  # holds the output folder's lock until the files are written
+        if output_dir is not None:
+            output_dir = claim_output_folder(stack, pathlib.Path(output_dir), given=True, printer=printer)
+        if isinstance(source, DatasetBundle):
+            data, source = source, source.name
+            batches = int(data.train.cardinality())
+            steps_per_epoch = batches if batches > 0 else math.ceil(data.num_train / batch_size)
+        else:
+            data = load_dataset(source, batch_size=batch_size, seed=seed, **dict(data_settings or {}),
+                                **data_options(task=task_of_family(model, task), target=target, features=features,
+                                               test=test))
+            steps_per_epoch = math.ceil(data.num_train / batch_size)
+        keras.utils.set_random_seed(seed)
+        given = overrides
+        if "standardize" in registry.builder_arguments(model):
+            overrides = default_standardize(data, overrides)
+        net = build_for_dataset(model, data, overrides, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        adapt_to_data(net, data)
+        if output_dir is None:
+            output_dir = claim_output_folder(stack, pathlib.Path("runs") / f"train_{data.name}_{model}", given=False,
+                                             printer=printer)
+        if printer:
+            printer(f"Output folder: {output_dir}")
+            if "standardize" in overrides and "standardize" not in (given or {}):
+                low, high = data.value_range
+                printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize="
+                        "per_feature, adapted on the training split); --set standardize=none turns it off.")
 
-    monitor, direction = early_stopping_target(data)
-    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, mode=direction, patience=patience,
-                                               restore_best_weights=True)]
-    start = time.perf_counter()
-    history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks, verbose=verbose,
-                      shuffle=False)  # the dataset reshuffles itself each epoch
-    seconds = time.perf_counter() - start
-    metrics = {}
-    if data.test is not None:
-        metrics = net.evaluate(data.test, return_dict=True, verbose=0)
-        metrics = {f"test_{k}": float(v) for k, v in metrics.items()}
+        monitor, direction = early_stopping_target(data)
+        callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, mode=direction, patience=patience,
+                                                   restore_best_weights=True)]
+        start = time.perf_counter()
+        history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
+                          verbose=verbose, shuffle=False)  # the dataset reshuffles itself each epoch
+        seconds = time.perf_counter() - start
+        metrics = {}
+        if data.test is not None:
+            metrics = net.evaluate(data.test, return_dict=True, verbose=0)
+            metrics = {f"test_{k}": float(v) for k, v in metrics.items()}
+        history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
+        metadata = {
+            "source": source,
+            "model": model,
+            **metadata_of(data),
+            "value_range": list(data.value_range),
+            "task": data.task,
+            "early_stopping": {"monitor": monitor, "mode": direction},
+            "hyperparameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()},
+            "metrics": metrics,
+            "epochs_run": len(history_dict.get("loss", [])),
+            "train_seconds": round(seconds, 2),
+        }
+        written = _write_outputs(output_dir, net, data, history_dict, metadata, title=f"{model} on {data.name}")
+    return {"metrics": metrics, **written, "monitor": monitor, "direction": better(direction),
+            "output_dir": str(output_dir), "epochs_run": metadata["epochs_run"]}
 
-    model_path = output_dir / "model.keras"
+
+def _write_outputs(folder: pathlib.Path, net, data, history: dict, metadata: dict, title: str) -> dict[str, Any]:
+    """Writes `TRAIN_FILES` into the folder `claim_output_folder` took for this run."""
+    model_path = folder / "model.keras"
     net.save(model_path)
-    history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
-    write_atomically(output_dir / "history.json", json.dumps(history_dict, indent=2))
-    metadata = {
-        "source": source,
-        "model": model,
-        **metadata_of(data),
-        "value_range": list(data.value_range),
-        "task": data.task,
-        "early_stopping": {"monitor": monitor, "mode": direction},
-        "hyperparameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()},
-        "metrics": metrics,
-        "epochs_run": len(history_dict.get("loss", [])),
-        "train_seconds": round(seconds, 2),
-    }
-    write_atomically(output_dir / "metadata.json", json.dumps(metadata, indent=2, default=str))
-    curves = plot_history(history_dict, output_dir / "curves.png", title=f"{model} on {data.name}")
-    pictures = draw_model_plots(net, data, output_dir, title=f"{model} on {data.name}")
-    return {"metrics": metrics, "model_path": str(model_path), "curves": str(curves),
-            "plots": [str(p) for p in pictures], "monitor": monitor,
-            "direction": better(direction), "output_dir": str(output_dir),
-            "epochs_run": metadata["epochs_run"]}
+    write_atomically(folder / "history.json", json.dumps(history, indent=2))
+    write_atomically(folder / "metadata.json", json.dumps(metadata, indent=2, default=str))
+    curves = plot_history(history, folder / "curves.png", title=title)
+    pictures = draw_model_plots(net, data, folder, title=title)
+    return {"model_path": str(model_path), "curves": str(curves), "plots": [str(p) for p in pictures]}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import pathlib
 from typing import Any, Callable, Iterable, Sequence
 
 from dlimaging.errors import InputError
@@ -61,8 +63,78 @@ def check_number(
     return value
 
 
+def check_max_val(max_val: Any) -> float:
+    """`max_val`, the data's value range (the white of an image: 1.0 for data in [0, 1]), a finite
+    number > 0. PSNR and SSIM, as functions, metrics, losses and in figures, all check it here: 0 would
+    give −inf dB and a negative value NaN."""
+    if (isinstance(max_val, bool) or not isinstance(max_val, numbers.Real) or not math.isfinite(max_val)
+            or max_val <= 0):
+        raise InputError("`max_val` must be a positive finite number (the data's value range: 1.0 for data in "
+                         f"[0, 1]). Received: max_val={_fmt(max_val)}")
+    return float(max_val)
+
+
+def check_same_shape(names: tuple[str, str], shapes: tuple[Sequence, Sequence], what: str) -> None:
+    """Two arrays compared element by element (`what`) must have one shape: no broadcasting (a batch of
+    one against a batch of two would be compared twice). Dimensions still unknown (None) are not compared."""
+    a, b = (tuple(None if d is None else int(d) for d in shape) for shape in shapes)
+    if len(a) != len(b) or any(i is not None and j is not None and i != j for i, j in zip(a, b)):
+        raise InputError(f"`{names[0]}` and `{names[1]}` must have the same shape ({what}). "
+                         f"Received: {names[0]} of shape {a} and {names[1]} of shape {b}")
+
+
 def check_positive_int(name: str, value: Any) -> int:
     return int(check_number(name, value, low=1, integer=True))
+
+
+def _cgroup_room() -> int | None:
+    """The bytes a cgroup v2 memory limit still allows this process (containers), or None."""
+    try:
+        limit = pathlib.Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(pathlib.Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that new arrays can take: Linux's MemAvailable (within a container's limit),
+    else the machine's physical memory, else None when the system does not say."""
+    found = None
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if found is None:
+        try:
+            found = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    room = _cgroup_room()
+    return found if room is None else min(found, max(room, 0))
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
+
+
+def check_fits_in_memory(what: str, nbytes: float, fix: str) -> None:
+    """Refuses, before anything is allocated, arrays that need more memory than is available.
+
+    Args:
+        what: what would be made, e.g. "2000 spectra of length 1000000000".
+        nbytes: the estimated bytes.
+        fix: how to ask for less, e.g. "Use a smaller `length`."
+    """
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise InputError(f"{what} would need about {_size(nbytes)} of memory; {_size(available)} is available. {fix}")
 
 
 def as_int_tuple(name: str, value: Any, *, allow_empty: bool = True) -> tuple[int, ...]:
@@ -239,6 +311,8 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "conv": choice_of(CONV_KINDS),
     "head": choice_of(HEADS),
     "standardize": choice_of(STANDARDIZE_MODES),
+    "batch_norm": boolean,
+    "residual": boolean,  # a U-Net's output added to its input
     "scale_targets": optional_boolean,  # None: when the task has numeric outputs
     # optimizers
     "learning_rate": positive,

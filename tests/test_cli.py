@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dlimaging.cli import main, parse_settings, parse_value
+from dlimaging.errors import InputError
 
 DLIMAGING = pathlib.Path(sys.executable).parent / "dlimaging"
 
@@ -207,6 +208,42 @@ def test_a_plain_value_error_from_inside_is_an_internal_error_too(monkeypatch, c
     assert "internal error (ValueError" in capsys.readouterr().err
 
 
+def _warn_then(outcome):
+    def command(args):
+        import warnings
+
+        import numpy as np
+
+        warnings.warn("the column(s) 'name' hold no numbers\n and are left out.", stacklevel=1)
+        np.float32(3e38) * np.float32(10)  # numpy's RuntimeWarning: overflow
+        return outcome(args)
+
+    return command
+
+
+def _fail(args):
+    raise InputError("`--data` has no such file. Received: --data='nope.csv'")
+
+
+def test_a_warning_followed_by_an_error_is_only_the_error(monkeypatch, capsys):
+    import dlimaging.cli as cli
+
+    monkeypatch.setattr(cli.commands, "cmd_datasets", _warn_then(_fail))
+    assert main(["datasets"]) == 2
+    assert capsys.readouterr().err == "dlimaging: error: `--data` has no such file. Received: --data='nope.csv'\n"
+
+
+def test_warnings_of_a_command_that_succeeds_are_one_line_each(monkeypatch, capsys):
+    import dlimaging.cli as cli
+
+    monkeypatch.setattr(cli.commands, "cmd_datasets", _warn_then(lambda args: 0))
+    assert main(["datasets"]) == 0
+    assert main(["datasets"]) == 0  # the same warnings again: still one line each
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("dlimaging: warning") for line in lines)
+    assert "hold no numbers and are left out." in lines[0] and "RuntimeWarning" in " ".join(lines)
+
+
 def test_a_bad_builder_argument_names_itself_in_one_line(capsys):
     from dlimaging.errors import InputError
 
@@ -273,7 +310,7 @@ def test_nothing_of_the_users_is_deleted_or_replaced(tmp_path, capsys, monkeypat
     (tmp_path / "out" / "model.keras").write_bytes(b"my model")
     (tmp_path / "out" / "metadata.json").write_bytes(b'{"mine": true}')
     assert main(["train", "--data", "digits", "--output", "out", "--epochs", "1"]) == 2
-    _one_line(capsys, "out already holds a model.keras", "Pass another --output")
+    _one_line(capsys, "out/model.keras already exists and was left as it is", "Pass another --output")
     assert (tmp_path / "out" / "model.keras").read_bytes() == b"my model"
     assert (tmp_path / "out" / "metadata.json").read_bytes() == b'{"mine": true}'
 

@@ -34,10 +34,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import keras
 import pytest
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -148,7 +148,8 @@ def test_predict_restores_spectra_from_csv_and_npy_files(tmp_path, capsys, monke
 
 
 def test_an_objective_or_loss_the_input_rank_lacks_is_refused_before_the_search():
-    from dlimaging.tuning.experiment import ExperimentError, check_against_data
+    from dlimaging.tuning.experiment import ExperimentError
+    from dlimaging.tuning.search import check_against_data
 
     def experiment(**sections):
         return parse_experiment({"name": "d", "data": {"source": "spectra", "corruption": {"kind": "gaussian", "sigma": 0.1}}, "model": {"family": UNET}, **sections})

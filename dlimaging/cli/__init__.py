@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import warnings
 from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -68,7 +69,28 @@ def _internal_error(error: BaseException) -> int:
     return 1
 
 
+def _warning_line(warning: warnings.WarningMessage) -> str:
+    """A warning as one line: dlimaging's own words, or the message and the library it came from."""
+    message = " ".join(str(warning.message).split())
+    if warning.category is UserWarning and "dlimaging" in pathlib.Path(warning.filename).parts:
+        return f"dlimaging: warning: {message}"
+    return f"dlimaging: warning ({warning.category.__name__}): {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one sub-command; its warnings are one line each, printed once it has succeeded.
+
+    A warning followed by an error is only the error: what went wrong is the one line a user reads.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        code = _run(argv)
+    if code == 0:
+        for line in dict.fromkeys(_warning_line(w) for w in caught):
+            print(line, file=sys.stderr)
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -60,13 +60,20 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dlimaging.training import train
+    from dlimaging import registry
+    from dlimaging.training import data_options, task_of_family, train
 
+    task = task_of_family(args.model, args.task)
+    if args.corruption is None and task is not None and registry.task(task).labels == registry.CLEAN:
+        raise InputError(f"--model {args.model} (task {task!r}) needs --corruption, e.g. "
+                         "--corruption '{kind = \"gaussian\", sigma = 0.1}'. Received: no --corruption")
     result = train(
         args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         overrides=parse_settings(args.set), output_dir=args.output, patience=args.patience,
         seed=args.seed, printer=lambda line: print(line, flush=True), task=args.task,
-        target=_names(args.target), features=_names(args.features), test=args.test,
+        target=_names("--target", args.target), features=_names("--features", args.features), test=args.test,
+        data_settings=data_options(corruption=_corruption(args.corruption), patch_size=args.patch_size,
+                                   patches_per_epoch=args.patches_per_epoch),
     )
     print(f"Stopped after {result['epochs_run']} epoch(s); early stopping on {result['monitor']} "
           f"({result['direction']}).")
@@ -82,14 +89,32 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _names(text: str | None) -> str | list[str] | None:
+def _names(option: str, text: str | None) -> str | list[str] | None:
     """`--target a,b` → ["a", "b"]; `--target a` → "a"."""
     if text is None:
         return None
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise CLIError(f"expected one or more comma-separated column names. Received: {text!r}")
+        raise InputError(f"{option} must name one or more columns, comma-separated. Received: {option}={text!r}")
     return names[0] if len(names) == 1 else names
+
+
+def _corruption(text: str | None):
+    """`--corruption`: the spec as a tuning file writes it, `{kind = "gaussian", sigma = 0.1}` or a list of them."""
+    if text is None:
+        return None
+    from dlimaging.data.corruption import check_corruption
+    from dlimaging.tuning.experiment import (
+        tomllib,  # tomllib, or tomli before Python 3.11
+    )
+
+    try:
+        value = tomllib.loads(f"corruption = {text}")["corruption"]
+    except tomllib.TOMLDecodeError:
+        raise InputError(
+            "--corruption must be written as in a tuning file: '{kind = \"gaussian\", sigma = 0.1}', or a list "
+            f"[{{...}}, {{...}}] of steps applied in order. Received: --corruption={text!r}") from None
+    return check_corruption(value, "--corruption")
 
 
 def cmd_export(args) -> int:

@@ -25,6 +25,13 @@ def _export_choice(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error).removeprefix("`--export-choice` ")) from None
 
 
+def _choices_help(table, tail: str = "") -> str:
+    """The help of an option whose choices are a registry table: "name: its description." for each,
+    each description one sentence of its own (they contain semicolons)."""
+    lines = [f"{name}: {entry.description.strip().rstrip('.')}." for name, entry in table.items()]
+    return " ".join(lines + ([tail] if tail else []))
+
+
 def _add_datasets(sub) -> None:
     p = sub.add_parser("datasets", help="list the dataset sources")
     p.set_defaults(func=commands.cmd_datasets)
@@ -34,7 +41,7 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model of one family on a dataset")
     p.add_argument("--data", required=True, help="a source: " + ", ".join(registry.SOURCES))
     p.add_argument("--model", choices=tuple(registry.FAMILIES), default=registry.DEFAULT_FAMILY,
-                   help="; ".join(f"{name}: {entry.description}" for name, entry in registry.FAMILIES.items()))
+                   help=_choices_help(registry.FAMILIES))
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs without a lower val_loss)")
@@ -42,14 +49,20 @@ def _add_train(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
     p.add_argument("--task", choices=tuple(registry.TASKS), default=None,
-                   help="; ".join(f"{name}: {entry.description}" for name, entry in registry.TASKS.items())
-                   + " (default: read from the labels)")
+                   help=_choices_help(registry.TASKS, "Default: read from the labels."))
     p.add_argument("--target", help="CSV data: the target column, or several comma-separated")
     p.add_argument("--features", help="CSV data: the feature columns, comma-separated (default: every other "
                    "numeric column)")
     p.add_argument("--test", help="a separate test file (CSV data), instead of a test split")
-    p.add_argument("--output", help="output folder; refused if it holds a model.keras already "
-                   "(default runs/train_<data>_<model>, or the next free runs/train_<data>_<model>-N)")
+    p.add_argument("--corruption", metavar="SPEC", help="restoration (--model unet): what is done to the clean "
+                   "data, written as in a tuning file, e.g. '{kind = \"gaussian\", sigma = 0.1}', or a list "
+                   "'[{kind = \"blur\", width = 1}, {kind = \"gaussian\", sigma = 0.01}]' (docs/restoration.md)")
+    p.add_argument("--patch-size", type=int, help="restoration: the side of the training patches (images) or "
+                   "the window length (signals)")
+    p.add_argument("--patches-per-epoch", type=int, help="restoration: random patches drawn per epoch")
+    p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
+                   "or another train uses it (default runs/train_<data>_<model>, or the next free "
+                   "runs/train_<data>_<model>-N)")
     p.set_defaults(func=commands.cmd_train)
 
 
@@ -71,7 +84,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="print TF Serving's JSON answer")
     p.add_argument("--out", default=None,
                    help="restoration models: where the restored image (PNG) or signal (CSV, .npy) goes: a file "
-                        "for one input, else a folder (default: NAME_restored.EXT next to each input)")
+                        "for one input, else a folder (default: NAME_restored.EXT next to each input). An --out "
+                        "file that exists is refused; a NAME_restored.EXT that exists becomes NAME_restored-2.EXT")
     p.set_defaults(func=commands.cmd_predict)
 
 
@@ -87,7 +101,9 @@ def _add_explain(sub) -> None:
     p.add_argument("model", help="a .keras file (every method), or an exported saved_models/NAME[/VERSION] "
                    "(saliency only: an export holds no layers)")
     p.add_argument("input", help="an image, .npy/.npz array or .csv file, read as predict reads it")
-    p.add_argument("--out", required=True, help="the PNG file to write")
+    p.add_argument("--out", required=True, help="the figure file to write: "
+                   + ", ".join(explain_files.FIGURE_SUFFIXES) + " (a name without a suffix gets "
+                   + explain_files.FIGURE_SUFFIXES[0] + "); a file that exists is refused")
     p.add_argument("--method", choices=explain_files.METHODS,
                    help="default: grad-cam (with the saliency curve for 1D inputs); saliency for an export")
     p.add_argument("--layer", help="the layer for grad-cam, feature-maps or filters (default: the last conv "
@@ -96,7 +112,9 @@ def _add_explain(sub) -> None:
                    "predicted class, or the first output for regression)")
     p.add_argument("--sample", type=int, default=0, help="which sample of a file that holds several (default 0)")
     p.add_argument("--variant", choices=explain_files.CAM_VARIANTS, default=explain_files.CAM_VARIANTS[0],
-                   help="grad-cam (keras.io's recipe) or hires (HiResCAM: faithful behind a flatten head)")
+                   help="hires (default; HiResCAM: each position weighed by its own gradient) or grad-cam "
+                   "(keras.io's recipe: the gradient averaged over positions, which can point elsewhere "
+                   "behind a flatten head)")
     p.set_defaults(func=commands.cmd_explain)
 
 

@@ -15,7 +15,6 @@ from dlimaging.data.corruption import describe
 from dlimaging.errors import InputError
 
 
-
 @dataclasses.dataclass
 class DatasetBundle:
     """A dataset ready for training: batched `tf.data` splits and what describes them.

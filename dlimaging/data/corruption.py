@@ -15,8 +15,10 @@ Values (σ, amplitude) are in the data's units: for images scaled to [0, 1],
 `[data]` section: `corruption = {kind = "gaussian", sigma = 0.098}`.
 
 `CORRUPTIONS` is the table of kinds; `check_corruption` returns the steps with
-every parameter filled in, and the ops that apply them (`dlimaging.data.degrade`)
-read that form only. This module is a leaf: plain Python and numpy.
+every parameter filled in (a blur: its kernel's parameters only), and the ops that
+apply them (`dlimaging.data.degrade`) read that form only. That form passes
+`check_corruption` again unchanged: a spec checked by the experiment schema is
+checked once more by `load_dataset`. This module is a leaf: plain Python and numpy.
 """
 
 from __future__ import annotations
@@ -30,10 +32,18 @@ import numpy as np
 
 from dlimaging.errors import InputError
 
+_FLOAT32_MAX = float(np.finfo("float32").max)
+# A σ or a baseline amplitude above this many times the data's range (`max_val`) is refused: the
+# signal would be lost in it, and at 1e38 the noisy values are inf in float32.
+MAX_NOISE_RATIO = 10.0
+
 
 def _real(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InputError(f"`{where}` must be a finite number. Received: {where}={value!r}")
+    """A finite number that float32, in which the corruption is applied, holds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or abs(value) > _FLOAT32_MAX:
+        raise InputError(f"`{where}` must be a finite number (within float32's ±{_FLOAT32_MAX:.4g}). "
+                         f"Received: {where}={value!r}")
     return float(value)
 
 
@@ -63,7 +73,7 @@ def _range(where: str, value: Any) -> tuple[float, float]:
 
 
 def _kernel_name(where: str, value: Any) -> str:
-    if value not in BLUR_KERNELS:
+    if not isinstance(value, str) or value not in BLUR_KERNELS:
         raise InputError(f"`{where}` must be one of {', '.join(map(repr, BLUR_KERNELS))}. Received: {where}={value!r}")
     return value
 
@@ -120,7 +130,7 @@ def _check_step(name: str, step: Any) -> dict[str, Any]:
             f"e.g. {{'kind': 'gaussian', 'sigma': 0.1}}. Received: {name}={step!r}"
         )
     kind = step.get("kind")
-    if kind not in CORRUPTIONS:
+    if not isinstance(kind, str) or kind not in CORRUPTIONS:
         raise InputError(f"`{name}.kind` must be one of {', '.join(map(repr, CORRUPTIONS))}. Received: {name}.kind={kind!r}")
     entry = CORRUPTIONS[kind]
     unknown = [key for key in step if key != "kind" and key not in entry.parameters]
@@ -129,21 +139,24 @@ def _check_step(name: str, step: Any) -> dict[str, Any]:
             f"`{name}`: a {kind!r} corruption takes {', '.join(map(repr, entry.parameters))}, not {unknown[0]!r}. "
             f"Received: {name}={dict(step)!r}"
         )
+    parameters = dict(entry.parameters)
+    if kind == "blur":  # only the kernel's own parameters: the checked step passes this check again
+        kernel = _kernel_name(f"{name}.kernel", step.get("kernel", parameters["kernel"][1]))
+        others = [p for k, ps in BLUR_KERNELS.items() if k != kernel for p in ps if p in step]
+        if others:
+            raise InputError(
+                f"`{name}`: a {kernel!r} blur takes {', '.join(BLUR_KERNELS[kernel])}, "
+                f"not {others[0]!r}. Received: {name}={dict(step)!r}"
+            )
+        parameters = {p: parameters[p] for p in ("kernel", *BLUR_KERNELS[kernel])}
     checked = {"kind": kind}
-    for parameter, (check, default) in entry.parameters.items():
+    for parameter, (check, default) in parameters.items():
         if parameter in step:
             checked[parameter] = check(f"{name}.{parameter}", step[parameter])
         elif default is REQUIRED:
             raise InputError(f"`{name}`: a {kind!r} corruption needs `{parameter}`. Received: {name}={dict(step)!r}")
         else:
             checked[parameter] = default
-    if kind == "blur":
-        others = [p for k, ps in BLUR_KERNELS.items() if k != checked["kernel"] for p in ps if p in step]
-        if others:
-            raise InputError(
-                f"`{name}`: a {checked['kernel']!r} blur takes {', '.join(BLUR_KERNELS[checked['kernel']])}, "
-                f"not {others[0]!r}. Received: {name}={dict(step)!r}"
-            )
     return checked
 
 
@@ -156,7 +169,9 @@ def check_corruption(value: Any, name: str = "corruption") -> tuple[dict[str, An
         name: how the error messages name it. Defaults to "corruption".
 
     Returns:
-        A tuple of dicts; a range parameter (`sigma`) becomes `(low, high)`.
+        A tuple of dicts; a range parameter (`sigma`) becomes `(low, high)`,
+        and a blur keeps its kernel's parameters only. Checking the result
+        again returns it unchanged.
 
     Example:
     >>> check_corruption({"kind": "gaussian", "sigma": 0.1})
@@ -185,26 +200,74 @@ def check_for_samples(steps: tuple[dict[str, Any], ...], rank: int, source: str,
             )
 
 
+def check_for_range(steps: tuple[dict[str, Any], ...], max_val: float, source: str, name: str = "corruption") -> None:
+    """Each step's size fits the data: a `sigma` or `amplitude` of at most `MAX_NOISE_RATIO` times
+    `max_val` (the data's white, 1 for images), and a Poisson `peak` whose scale, `peak / max_val`,
+    float32 holds."""
+    for index, step in enumerate(steps):
+        where = name if len(steps) == 1 else f"{name}[{index}]"
+        for parameter in ("sigma", "amplitude"):
+            if parameter in step:
+                value = step[parameter]
+                largest = max(value) if isinstance(value, tuple) else value
+                if largest > MAX_NOISE_RATIO * max_val:
+                    raise InputError(
+                        f"`{where}.{parameter}` must be at most {MAX_NOISE_RATIO:g} times the data's range "
+                        f"(max_val={max_val:.4g} for `source` {source!r}): the signal would be lost in the noise. "
+                        f"Received: {where}.{parameter}={_shown(value)}"
+                    )
+        if "peak" in step and step["peak"] > _FLOAT32_MAX * max_val:
+            raise InputError(
+                f"`{where}.peak` over the data's white (max_val={max_val:.4g}) must be within float32's range; "
+                f"the counts would be inf. Received: {where}.peak={step['peak']:.4g}"
+            )
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:g}" if value[0] == value[1] else f"[{value[0]:g}, {value[1]:g}]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def blur_radius(step: Mapping[str, Any]) -> int:
+    """How far a checked blur step's kernel reaches from its centre, in pixels: the kernel is
+    2·radius + 1 wide (`gaussian_kernel`, `motion_kernel`)."""
+    if step["kernel"] == "motion":
+        return math.ceil(step["length"] / 2)
+    return max(1, math.ceil(3 * step["width"]))
+
+
+def check_for_patch(steps: tuple[dict[str, Any], ...], patch_size: int, name: str = "corruption") -> None:
+    """Each blur reaches at most across a patch of `patch_size` pixels: its borders are mirrored,
+    and a mirror can add no more than the patch itself."""
+    for step in steps:
+        if step["kind"] != "blur":
+            continue
+        radius = blur_radius(step)
+        if radius > patch_size:
+            size = "width" if step["kernel"] == "gaussian" else "length"
+            raise InputError(
+                f"`{name}`: a {step['kernel']!r} blur of {size}={step[size]:g} reaches {radius} pixels to each side, "
+                f"wider than the patch (patch_size={patch_size}): use a smaller {size} or a patch_size of at least "
+                f"{radius}. Received: {name}={step!r}, patch_size={patch_size}"
+            )
+
+
 def describe(steps: tuple[dict[str, Any], ...]) -> str:
     """One line: "gaussian sigma=0.098, then ..." for summaries and benchmark tables."""
-    def value(v):
-        if isinstance(v, tuple):
-            return f"{v[0]:g}" if v[0] == v[1] else f"[{v[0]:g}, {v[1]:g}]"
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
     parts = []
     for step in steps:
         shown = {k: v for k, v in step.items() if k != "kind"}
         if step["kind"] == "blur":
             shown = {k: v for k, v in shown.items() if k == "kernel" or k in BLUR_KERNELS[step["kernel"]]}
-        parts.append(" ".join([step["kind"]] + [f"{k}={value(v)}" for k, v in shown.items()]))
+        parts.append(" ".join([step["kind"]] + [f"{k}={_shown(v)}" for k, v in shown.items()]))
     return ", then ".join(parts)
 
 
 def gaussian_kernel(width: float, rank: int) -> np.ndarray:
     """A normalised Gaussian kernel of σ = `width` pixels, of size 2·ceil(3σ) + 1 along each axis:
     (size,) for signals (rank 2), (size, size) for images (rank 3)."""
-    radius = max(1, math.ceil(3 * width))
+    radius = blur_radius({"kernel": "gaussian", "width": width})
     t = np.arange(-radius, radius + 1, dtype="float64")
     line = np.exp(-0.5 * (t / width) ** 2)
     kernel = line if rank == 2 else np.outer(line, line)
@@ -214,7 +277,7 @@ def gaussian_kernel(width: float, rank: int) -> np.ndarray:
 def motion_kernel(length: float, angle: float) -> np.ndarray:
     """A normalised line of `length` pixels through the centre at `angle` degrees (counter-clockwise
     from the horizontal), drawn with bilinear weights on an odd square grid."""
-    size = 2 * math.ceil(length / 2) + 1
+    size = 2 * blur_radius({"kernel": "motion", "length": length}) + 1
     kernel = np.zeros((size, size), "float64")
     centre = size // 2
     theta = math.radians(angle)

@@ -7,7 +7,9 @@ the labels are classes) and then fed through `tf.data`.
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -161,6 +163,23 @@ def _check_source_options(source: str, entry: registry.Source, task, options: di
             )
 
 
+def _warnings_only_on_success(load):
+    """A warning followed by an error is just the error: the warnings raised while loading (a CSV
+    column left out, labels mapped to 0..C-1, an unreadable image skipped) are held back and given
+    only once the data has loaded, as from the caller's line."""
+
+    @functools.wraps(load)
+    def load_then_warn(*args, **kwargs):
+        with warnings.catch_warnings(record=True) as held:
+            data = load(*args, **kwargs)
+        for warning in held:
+            warnings.warn(warning.message, warning.category, stacklevel=2)
+        return data
+
+    return load_then_warn
+
+
+@_warnings_only_on_success
 def load_dataset(
     source: str,
     *,

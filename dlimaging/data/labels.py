@@ -16,6 +16,9 @@ from dlimaging import registry
 from dlimaging.errors import InputError
 
 _FLOAT32_MAX = float(np.finfo("float32").max)
+# The largest class label: every integer up to 2**53 is a float64 of its own, so labels read as
+# floats (from a CSV file, a float array) stay distinct, and each fits in int64.
+MAX_CLASS_LABEL = 2**53
 
 
 def _describe(y: np.ndarray) -> str:
@@ -29,7 +32,8 @@ def _describe(y: np.ndarray) -> str:
 
 
 def _is_numeric(y: np.ndarray) -> bool:
-    return np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_
+    """Real numbers: complex labels are not, their imaginary part would be dropped."""
+    return np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating) or y.dtype == np.bool_
 
 
 def _is_integral(y: np.ndarray) -> bool:
@@ -53,12 +57,21 @@ def _named(key: str, info: dict) -> str:
     return info.get("label_names", {}).get(key, f"`{key}`")
 
 
+def _check_real(source: str, key: str, y: np.ndarray, info: dict):
+    if np.issubdtype(y.dtype, np.complexfloating):
+        raise InputError(
+            f"`source` {source!r}: {_named(key, info)} holds complex numbers; labels and targets must be real "
+            f"(the imaginary part would be lost). Received {_describe(y)}"
+        )
+
+
 def _check_label_values(source: str, arrays: dict[str, np.ndarray], info: dict):
     """Labels must be numbers, finite, one row per sample; `y` and `y_test` alike."""
     for key in ("y", "y_test"):
         if key not in arrays:
             continue
         y = arrays[key]
+        _check_real(source, key, y, info)
         if not _is_numeric(y):
             raise InputError(
                 f"`source` {source!r}: {_named(key, info)} must hold numbers: integer class labels, 0/1 labels or numeric "
@@ -112,6 +125,12 @@ def _class_ids(source: str, task: str, arrays: dict[str, np.ndarray], class_name
             raise _mismatch(source, task, "integer class labels, one per sample", key, y, info)
         if np.min(y) < 0:
             raise InputError(f"`source` {source!r}: {_named(key, info)} holds negative labels (min {np.min(y)}).")
+        if np.max(y) > MAX_CLASS_LABEL:
+            raise InputError(
+                f"`source` {source!r}: {_named(key, info)} holds the label {float(np.max(y)):.4g}; class labels must be "
+                f"integers from 0 to 2**53 ({MAX_CLASS_LABEL:.4g}), beyond which two labels can be one number. "
+                f"If they are numbers to predict, pass task='regression'. Received {_describe(y)}"
+            )
     if class_names:  # the source names its classes (folders, tfds, built-ins, CSV text labels)
         return class_names
     values = np.unique(np.concatenate([arrays[key] for key in keys])).astype("int64")
@@ -138,6 +157,8 @@ def read_labels(source: str, task: str, arrays, class_names: list[str], info) ->
     what describes them: class names, target names, the number of classes and of outputs."""
     entry = registry.task(task)
     keys = [key for key in ("y", "y_test") if key in arrays]
+    for key in keys:
+        _check_real(source, key, arrays[key], info)
     if entry.labels == "numbers" and (class_names or not all(_is_numeric(arrays[k]) for k in keys)):
         shown = ", ".join(map(str, class_names[:5])) if class_names else _describe(arrays["y"])
         raise InputError(

@@ -25,7 +25,12 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle, find_source
-from dlimaging.data.corruption import check_corruption, check_for_samples
+from dlimaging.data.corruption import (
+    check_corruption,
+    check_for_patch,
+    check_for_range,
+    check_for_samples,
+)
 from dlimaging.data.degrade import corrupt
 from dlimaging.data.sources import IMAGE_SUFFIXES, integer_scale, read_image
 from dlimaging.errors import InputError
@@ -211,9 +216,11 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
     items = [i[None] if i.ndim == 2 else i for _, i in named]  # a signal (length, C) is an image of height 1
     signals = named[0][1].ndim == 2
     check_for_samples(steps, 2 if signals else 3, source)
+    check_for_range(steps, max_val, source)
     if patch_size is None:
         patch_size = min(i.shape[1] for i in items) if signals else DEFAULT_IMAGE_PATCH
     patch = (1, patch_size) if signals else (patch_size, patch_size)
+    check_for_patch(steps, patch_size)
     small = [n for n, i in zip(names, items) if i.shape[0] < patch[0] or i.shape[1] < patch[1]]
     if small:
         raise InputError(

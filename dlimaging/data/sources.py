@@ -6,7 +6,6 @@ splits and batches what they return.
 
 from __future__ import annotations
 
-import csv
 import functools
 import pathlib
 import warnings
@@ -15,7 +14,9 @@ import numpy as np
 
 from dlimaging import registry
 from dlimaging.data.spectra import make_spectra
+from dlimaging.data.tables import find_columns, parse_number, read_table
 from dlimaging.errors import InputError
+from dlimaging.validation import check_positive_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # Pillow's modes for 16-bit grey images (16-bit PNGs open as "I;16"; older Pillows give "I").
@@ -239,6 +240,11 @@ def _spectra_options(source: str, prefix: str | None) -> dict:
                     f"`source` {source!r}: option {key} must be an integer. Received: {key}={value!r}"
                 ) from None
         options[key] = value
+    try:  # `make_spectra` calls both `samples`: name each as its option is
+        for key in ("samples", "test_samples"):
+            check_positive_int(key, options[key])
+    except InputError as error:
+        raise InputError(f"`source` {source!r}: {error}") from None
     return options
 
 
@@ -267,47 +273,13 @@ CSV_MAX_GUESSED_CLASSES = 20
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return parse_number(text) is not None
 
 
 def _read_csv(path: pathlib.Path, argument: str) -> tuple[list[str], list[int], np.ndarray]:
     """The header, the line number of each data row, and the cells (rows, columns) as strings."""
-    label = f"`{argument}` {str(path)!r}"
-    if not path.is_file():
-        raise InputError(f"{label}: no such CSV file.")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"{label} is not a readable CSV file ({error}).") from None
-    if not rows:
-        raise InputError(f"{label} is empty; it needs a header row and one row per sample.")
-    header = [cell.strip() for cell in rows[0][1]]
-    if all(_is_number(cell) for cell in header):
-        shown = ", ".join(header[:4]) + (", ..." if len(header) > 4 else "")
-        raise InputError(
-            f"{label} needs a header row: its first row is all numbers ({shown}). "
-            "Add a first row of column names, e.g. the target's name and the wavelengths."
-        )
-    for index, name in enumerate(header):
-        if not name:
-            raise InputError(f"{label}: column {index + 1} of the header row has no name.")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise InputError(f"{label}: the header names column(s) {duplicates} more than once.")
-    if len(rows) == 1:
-        raise InputError(f"{label} has a header row but no data rows.")
-    for line, row in rows[1:]:
-        if len(row) != len(header):
-            raise InputError(
-                f"{label}, row {line}: {len(row)} cells, but the header has {len(header)} columns."
-            )
-    return header, [line for line, _ in rows[1:]], np.array([row for _, row in rows[1:]], dtype=str)
+    header, lines, rows = read_table(path, f"`{argument}` {str(path)!r}", named_header=True)
+    return header, lines, np.array(rows, dtype=str)
 
 
 def _bad_cell(label: str, lines, cells: np.ndarray, names) -> InputError:
@@ -338,24 +310,26 @@ def _numbers(label: str, lines, cells: np.ndarray, names) -> np.ndarray:
 
 
 def _columns(argument: str, value, header: list[str], path: pathlib.Path) -> list[str]:
-    """`target` or `features`: one column name or a list of them, each in the header."""
+    """`target` or `features`: one column name or a list of them, each in the header (a number
+    matches by value, see `dlimaging.data.tables`); returned as the header spells them."""
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
         raise InputError(
             f"`{argument}` must be a column name or a list of column names of {str(path)!r}. "
             f"Received: {argument}={value!r}"
         )
-    for name in names:
-        if name not in header:
+    columns = find_columns(header, names)
+    for name, column in zip(names, columns):
+        if column is None:
             shown = header if len(header) <= 12 else header[:8] + ["..."] + header[-3:]
             raise InputError(
                 f"`{argument}`={name!r} is not a column of {str(path)!r}; its {len(header)} columns are: "
                 f"{', '.join(shown)}."
             )
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted({header[c] for c in columns if columns.count(c) > 1})
     if duplicates:
         raise InputError(f"`{argument}` names {duplicates} more than once. Received: {argument}={value!r}")
-    return list(names)
+    return [header[c] for c in columns]
 
 
 def _csv_targets(label, lines, cells, targets):
@@ -399,7 +373,7 @@ def load_csv(source: str, *, target=None, features=None, test=None, **_options):
                           UserWarning, stacklevel=4)
 
     def read(label, header, lines, cells):
-        take = lambda wanted: cells[:, [header.index(n) for n in wanted]]  # noqa: E731
+        take = lambda wanted: cells[:, find_columns(header, wanted)]  # noqa: E731
         return _numbers(label, lines, take(names), names)[..., None], _csv_targets(label, lines, take(targets), targets)
 
     x, y = read(label, header, lines, cells)
@@ -407,7 +381,7 @@ def load_csv(source: str, *, target=None, features=None, test=None, **_options):
     if test is not None:
         test_path = pathlib.Path(test)
         test_header, test_lines, test_cells = _read_csv(test_path, "test")
-        missing = [n for n in targets + names if n not in test_header]
+        missing = [n for n, c in zip(targets + names, find_columns(test_header, targets + names)) if c is None]
         if missing:
             raise InputError(
                 f"`test` {str(test_path)!r} lacks the column(s) {missing[:8]} of `source` {source!r}; "

@@ -17,7 +17,12 @@ import dataclasses
 
 import numpy as np
 
-from dlimaging.validation import check_choice, check_number, check_positive_int
+from dlimaging.validation import (
+    check_choice,
+    check_fits_in_memory,
+    check_number,
+    check_positive_int,
+)
 
 DIFFICULTIES = {
     # name: (largest peak shift in points, baseline amplitude, scatter spread, noise σ), all in
@@ -29,6 +34,12 @@ DIFFICULTIES = {
 
 
 TARGETS = ("concentrations", "dominant")
+
+
+def spectra_bytes(samples: int, length: int, components: int) -> int:
+    """About the memory `make_spectra` takes: the spectra in float64 and their float32 copy
+    (12 bytes a point), and the pure and shifted components."""
+    return samples * length * 12 + components * length * 24 + length * 32
 
 
 @dataclasses.dataclass
@@ -91,7 +102,9 @@ def make_spectra(
 
     Args:
         samples: int. Number of spectra. Defaults to 2000.
-        length: int >= 32. Points per spectrum. Defaults to 256.
+        length: int >= 32. Points per spectrum. Defaults to 256. Sizes whose
+            arrays would not fit in the memory available are refused before
+            anything is made.
         components: int >= 2. Pure components mixed in each sample. Defaults to 3.
         difficulty: str. "easy", "medium" or "hard": the size of the peak
             shifts, baselines, scatter and noise. Defaults to "medium".
@@ -117,6 +130,8 @@ def make_spectra(
     check_choice("target", target, TARGETS)
     for name, value in (("seed", seed), ("pure_seed", pure_seed)):
         check_number(name, value, low=0, high=2**32 - 1, integer=True)
+    check_fits_in_memory(f"{samples} spectra of length {length}", spectra_bytes(samples, length, components),
+                         "Ask for fewer or shorter spectra.")
 
     pure = _pure_spectra(np.random.default_rng(pure_seed), components, length)
     rng = np.random.default_rng([seed, 7919])

@@ -18,7 +18,7 @@ import numpy as np
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.files import read_json
+from dlimaging.files import claim_output, read_json, write_new
 from dlimaging.serving.export import infer_task
 from dlimaging.serving.exports import (
     predict_exported,
@@ -30,8 +30,30 @@ from dlimaging.serving.inputs import load_inputs
 # What `explain` can draw; the first is the default for a `.keras` model.
 METHODS = ("grad-cam", "saliency", "feature-maps", "filters")
 EXPORT_METHODS = ("saliency",)
-# `dlimaging.explain.methods.CAM_VARIANTS`, named here without loading Keras (for the command line's choices).
-CAM_VARIANTS = ("grad-cam", "hires")
+# `dlimaging.explain.methods.CAM_VARIANTS`, named here without loading Keras (for the command line's choices);
+# the first is the default.
+CAM_VARIANTS = ("hires", "grad-cam")
+# The figure files `explain` writes; the first is added to a name without a suffix.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def figure_path(out: str | os.PathLike, inputs=()) -> pathlib.Path:
+    """The figure file to write for `out`, checked before any work: a file name (not a folder, nor an
+    empty name such as `.png`) ending in one of `FIGURE_SUFFIXES`, or in none (then `.png` is
+    added), that is not taken (`dlimaging.files.claim_output`: an existing file is refused)."""
+    text = os.fspath(out)
+    path = pathlib.Path(text)
+    if not text.strip() or text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        raise InputError(f"`out` must be a figure file, not a folder. Received: out={text!r}")
+    suffix = path.suffix.lower()
+    if path.name.lower() in FIGURE_SUFFIXES:
+        raise InputError(f"`out` must be a file name with a stem, e.g. cam.png. Received: out={text!r}")
+    if not suffix:
+        path = path.with_name(path.name + FIGURE_SUFFIXES[0])
+    elif suffix not in FIGURE_SUFFIXES:
+        raise InputError(f"`out` must end in {', '.join(FIGURE_SUFFIXES[:-1])} or {FIGURE_SUFFIXES[-1]} (a figure "
+                         f"file). Received: out={text!r}")
+    return claim_output(path, option="`out`", given=True, inputs=inputs)
 
 
 def _load_keras(path: pathlib.Path):
@@ -49,14 +71,17 @@ def _load_keras(path: pathlib.Path):
     return model, info
 
 
-def _answer(scores: np.ndarray, unit: int, info: dict[str, Any], has_classes: bool) -> str:
+def _answer(scores: np.ndarray, unit: int, info: dict[str, Any], has_classes: bool, class_index=None) -> str:
     """The explained output, for the title: a class and its probability, or a target and its value."""
     if has_classes:
         names = info.get("class_names") or []
-        if len(scores) == 1 and len(names) == 2:  # one sigmoid unit: the probability of the second class
-            names = names[1:]
+        p = float(scores[unit])
+        if len(scores) == 1 and len(names) in (0, 2):  # one sigmoid unit: the probability of class 1
+            second = class_index is not None or p >= 0.5  # by default the answer is explained, 0 or 1
+            name = names[int(second)] if names else str(int(second))
+            return f"class {name} (p={p if second else 1.0 - p:.3f})"
         name = names[unit] if unit < len(names) else str(unit)
-        return f"class {name} (p={float(scores[unit]):.3f})"
+        return f"class {name} (p={p:.3f})"
     names = info.get("target_names") or []
     name = names[unit] if unit < len(names) else f"output {unit}"
     return f"{name} = {float(scores[unit]):.4g}"
@@ -84,7 +109,9 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         model_path: a `.keras` file, or an exported model or version folder.
         input_path: an image, `.npy`/`.npz` array or `.csv` file, read as
             `dlimaging predict` reads it.
-        out: the PNG file to write.
+        out: the figure file to write: a name ending in one of `FIGURE_SUFFIXES`
+            (.png, .pdf, .svg), or in none (then .png is added). A file that
+            exists is refused: nothing is replaced.
         method: one of `METHODS`, or None: "grad-cam" for a `.keras` model,
             "saliency" for an export (the only one an export allows).
         layer: str or None. The layer for Grad-CAM, feature maps (one layer)
@@ -92,10 +119,12 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         class_index: int or None. The output unit explained. Defaults to None
             (the predicted class; the first output for regression).
         sample: int. Which sample of the input file. Defaults to 0.
-        variant: "grad-cam" or "hires", for Grad-CAM. Defaults to "grad-cam".
+        variant: "hires" or "grad-cam", for Grad-CAM. Defaults to "hires" (see
+            `dlimaging.explain.methods.grad_cam`).
 
     Returns:
-        The path written and one line saying what it shows.
+        The path written (with `.png` added where `out` has no suffix) and one
+        line saying what it shows.
     """
     from dlimaging.explain import methods as explain
     from dlimaging.plots import explain as explain_plots
@@ -114,6 +143,7 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
                 "TF Serving's function, not the layers' outputs. An export explains with --method saliency. "
                 f"Received: method={method!r} with the export {str(model_path)!r}")
         raise InputError(f"`method` must be one of {', '.join(map(repr, allowed))}. Received: method={method!r}")
+    out = figure_path(out, inputs=(input_path, model_path))
 
     if exported:
         version_dir = resolve_version_dir(model_path)
@@ -138,21 +168,22 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
         scores = predict_exported(version_dir, x[None], info)[entry.outputs[0]][0]
         unit = _unit(scores, class_index, entry.class_names)
         heat = explain.saliency_exported(version_dir, x, class_index=unit)
-        what = f"saliency of {_answer(scores, unit, info, entry.class_names)}"
+        what = f"saliency of {_answer(scores, unit, info, entry.class_names, class_index)}"
         fig = explain_plots.saliency_figure(x, heat, axis=axis, title=what)
     else:
         scores = np.asarray(model(x[None], training=False))[0]
         if class_index is not None:  # every method names the unit in its title: refuse one the model lacks
             explain.class_indices(model, scores[None], class_index)
         unit = _unit(scores, class_index, entry.class_names)
-        answer = _answer(scores, unit, info, entry.class_names) if scores.ndim == 1 else f"output {scores.shape}"
+        answer = (_answer(scores, unit, info, entry.class_names, class_index) if scores.ndim == 1
+                  else f"output {scores.shape}")
         if method == "grad-cam":
             if layer is None:
                 layer = (explain.block_outputs(model) or explain.map_layers(model) or [None])[-1]
-            heat = explain.grad_cam(model, x, class_index=unit, layer=layer, variant=variant)
+            heat = explain.grad_cam(model, x, class_index=class_index, layer=layer, variant=variant)
             curve = explain.saliency(model, x, class_index=unit) if len(shape) == 2 else None
             what = f"{variant} of {layer} for {answer}"
-            if not heat.any():
+            if not heat.any() and variant != "hires":
                 what += "; the map is empty: try --variant hires"
             fig = explain_plots.grad_cam_figure(x, heat, saliency=curve, axis=axis, title=what)
         elif method == "saliency":
@@ -166,4 +197,4 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
             kernels = explain.filters(model, layer)
             what = f"filters of {layer or explain.conv_layers(model)[0]}: {kernels.shape[0]} kernels of {kernels.shape[1:]}"
             fig = explain_plots.filters_figure(kernels, title=what)
-    return save(fig, out), what
+    return write_new(out, lambda tmp: save(fig, tmp)), what

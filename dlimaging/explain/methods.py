@@ -80,10 +80,16 @@ def block_outputs(model) -> list[str]:
     return chosen or [name for name in maps if name in conv_layers(model)]
 
 
-def _check_layer(model, layer, valid: Sequence[str], what: str) -> str:
-    if not valid:
-        raise InputError(f"`model` {model.name!r} has no {what}: it is not a CNN. Layers: "
+def _require_conv(model) -> None:
+    """Feature maps, filters and Grad-CAM read a convolution layer: refuse a model without one (an MLP)."""
+    if not conv_layers(model):
+        raise InputError(f"`model` {model.name!r} has no convolution layer: feature maps, filters and Grad-CAM "
+                         "are for CNNs (saliency works on any model). Layers: "
                          + ", ".join(layer.name for layer in model.layers))
+
+
+def _check_layer(model, layer, valid: Sequence[str], what: str) -> str:
+    _require_conv(model)
     if layer not in valid:
         raise InputError(f"`layer` must be one of the model's {what}: {', '.join(valid)}. Received: layer={layer!r}")
     return layer
@@ -162,10 +168,28 @@ def _pick(scores, indices):
     return tf.gather(scores, tf.constant(indices), axis=1, batch_dims=1)
 
 
+def _class_scores(model, scores, class_index):
+    """The score each sample's explanation differentiates: the unit `class_indices` picks. A classifier
+    of one sigmoid unit scores class 1 alone (its logit); where it answers class 0 and no unit was
+    asked for, the evidence for its answer is the logit's opposite, so that is the score explained."""
+    values = np.asarray(scores)
+    chosen = _pick(scores, class_indices(model, values, class_index))
+    if class_index is None and values.shape[-1] == 1 and registry.task(infer_task(model)).class_names:
+        chosen = chosen * np.where(values[:, 0] >= 0, 1.0, -1.0).astype("float32")
+    return chosen
+
+
 def _normalise(maps: np.ndarray) -> np.ndarray:
     """Each sample's map divided by its largest value, so it lies in [0, 1] (all zeros stay zeros)."""
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape((-1,) + (1,) * (maps.ndim - 1))
     return np.where(peak > 0, maps / np.where(peak > 0, peak, 1.0), 0.0).astype("float32")
+
+
+def _input_gradient_map(grads, shape: tuple[int, ...]) -> np.ndarray:
+    """|∂ score / ∂ x| per input position, in [0, 1] per sample: the largest over the channels (the last
+    axis) of a signal or image; a vector's features (`shape` of rank 1) are positions themselves."""
+    grads = np.abs(np.asarray(grads))
+    return _normalise(grads.max(axis=-1) if len(shape) > 1 else grads)
 
 
 def _resize(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -201,6 +225,7 @@ def feature_maps(model, x, layers: Sequence[str] | None = None) -> dict[str, np.
     {'block1_act1': (8, 8, 16), 'block2_act1': (4, 4, 32)}
     """
     x, _ = _batch(model, x, single_only=True)
+    _require_conv(model)
     valid = map_layers(model)
     if layers is None:
         layers = block_outputs(model)
@@ -268,37 +293,42 @@ def _hires_weights(grads, spatial):
     return grads
 
 
-# `grad_cam`'s variants: how the gradient weighs the feature maps.
-CAM_VARIANTS = {"grad-cam": _grad_cam_weights, "hires": _hires_weights}
+# `grad_cam`'s variants: how the gradient weighs the feature maps; the first is the default.
+CAM_VARIANTS = {"hires": _hires_weights, "grad-cam": _grad_cam_weights}
 
 
 def grad_cam(model, x, class_index: int | None = None, layer: str | None = None, *,
-             variant: str = "grad-cam") -> np.ndarray:
+             variant: str = "hires") -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017): where in the input the evidence for a class lies.
 
-    The recipe of keras.io's "Grad-CAM class activation visualization": the
-    gradient of the class score (before softmax) with respect to a conv
-    layer's feature maps, averaged over positions, weighs each channel; the
-    weighted sum of the maps, through a ReLU, is the class-activation map. It
-    is divided by its maximum and stretched to the input's length (1D) or size
-    (2D), so it can be laid over the input.
+    The gradient of the class score (before softmax) with respect to a conv
+    layer's feature maps weighs the maps; their weighted sum over the channels,
+    through a ReLU, is the class-activation map. It is divided by its maximum
+    and stretched to the input's length (1D) or size (2D), so it can be laid
+    over the input. By default (HiResCAM, Draelos & Carin 2020) each position
+    is weighed by its own gradient; keras.io's recipe ("grad-cam") averages the
+    gradient over the positions first, one weight per channel, which forgets
+    where the head looks: on images whose class is decided by one quadrant it
+    lights every place a channel fires, and points at the deciding quadrant
+    for fewer than half of them.
 
     Args:
         model: a 1D or 2D CNN (`keras.Model`).
         x: one input of the model's shape, or a batch (N, ...).
         class_index: int or None. The output unit to explain. Defaults to None:
-            each sample's predicted class (the first output for regression).
+            each sample's predicted class (the first output for regression; for
+            one sigmoid unit, the evidence for the answer, 0 or 1).
         layer: str or None. Any of `map_layers(model)`. Defaults to None: the
             last of `block_outputs(model)`, the last conv block's activation
             (deepest, so most about the class, yet still a map).
-        variant: "grad-cam" (default) or "hires". Grad-CAM averages the
-            gradient over positions: exact for heads that average-pool the
-            maps (`head="global_avg"`), but behind a `Flatten` head each position
-            has its own weights, and their average can be negative for every
-            channel, which leaves a map of zeros. "hires" (HiResCAM, Draelos &
-            Carin 2020) multiplies each map by its gradient position by
-            position: the same map as Grad-CAM behind a global average, and
-            faithful behind a flatten head.
+        variant: "hires" (default) or "grad-cam". "hires" multiplies each
+            map by its gradient position by position: the same map as
+            "grad-cam" where the layer feeds a global average
+            (`head="global_avg"`), and faithful behind a `Flatten` head (the
+            builders' default), where each position has weights of its own.
+            "grad-cam" averages the gradient over positions: there it keeps
+            which channels count but not where, and the average can be
+            negative for every channel, which leaves a map of zeros.
 
     Returns:
         An array in [0, 1] of the input's spatial size: (length,) or (height,
@@ -322,8 +352,7 @@ def grad_cam(model, x, class_index: int | None = None, layer: str | None = None,
     scores_of = _score_model(model, layer)
     with tf.GradientTape() as tape:
         maps, scores = scores_of(tf.constant(x))
-        indices = class_indices(model, np.asarray(scores), class_index)
-        chosen = _pick(scores, indices)
+        chosen = _class_scores(model, scores, class_index)
     grads = tape.gradient(chosen, maps)
     spatial = tuple(range(1, len(maps.shape) - 1))
     weights = CAM_VARIANTS[variant](grads, spatial)
@@ -348,7 +377,8 @@ def saliency(model, x, class_index: int | None = None) -> np.ndarray:
 
     Returns:
         An array in [0, 1] of the input's spatial size ((length,) for a
-        spectrum), with a leading batch axis for a batch.
+        spectrum; (features,) for a vector input), with a leading batch axis
+        for a batch.
 
     Example:
     >>> curve = saliency(model, spectrum)  # doctest: +SKIP
@@ -362,9 +392,8 @@ def saliency(model, x, class_index: int | None = None) -> np.ndarray:
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         (scores,) = scores_of(inputs)
-        chosen = _pick(scores, class_indices(model, np.asarray(scores), class_index))
-    grads = np.abs(tape.gradient(chosen, inputs).numpy()).max(axis=-1)
-    grads = _normalise(grads)
+        chosen = _class_scores(model, scores, class_index)
+    grads = _input_gradient_map(tape.gradient(chosen, inputs), x.shape[1:])
     return grads[0] if single else grads
 
 
@@ -402,5 +431,5 @@ def saliency_exported(version_dir, x, class_index: int | None = None, output: st
             raise InputError(f"Saliency explains an answer of one vector per sample; the export's {output!r} has "
                              f"shape {tuple(scores.shape)} (an image or signal). Received: {str(version_dir)!r}")
         chosen = _pick(scores, _indices(scores.numpy(), class_index, entry.class_names))
-    grads = _normalise(np.abs(tape.gradient(chosen, inputs).numpy()).max(axis=-1))
+    grads = _input_gradient_map(tape.gradient(chosen, inputs), x.shape[1:])
     return grads[0] if single else grads

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from dlimaging.errors import InputError
 from dlimaging.plots.restoration import PSNR_CAP
-from dlimaging.validation import check_number
+from dlimaging.validation import check_max_val, check_same_shape
 
 # tf.image.ssim's Gaussian window: 11 taps, σ = 1.5 (Wang et al. 2004); smaller images use a
 # window as large as they are.
@@ -23,9 +23,12 @@ SSIM_FILTER_SIZE = 11
 SSIM_FILTER_SIGMA = 1.5
 
 
-def check_max_val(max_val) -> float:
-    """`max_val`, the data's value range (the white of an image): a number > 0."""
-    return float(check_number("max_val", max_val, low=0.0, low_inclusive=False))
+def _pair(y_true, y_pred, what: str):
+    """`y_true` and `y_pred` as float32 tensors of one shape (refused otherwise: no broadcasting)."""
+    y_pred = tf.convert_to_tensor(y_pred, "float32")
+    y_true = tf.cast(y_true, y_pred.dtype)
+    check_same_shape(("y_true", "y_pred"), (y_true.shape, y_pred.shape), f"{what} compares them sample by sample")
+    return y_true, y_pred
 
 
 def _as_images(x):
@@ -38,17 +41,20 @@ def psnr(y_true, y_pred, max_val: float = 1.0):
 
     Args:
         y_true, y_pred: tensors (batch, length, channels) or (batch, height, width, channels).
-        max_val: float. The data's value range. Defaults to 1.0.
+        max_val: float > 0. The data's value range. Defaults to 1.0.
 
     Returns:
         A tensor (batch,).
+
+    Raises:
+        InputError: if the shapes differ (no broadcasting) or `max_val` is not a positive number.
 
     Example:
     >>> float(psnr(np.zeros((1, 8, 8, 1)), np.full((1, 8, 8, 1), 0.1))[0])  # MSE 0.01 → 20 dB
     20.0...
     """
-    y_pred = tf.convert_to_tensor(y_pred, "float32")
-    y_true = tf.cast(y_true, y_pred.dtype)
+    max_val = check_max_val(max_val)
+    y_true, y_pred = _pair(y_true, y_pred, "PSNR")
     value = tf.image.psnr(_as_images(y_true), _as_images(y_pred), max_val=max_val)
     return tf.minimum(value, PSNR_CAP)
 
@@ -59,13 +65,16 @@ def ssim(y_true, y_pred, max_val: float = 1.0):
 
     Args:
         y_true, y_pred: tensors (batch, height, width, channels).
-        max_val: float. The data's value range. Defaults to 1.0.
+        max_val: float > 0. The data's value range. Defaults to 1.0.
 
     Returns:
         A tensor (batch,).
+
+    Raises:
+        InputError: as `psnr`, and for tensors that are not images.
     """
-    y_pred = tf.convert_to_tensor(y_pred, "float32")
-    y_true = tf.cast(y_true, y_pred.dtype)
+    max_val = check_max_val(max_val)
+    y_true, y_pred = _pair(y_true, y_pred, "SSIM")
     if y_pred.shape.rank != 4:
         raise InputError(
             "SSIM is defined on 2D images (batch, height, width, channels); for 1D signals use PSNR, "
@@ -84,8 +93,9 @@ class _RangeMetric(keras.metrics.MeanMetricWrapper):
     score = None  # set by the subclasses: a function (y_true, y_pred, max_val) -> (batch,)
 
     def __init__(self, max_val: float = 1.0, name: str | None = None, dtype=None):
-        super().__init__(fn=type(self).score, name=name, dtype=dtype, max_val=float(max_val))
-        self.max_val = float(max_val)
+        max_val = check_max_val(max_val)
+        super().__init__(fn=type(self).score, name=name, dtype=dtype, max_val=max_val)
+        self.max_val = max_val
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "max_val": self.max_val}
@@ -135,7 +145,7 @@ class SSIMLoss(keras.losses.Loss):
 
     def __init__(self, max_val: float = 1.0, name: str = "ssim_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.max_val = float(max_val)
+        self.max_val = check_max_val(max_val)
 
     def call(self, y_true, y_pred):
         return 1.0 - ssim(y_true, y_pred, self.max_val)

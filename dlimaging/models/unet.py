@@ -26,8 +26,12 @@ from dlimaging.models.blocks import (
     spatial_tuple,
 )
 from dlimaging.models.compile import check_compile, compile_model
-from dlimaging.models.metrics import check_max_val
-from dlimaging.validation import check_argument, check_input_shape, resolve_activation
+from dlimaging.validation import (
+    check_argument,
+    check_input_shape,
+    check_max_val,
+    resolve_activation,
+)
 
 _TRANSPOSE = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose}
 

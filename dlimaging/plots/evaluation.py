@@ -11,6 +11,9 @@ from dlimaging import registry
 from dlimaging.plots import training as plots
 from dlimaging.plots.restoration import plot_restoration
 
+# Every file `draw_model_plots` may write, whatever the task: what `train` checks its folder for.
+PLOT_FILES = ("parity.png", "residuals.png", "confusion_matrix.png", "spectra.png", "restoration.png")
+
 
 def _evaluation_split(data):
     """(x, y, split name) of the split the pictures show: test, else validation, else train."""

@@ -130,12 +130,14 @@ def filters_figure(kernels: np.ndarray, *, channel: int = 0, max_filters: int = 
 
 
 def _overlay_1d(ax, signal, heat, positions, label: str):
-    """The signal as a curve over a band coloured by `heat` (0 dark to 1 bright)."""
+    """The signal as a curve over a band coloured by `heat` (0 dark to 1 bright), each of the band's
+    cells centred on its point (a vector of a few features shows one cell per feature)."""
     span = (positions[0], positions[-1])
+    half = (span[1] - span[0]) / (2 * (len(positions) - 1)) if len(positions) > 1 else 0.5
     low, high = float(signal.min()), float(signal.max())
     pad = 0.05 * (high - low or 1.0)
     shown = ax.imshow(heat[None, :], aspect="auto", cmap=BAND, vmin=0, vmax=1, alpha=0.7,
-                      extent=(span[0], span[1], low - pad, high + pad), origin="lower")
+                      extent=(span[0] - half, span[1] + half, low - pad, high + pad), origin="lower")
     ax.plot(positions, signal, color="C0", linewidth=1.2)
     ax.set_xlim(span)  # as stored: wavenumbers from high to low run left to right
     ax.set_ylabel("input")
@@ -144,6 +146,11 @@ def _overlay_1d(ax, signal, heat, positions, label: str):
 
 def _explanation(x, maps: dict[str, np.ndarray], *, axis, axis_label, title) -> Figure:
     """Grad-CAM and/or saliency over one input: 1D as an overlay and curves, 2D as images."""
+    spatial = np.shape(x)[:2] if _is_image(x) else _signal(x).shape
+    for name, heat in maps.items():
+        if heat.shape != spatial:
+            raise InputError(f"The {name} map must have the input's size {spatial} (the input's shape is "
+                             f"{np.shape(x)}). Received: a map of shape {heat.shape}")
     if _is_image(x):
         image = np.asarray(x, "float64")
         panels = 1 + 2 * len(maps)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dlimaging.plots._base import save
+from dlimaging.validation import check_max_val, check_same_shape
 
 # PSNR of two identical samples is infinite; metrics, figures and reports cap it here (dB).
 PSNR_CAP = 100.0
@@ -20,8 +21,12 @@ MAX_SAMPLES = 4
 
 
 def psnr(clean, other, max_val: float = 1.0) -> float:
-    """PSNR of one sample against its clean version, in dB (numpy, capped at `PSNR_CAP`)."""
-    mse = float(np.mean((np.asarray(clean, "float64") - np.asarray(other, "float64")) ** 2))
+    """PSNR of one sample against its clean version, in dB (numpy, capped at `PSNR_CAP`). The two must
+    have one shape, and `max_val` must be positive (`dlimaging.validation.check_max_val`)."""
+    max_val = check_max_val(max_val)
+    clean, other = np.asarray(clean, "float64"), np.asarray(other, "float64")
+    check_same_shape(("clean", "other"), (clean.shape, other.shape), "PSNR compares them sample by sample")
+    mse = float(np.mean((clean - other) ** 2))
     return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * np.log10(max_val**2 / mse))
 
 
@@ -39,7 +44,7 @@ def restoration_figure(noisy, restored, clean, *, max_val: float = 1.0, title: s
 
     Args:
         noisy, restored, clean: arrays (N, height, width, channels) or (N, length, channels).
-        max_val: float. The data's value range. Defaults to 1.0.
+        max_val: float > 0. The data's value range. Defaults to 1.0.
         title: str. The figure's title. Defaults to "".
         axis: the signals' axis (e.g. wavenumbers), or None for the sample index.
 
@@ -53,6 +58,7 @@ def restoration_figure(noisy, restored, clean, *, max_val: float = 1.0, title: s
     >>> [ax.get_title() for ax in fig.axes[:3]]
     ['noisy: 20.00 dB', 'restored: 40.00 dB', 'clean']
     """
+    max_val = check_max_val(max_val)
     noisy, restored, clean = (np.asarray(a)[:MAX_SAMPLES] for a in (noisy, restored, clean))
     count = len(clean)
     images = clean.ndim == 4

@@ -12,6 +12,7 @@ from typing import Callable, Sequence, TypeVar
 import numpy as np
 
 from dlimaging.data.sources import image_array, integer_scale, read_image
+from dlimaging.data.tables import find_columns, parse_number, read_table
 from dlimaging.errors import InputError
 
 _T = TypeVar("_T")
@@ -67,39 +68,25 @@ def read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.ndar
     return image_array(image, (height, width), rgb=channels != 1, wide=image.mode == "F")
 
 
-def parse_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _csv_columns(path: pathlib.Path, header: list[str], width: int, axis, features) -> list[int]:
-    """The indices of the model's feature columns in a CSV header, in the model's order."""
-    if features:
-        wanted, found = list(features), {name.strip(): i for i, name in enumerate(header)}
-        columns = [found.get(name) for name in wanted]
-    elif axis:
-        wanted = [f"{v:g}" for v in axis]
-        numbers = [parse_number(name) for name in header]
-        columns = []
-        for value in axis:
-            matches = [i for i, n in enumerate(numbers) if n is not None and math.isclose(n, value, rel_tol=1e-6,
-                                                                                          abs_tol=1e-9)]
-            columns.append(matches[0] if matches else None)
-    else:  # the model knows no column names: every column is a feature
+    """The indices of the model's feature columns in a CSV header, in the model's order: by name,
+    numbers by value (`dlimaging.data.tables.find_columns`)."""
+    wanted = list(features) if features else [float(v) for v in axis] if axis else None
+    if wanted is None:  # the model knows no column names: every column is a feature
         if len(header) != width:
             raise InputError(
                 f"Input {str(path)!r} has {len(header)} columns; the model takes {width} features and its "
                 "export names no columns to pick them by. Keep only the feature columns."
             )
         return list(range(width))
-    missing = [name for name, column in zip(wanted, columns) if column is None]
+    columns = find_columns(header, wanted)
+    shown = [name if isinstance(name, str) else f"{name:g}" for name in wanted]
+    missing = [name for name, column in zip(shown, columns) if column is None]
     if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        listed = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise InputError(
-            f"Input {str(path)!r} has no column {shown}: the model was trained on {len(wanted)} feature "
-            f"columns (from {wanted[0]!r} to {wanted[-1]!r}), and a CSV input needs each of them in its header."
+            f"Input {str(path)!r} has no column {listed}: the model was trained on {len(wanted)} feature "
+            f"columns (from {shown[0]!r} to {shown[-1]!r}), and a CSV input needs each of them in its header."
         )
     return columns
 
@@ -110,33 +97,25 @@ def read_csv_inputs(path: str | os.PathLike, input_shape: Sequence[int], *, axis
 
     The model's feature columns are picked by name and put in the model's
     order: by `features` (the header names), or by `axis` (header names read
-    as numbers, e.g. wavelengths); other columns (a target, an id) are
-    ignored. With neither, every column is a feature.
+    as numbers, e.g. wavelengths); a name that is a number matches by value
+    (`1000` is `1000.0`). Other columns (a target, an id) are ignored. With
+    neither, every column is a feature. The header is checked as for training:
+    a column named twice is refused.
     """
-    import csv
-
     path, input_shape = pathlib.Path(path), tuple(input_shape)
     width = int(np.prod(input_shape))
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise InputError(f"Input {str(path)!r} is not a CSV text file (it is not UTF-8).") from None
-    if len(rows) < 2:
-        raise InputError(f"Input {str(path)!r} needs a header row and at least one row of values.")
-    header = [cell.strip() for cell in rows[0]]
+    header, lines, rows = read_table(path, f"Input {str(path)!r}")
     columns = _csv_columns(path, header, width, axis, features)
-    values = np.empty((len(rows) - 1, len(columns)), "float64")
-    for r, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise InputError(f"Input {str(path)!r}: row {r} has {len(row)} cells; the header has {len(header)}.")
+    values = np.empty((len(rows), len(columns)), "float64")
+    for r, (line, row) in enumerate(zip(lines, rows)):
         for c, column in enumerate(columns):
             number = parse_number(row[column].strip())
             if number is None or not math.isfinite(number):
                 raise InputError(
-                    f"Input {str(path)!r}: row {r}, column {header[column]!r} holds {row[column]!r}, not a finite number."
+                    f"Input {str(path)!r}: row {line}, column {header[column]!r} holds {row[column]!r}, "
+                    "not a finite number."
                 )
-            values[r - 2, c] = number
+            values[r, c] = number
     if values.shape[1] != width:
         raise InputError(f"Input {str(path)!r} gives {values.shape[1]} features; the model takes {input_shape}.")
     return as_float32(path, values).reshape((len(values),) + input_shape)

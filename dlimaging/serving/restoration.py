@@ -13,6 +13,7 @@ import numpy as np
 
 from dlimaging.data.sources import read_image
 from dlimaging.errors import InputError
+from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
 from dlimaging.serving.inputs import (
     as_float32,
@@ -111,36 +112,47 @@ def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, im
 
 
 def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any]) -> pathlib.Path:
-    """Writes a restored batch as PNG (one image), .npy (the input's layout) or CSV (the input's header)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Writes a restored batch as PNG (one image), .npy (the input's layout) or CSV (the input's header),
+    as a new file: one that exists at `path` is never replaced (`dlimaging.files.write_new`)."""
     suffix = path.suffix.lower()
-    if suffix == ".png":
-        from PIL import Image
 
-        white = 65535 if info.get("wide") else 255
-        levels = np.round(np.clip(restored[0], 0.0, 1.0) * white).astype("uint16" if white > 255 else "uint8")
-        Image.fromarray(levels[..., 0] if levels.shape[-1] == 1 else levels).save(path)
-    elif suffix == ".csv":
-        header = info.get("header") or [str(i) for i in range(restored.shape[1])]
-        lines = [",".join(header)] + [",".join(f"{v:.7g}" for v in row[:, 0]) for row in restored]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    else:
-        shape = info.get("shape")
-        np.save(path, restored.reshape(shape) if shape is not None and np.prod(shape) == restored.size else restored)
-    return path
+    def save(tmp: pathlib.Path) -> None:
+        if suffix == ".png":
+            from PIL import Image
+
+            white = 65535 if info.get("wide") else 255
+            levels = np.round(np.clip(restored[0], 0.0, 1.0) * white).astype("uint16" if white > 255 else "uint8")
+            Image.fromarray(levels[..., 0] if levels.shape[-1] == 1 else levels).save(tmp, format="PNG")
+        elif suffix == ".csv":
+            header = info.get("header") or [str(i) for i in range(restored.shape[1])]
+            lines = [",".join(header)] + [",".join(f"{v:.7g}" for v in row[:, 0]) for row in restored]
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            shape = info.get("shape")
+            with open(tmp, "wb") as handle:
+                np.save(handle, restored.reshape(shape) if shape is not None and np.prod(shape) == restored.size
+                        else restored)
+
+    return write_new(path, save)
 
 
 def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | os.PathLike],
                   out: str | os.PathLike | None = None) -> list[tuple[str, pathlib.Path, tuple[int, ...]]]:
     """Runs an exported restoration model on each file at its own size and writes the result
-    (see `restored_path`); returns (input, output, shape) per file."""
+    (see `restored_path`); returns (input, output, shape) per file.
+
+    No file is replaced (`dlimaging.files.claim_output`): an `out` file that exists is refused
+    before any work; a made-up `NAME_restored.EXT` that exists, or that another input of the
+    same call writes, becomes the next free `NAME_restored-2.EXT`, `-3`, ..."""
     shape = metadata["input"]["shape"]
     out = None if out is None else pathlib.Path(out)
     images = len(shape) == 3
-    planned = []
+    planned, claimed = [], set()
     for source in inputs:
         x, info = read_restoration_input(source, shape)
-        planned.append((pathlib.Path(source), x, info, restored_path(pathlib.Path(source), out, len(inputs), images)))
+        target = restored_path(pathlib.Path(source), out, len(inputs), images)
+        target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
+        planned.append((pathlib.Path(source), x, info, target))
     predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
     restored = [predict(x)["restored"] for _, x, _, _ in planned]
     low, high = metadata["input"].get("value_range", (0.0, 1.0))

@@ -206,10 +206,37 @@ def _section(where: str, section: str, cls, table) -> Any:
     return cls(**values)
 
 
-def _check_values(where, key, name, spec):
+# Search keys without a rule in `validation.ARGUMENT_CHECKS`: `loss` (the task's, `_rule`), `optimizer`
+# (`_check_optimizer_settings`), `augmentation` (per option), `activation` (Keras's: `search.check_with_keras`).
+CHECKED_APART = ("loss", "optimizer", "augmentation", "activation")
+
+
+def _rule(name, task):
+    """The rule every value of search key `name` follows: the builder's own, or the task's losses."""
+    if name == "loss":
+        return choice_of(registry.task(task).losses)
+    return ARGUMENT_CHECKS.get(name)
+
+
+def _value_kind(value) -> str:
+    """Keras Tuner's `Choice` holds one kind (the hypermodel makes ints and floats floats)."""
+    if isinstance(value, bool):
+        return "booleans"
+    if isinstance(value, numbers.Real):
+        return "numbers"
+    return {str: "strings", list: "lists"}.get(type(value), "tables")
+
+
+def _check_values(where, key, name, spec, task):
     """Every value a spec can give (a fixed value, each choice, a range's bounds and default),
     checked with the builder's own rule for argument `name` (`validation.ARGUMENT_CHECKS`)."""
-    check = ARGUMENT_CHECKS.get(name)
+    if isinstance(spec, Mapping) and "choice" in spec:
+        kinds = list(dict.fromkeys(_value_kind(value) for value in spec["choice"]))
+        if "tables" in kinds:
+            _fail(where, key, "a choice takes strings, numbers, booleans or lists, not tables", spec)
+        if len(kinds) > 1:
+            _fail(where, key, f"the choices must be of one kind; these mix {' and '.join(kinds)}", spec)
+    check = _rule(name, task)
     if check is None:
         return
     if not isinstance(spec, Mapping):
@@ -226,11 +253,11 @@ def _check_values(where, key, name, spec):
             raise ExperimentError(f"{where}: {key}: {what}{error}{within}") from None
 
 
-def _check_spec(where, key, spec, name=None):
+def _check_spec(where, key, spec, name, task):
     """A fixed value, {choice = [...]} or {min, max, step?, sampling?, default?}; `name` is the
-    argument whose rule every value must follow."""
+    argument whose rule every value must follow (for `task`)."""
     if not isinstance(spec, Mapping):
-        _check_values(where, key, name, spec)
+        _check_values(where, key, name, spec, task)
         return
     keys = set(spec)
     if "choice" in keys:
@@ -240,7 +267,7 @@ def _check_spec(where, key, spec, name=None):
             _fail(where, key, "`choice` must be a non-empty list", spec)
         if "default" in spec and spec["default"] not in spec["choice"]:
             _fail(where, key, "`default` must be one of the choices", spec)
-        _check_values(where, key, name, spec)
+        _check_values(where, key, name, spec, task)
         return
     if not keys & {"min", "max"}:
         _fail(where, key, "must be a value, {choice = [...]} or {min = ..., max = ...}", spec)
@@ -270,7 +297,7 @@ def _check_spec(where, key, spec, name=None):
         _fail(where, key, "`default` must be a number", spec)
     if default is not None and not (spec["min"] <= default <= spec["max"]):
         _fail(where, key, "`default` must lie between `min` and `max`", spec)
-    _check_values(where, key, name, spec)
+    _check_values(where, key, name, spec, task)
 
 
 def _plain_values(where, key, value):
@@ -308,7 +335,7 @@ def _check_optimizer_settings(where: str, search: Mapping[str, Any]) -> None:
                   search[key])
 
 
-def _search(where: str, search, family: str) -> dict[str, Any] | None:
+def _search(where: str, search, family: str, task: str) -> dict[str, Any] | None:
     if search is None:
         return None
     if not isinstance(search, Mapping):
@@ -327,11 +354,11 @@ def _search(where: str, search, family: str) -> dict[str, Any] | None:
                 if option not in registry.AUGMENTATIONS:
                     _fail(where, f"[search.augmentation] {option}",
                           f"unknown option; allowed: {', '.join(registry.AUGMENTATIONS)}", option_spec)
-                _check_spec(where, f"[search.augmentation] {option}", option_spec, option)
+                _check_spec(where, f"[search.augmentation] {option}", option_spec, option, task)
             continue
         if key not in allowed:
             _fail(where, f"[search] {key}", f"unknown key; allowed: {', '.join(allowed)}", spec)
-        _check_spec(where, f"[search] {key}", spec, key)
+        _check_spec(where, f"[search] {key}", spec, key, task)
     _check_optimizer_settings(where, search)
     return copy.deepcopy(dict(search))
 
@@ -381,12 +408,16 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
             takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == registry.CLEAN)
             _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
                   config["data"][key])
+    if sections["data"].standardize is not None and "standardize" not in registry.builder_arguments(model.family):
+        takers = " or ".join(f'"{n}"' for n in registry.FAMILIES if "standardize" in registry.builder_arguments(n))
+        _fail(where, "[data] standardize", f"applies to [model] family {takers}, not \"{model.family}\"",
+              sections["data"].standardize)
     search = config.get("search")
     if sections["data"].standardize is not None and isinstance(search, Mapping) and "standardize" in search:
         _fail(where, "[search] standardize", "is set in [data] already; set it in one place", search["standardize"])
     return Experiment(
         name=name, seed=seed, data=sections["data"], model=model,
-        search=_search(where, config.get("search"), model.family),
+        search=_search(where, config.get("search"), model.family, model.task),
         tuner=_objective(where, sections["tuner"], model.task), export=sections["export"], path=path,
     )
 
@@ -416,30 +447,3 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{path}: not valid TOML ({error}).") from None
     return parse_experiment(config, path=str(path), default_name=path.stem)
-
-
-def check_against_data(experiment: Experiment, input_shape) -> None:
-    """Checks what needs the dataset: the objective, the losses searched and the augmentation
-    options fit the input rank (SSIM, say, is defined on images, not on signals)."""
-    task = registry.task(experiment.model.task)
-    metric = experiment.objective.removeprefix("val_")
-    if not task.applies(metric, len(input_shape)):
-        raise ExperimentError(
-            f"{experiment.where}: [tuner] objective: {experiment.objective} is not measured on inputs of shape "
-            f"{tuple(input_shape)}; use {task.objective}. Received: objective = \"{experiment.objective}\"")
-    losses = (experiment.search or {}).get("loss")
-    for loss in (losses.get("choice", []) if isinstance(losses, Mapping) else [losses] if losses else []):
-        if not task.applies(loss, len(input_shape)):
-            raise ExperimentError(
-                f"{experiment.where}: [search] loss: {loss!r} is not defined on inputs of shape {tuple(input_shape)}; "
-                f"use one of {', '.join(k for k in task.losses if task.applies(k, len(input_shape)))}.")
-    options = (experiment.search or {}).get("augmentation")
-    if not options:
-        return
-    allowed = registry.augmentation_keys(input_shape)
-    for option in options:
-        if option not in allowed:
-            raise ExperimentError(
-                f"{experiment.where}: [search.augmentation] {option}: not an option for "
-                f"inputs of shape {tuple(input_shape)}; allowed: {', '.join(allowed) or 'none'}."
-            )

@@ -70,8 +70,10 @@ def sample(hp: keras_tuner.HyperParameters, name: str, spec: Any, **conditions):
         choices = list(spec["choice"])
         if all(isinstance(c, bool) for c in choices):
             return hp.Boolean(name, default=bool(choices[0] if default is None else default), **conditions)
-        encoded = None if default is None else _encode(default)
-        value = hp.Choice(name, [_encode(c) for c in choices], default=encoded, **conditions)
+        encoded, default = [_encode(c) for c in choices], None if default is None else _encode(default)
+        if {type(c) for c in encoded} == {int, float}:  # Keras Tuner's Choice holds one type: 0 and 0.5 as floats
+            encoded, default = [float(c) for c in encoded], None if default is None else float(default)
+        value = hp.Choice(name, encoded, default=default, **conditions)
         return _decode(value, choices)
     if isinstance(spec, Mapping) and "min" in spec:
         low, high = spec["min"], spec["max"]

@@ -17,7 +17,7 @@ import os
 import pathlib
 import shutil
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import keras
 import keras_tuner
@@ -29,11 +29,7 @@ from dlimaging.files import LOCK, check_output_dir, folder_lock
 from dlimaging.plots.evaluation import draw_model_plots
 from dlimaging.serving.export import export_saved_model
 from dlimaging.training import data_arguments, data_options, metadata_of
-from dlimaging.tuning.experiment import (
-    Experiment,
-    ExperimentError,
-    check_against_data,
-)
+from dlimaging.tuning.experiment import Experiment, ExperimentError
 from dlimaging.tuning.progress import ProgressDisplay
 from dlimaging.tuning.results import (  # noqa: F401  the API before the split
     FINGERPRINT,
@@ -60,7 +56,7 @@ from dlimaging.tuning.tuner import (
     tuner_patches,
     wait_for_chief,
 )
-from dlimaging.validation import check_export_choice
+from dlimaging.validation import check_export_choice, resolve_activation
 
 
 class TuningError(RuntimeError):
@@ -122,8 +118,49 @@ def _clear_run_dir(run_dir: pathlib.Path) -> None:
             child.unlink()
 
 
+def check_with_keras(experiment: Experiment) -> None:
+    """What only Keras can check, before the data loads: each `activation` that [search] names is one
+    of Keras's (the schema, which imports no TensorFlow, leaves it: `experiment.CHECKED_APART`)."""
+    spec = (experiment.search or {}).get("activation")
+    values = [] if spec is None else spec.get("choice", []) if isinstance(spec, Mapping) else [spec]
+    for value in values:
+        try:
+            resolve_activation(value)
+        except InputError as error:
+            what = "a choice: " if isinstance(spec, Mapping) else ""
+            raise ExperimentError(f"{experiment.where}: [search] activation: {what}{error}") from None
+
+
+def check_against_data(experiment: Experiment, input_shape) -> None:
+    """Checks what needs the dataset: the objective, the losses searched and the augmentation
+    options fit the input rank (SSIM, say, is defined on images, not on signals)."""
+    task = registry.task(experiment.model.task)
+    metric = experiment.objective.removeprefix("val_")
+    if not task.applies(metric, len(input_shape)):
+        raise ExperimentError(
+            f"{experiment.where}: [tuner] objective: {experiment.objective} is not measured on inputs of shape "
+            f"{tuple(input_shape)}; use {task.objective}. Received: objective = \"{experiment.objective}\"")
+    losses = (experiment.search or {}).get("loss")
+    for loss in (losses.get("choice", []) if isinstance(losses, Mapping) else [losses] if losses else []):
+        if not task.applies(loss, len(input_shape)):
+            raise ExperimentError(
+                f"{experiment.where}: [search] loss: {loss!r} is not defined on inputs of shape {tuple(input_shape)}; "
+                f"use one of {', '.join(k for k in task.losses if task.applies(k, len(input_shape)))}.")
+    options = (experiment.search or {}).get("augmentation")
+    if not options:
+        return
+    allowed = registry.augmentation_keys(input_shape)
+    for option in options:
+        if option not in allowed:
+            raise ExperimentError(
+                f"{experiment.where}: [search.augmentation] {option}: not an option for "
+                f"inputs of shape {tuple(input_shape)}; allowed: {', '.join(allowed) or 'none'}."
+            )
+
+
 def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) -> _Prepared:
     """Loads the data and checks that the space builds, before anything is written."""
+    check_with_keras(experiment)
     settings = experiment.data
     target = list(settings.target) if isinstance(settings.target, tuple) else settings.target
     features = list(settings.features) if isinstance(settings.features, tuple) else settings.features

@@ -8,7 +8,11 @@ import pytest
 
 from dlimaging.data.corruption import (
     CORRUPTIONS,
+    MAX_NOISE_RATIO,
+    blur_radius,
     check_corruption,
+    check_for_patch,
+    check_for_range,
     check_for_samples,
     describe,
     gaussian_kernel,
@@ -20,7 +24,7 @@ from dlimaging.errors import InputError
 def test_the_spec_is_filled_in_and_a_list_is_kept_in_order():
     steps = check_corruption([{"kind": "blur", "kernel": "motion", "length": 5},
                               {"kind": "gaussian", "sigma": [0.0, 0.2]}])
-    assert steps[0] == {"kind": "blur", "kernel": "motion", "width": 1.0, "length": 5.0, "angle": 0.0}
+    assert steps[0] == {"kind": "blur", "kernel": "motion", "length": 5.0, "angle": 0.0}  # a motion blur has no width
     assert steps[1] == {"kind": "gaussian", "sigma": (0.0, 0.2)}
     assert describe(steps) == "blur kernel=motion length=5 angle=0, then gaussian sigma=[0, 0.2]"
     assert check_corruption({"kind": "poisson", "peak": 30}) == ({"kind": "poisson", "peak": 30.0},)
@@ -41,11 +45,48 @@ def test_the_spec_is_filled_in_and_a_list_is_kept_in_order():
     ({"kind": "baseline", "amplitude": float("nan")}, r"finite number"),
     ([{"kind": "gaussian", "sigma": 0.1}, {"kind": "blur", "width": -1}], r"`corruption\[1\].width` must be > 0"),
     ([], r"non-empty list"),
+    # Applied in float32: beyond its range, noise and counts are inf (issue 21).
+    ({"kind": "gaussian", "sigma": 1e39}, r"`corruption.sigma` must be a finite number \(within float32's ±3\.403e\+38\)"),
+    ({"kind": "poisson", "peak": 1e39}, r"`corruption.peak` must be a finite number \(within float32's"),
+    ({"kind": "baseline", "amplitude": 1e300}, r"`corruption.amplitude` must be a finite number \(within float32's"),
     ("gaussian", r"must be a dict"),
 ])
 def test_bad_specs_are_refused_naming_the_value(spec, match):
     with pytest.raises(InputError, match=match):
         check_corruption(spec)
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "gaussian", "sigma": 0.1}, {"kind": "gaussian", "sigma": [0, 0.2]}, {"kind": "poisson", "peak": 30},
+    {"kind": "blur"}, {"kind": "blur", "width": 2}, {"kind": "blur", "kernel": "motion"},
+    {"kind": "blur", "kernel": "motion", "length": 7, "angle": 390}, {"kind": "baseline", "amplitude": 0.3},
+    [{"kind": "blur", "kernel": "motion", "length": 7, "angle": 30}, {"kind": "gaussian", "sigma": 0.01}],
+])
+def test_a_checked_spec_passes_the_check_again_unchanged(spec):
+    # The experiment schema checks a spec, and load_dataset checks what it stored once more: a
+    # motion blur filled in with the Gaussian kernel's width was refused by the second check.
+    steps = check_corruption(spec)
+    assert check_corruption(steps) == steps
+    assert check_corruption(list(steps), "again") == steps
+    assert all(set(step) == {"kind", *CORRUPTIONS[step["kind"]].parameters} - (
+        {"width"} if step.get("kernel") == "motion" else {"length", "angle"} if step["kind"] == "blur" else set())
+        for step in steps)
+
+
+def test_a_blur_wider_than_the_patch_is_refused_naming_both():
+    with pytest.raises(InputError, match=r"a 'gaussian' blur of width=20 reaches 60 pixels to each side, wider "
+                                         r"than the patch \(patch_size=32\).*a patch_size of at least 60"):
+        check_for_patch(check_corruption({"kind": "blur", "width": 20}), 32)
+    with pytest.raises(InputError, match=r"'motion' blur of length=41 reaches 21 pixels.*patch_size=16"):
+        check_for_patch(check_corruption([{"kind": "gaussian", "sigma": 0.1},
+                                          {"kind": "blur", "kernel": "motion", "length": 41}]), 16)
+    for spec, patch in (({"kind": "blur", "width": 5.3}, 16), ({"kind": "blur", "kernel": "motion", "length": 32}, 16),
+                        ({"kind": "gaussian", "sigma": 0.1}, 1)):
+        check_for_patch(check_corruption(spec), patch)  # a mirrored border as wide as the patch works
+    for width in (0.1, 1.0, 5.3):
+        assert len(gaussian_kernel(width, 3)) == 2 * blur_radius({"kernel": "gaussian", "width": width}) + 1
+    for length in (1, 6, 7):
+        assert len(motion_kernel(length, 0)) == 2 * blur_radius({"kernel": "motion", "length": length}) + 1
 
 
 def test_kinds_that_do_not_apply_to_the_samples_are_refused():
@@ -55,6 +96,26 @@ def test_kinds_that_do_not_apply_to_the_samples_are_refused():
         check_for_samples(check_corruption({"kind": "blur", "kernel": "motion"}), 2, "spectra")
     for kind in ("gaussian", "poisson"):
         assert set(CORRUPTIONS[kind].ranks) == {2, 3}
+
+
+def test_noise_absurd_for_the_data_range_is_refused():
+    """Issue 21: σ = 1e39 gave inf patches; a σ or an amplitude above MAX_NOISE_RATIO times the data's
+    range drowns the signal, and a Poisson peak whose counts overflow float32 gives NaN."""
+    assert MAX_NOISE_RATIO == 10
+    fine = [{"kind": "gaussian", "sigma": [0, 10.0]}, {"kind": "baseline", "amplitude": 5.0},
+            {"kind": "poisson", "peak": 1e30}]
+    check_for_range(check_corruption(fine[:1]), 1.0, "skimage")
+    check_for_range(check_corruption(fine[1:]), 0.5, "spectra")
+    for spec, max_val, match in [
+        ({"kind": "gaussian", "sigma": 1e30}, 1.0, r"`corruption.sigma` must be at most 10 times the data's range "
+                                                   r"\(max_val=1 for `source` 's'\).*Received: corruption.sigma=1e\+30"),
+        ([{"kind": "blur"}, {"kind": "gaussian", "sigma": [0, 30]}], 2.0, r"`corruption\[1\].sigma` .*=\[0, 30\]"),
+        ({"kind": "baseline", "amplitude": 6.0}, 0.5, r"`corruption.amplitude` must be at most 10 times"),
+        ({"kind": "poisson", "peak": 1e30}, 1e-10, r"`corruption.peak` over the data's white \(max_val=1e-10\) must be "
+                                                     r"within float32's range"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            check_for_range(check_corruption(spec), max_val, "s")
 
 
 def test_the_spec_module_imports_no_tensorflow():

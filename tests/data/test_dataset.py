@@ -277,6 +277,45 @@ def test_labels_0_to_c_minus_1_give_no_warning(tmp_path):
         assert dli.load_dataset(path).class_names == ["0", "1", "2", "3"]
 
 
+@pytest.mark.parametrize("y, task, match", [
+    # 1e20 read as int64 was -9223372036854775808, a third class
+    (np.array([0.0, 1e20] * 10), None, r"`y` holds the label 1e\+20; class labels must be integers from 0 to 2\*\*53 "
+                                       r"\(9\.007e\+15\).* pass task='regression'"),
+    (np.array([0, 1] * 10) + 1j, None, r"`y` holds complex numbers; labels and targets must be real \(the imaginary "
+                                       r"part would be lost\)\. Received dtype complex128"),
+    (np.array([0.5, 1.5] * 10) + 0j, "regression", r"`y` holds complex numbers"),
+    (np.array([0, 1] * 10) + 0j, "binary", r"`y` holds complex numbers"),
+])
+def test_labels_that_cannot_be_read_faithfully_are_refused(tmp_path, y, task, match):
+    """Issue 21: no silently wrong labels: a huge class label is not wrapped, an imaginary part not dropped."""
+    path = _npz(tmp_path, x=np.zeros((len(y), 3)), y=y)
+    with pytest.raises(ValueError, match=r"d\.npz': " + match):
+        dli.load_dataset(path, task=task)
+    if task is None and y.dtype == np.float64:
+        assert dli.load_dataset(path, task="regression").arrays["y_train"].max() == np.float32(1e20)
+
+
+def test_a_warning_followed_by_an_error_is_just_the_error(tmp_path):
+    """Issue 21, class 5: the warnings of loading (labels mapped, a text column left out) are given
+    only when the data loads; when an error follows, the error alone is said."""
+    import warnings
+
+    csv_path = _csv(tmp_path, "sample,y,400,402\ns0,1,2,3\ns1,2,abc,4\n")
+    npz_path = _npz(tmp_path, x=np.zeros((20, 3)), y=np.array([0, 10**6] * 10))
+    for path, kwargs, match in ((csv_path, {"target": "y"}, r"row 3, column '400': 'abc' is not a number"),
+                                (npz_path, {"validation_split": 0.01}, r"validation_split=0\.01 gives 0 samples")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ValueError, match=match):
+                dli.load_dataset(path, **kwargs)
+        assert [str(w.message) for w in caught] == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dli.load_dataset(npz_path)
+    assert [w.filename for w in caught] == [__file__]  # once, from the caller's line
+    assert "its 2 labels (0, 1000000) are not 0..1; they are mapped to 0..1" in str(caught[0].message)
+
+
 @pytest.mark.parametrize(
     "x, expected_range, expected_max",
     [
@@ -597,6 +636,18 @@ def test_csv_with_a_separate_test_file(tmp_path):
         dli.load_dataset(train, target="glucose", features=["1002", "1004"], test=str(tmp_path / "bad.csv"))
 
 
+def test_csv_numeric_column_names_are_matched_by_value(tmp_path):
+    """Issue 21: `1002.0` names the column `1002`, in `features`, `target` and a test file's header."""
+    train = _spectra_csv(tmp_path, rows=30)  # header: sample,glucose,ethanol,1000.5,1002,1004
+    _csv(tmp_path, "1004.000,glucose,1.0005e3,1002.0\n-1,2.5,1,1.25\n-2,3.5,2,2.25\n", "t.csv")
+    data = dli.load_dataset(train, target="glucose", features=["1002.0", "1.0005e3"], test=str(tmp_path / "t.csv"))
+    assert data.feature_names == ["1002", "1000.5"] and data.axis == [1002.0, 1000.5]  # as the header spells them
+    np.testing.assert_array_equal(data.arrays["x_test"][..., 0], [[1.25, 1], [2.25, 2]])
+    np.testing.assert_array_equal(data.arrays["y_test"][:, 0], [2.5, 3.5])
+    with pytest.raises(ValueError, match=r"`features` names \['1002'\] more than once"):
+        dli.load_dataset(train, target="glucose", features=["1002", "1002.0"])
+
+
 @pytest.mark.parametrize(
     "text, kwargs, match",
     [
@@ -619,6 +670,7 @@ def test_csv_with_a_separate_test_file(tmp_path):
         ("y,400,402\n1,2,3\n-inf,3,4\n", {"target": "y"}, r"row 3, column 'y': '-inf' is NaN or infinite"),
         ("y,400,402\n1,2,3\nx,3,4\n", {"target": "y"}, r"row 3, column 'y': 'x' is not a number"),
         ("y,400,400\n1,2,3\n", {"target": "y"}, r"the header names column\(s\) \['400'\] more than once"),
+        ("y,400,400.0\n1,2,3\n", {"target": "y"}, r"the header names column\(s\) \['400', '400\.0'\] more than once"),
         ("y,,402\n1,2,3\n", {"target": "y"}, r"column 2 of the header row has no name"),
         ("y,400,402\n", {"target": "y"}, r"has a header row but no data rows"),
         ("", {"target": "y"}, r"s\.csv' is empty"),

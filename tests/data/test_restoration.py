@@ -120,8 +120,12 @@ def test_signals_restore_whole_or_in_windows():
     ("skimage:camera,moon,coins", {"corruption": {"kind": "baseline", "amplitude": 0.1}}, r"applies to signals"),
     ("skimage:camera,moon,coins", {"patch_size": 400}, r"`patch_size` 400 is larger than .*'coins'"),
     ("skimage:camera,moon,coins", {"patch_size": 0}, r"`patch_size` must be a positive integer"),
+    ("skimage:camera,moon,coins", {"corruption": {"kind": "blur", "width": 20}},
+     r"blur of width=20 reaches 60 pixels to each side, wider than the patch \(patch_size=32\)"),
     ("skimage:camera,moon,coins", {"validation_split": 0.5, "test_split": 0.4}, r"3 image\(s\).*leave none for training"),
     ("skimage:camera,lena", {}, r"'lena' is not one of scikit-image's sample images"),
+    ("skimage:camera,moon,coins", {"corruption": {"kind": "gaussian", "sigma": 1e30}},
+     r"`corruption.sigma` must be at most 10 times the data's range \(max_val=1 "),
 ])
 def test_bad_restoration_data_is_refused(source, options, match):
     options = {"corruption": NOISE, "patch_size": 32, **options}

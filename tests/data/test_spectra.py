@@ -79,3 +79,34 @@ def test_difficulty_raises_the_error_of_a_linear_model():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_spectra(**{"samples": 10, **kwargs})
+
+
+def test_sizes_that_cannot_fit_are_refused_before_anything_is_made(monkeypatch):
+    """Issue 21, class 4: `spectra:length=1000000000` ended in MemoryError, or the process died."""
+    import dlimaging.data.spectra as spectra
+    import dlimaging.validation as validation
+    from dlimaging import load_dataset
+
+    available = validation.available_memory()
+    assert available is None or available > 0
+    with pytest.raises(ValueError, match=r"^`source` 'spectra:length=1000000000': 2000 spectra of length 1000000000 "
+                                         r"would need about 24\.\d TB of memory; .* is available\. Ask for fewer or "
+                                         r"shorter spectra\.$"):
+        load_dataset("spectra:length=1000000000")
+    made = []
+    monkeypatch.setattr(spectra, "_pure_spectra", lambda *args: made.append(args))
+    monkeypatch.setattr(validation, "available_memory", lambda: 10**6)  # 1 MB: 100 spectra of 1000 take 1.2 MB
+    with pytest.raises(ValueError, match=r"100 spectra of length 1000 would need about 1\.\d+ MB of memory; "
+                                         r"1 MB is available"):
+        make_spectra(100, length=1000)
+    assert made == []  # refused before anything was made
+
+
+def test_the_options_of_the_spectra_source_are_named_as_written():
+    """Issue 21, class 6: `test_samples=0` was reported as `samples=0`."""
+    from dlimaging import load_dataset
+
+    for option in ("samples", "test_samples"):
+        with pytest.raises(ValueError, match=rf"^`source` 'spectra:{option}=0': `{option}` must be a positive integer. "
+                                             rf"Received: {option}=0$"):
+            load_dataset(f"spectra:{option}=0")

@@ -88,6 +88,17 @@ def test_feature_maps_are_the_layers_outputs_and_separable_filters_are_depthwise
     assert explain.filters(model, "block2_conv1").shape == (4, 3, 1)
 
 
+def test_saliency_of_a_vector_input_has_one_value_per_feature(tmp_path):
+    # No hidden layer: the first output is w·x + b, its saliency |w| / max |w|, one value per feature.
+    model = dli.build_mlp((6,), task="regression", num_outputs=2, hidden_units=())
+    x = np.random.default_rng(0).normal(size=(3, 6)).astype("float32")
+    weights = np.abs(model.get_layer("output").kernel.numpy()[:, 0])
+    np.testing.assert_allclose(explain.saliency(model, x[0]), weights / weights.max(), rtol=1e-5)
+    assert explain.saliency(model, x).shape == (3, 6)
+    version = dli.export_saved_model(model, tmp_path / "vector")
+    np.testing.assert_allclose(explain.saliency_exported(version, x), explain.saliency(model, x), atol=1e-5)
+
+
 def test_regression_explains_the_first_output_by_default():
     model = dli.build_cnn((32, 1), task="regression", num_outputs=2, filters=(4,))
     x = np.random.default_rng(2).normal(size=(32, 1)).astype("float32")
@@ -133,6 +144,62 @@ def test_hires_cam_finds_a_planted_square_behind_a_flatten_head():
     assert np.abs(np.subtract(np.unravel_index(cam.argmax(), cam.shape), corner)).max() <= 3, cam.round(2)
 
 
+def _quadrants(n, seed, size=16, bar=4):
+    """Noise, and in each quadrant a bar, vertical or horizontal, at a random place. The class is the
+    top-left bar's: 1 vertical, 0 horizontal; the other three bars are random, of the same two kinds."""
+    rng = np.random.default_rng(seed)
+    half = size // 2
+    x = rng.uniform(0, 0.3, (n, size, size)).astype("float32")
+    y = rng.integers(0, 2, n)
+    for i in range(n):
+        for q, (top, left) in enumerate([(0, 0), (0, half), (half, 0), (half, half)]):
+            vertical = bool(y[i]) if q == 0 else bool(rng.integers(0, 2))
+            along, across = rng.integers(1, half - bar), rng.integers(1, half - 1)
+            if vertical:
+                x[i, top + along:top + along + bar, left + across] += 1.0
+            else:
+                x[i, top + across, left + along:left + along + bar] += 1.0
+    return x[..., None], y
+
+
+def test_grad_cam_points_at_the_quadrant_that_decides():
+    # The builder's defaults (batch norm, dropout, a flatten head), smaller. Averaging the gradient over
+    # positions (variant "grad-cam", the default before) lit the bars of every quadrant: on 32x32 images
+    # and the default build_cnn, the top-left quadrant held the most mass for 19 of 40 images, at every
+    # layer, with or without batch norm, before or after the upsampling; weighing each position by its
+    # own gradient ("hires", the default now), 40 of 40. Here, over training seeds 0-5: 32 to 40 of 40
+    # (10 to 24 with "grad-cam").
+    keras.utils.set_random_seed(0)
+    x, y = _quadrants(1024, seed=0)
+    test_x, test_y = _quadrants(40, seed=1)
+    model = dli.build_cnn(x.shape[1:], 2, filters=(8, 16), dense_units=(32,))
+    model.fit(x, y, epochs=6, batch_size=32, verbose=0)
+    assert np.mean(model.predict(test_x, verbose=0).argmax(-1) == test_y) >= 0.95  # it reads the top left
+    cam = explain.grad_cam(model, test_x)
+    mass = np.stack([cam[:, :8, :8], cam[:, :8, 8:], cam[:, 8:, :8], cam[:, 8:, 8:]], 1).sum(axis=(2, 3))
+    hits = int(np.sum(mass.argmax(axis=1) == 0))
+    assert hits >= 30, f"{hits}/40: {mass.round(1)}"
+
+
+def test_a_binary_model_explains_the_class_it_answers():
+    # One sigmoid unit scores class 1; where the model answers 0, the evidence for 0 is the logit's
+    # opposite: the map of a copy of the model whose output layer is negated (which answers 1 there).
+    model = dli.build_cnn((8, 8, 1), task="binary", filters=(4, 8), batch_norm=False, dropout=0.0)
+    x = np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype("float32")
+    p = model.predict(x, verbose=0)[:, 0]
+    model.layers[-1].bias.assign(model.layers[-1].bias - np.median(np.log(p / (1 - p))))  # answers 0 and 1
+    answers = model.predict(x, verbose=0)[:, 0] >= 0.5
+    assert 0 < answers.sum() < len(x)
+    flipped = keras.models.clone_model(model)
+    flipped.set_weights(model.get_weights()[:-2] + [-w for w in model.get_weights()[-2:]])
+    for variant in explain.CAM_VARIANTS:
+        cam = explain.grad_cam(model, x, variant=variant)
+        np.testing.assert_allclose(cam[answers], explain.grad_cam(model, x[answers], class_index=0, variant=variant),
+                                   atol=1e-6)
+        np.testing.assert_allclose(cam[~answers], explain.grad_cam(flipped, x[~answers], class_index=0,
+                                                                   variant=variant), atol=1e-6)
+
+
 # ---------------------------------------------------------------- refused
 
 
@@ -146,8 +213,13 @@ def test_bad_layers_are_refused_with_the_valid_names():
         explain.feature_maps(model, x, layers=["head_dense1"])
     with pytest.raises(InputError, match=r"convolution layers: block1_conv1, block2_conv1. Received: layer='block1_pool'"):
         explain.filters(model, "block1_pool")
-    with pytest.raises(InputError, match="has no convolution layers"):
-        explain.filters(dli.build_mlp((8,), 3), None)
+    mlp = dli.build_mlp((8,), 3)
+    for call in (lambda: explain.filters(mlp, None), lambda: explain.feature_maps(mlp, np.zeros(8)),
+                 lambda: explain.feature_maps(mlp, np.zeros(8), layers=["dense1"])):
+        with pytest.raises(InputError, match="'multilayer_perceptron' has no convolution layer: .* for CNNs"):
+            call()
+    with pytest.raises(InputError, match="has no convolution layer"):  # an MLP on images passes the rank check
+        explain.grad_cam(dli.build_mlp((8, 8, 1), 3), np.zeros((8, 8, 1)))
 
 
 @pytest.mark.parametrize("call, message", [
@@ -217,13 +289,14 @@ def test_cli_explain_keras_model_and_export(tmp_path, capsys):
         assert main(["explain", str(tmp_path / "model.keras"), str(tmp_path / "x.npy"), "--out", str(out),
                      "--method", method, "--sample", "1"]) == 0, capsys.readouterr().err
         assert Image.open(out).size[0] > 300
-    assert "grad-cam of block2_act1 for class " in capsys.readouterr().out
+    assert "hires of block2_act1 for class " in capsys.readouterr().out
 
     dli.export_saved_model(model, tmp_path / "saved" / "peaks")
     out = tmp_path / "exported.png"
     assert main(["explain", str(tmp_path / "saved" / "peaks"), str(tmp_path / "x.npy"), "--out", str(out)]) == 0
     assert "saliency of class" in capsys.readouterr().out and out.is_file()
 
+    out = tmp_path / "refused.png"  # not written: each of these is refused first
     assert main(["explain", str(tmp_path / "saved" / "peaks"), str(tmp_path / "x.npy"), "--out", str(out),
                  "--method", "grad-cam"]) == 2
     err = capsys.readouterr().err
@@ -272,8 +345,9 @@ def test_restoration_models_show_feature_maps_and_refuse_grad_cam_in_one_line(tm
         err = capsys.readouterr().err
         assert "answers with an image or signal" in err and len(err.strip().splitlines()) == 1
     for method in ("feature-maps", "filters"):
-        assert main(args + ["--method", method]) == 0, capsys.readouterr().err
-        assert Image.open(tmp_path / "o.png").size[0] > 300
+        assert main(args[:3] + ["--out", str(tmp_path / f"{method}.png"), "--method", method]) == 0, \
+            capsys.readouterr().err
+        assert Image.open(tmp_path / f"{method}.png").size[0] > 300
     version = dli.export_saved_model(unet, tmp_path / "saved" / "denoise")
     with pytest.raises(InputError, match="'restored' has shape"):
         explain.saliency_exported(version, x)

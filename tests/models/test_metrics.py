@@ -105,3 +105,48 @@ def test_restoration_figure_draws_images_of_any_channel_count(tmp_path, channels
     clean = np.random.default_rng(0).random((2, 8, 8, channels))
     path = plot_restoration(clean + 0.1, clean + 0.01, clean, tmp_path / "r.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def _max_val_users():
+    """Everything that takes the data's range: each must refuse a bad one through one check."""
+    from dlimaging import build_unet
+    from dlimaging.plots import restoration as figures
+
+    x = np.zeros((2, 8, 8, 1), "float32")
+    return {
+        "psnr": lambda v: restoration.psnr(x, x, v), "ssim": lambda v: restoration.ssim(x, x, v),
+        "PSNR": lambda v: restoration.PSNR(max_val=v), "SSIM": lambda v: restoration.SSIM(max_val=v),
+        "SSIMLoss": lambda v: restoration.SSIMLoss(max_val=v), "numpy psnr": lambda v: figures.psnr(x[0], x[0], v),
+        "figure": lambda v: figures.restoration_figure(x, x, x, max_val=v),
+        "build_unet": lambda v: build_unet((8, 8, 1), depth=1, filters=2, max_val=v),
+    }
+
+
+@pytest.mark.parametrize("max_val", [0, -1, 0.0, float("nan"), float("inf"), True, "1"])
+def test_every_user_of_max_val_refuses_one_that_is_not_a_positive_number(max_val):
+    # 0 gave -inf dB and -1 NaN; SSIM and the PSNR metric took a negative one.
+    for name, call in _max_val_users().items():
+        with pytest.raises(InputError, match=r"`max_val` must be a positive finite number .* Received: max_val="):
+            call(max_val)
+            pytest.fail(f"{name} took max_val={max_val!r}")
+
+
+@pytest.mark.parametrize("true_shape, pred_shape", [
+    ((1, 8, 8, 1), (2, 8, 8, 1)),  # broadcast before: the one clean image scored twice
+    ((2, 8, 8, 1), (1, 8, 8, 1)),
+    ((2, 8, 9, 1), (2, 8, 8, 1)),  # TensorFlow's InvalidArgumentError before
+    ((2, 8, 8), (2, 8, 8, 1)),
+    ((2, 40, 1), (2, 40, 2)),
+])
+def test_scores_refuse_two_shapes_naming_both(true_shape, pred_shape):
+    from dlimaging.plots.restoration import psnr as numpy_psnr
+
+    y_true, y_pred = np.zeros(true_shape, "float32"), np.full(pred_shape, 0.1, "float32")
+    shapes = rf"y_true of shape \({', '.join(map(str, true_shape))}\) and y_pred of shape \({', '.join(map(str, pred_shape))}\)"
+    calls = [restoration.psnr, restoration.PSNR().update_state]
+    calls += [restoration.ssim, restoration.SSIMLoss()] if len(pred_shape) == 4 else []
+    for call in calls:
+        with pytest.raises(InputError, match=rf"`y_true` and `y_pred` must have the same shape .*{shapes}"):
+            call(y_true, y_pred)
+    with pytest.raises(InputError, match=r"`clean` and `other` must have the same shape"):
+        numpy_psnr(y_true, y_pred)

@@ -126,3 +126,31 @@ def test_scale_targets_false_keeps_the_plain_output_and_classification_is_untouc
     plain = dli.build_mlp((4,), task="regression", scale_targets=False)
     assert plain.layers[-1].name == "output" and plain.loss == "mean_squared_error"
     assert dli.build_mlp((4,), 3, scale_targets=False).layers[-1].name == "output"
+
+
+@pytest.mark.parametrize("form", ["arrays", "dataset"])
+def test_statistics_are_float64_and_a_bad_training_split_is_named(form, rng):
+    """Issue 21: finite targets near 3e21 overflowed float32 sums and were called "NaN or infinite";
+    empty inputs got the same words, and `y` of 10 rows passed against `x` of 64."""
+    import tensorflow as tf
+
+    def adapted(x, y):
+        model = dli.build_mlp((3,), task="regression", standardize="per_feature", hidden_units=(4,))
+        if form == "arrays":
+            return adapt(model, x, y)
+        return adapt(model, tf.data.Dataset.from_tensor_slices((x.astype("float32"), y.astype("float32"))).batch(16))
+
+    x = rng.normal(size=(64, 3))
+    y = 3e21 + 1e17 * rng.normal(size=(64, 1))  # variance 1e34: float32 holds it, its float32 sums do not
+    layer = adapted(x, y).get_layer("target_scaling")
+    np.testing.assert_allclose(np.squeeze(layer.mean), y.mean(), rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.squeeze(layer.variance)), y.std(), rtol=1e-3)
+    with pytest.raises(ValueError, match=r"training targets spread too widely for float32: their variance reaches "
+                                         r"1\.\d+e\+42 .*Rescale them"):
+        adapted(x, 3e21 + 1e21 * rng.normal(size=(64, 1)))
+    with pytest.raises(ValueError, match=r"adapt: the training inputs are empty \(0 samples\)"):
+        adapted(x[:0], y[:0])
+    if form == "arrays":
+        with pytest.raises(ValueError, match=r"`y` must have one row per sample of the inputs \(64\). "
+                                             r"Received: y of shape \(10, 1\)"):
+            adapted(x, y[:10])

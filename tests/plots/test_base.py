@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import plot_data
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -13,8 +14,6 @@ from PIL import Image
 
 from dlimaging import plots
 from dlimaging.plots import _base as plots_base
-
-import plot_data
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

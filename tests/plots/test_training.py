@@ -3,11 +3,10 @@
 import re
 
 import numpy as np
+import plot_data
 import pytest
 
 from dlimaging import plots
-
-import plot_data
 
 
 def _numbers(text):

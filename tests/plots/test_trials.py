@@ -1,12 +1,11 @@
 """Figures of a search's trials: categories thinned, the Pareto front."""
 
+import plot_data
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from dlimaging import plots
 from dlimaging.plots import _base as plots_base
-
-import plot_data
 
 
 def _labels(ax, minor):

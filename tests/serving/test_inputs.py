@@ -61,12 +61,28 @@ def test_csv_inputs_pick_and_order_the_feature_columns_by_name(tmp_path):
      r"has no column '1200': the model was trained on 3 feature columns \(from '1000' to '1200'\)"),
     (["a", "b"], [[1, 2]], {"features": ["a", "c", "b"]}, r"has no column 'c'"),
     (["a", "b", "c"], [[1, "x", 3]], {}, r"row 2, column 'b' holds 'x', not a finite number"),
-    (["a", "b", "c"], [[1, 2, 3], [1, 2]], {}, r"row 3 has 2 cells; the header has 3"),
+    (["a", "b", "c"], [[1, 2, 3], [1, 2]], {}, r"row 3: 2 cells, but the header has 3 columns"),
     (["a", "b", "c"], [[1, "nan", 3]], {}, r"row 2, column 'b' holds 'nan'"),
     (["a", "b"], [[1, 2]], {}, r"has 2 columns; the model takes 3 features and its export names no columns"),
-    (["a", "b", "c"], [], {}, r"needs a header row and at least one row of values"),
+    (["a", "b", "c"], [], {}, r"has a header row but no data rows"),
+    # The header is checked as for training: a column named twice (numbers by value) is refused.
+    (["1000", "1100", "1000"], [[1, 2, 3]], {"axis": [1000.0, 1100.0]}, r"names column\(s\) \['1000'\] more than once"),
+    (["1000", "1100", "1e3"], [[1, 2, 3]], {"features": ["1000", "1100"]},
+     r"names column\(s\) \['1000', '1e3'\] more than once"),
+    (["a", "b", "a"], [[1, 2, 3]], {}, r"names column\(s\) \['a'\] more than once"),
 ])
 def test_csv_input_mistakes_name_the_file_row_and_column(tmp_path, header, rows, kwargs, match):
     path = _csv(tmp_path / "bad.csv", header, rows)
     with pytest.raises(ValueError, match=r"Input '.*bad\.csv'.*" + match):
         serving.load_inputs([path], (3, 1), **kwargs)
+
+
+def test_csv_numeric_headers_match_the_training_columns_by_value(tmp_path):
+    """Issue 21: `1000.0` in a file is the training column `1000`, whether the export stored the
+    header names (`features`) or the axis; text names match as written."""
+    path = _csv(tmp_path / "new.csv", ["id", "1.2e3", "1000.0", "1100.000"], [["a", 3, 1, 2], ["b", 6, 4, 5]])
+    for kwargs in ({"features": ["1000", "1100", "1200"]}, {"axis": [1000.0, 1100.0, 1200.0]}):
+        x, _ = serving.load_inputs([path], (3, 1), **kwargs)
+        np.testing.assert_array_equal(x[..., 0], [[1, 2, 3], [4, 5, 6]])
+    with pytest.raises(ValueError, match=r"has no column 'ID'"):
+        serving.load_inputs([path], (3,), features=["ID", "1000", "1100"])

@@ -285,3 +285,50 @@ def test_csv_keys_are_read_and_typed():
     assert experiment.data.target == ("a", "b") and experiment.data.features == "x1"
     assert experiment.data.test == "test.csv" and experiment.data.standardize is None
     assert experiment.objective == "val_loss" and experiment.direction == "min"
+
+
+# ---------------------------------------------------------------- every value of the search space, before the search (issue 21)
+
+UNET = {"name": "t", "data": {"source": "skimage", "corruption": {"kind": "gaussian", "sigma": 0.1}},
+        "model": {"family": "unet"}}
+
+
+@pytest.mark.parametrize("config, match", [
+    ({**UNET, "search": {"loss": {"choice": ["mse", "l1"]}}},
+     r"\[search\] loss: a choice: `loss` must be one of 'mse', 'mae', 'ssim'. Received: loss='l1'"),
+    ({**BASE, "search": {"loss": {"choice": ["mse"]}}}, r"`loss` must be one of 'sparse_categorical_crossentropy'"),
+    ({**UNET, "search": {"batch_norm": {"choice": [True, "yes"]}}},
+     r"\[search\] batch_norm: the choices must be of one kind; these mix booleans and strings"),
+    ({**BASE, "search": {"filters": {"choice": [16, [16, 32]]}}}, r"these mix numbers and lists"),
+    ({**BASE, "search": {"optimizer": {"choice": [{"name": "adam"}]}}}, r"a choice takes strings, numbers, .* not tables"),
+    ({**UNET, "search": {"residual": "yes"}}, r"\[search\] residual: `residual` must be true or false"),
+    ({**BASE, "search": {"batch_norm": {"choice": ["on", "off"]}}}, r"a choice: `batch_norm` must be true or false"),
+    ({**UNET, "data": {**UNET["data"], "standardize": "global"}},
+     r"\[data\] standardize: applies to \[model\] family \"cnn\" or \"mlp\", not \"unet\""),
+])
+def test_every_choice_is_checked_when_the_file_is_read(config, match):
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment(config, path="x.toml")
+
+
+def test_no_search_key_escapes_a_rule():
+    # The root of `loss = {choice = ["mse", "l1"]}` reaching a trial: keys without a rule in
+    # ARGUMENT_CHECKS were not checked at all. Each key now has a rule, or is checked apart.
+    from dlimaging import registry
+    from dlimaging.tuning.experiment import CHECKED_APART
+    from dlimaging.validation import ARGUMENT_CHECKS
+
+    for family in registry.FAMILIES:
+        assert [k for k in registry.space_keys(family) if k not in ARGUMENT_CHECKS and k not in CHECKED_APART] == []
+    assert [k for k in registry.AUGMENTATIONS if k not in ARGUMENT_CHECKS] == []
+    numbers = parse_experiment({**BASE, "search": {"dropout": {"choice": [0, 0.5]}}})  # ints and floats: numbers
+    assert numbers.search["dropout"] == {"choice": [0, 0.5]}
+
+
+def test_activations_are_checked_with_keras_before_the_search():
+    from dlimaging.tuning.search import check_with_keras
+
+    check_with_keras(parse_experiment({**BASE, "search": {"activation": {"choice": ["relu", "gelu"]}}}))
+    with pytest.raises(ExperimentError, match=r"x.toml: \[search\] activation: a choice: `activation` must be a Keras "
+                                              r"activation name or a callable. Received: activation='nope'"):
+        check_with_keras(parse_experiment({**BASE, "search": {"activation": {"choice": ["relu", "nope"]}}}, path="x.toml"))

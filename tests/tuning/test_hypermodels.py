@@ -103,6 +103,16 @@ def test_list_choices_and_plain_values():
     assert set(hp.values) == {"filters", "kernel_size", "augmentation_rotation"}
 
 
+def test_a_choice_of_ints_and_floats_is_one_choice_of_numbers():
+    # Keras Tuner's Choice holds one type: {choice = [0, 0.5]} was a TypeError in the first trial.
+    from dlimaging.tuning.hypermodels import sample
+
+    hp = kt.HyperParameters()
+    assert sample(hp, "dropout", {"choice": [0, 0.5], "default": 0.5}) == 0.5
+    assert hp.get("dropout") == 0.5 and [h.values for h in hp.space] == [[0.0, 0.5]]
+    assert sample(kt.HyperParameters(), "l2", {"choice": [0, 1e-4]}) == 0
+
+
 def test_depth_is_capped_by_the_input_size():
     for shape, limit in (((8, 8, 1), 3), ((4, 4, 1), 2), ((40, 1), 3)):
         hp = kt.HyperParameters()
