@@ -16,6 +16,7 @@ from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle, find_source
 from dlimaging.data.labels import declared_task, read_labels
 from dlimaging.data.restoration import load_restoration
+from dlimaging.data.segmentation import load_segmentation
 from dlimaging.data.sources import integer_scale
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number, check_positive_int, check_seed
@@ -221,7 +222,10 @@ def load_dataset(
             `dlimaging.data.corruption`. Defaults to None.
         patch_size: int or None. Restoration: the side of the square image
             patches, or the length of signal windows. Defaults to None: 64 for
-            images, the whole signal for signals.
+            images, the whole signal for signals. Segmentation: the side of the
+            square tiles the images are cut into after the split. Defaults to
+            None: whole images when all have one size, else tiles of 64 (or of
+            the smallest side).
         patches_per_epoch: int or None. Restoration: training patches drawn
             per epoch. Defaults to None: as many as tile the training images once.
 
@@ -231,6 +235,12 @@ def load_dataset(
     patches come from whole images never used for training); the batches are
     `(corrupted, clean)`, corrupted afresh every epoch for training and once,
     seeded, for validation and test; `max_val` is recorded on the bundle.
+
+    Segmentation (a task whose labels are "masks"): the source gives images
+    and their masks of class ids (a folder with `images/` and `masks/`, a
+    `.npz` file with `x` and `masks`, or the synthetic `cells`), split by
+    image; the batches are `(image, mask)`, masks int32 of the images'
+    spatial shape; `class_frequencies` is recorded on the bundle.
 
     Values: uint8 and uint16 arrays are images and are scaled to [0, 1] by
     their type's white (255, 65535), as are 8- and 16-bit images in folders
@@ -267,6 +277,9 @@ def load_dataset(
             patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,
             batch_size=batch_size, seed=seed,
             options={"prefix": entry.prefix, "data_dir": data_dir, **{k: v for k, v in options.items() if k in entry.options}})
+    if task is not None and registry.task(task).labels == registry.MASKS:
+        return load_segmentation(source, entry, task=task, patch_size=patch_size, batch_size=batch_size, seed=seed,
+                                 split=(validation_split, test_split), refused=(corruption, patches_per_epoch))
     for argument, value in (("corruption", corruption), ("patch_size", patch_size),
                             ("patches_per_epoch", patches_per_epoch)):
         if value is not None:
@@ -277,7 +290,6 @@ def load_dataset(
                         **{k: v for k, v in options.items() if k in entry.options})
     arrays, class_names, name = loaded[:3]
     info = dict(loaded[3]) if len(loaded) > 3 else {}
-
     _check_arrays(source, arrays)
     task = declared_task(source, task, arrays, list(class_names), info)
     labels = read_labels(source, task, arrays, list(class_names), info)
