@@ -57,7 +57,7 @@ def _ellipse(shape, rng):
 
 
 def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int = 2):
-    """One image (size, size) in about [0, 1], float32, and its mask (size, size), uint8."""
+    """One image (size, size) in [0, 1], float32, and its mask (size, size), uint8."""
     from scipy import ndimage
     from skimage.segmentation import find_boundaries
 
@@ -81,7 +81,7 @@ def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int =
     mask = (labels > 0).astype("uint8")
     if classes == 3:
         mask[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
-    return np.clip(image, 0.0, None).astype("float32"), mask
+    return np.clip(image, 0.0, 1.0).astype("float32"), mask  # a camera's range: saturated at 1
 
 
 def generate_cells(count: int = 64, size: int = 64, noise: float = 0.2, seed: int = 0, classes: int = 2):

@@ -162,6 +162,33 @@ def _check_source_options(source: str, entry: registry.Source, task, options: di
             )
 
 
+# The settings of tasks whose targets have the input's (spatial) shape, and the labels of the tasks
+# each applies to: restoration's clean images, segmentation's masks.
+_PAIR_SETTINGS = {"corruption": (registry.CLEAN,), "patch_size": (registry.CLEAN, registry.MASKS),
+                  "patches_per_epoch": (registry.CLEAN,), "augmentation": (registry.MASKS,)}
+
+
+def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, options: dict) -> DatasetBundle:
+    """The bundle of a task whose targets have the input's (spatial) shape: restoration's clean
+    images (`load_restoration`) or segmentation's masks (`load_segmentation`)."""
+    if registry.task(task).labels == registry.MASKS:
+        return load_segmentation(
+            source, entry, task=task, patch_size=settings["patch_size"], batch_size=settings["batch_size"],
+            seed=settings["seed"], split=(settings["validation_split"], settings["test_split"]),
+            refused=(settings["corruption"], settings["patches_per_epoch"]), augmentation=settings["augmentation"])
+    if settings["augmentation"] is not None:
+        raise InputError(f"`augmentation` applies to task {registry.task_for_labels(registry.MASKS)!r} (the data's; "
+                         f"a restoration's "
+                         f"augmentation is the model's), not to task={task!r}. "
+                         f"Received: augmentation={settings['augmentation']!r}")
+    return load_restoration(
+        source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
+        patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
+        test_split=settings["test_split"], batch_size=settings["batch_size"], seed=settings["seed"],
+        options={"prefix": entry.prefix, "data_dir": settings["data_dir"],
+                 **{k: v for k, v in options.items() if k in entry.options}})
+
+
 def load_dataset(
     source: str,
     *,
@@ -179,6 +206,7 @@ def load_dataset(
     corruption: dict | list | None = None,
     patch_size: int | None = None,
     patches_per_epoch: int | None = None,
+    augmentation: dict | None = None,
 ) -> DatasetBundle:
     """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
 
@@ -228,6 +256,10 @@ def load_dataset(
             the smallest side).
         patches_per_epoch: int or None. Restoration: training patches drawn
             per epoch. Defaults to None: as many as tile the training images once.
+        augmentation: dict or None. Segmentation: flips, quarter turns, rotation,
+            zoom and translation drawn once per training pair and applied to the
+            image and its mask alike, and contrast, brightness and noise on the
+            image only (see `dlimaging.data.joint`). Defaults to None.
 
     Restoration (a task whose labels are "clean signals"): the source gives
     clean items (scikit-image's sample images "skimage", a folder of images,
@@ -271,21 +303,16 @@ def load_dataset(
     entry = find_source(source)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
-    if task is not None and registry.task(task).labels == registry.CLEAN:
-        return load_restoration(
-            source, entry, task=task, corruption=corruption, patch_size=patch_size,
-            patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,
-            batch_size=batch_size, seed=seed,
-            options={"prefix": entry.prefix, "data_dir": data_dir, **{k: v for k, v in options.items() if k in entry.options}})
-    if task is not None and registry.task(task).labels == registry.MASKS:
-        return load_segmentation(source, entry, task=task, patch_size=patch_size, batch_size=batch_size, seed=seed,
-                                 split=(validation_split, test_split), refused=(corruption, patches_per_epoch))
-    for argument, value in (("corruption", corruption), ("patch_size", patch_size),
-                            ("patches_per_epoch", patches_per_epoch)):
-        if value is not None:
-            takers = [name for name, e in registry.TASKS.items() if e.labels == registry.CLEAN]
+    settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
+                    augmentation=augmentation, validation_split=validation_split, test_split=test_split,
+                    batch_size=batch_size, seed=seed, data_dir=data_dir)
+    if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
+        return _load_pairs(source, entry, task, settings, options)
+    for argument, kinds in _PAIR_SETTINGS.items():
+        if settings[argument] is not None:
+            takers = [name for name, e in registry.TASKS.items() if e.labels in kinds]
             raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
-                             f"Received: {argument}={value!r}")
+                             f"Received: {argument}={settings[argument]!r}")
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
                         **{k: v for k, v in options.items() if k in entry.options})
     arrays, class_names, name = loaded[:3]

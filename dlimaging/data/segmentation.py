@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle
+from dlimaging.data.joint import joint_augmentation
 from dlimaging.data.restoration import check_patch_settings, split_items, tiles
 from dlimaging.data.sources import integer_scale, read_image
 from dlimaging.errors import InputError
@@ -209,12 +210,12 @@ def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None):
 
 
 def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_size, split: tuple[float, float],
-                      batch_size: int, seed: int, refused: tuple = (None, None), augment=None):
+                      batch_size: int, seed: int, refused: tuple = (None, None), augmentation=None):
     """The `DatasetBundle` of a segmentation task: `(image, mask)` batches; see the module's docstring.
 
     `split` is (validation_split, test_split); `refused` holds `load_dataset`'s `corruption`
-    and `patches_per_epoch`, which apply to restoration only: refused when given. `augment`, when given, is a function
-    `(dataset, seed) -> dataset` applied to the training pairs before batching."""
+    and `patches_per_epoch`, which apply to restoration only: refused when given. `augmentation`
+    (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch."""
     for argument, value in zip(("corruption", "patches_per_epoch"), refused):
         if value is not None:
             raise InputError(f"`{argument}` applies to restoration, not to task={task!r}. "
@@ -226,6 +227,7 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
                          f"Received: source={source!r}")
     check_patch_settings(patch_size, None)
     images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
+    augment = joint_augmentation(augmentation, image=images[0].ndim == 3)
     names = [str(i) for i in range(len(images))]
     signals = images[0].ndim == 2
     same = len({i.shape for i in images}) == 1

@@ -268,7 +268,8 @@ def build_unet(
         if moving:
             raise InputError(
                 f"`augmentation` of a U-Net may only change values, since the target (clean image or mask) is "
-                f"not moved with the input; {', '.join(moving)} would move them. Allowed: "
+                f"not moved with the input; {', '.join(moving)} would move them (for segmentation, give them to "
+                f"the data: load_dataset(augmentation=...), which `dlimaging train` does). Allowed: "
                 f"{', '.join(k for k in registry.augmentation_keys(tuple(input_shape)) if not registry.AUGMENTATIONS[k].moves)}. "
                 f"Received: augmentation={augmentation!r}")
     augmentation = resolve_augmentation(augmentation, input_shape)

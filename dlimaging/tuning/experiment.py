@@ -377,8 +377,9 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
               "{kind = \"gaussian\", sigma = 0.098})")
     for key in ("corruption", "patch_size", "patches_per_epoch"):
-        if not restoration and getattr(sections["data"], key) is not None:
-            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == registry.CLEAN)
+        kinds = (registry.CLEAN, registry.MASKS) if key == "patch_size" else (registry.CLEAN,)  # masks: tiles
+        if registry.task(model.task).labels not in kinds and getattr(sections["data"], key) is not None:
+            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels in kinds)
             _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
                   config["data"][key])
     search = config.get("search")
