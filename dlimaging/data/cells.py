@@ -91,7 +91,7 @@ def generate_cells(count: int = 64, size: int = 64, noise: float = 0.2, seed: in
 
     Example:
     >>> x, masks = generate_cells(count=2, size=32)
-    >>> x.shape, masks.shape, sorted(np.unique(masks))
+    >>> x.shape, masks.shape, np.unique(masks).tolist()
     ((2, 32, 32, 1), (2, 32, 32), [0, 1])
     """
     pairs = [cell_image(size, noise, np.random.default_rng([seed, i]), classes) for i in range(count)]
