@@ -87,12 +87,21 @@ def data_options(*, task=None, target=None, features=None, test=None, corruption
 
 def data_augmentation(task: str | None, overrides: Mapping[str, Any] | None,
                       data_settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(overrides, data_settings): for a segmentation task, the `augmentation` set as a builder
-    argument (`--set augmentation.flip=true`) goes to the data instead, where one draw moves the
-    image and its mask together (`load_dataset(augmentation=...)`); other tasks keep it in the model."""
+    """(overrides, data_settings): the `augmentation` set as a builder argument (`--set
+    augmentation.flip=true`) goes to the data instead, where one draw moves the input and its
+    target together (`load_dataset(augmentation=...)`): all of it for a segmentation task, the
+    options that move pixels (`dlimaging.data.joint.MOVING`) for a restoration; other tasks, and
+    a restoration's intensity options, keep it in the model."""
+    from dlimaging.data.joint import MOVING
+
     overrides, data_settings = dict(overrides or {}), dict(data_settings or {})
-    if task is not None and registry.task(task).labels == registry.MASKS and "augmentation" in overrides:
+    labels = registry.task(task).labels if task is not None else None
+    augmentation = overrides.get("augmentation")
+    if labels == registry.MASKS and augmentation is not None:
         data_settings["augmentation"] = overrides.pop("augmentation")
+    elif labels == registry.CLEAN and isinstance(augmentation, Mapping) and set(augmentation) & set(MOVING):
+        data_settings["augmentation"] = {k: v for k, v in augmentation.items() if k in MOVING}
+        overrides["augmentation"] = {k: v for k, v in augmentation.items() if k not in MOVING} or None
     return overrides, data_settings
 
 

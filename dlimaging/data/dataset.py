@@ -165,7 +165,7 @@ def _check_source_options(source: str, entry: registry.Source, task, options: di
 # The settings of tasks whose targets have the input's (spatial) shape, and the labels of the tasks
 # each applies to: restoration's clean images, segmentation's masks.
 _PAIR_SETTINGS = {"corruption": (registry.CLEAN,), "patch_size": (registry.CLEAN, registry.MASKS),
-                  "patches_per_epoch": (registry.CLEAN,), "augmentation": (registry.MASKS,)}
+                  "patches_per_epoch": (registry.CLEAN,), "augmentation": (registry.CLEAN, registry.MASKS)}
 
 
 def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, options: dict) -> DatasetBundle:
@@ -176,15 +176,11 @@ def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, 
             source, entry, task=task, patch_size=settings["patch_size"], batch_size=settings["batch_size"],
             seed=settings["seed"], split=(settings["validation_split"], settings["test_split"]),
             refused=(settings["corruption"], settings["patches_per_epoch"]), augmentation=settings["augmentation"])
-    if settings["augmentation"] is not None:
-        raise InputError(f"`augmentation` applies to task {registry.task_for_labels(registry.MASKS)!r} (the data's; "
-                         f"a restoration's "
-                         f"augmentation is the model's), not to task={task!r}. "
-                         f"Received: augmentation={settings['augmentation']!r}")
     return load_restoration(
         source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
         patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
         test_split=settings["test_split"], batch_size=settings["batch_size"], seed=settings["seed"],
+        augmentation=settings["augmentation"],
         options={"prefix": entry.prefix, "data_dir": settings["data_dir"],
                  **{k: v for k, v in options.items() if k in entry.options}})
 
@@ -259,7 +255,9 @@ def load_dataset(
         augmentation: dict or None. Segmentation: flips, quarter turns, rotation,
             zoom and translation drawn once per training pair and applied to the
             image and its mask alike, and contrast, brightness and noise on the
-            image only (see `dlimaging.data.joint`). Defaults to None.
+            image only (see `dlimaging.data.joint`). Restoration: the moving
+            options, applied to each training patch before its corruption, so the
+            noisy and the clean patch move together. Defaults to None.
 
     Restoration (a task whose labels are "clean signals"): the source gives
     clean items (scikit-image's sample images "skimage", a folder of images,

@@ -13,7 +13,9 @@ training pipeline, before batching:
 - intensity options, on the image only: `contrast` and `brightness` (at most ±value) and `noise`
   (Gaussian of standard deviation `value` times the image's).
 
-Signals (length, channels) take `flip` (reversed) only.
+Signals (length, channels) take `flip` (reversed) only. A restoration's training patches are
+cut and moved (`move_pair`) before they are corrupted, so the noisy and the clean patch move
+together; it takes the moving options only.
 """
 
 from __future__ import annotations
@@ -31,14 +33,16 @@ INTENSITY = ("contrast", "brightness", "noise")
 SIGNAL_OPTIONS = ("flip",) + INTENSITY
 
 
-def check_joint_options(options: Mapping[str, Any] | None, image: bool = True) -> dict[str, Any]:
+def check_joint_options(options: Mapping[str, Any] | None, image: bool = True,
+                        moving_only: bool = False) -> dict[str, Any]:
     """The options, checked: known names, values of the right kind; those switched off (0, False,
-    None) are left out."""
+    None) are left out. `moving_only`: the intensity options are refused (a restoration's)."""
     if options is None:
         return {}
     if not isinstance(options, Mapping):
         raise InputError(f"`augmentation` must be a dict of options. Received: augmentation={options!r}")
     allowed = MOVING + INTENSITY if image else SIGNAL_OPTIONS
+    allowed = tuple(k for k in allowed if k in MOVING) if moving_only else allowed
     checked = {}
     for key, value in options.items():
         if key not in allowed:
@@ -87,7 +91,7 @@ def _warp(image, transform, interpolation):
         interpolation=interpolation, fill_mode="REFLECT")[0]
 
 
-def _move(x, y, key, options):
+def move_pair(x, y, key, options):
     """One draw of the moving options, applied to the image `x` and the target `y` alike."""
     fold = lambda n: tf.random.experimental.stateless_fold_in(key, n)  # noqa: E731
     signal = x.shape.rank == 2
@@ -143,7 +147,7 @@ def joint_augmentation(options: Mapping[str, Any] | None, image: bool = True):
     def pair(element, key):
         x, y = element
         seed = tf.stack([key, tf.constant(0x1A2B, tf.int64)])
-        x, y = _move(x, y, seed, options)
+        x, y = move_pair(x, y, seed, options)
         return _intensity(x, tf.random.experimental.stateless_fold_in(seed, 99), options), y
 
     def augment(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:

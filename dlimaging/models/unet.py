@@ -219,7 +219,9 @@ def build_unet(
         augmentation: dict, Keras layer or None. As in `build_cnn`; it acts on the input
             only, in training, so a dict may hold only options that change values (`noise`,
             `contrast`, `scale`, …): ones that move them (flip, rotation, zoom, translation,
-            shift) would no longer line up with the clean target, and are refused.
+            shift) would no longer line up with the target, and are refused; give those to
+            the data (`load_dataset(augmentation=...)`, see `dlimaging.data.joint`), which
+            moves the input and its target together (`dlimaging train` does).
             Defaults to None.
         compile: bool. Compile with the loss and PSNR (and SSIM, for images). Defaults to True.
         loss: str or None. Restoration: "mse", "mae" or "ssim" (1 − SSIM; images only:
@@ -268,8 +270,8 @@ def build_unet(
         if moving:
             raise InputError(
                 f"`augmentation` of a U-Net may only change values, since the target (clean image or mask) is "
-                f"not moved with the input; {', '.join(moving)} would move them (for segmentation, give them to "
-                f"the data: load_dataset(augmentation=...), which `dlimaging train` does). Allowed: "
+                f"not moved with the input; {', '.join(moving)} would move them (give them to the data, which "
+                f"moves both: load_dataset(augmentation=...), as `dlimaging train` does). Allowed: "
                 f"{', '.join(k for k in registry.augmentation_keys(tuple(input_shape)) if not registry.AUGMENTATIONS[k].moves)}. "
                 f"Received: augmentation={augmentation!r}")
     augmentation = resolve_augmentation(augmentation, input_shape)

@@ -50,5 +50,28 @@ def test_segmentation_data_take_the_augmentation_and_other_tasks_refuse_it():
         load_dataset("cells:count=4,size=16", task="segmentation", augmentation={"shear": 0.1})
     with pytest.raises(InputError, match=r"`flip` must be True or one of"):
         load_dataset("cells:count=4,size=16", task="segmentation", augmentation={"flip": "diagonal"})
-    with pytest.raises(InputError, match=r"`augmentation` applies to task 'segmentation', not to task=None"):
+    with pytest.raises(InputError, match=r"`augmentation` applies to task 'restoration' or 'segmentation', "
+                                         r"not to task=None"):
         load_dataset("digits", augmentation={"flip": True})
+
+
+def test_restoration_moves_the_clean_patch_before_the_noise_so_the_pair_stays_aligned():
+    data = load_dataset("skimage:camera,moon,coins", task="restoration", corruption={"kind": "gaussian", "sigma": 0.05},
+                        patch_size=16, patches_per_epoch=8, validation_split=0, test_split=0,
+                        augmentation={"rotation": 0.2, "zoom": 0.2})
+    noisy, clean = next(iter(data.train))
+    assert float(np.std(noisy - clean)) == pytest.approx(0.05, rel=0.3)  # only the noise between them
+    with pytest.raises(InputError, match=r"`augmentation` option 'contrast' is not one of flip, rotate90"):
+        load_dataset("skimage:camera,moon,coins", task="restoration", corruption={"kind": "gaussian", "sigma": 0.05},
+                     patch_size=16, augmentation={"contrast": 0.2})
+
+
+def test_train_sends_the_moving_options_to_the_data():
+    from dlimaging.training import data_augmentation
+
+    overrides, data = data_augmentation("restoration", {"augmentation": {"rotation": 0.1, "noise": 0.1}}, None)
+    assert overrides["augmentation"] == {"noise": 0.1} and data["augmentation"] == {"rotation": 0.1}
+    overrides, data = data_augmentation("segmentation", {"augmentation": {"flip": True, "contrast": 0.1}}, {})
+    assert "augmentation" not in overrides and data["augmentation"] == {"flip": True, "contrast": 0.1}
+    overrides, data = data_augmentation("classification", {"augmentation": {"flip": True}}, None)
+    assert overrides == {"augmentation": {"flip": True}} and data == {}
