@@ -92,7 +92,7 @@ def data_augmentation(task: str | None, overrides: Mapping[str, Any] | None,
     target together (`load_dataset(augmentation=...)`): all of it for a segmentation task, the
     options that move pixels (`dlimaging.data.joint.MOVING`) for a restoration; other tasks, and
     a restoration's intensity options, keep it in the model."""
-    from dlimaging.data.joint import MOVING
+    from dlimaging.data.joint_options import MOVING
 
     overrides, data_settings = dict(overrides or {}), dict(data_settings or {})
     labels = registry.task(task).labels if task is not None else None

@@ -285,3 +285,16 @@ def test_csv_keys_are_read_and_typed():
     assert experiment.data.target == ("a", "b") and experiment.data.features == "x1"
     assert experiment.data.test == "test.csv" and experiment.data.standardize is None
     assert experiment.objective == "val_loss" and experiment.direction == "min"
+
+
+def test_segmentation_experiments_take_patches_and_data_augmentation():
+    experiment = parse_experiment({"name": "s", "data": {"source": "cells", "patch_size": 32,
+                                                         "augmentation": {"flip": True, "rotation": 0.1}},
+                                   "model": {"family": "unet", "task": "segmentation"}})
+    assert experiment.data.augmentation == {"flip": "horizontal_and_vertical", "rotation": 0.1}
+    assert experiment.objective == "val_mean_iou" and experiment.direction == "max"
+    with pytest.raises(ExperimentError, match=r"\[data\] augmentation.*applies to \[model\] task"):
+        parse_experiment({"name": "c", "data": {"source": "digits", "augmentation": {"flip": True}}})
+    with pytest.raises(ExperimentError, match=r"\[data\] augmentation: option 'shear' is not one of"):
+        parse_experiment({"name": "s", "data": {"source": "cells", "augmentation": {"shear": 0.1}},
+                          "model": {"family": "unet", "task": "segmentation"}})
