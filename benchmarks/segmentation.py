@@ -40,7 +40,7 @@ def classical(image: np.ndarray) -> np.ndarray:
 
     smooth = filters.gaussian(image, sigma=1.0)
     foreground = smooth > filters.threshold_otsu(smooth)
-    foreground = morphology.binary_opening(foreground, morphology.disk(1))
+    foreground = ndimage.binary_opening(foreground, structure=morphology.disk(1))
     return ndimage.binary_fill_holes(foreground)
 
 
