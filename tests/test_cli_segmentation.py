@@ -18,6 +18,7 @@ def test_train_export_and_predict_a_segmentation(tmp_path, capsys, monkeypatch):
     metadata = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert metadata["task"] == "segmentation" and metadata["class_names"] == ["background", "cell"]
     assert {"test_mean_iou", "test_dice"} <= set(metadata["metrics"])
+    assert (tmp_path / "run" / "segmentation.png").is_file()  # image | true mask | predicted mask
     assert main(["export", "run/model.keras", "--name", "cells", "--export-dir", "saved"]) == 0
     Image.fromarray(np.full((20, 24), 40, "uint8")).save(tmp_path / "im.png")
     capsys.readouterr()
