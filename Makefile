@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/spectra_vs_pls.py
 	$(BIN)/python benchmarks/search_efficiency.py
 	$(BIN)/python benchmarks/restoration.py
+	$(BIN)/python benchmarks/segmentation.py
 	$(BIN)/python benchmarks/accuracy.py
 
 clean:

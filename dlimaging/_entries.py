@@ -68,11 +68,12 @@ class Task:
         directions: metric name → "min" or "max", for the objectives.
         label_dtype: dtype of the labels the data delivers.
         label_rank: 1 for one label per sample, 2 for a vector per sample, None
-            for targets of the input's shape.
+            for targets of the input's shape (of its spatial shape, for masks).
         labels: what the labels hold, which `load_dataset` checks: "classes"
             (integer class ids), "two classes" (0/1, one per sample), "0/1
-            vectors" (one 0/1 per label), "numbers" (float targets) or "clean
-            signals" (the clean image or signal, of the input's shape).
+            vectors" (one 0/1 per label), "numbers" (float targets), "clean
+            signals" (the clean image or signal, of the input's shape) or "masks"
+            (integer class ids, of the input's spatial shape).
         outputs: the served outputs, in order (see `dlimaging.serving.export`).
         class_names: whether the data's class names go with the model.
         description: one line for the docs.
@@ -133,6 +134,10 @@ class Source:
             `(items, (max_val, name))`, the source's samples as clean items
             (name, array) for a restoration task (labels "clean signals"), or
             None: the source is labelled data only, and restoration refuses it.
+        masks: reference to `masks(source, **options)` returning `(images, masks,
+            class_names, name)`, the source's images (height, width, channels) or
+            signals (length, channels) and their integer masks, for a segmentation
+            task (labels "masks"); or None: segmentation refuses the source.
     """
 
     loader: str
@@ -142,6 +147,7 @@ class Source:
     folder: bool = False
     options: tuple[str, ...] = ()
     clean: str | None = None
+    masks: str | None = None
 
     def load(self, source: str, **options):
         return resolve(self.loader)(source, **options)

@@ -48,8 +48,9 @@ FAMILIES: dict[str, Family] = {
         hypermodel="dlimaging.tuning.hypermodels:UNetHyperModel",
         default_space="dlimaging.tuning.spaces:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
-        ranks=(2, 3), tasks=("restoration",), data_arguments=("max_val",),
-        description="1D or 2D U-Net: an image or signal in, the restored image or signal out.",
+        ranks=(2, 3), tasks=("restoration", "segmentation"), data_arguments=("max_val", "class_frequencies"),
+        description="1D or 2D U-Net: an image or signal in, the restored image or signal (or its class "
+                    "map) out.",
     ),
 }
 DEFAULT_FAMILY = "cnn"
@@ -58,7 +59,7 @@ DEFAULT_FAMILY = "cnn"
 # `steps_per_epoch` give a learning-rate schedule its length: the training code passes them (a
 # space's `epochs` goes to `fit`, see FIT_KEYS).
 NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile", "name", "epochs",
-                  "steps_per_epoch", "max_val")
+                  "steps_per_epoch", "max_val", "class_frequencies")
 
 
 def family(name: Any) -> Family:
@@ -158,6 +159,21 @@ TASKS: dict[str, Task] = {
         description="an image or signal in, its restored (denoised, deblurred) version out: MSE (or MAE, "
                     "1 − SSIM); PSNR and SSIM.",
     ),
+    # One softmax over the classes per pixel (or point of a signal); the labels are integer masks of
+    # the input's spatial shape. Mean IoU and Dice are of the class map, over the classes present.
+    "segmentation": Task(
+        output_activation="softmax", units="num_classes", min_classes=2,
+        losses={"crossentropy": "dlimaging.models.segmentation:SegmentationCrossentropy",
+                "dice": "dlimaging.models.segmentation:DiceLoss",
+                "crossentropy+dice": "dlimaging.models.segmentation:CrossentropyDiceLoss"},
+        metrics=(("dlimaging.models.segmentation:MeanIoU", "mean_iou", {}),
+                 ("dlimaging.models.segmentation:MeanDice", "dice", {})),
+        objective="val_mean_iou", directions={"mean_iou": "max", "dice": "max", "loss": "min"},
+        label_dtype="int32", label_rank=None, labels="masks",
+        outputs=("probabilities", "class_map"), class_names=True,
+        description="a class per pixel: a softmax over C classes at every pixel, cross-entropy (or soft Dice, "
+                    "or their sum); mean IoU and Dice.",
+    ),
 }
 DEFAULT_TASK = "classification"
 
@@ -168,7 +184,13 @@ def task(name: Any) -> Task:
 
 # The labels of a restoration task: the clean image or signal itself (see `Task.labels`).
 CLEAN = "clean signals"
-LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", CLEAN)
+# The labels of a segmentation task: integer masks of the input's spatial shape.
+MASKS = "masks"
+LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", CLEAN, MASKS)
+# The data settings of tasks whose targets have the input's (spatial) shape, and the labels of the
+# tasks each applies to: restoration's clean images, segmentation's masks.
+PAIR_SETTINGS = {"corruption": (CLEAN,), "patch_size": (CLEAN, MASKS), "patches_per_epoch": (CLEAN,),
+                 "augmentation": (CLEAN, MASKS)}
 
 
 def task_for_labels(kind: str) -> str:
@@ -210,11 +232,20 @@ SOURCES: dict[str, Source] = {
         "dlimaging.data.restoration:unlabelled",
         "some of them (skimage:camera,moon,coins), or the colour ones in colour (skimage:rgb).",
         prefix="skimage:", clean="dlimaging.data.restoration:clean_skimage"),
+    "cells": Source(
+        "dlimaging.data.segmentation:masks_only",
+        "synthetic fluorescence-like images of touching, textured cells and their masks (background, cell): "
+        "64 images (64, 64, 1) for segmentation; generated locally.", masks="dlimaging.data.cells:cells_masks"),
+    "cells:OPTIONS": Source(
+        "dlimaging.data.segmentation:masks_only",
+        "the synthetic cells with options, e.g. cells:count=200,size=128,noise=0.3,seed=1,classes=3 (3: a "
+        "boundary class).", prefix="cells:", masks="dlimaging.data.cells:cells_masks"),
     "tfds:NAME[/CONFIG]": Source(
         "dlimaging.data.sources:load_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
     "PATH.npz": Source(
-        "dlimaging.data.sources:load_npz", "a .npz file with x and y, and optionally x_test and y_test.", suffix=".npz"),
+        "dlimaging.data.sources:load_npz", "a .npz file with x and y, and optionally x_test and y_test; for "
+        "segmentation, x and masks.", suffix=".npz", masks="dlimaging.data.segmentation:npz_masks"),
     "PATH.csv": Source(
         "dlimaging.data.sources:load_csv",
         "a CSV file with a header row, one row per sample: `target` names the target column(s); the other "
@@ -222,7 +253,8 @@ SOURCES: dict[str, Source] = {
     "PATH/": Source(
         "dlimaging.data.sources:load_folder",
         "a folder with one sub-folder of images (png, jpg, bmp, gif) per class; for restoration, any folder of "
-        "images (sub-folders included).", folder=True, clean="dlimaging.data.restoration:clean_folder"),
+        "images (sub-folders included); for segmentation, images/ and masks/ matched by name (and classes.txt).",
+        folder=True, clean="dlimaging.data.restoration:clean_folder", masks="dlimaging.data.segmentation:folder_masks"),
 }
 
 

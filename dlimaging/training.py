@@ -85,6 +85,26 @@ def data_options(*, task=None, target=None, features=None, test=None, corruption
     return {key: value for key, value in given.items() if value is not None}
 
 
+def data_augmentation(task: str | None, overrides: Mapping[str, Any] | None,
+                      data_settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(overrides, data_settings): the `augmentation` set as a builder argument (`--set
+    augmentation.flip=true`) goes to the data instead, where one draw moves the input and its
+    target together (`load_dataset(augmentation=...)`): all of it for a segmentation task, the
+    options that move pixels (`dlimaging.data.joint.MOVING`) for a restoration; other tasks, and
+    a restoration's intensity options, keep it in the model."""
+    from dlimaging.data.joint_options import MOVING
+
+    overrides, data_settings = dict(overrides or {}), dict(data_settings or {})
+    labels = registry.task(task).labels if task is not None else None
+    augmentation = overrides.get("augmentation")
+    if labels == registry.MASKS and augmentation is not None:
+        data_settings["augmentation"] = overrides.pop("augmentation")
+    elif labels == registry.CLEAN and isinstance(augmentation, Mapping) and set(augmentation) & set(MOVING):
+        data_settings["augmentation"] = {k: v for k, v in augmentation.items() if k in MOVING}
+        overrides["augmentation"] = {k: v for k, v in augmentation.items() if k not in MOVING} or None
+    return overrides, data_settings
+
+
 def default_standardize(data, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """`overrides`, with `standardize="per_feature"` added when it is not set and the inputs are
     measurements rather than [0, 1] pixels (raw spectra, sensor values): a network trains badly
@@ -241,6 +261,7 @@ def train(
             batches = int(data.train.cardinality())
             steps_per_epoch = batches if batches > 0 else math.ceil(data.num_train / batch_size)
         else:
+            overrides, data_settings = data_augmentation(task, overrides, data_settings)
             data = load_dataset(source, batch_size=batch_size, seed=seed, **dict(data_settings or {}),
                                 **data_options(task=task_of_family(model, task), target=target, features=features,
                                                test=test))

@@ -169,10 +169,11 @@ def cmd_predict(args) -> int:
 
     version_dir = resolve_version_dir(args.model)
     metadata = read_metadata(version_dir)
-    if metadata["input"].get("any_size"):  # restoration: a restored file per input
+    if metadata["input"].get("any_size"):  # restoration, segmentation: a file per input
         return _restore(version_dir, metadata, args)
     if args.out is not None:
-        raise InputError(f"--out is for restoration models, which write files; {metadata['task']} models print "
+        raise InputError(f"--out is for restoration and segmentation models, which write files; {metadata['task']} "
+                         "models print "
                          f"their answers. Received: --out {args.out}")
     x, names = load_inputs(args.inputs, metadata["input"]["shape"], axis=metadata["input"].get("axis"),
                            features=metadata["input"].get("features"))
@@ -188,10 +189,13 @@ def cmd_predict(args) -> int:
 
 def _restore(version_dir, metadata, args) -> int:
     from dlimaging.serving.restoration import restore_files
+    from dlimaging.serving.segmentation import segment_files
 
-    written = restore_files(version_dir, metadata, args.inputs, args.out)
+    masks = "class_map" in metadata.get("outputs", ())
+    written = (segment_files if masks else restore_files)(version_dir, metadata, args.inputs, args.out)
     if args.json:
-        print(json.dumps({"restored": [{"input": source, "output": str(target), "shape": list(shape)}
+        key = "class_maps" if masks else "restored"
+        print(json.dumps({key: [{"input": source, "output": str(target), "shape": list(shape)}
                                        for source, target, shape in written]}))
         return 0
     print(f"{metadata.get('name', '?')} version {metadata.get('version', version_dir.name)} ({metadata['task']})")

@@ -85,7 +85,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--out", default=None,
                    help="restoration models: where the restored image (PNG) or signal (CSV, .npy) goes: a file "
                         "for one input, else a folder (default: NAME_restored.EXT next to each input). An --out "
-                        "file that exists is refused; a NAME_restored.EXT that exists becomes NAME_restored-2.EXT")
+                        "file that exists is refused; a NAME_restored.EXT that exists becomes NAME_restored-2.EXT. "
+                        "Segmentation models: where the class map (PNG of class ids, or .npy) goes (default: "
+                        "NAME_mask.EXT next to each input)")
     p.set_defaults(func=commands.cmd_predict)
 
 

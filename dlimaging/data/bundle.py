@@ -46,7 +46,10 @@ class DatasetBundle:
         corruption: the checked corruption steps of a restoration task
             (`dlimaging.data.corruption.check_corruption`); None otherwise.
         items: the names of the whole images (or signals) in each split
-            ("train", "validation", "test") of a restoration task; None otherwise.
+            ("train", "validation", "test") of a restoration or segmentation task;
+            None otherwise.
+        class_frequencies: the fraction of the training pixels in each class, for a
+            segmentation task (`class_weight="balanced"` uses it); None otherwise.
     """
 
     train: tf.data.Dataset
@@ -70,6 +73,7 @@ class DatasetBundle:
     max_val: float | None = None
     corruption: tuple[dict, ...] | None = None
     items: dict[str, list[str]] | None = dataclasses.field(repr=False, default=None)
+    class_frequencies: list[float] | None = dataclasses.field(repr=False, default=None)
 
     def summary(self) -> str:
         if self.corruption is not None:

@@ -18,6 +18,7 @@ from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle, find_source
 from dlimaging.data.labels import declared_task, read_labels
 from dlimaging.data.restoration import load_restoration
+from dlimaging.data.segmentation import load_segmentation
 from dlimaging.data.sources import integer_scale
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number, check_positive_int, check_seed
@@ -163,6 +164,23 @@ def _check_source_options(source: str, entry: registry.Source, task, options: di
             )
 
 
+def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, options: dict) -> DatasetBundle:
+    """The bundle of a task whose targets have the input's (spatial) shape: restoration's clean
+    images (`load_restoration`) or segmentation's masks (`load_segmentation`)."""
+    if registry.task(task).labels == registry.MASKS:
+        return load_segmentation(
+            source, entry, task=task, patch_size=settings["patch_size"], batch_size=settings["batch_size"],
+            seed=settings["seed"], split=(settings["validation_split"], settings["test_split"]),
+            refused=(settings["corruption"], settings["patches_per_epoch"]), augmentation=settings["augmentation"])
+    return load_restoration(
+        source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
+        patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
+        test_split=settings["test_split"], batch_size=settings["batch_size"], seed=settings["seed"],
+        augmentation=settings["augmentation"],
+        options={"prefix": entry.prefix, "data_dir": settings["data_dir"],
+                 **{k: v for k, v in options.items() if k in entry.options}})
+
+
 def _warnings_only_on_success(load):
     """A warning followed by an error is just the error: the warnings raised while loading (a CSV
     column left out, labels mapped to 0..C-1, an unreadable image skipped) are held back and given
@@ -197,6 +215,7 @@ def load_dataset(
     corruption: dict | list | None = None,
     patch_size: int | None = None,
     patches_per_epoch: int | None = None,
+    augmentation: dict | None = None,
 ) -> DatasetBundle:
     """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
 
@@ -240,9 +259,18 @@ def load_dataset(
             `dlimaging.data.corruption`. Defaults to None.
         patch_size: int or None. Restoration: the side of the square image
             patches, or the length of signal windows. Defaults to None: 64 for
-            images, the whole signal for signals.
+            images, the whole signal for signals. Segmentation: the side of the
+            square tiles the images are cut into after the split. Defaults to
+            None: whole images when all have one size, else tiles of 64 (or of
+            the smallest side).
         patches_per_epoch: int or None. Restoration: training patches drawn
             per epoch. Defaults to None: as many as tile the training images once.
+        augmentation: dict or None. Segmentation: flips, quarter turns, rotation,
+            zoom and translation drawn once per training pair and applied to the
+            image and its mask alike, and contrast, brightness and noise on the
+            image only (see `dlimaging.data.joint`). Restoration: the moving
+            options, applied to each training patch before its corruption, so the
+            noisy and the clean patch move together. Defaults to None.
 
     Restoration (a task whose labels are "clean signals"): the source gives
     clean items (scikit-image's sample images "skimage", a folder of images,
@@ -250,6 +278,12 @@ def load_dataset(
     patches come from whole images never used for training); the batches are
     `(corrupted, clean)`, corrupted afresh every epoch for training and once,
     seeded, for validation and test; `max_val` is recorded on the bundle.
+
+    Segmentation (a task whose labels are "masks"): the source gives images
+    and their masks of class ids (a folder with `images/` and `masks/`, a
+    `.npz` file with `x` and `masks`, or the synthetic `cells`), split by
+    image; the batches are `(image, mask)`, masks int32 of the images'
+    spatial shape; `class_frequencies` is recorded on the bundle.
 
     Values: uint8 and uint16 arrays are images and are scaled to [0, 1] by
     their type's white (255, 65535), as are 8- and 16-bit images in folders
@@ -280,23 +314,20 @@ def load_dataset(
     entry = find_source(source)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
-    if task is not None and registry.task(task).labels == registry.CLEAN:
-        return load_restoration(
-            source, entry, task=task, corruption=corruption, patch_size=patch_size,
-            patches_per_epoch=patches_per_epoch, validation_split=validation_split, test_split=test_split,
-            batch_size=batch_size, seed=seed,
-            options={"prefix": entry.prefix, "data_dir": data_dir, **{k: v for k, v in options.items() if k in entry.options}})
-    for argument, value in (("corruption", corruption), ("patch_size", patch_size),
-                            ("patches_per_epoch", patches_per_epoch)):
-        if value is not None:
-            takers = [name for name, e in registry.TASKS.items() if e.labels == registry.CLEAN]
+    settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
+                    augmentation=augmentation, validation_split=validation_split, test_split=test_split,
+                    batch_size=batch_size, seed=seed, data_dir=data_dir)
+    if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
+        return _load_pairs(source, entry, task, settings, options)
+    for argument, kinds in registry.PAIR_SETTINGS.items():
+        if settings[argument] is not None:
+            takers = [name for name, e in registry.TASKS.items() if e.labels in kinds]
             raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
-                             f"Received: {argument}={value!r}")
+                             f"Received: {argument}={settings[argument]!r}")
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
                         **{k: v for k, v in options.items() if k in entry.options})
     arrays, class_names, name = loaded[:3]
     info = dict(loaded[3]) if len(loaded) > 3 else {}
-
     _check_arrays(source, arrays)
     task = declared_task(source, task, arrays, list(class_names), info)
     labels = read_labels(source, task, arrays, list(class_names), info)

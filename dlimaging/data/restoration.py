@@ -32,6 +32,7 @@ from dlimaging.data.corruption import (
     check_for_samples,
 )
 from dlimaging.data.degrade import corrupt
+from dlimaging.data.joint import check_joint_options, move_pair
 from dlimaging.data.sources import IMAGE_SUFFIXES, integer_scale, read_image
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
@@ -154,8 +155,9 @@ def corrupt_once(clean: np.ndarray, steps, seed: int, max_val: float) -> np.ndar
 class _Sampler:
     """Random patches of the training items, as a function of one int64 key (the draw)."""
 
-    def __init__(self, items, patch, steps, max_val, augment):
+    def __init__(self, items, patch, steps, max_val, augment, moves=None):
         self.patch, self.steps, self.max_val, self.augment = patch, steps, float(max_val), augment
+        self.moves = moves or {}  # joint augmentation's moving options, drawn per patch
         self.channels = items[0].shape[-1]
         self.flat = tf.constant(np.concatenate([i.reshape(-1, self.channels) for i in items]))
         self.offsets = tf.constant(np.cumsum([0] + [i.shape[0] * i.shape[1] for i in items[:-1]]), tf.int64)
@@ -179,6 +181,8 @@ class _Sampler:
             clean = tf.where(tf.random.stateless_uniform([], fold(5)) < 0.5, tf.reverse(clean, [1]), clean)
         if self.patch[0] == 1:  # a signal window
             clean = tf.reshape(clean, (self.patch[1], self.channels))
+        if self.moves:  # moved before the corruption: the noisy patch moves with the clean one
+            clean, _ = move_pair(clean, clean, fold(7), self.moves)
         return corrupt(clean, self.steps, fold(6), self.max_val), clean
 
 
@@ -198,8 +202,11 @@ def check_patch_settings(patch_size, patches_per_epoch):
 
 
 def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
-                     validation_split: float, test_split: float, batch_size: int, seed: int, options: dict):
-    """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring."""
+                     validation_split: float, test_split: float, batch_size: int, seed: int, options: dict,
+                     augmentation=None):
+    """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring.
+    `augmentation`'s moving options (`dlimaging.data.joint`: rotation, zoom, translation, ...) move each
+    training patch before it is corrupted."""
     if entry.clean is None:
         takers = [name for name, e in registry.SOURCES.items() if e.clean is not None]
         raise InputError(
@@ -236,7 +243,8 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
 
     if patches_per_epoch is None:
         patches_per_epoch = sum(len(tiles(items[k], patch)) for k in train)
-    sampler = _Sampler([items[k] for k in train], patch, steps, max_val, augment=not signals)
+    moves = check_joint_options(augmentation, image=not signals, moving_only=True)
+    sampler = _Sampler([items[k] for k in train], patch, steps, max_val, augment=not signals, moves=moves)
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(patches_per_epoch)
     train_ds = keys.map(sampler, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     train_ds = train_ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

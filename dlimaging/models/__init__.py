@@ -6,7 +6,7 @@ import sys
 from dlimaging._lazy import lazy_exports
 
 # The modules that define what a saved model may name: layers, losses, metrics, schedules.
-SERIALIZABLE_MODULES = ("augmentation", "heads", "compile", "metrics", "unet")
+SERIALIZABLE_MODULES = ("augmentation", "heads", "compile", "metrics", "unet", "segmentation")
 
 
 def register_custom_objects() -> None:
@@ -44,4 +44,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "SSIMLoss": "metrics",
     "psnr": "metrics",
     "ssim": "metrics",
+    "MeanIoU": "segmentation",
+    "MeanDice": "segmentation",
+    "DiceLoss": "segmentation",
 })

@@ -7,6 +7,7 @@ is read from `dlimaging.registry`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 import keras
@@ -149,14 +150,23 @@ COMPILE_ARGUMENTS = ("compile", "loss", "optimizer", "learning_rate", "beta_1", 
                      "weight_decay", "schedule", "warmup_epochs", "epochs", "steps_per_epoch", "label_smoothing")
 
 
+def _data_settings(cls, **available) -> dict[str, Any]:
+    """Those of `available` (the data's `max_val`, `num_classes`, `class_weight`) that `cls` takes
+    and that were given: PSNR takes `max_val`, a segmentation metric `num_classes`."""
+    parameters = inspect.signature(cls).parameters
+    return {key: value for key, value in available.items() if key in parameters and value is not None}
+
+
 def loss_and_metrics(task: str, loss: str | None = None, *, scaling=None, label_smoothing: float = 0.0,
-                     max_val: float | None = None, input_rank: int | None = None):
+                     max_val: float | None = None, input_rank: int | None = None, num_classes: int | None = None,
+                     class_weight: list[float] | None = None):
     """The loss and metrics of a task, from its entry in `dlimaging.registry.TASKS`.
 
     `loss` None is the task's default loss. With a `target_scaling` layer (`scaling`), the loss is
     computed on standardised targets; with `label_smoothing`, the task's `smoothed_loss` is used.
     Losses and metrics named by reference (`"module:Class"`, PSNR and SSIM) take the data's
-    `max_val`; metrics not defined for inputs of rank `input_rank` (SSIM of signals) are left out.
+    `max_val` (and segmentation's the number of classes and the class weights); metrics not defined
+    for inputs of rank `input_rank` (SSIM of signals) are left out.
     """
     entry = registry.task(task)
     reference = entry.losses[loss or next(iter(entry.losses))]
@@ -165,7 +175,8 @@ def loss_and_metrics(task: str, loss: str | None = None, *, scaling=None, label_
     elif scaling is not None:
         loss_fn = ScaledTargetLoss(reference, scaling=scaling)
     elif ":" in reference:
-        loss_fn = registry.resolve(reference)(max_val=max_val)
+        factory = registry.resolve(reference)
+        loss_fn = factory(**_data_settings(factory, max_val=max_val, class_weight=class_weight))
     else:
         loss_fn = getattr(keras.losses, reference)() if reference[:1].isupper() else reference
     metrics = []
@@ -173,7 +184,9 @@ def loss_and_metrics(task: str, loss: str | None = None, *, scaling=None, label_
         if input_rank is not None and not entry.applies(name, input_rank):
             continue
         if ":" in cls:
-            metrics.append(registry.resolve(cls)(name=name, max_val=max_val, **kwargs))
+            factory = registry.resolve(cls)
+            metrics.append(factory(name=name, **kwargs, **_data_settings(factory, max_val=max_val,
+                                                                          num_classes=num_classes)))
         else:
             metrics.append(getattr(keras.metrics, cls)(name=name, **kwargs))
     return loss_fn, metrics
@@ -201,7 +214,8 @@ def _check_loss(task: str, loss, input_rank: int | None):
 
 
 def check_compile(task: str, arguments: Mapping[str, Any], *, input_rank: int | None = None,
-                  max_val: float | None = None) -> dict[str, Any]:
+                  max_val: float | None = None, num_classes: int | None = None,
+                  class_weight: list[float] | None = None) -> dict[str, Any]:
     """The settings `compile_model` compiles with, checked before anything is built.
 
     Args:
@@ -211,6 +225,8 @@ def check_compile(task: str, arguments: Mapping[str, Any], *, input_rank: int | 
         input_rank: int or None. The input's rank without the batch axis, for losses and
             metrics defined on some ranks only.
         max_val: float or None. The data's value range, for PSNR and SSIM.
+        num_classes, class_weight: int and list of floats, or None. Segmentation: the number of
+            classes (for mean IoU and Dice) and the checked weight of each class (for the loss).
     """
     values = {key: arguments.get(key) for key in COMPILE_ARGUMENTS}
     values["schedule"] = values["schedule"] or "constant"
@@ -221,6 +237,7 @@ def check_compile(task: str, arguments: Mapping[str, Any], *, input_rank: int | 
     return dict(
         compile=values["compile"], task=task, loss=_check_loss(task, values["loss"], input_rank),
         optimizer=optimizer, learning_rate=learning_rate, input_rank=input_rank, max_val=max_val,
+        num_classes=num_classes, class_weight=class_weight,
         settings=_check_optimizer(optimizer, learning_rate, settings),
         schedule=check_schedule(schedule=values["schedule"], warmup_epochs=values["warmup_epochs"],
                                 epochs=values["epochs"], steps_per_epoch=values["steps_per_epoch"],
@@ -239,7 +256,8 @@ def compile_model(model, settings: Mapping[str, Any]):
     scaling = next((layer for layer in model.layers if layer.name == TARGET_SCALING), None)
     loss_fn, metrics = loss_and_metrics(task, settings["loss"], scaling=scaling,
                                         label_smoothing=settings["label_smoothing"], max_val=settings["max_val"],
-                                        input_rank=settings["input_rank"])
+                                        input_rank=settings["input_rank"], num_classes=settings.get("num_classes"),
+                                        class_weight=settings.get("class_weight"))
     optimizer = make_optimizer(settings["optimizer"], settings["learning_rate"], settings["settings"],
                                settings["schedule"])
     model.compile(optimizer=optimizer, loss=loss_fn, metrics=metrics)
@@ -263,5 +281,7 @@ def build_metrics(model, task: str) -> None:
     x = np.zeros((1,) + tuple(int(d) for d in model.inputs[0].shape[1:]), "float32")
     y_pred = model(x, training=False)
     shape = (1,) if entry.label_rank == 1 else tuple(int(d) for d in y_pred.shape)
+    if entry.labels == registry.MASKS:  # class ids at each pixel: the output's shape without the classes
+        shape = shape[:-1]
     model.compute_metrics(x, np.zeros(shape, entry.label_dtype), y_pred)
     model.reset_metrics()

@@ -1,4 +1,5 @@
-"""`build_unet`: a 1D or 2D U-Net that restores an image or a signal (denoising, deblurring).
+"""`build_unet`: a 1D or 2D U-Net that restores an image or a signal (denoising, deblurring), or
+segments it (a class per pixel).
 
 Plain values in, a Keras model out; `dlimaging.tuning.hypermodels.UNetHyperModel` searches its
 arguments. The convolution blocks are `dlimaging.models.blocks`'s, named by level.
@@ -26,6 +27,8 @@ from dlimaging.models.blocks import (
     spatial_tuple,
 )
 from dlimaging.models.compile import check_compile, compile_model
+from dlimaging.models.heads import output_units
+from dlimaging.models.segmentation import check_class_weight
 from dlimaging.validation import (
     check_argument,
     check_input_shape,
@@ -106,8 +109,40 @@ def check_depth(depth, input_shape) -> int:
     return depth
 
 
+def _head(x, source, task: str, units: int, residual: bool, regularizer):
+    """The last 1×1 conv and the output: the restored input (or its correction, added to it), or a
+    softmax over the classes at each pixel."""
+    x = CONV[len(source.shape) - 2](units, 1, kernel_regularizer=regularizer, name="head_conv")(x)
+    x = CropToMatch(name="crop")([x, source])
+    if registry.task(task).units == "num_classes":
+        return keras.layers.Activation(registry.task(task).output_activation, name="output")(x)
+    if residual:
+        return keras.layers.Add(name="output")([source, x])
+    return keras.layers.Activation("linear", name="output")(x)
+
+
+def _check_task_settings(task, input_shape, num_classes, residual, class_weight, class_frequencies):
+    """The output's units and `residual`, `class_weight` checked for the task: a restoration has one
+    output per input channel (no classes), a segmentation `num_classes` (>= 2) and no residual."""
+    classes = registry.task(task).units == "num_classes"
+    if residual is not None and not isinstance(residual, bool):
+        raise InputError(f"`residual` must be True or False. Received: residual={residual!r}")
+    if not classes:
+        for key, value in (("num_classes", num_classes), ("class_weight", class_weight)):
+            if value is not None:
+                raise InputError(f"`{key}` is for a task with classes, not task={task!r} (its output is the "
+                                 f"restored input). Received: {key}={value!r}")
+        return input_shape[-1], True if residual is None else residual, None
+    if residual:
+        raise InputError(f"`residual` adds the input to the output; task={task!r} outputs class "
+                         f"probabilities. Received: residual={residual!r}")
+    units = output_units(task, num_classes, 1)
+    return units, False, check_class_weight(class_weight, units, class_frequencies)
+
+
 def build_unet(
     input_shape: Sequence[int],
+    num_classes: int | None = None,
     *,
     task: str | None = None,
     depth: int = 3,
@@ -121,10 +156,11 @@ def build_unet(
     batch_norm_momentum: float = 0.9,
     conv: str = "standard",
     block: str = "plain",
-    residual: bool = True,
+    residual: bool | None = None,
     augmentation: Any = None,
     compile: bool = True,
-    loss: str | None = "mse",
+    loss: str | None = None,
+    class_weight: Any = None,
     optimizer: Any = registry.DEFAULT_OPTIMIZER,
     learning_rate: float = 1e-3,
     beta_1: float | None = None,
@@ -137,9 +173,11 @@ def build_unet(
     epochs: int | None = None,
     steps_per_epoch: int | None = None,
     max_val: float = 1.0,
+    class_frequencies: Sequence[float] | None = None,
     name: str | None = None,
 ) -> keras.Model:
-    """Builds a U-Net (Ronneberger et al. 2015) that maps a 1D signal or a 2D image to its restored version.
+    """Builds a U-Net (Ronneberger et al. 2015) that maps a 1D signal or a 2D image to its restored
+    version (task "restoration"), or to a class per pixel (task "segmentation").
 
     `depth` levels go down: at each, a block of two convs (`dlimaging.models.blocks`'s plain or
     residual block), kept for the skip connection, then max pooling by 2. The bottom block
@@ -147,6 +185,8 @@ def build_unet(
     the skip of that level, and a block. A 1×1 conv gives one value per input channel.
     With `residual=True` that value is the correction added to the input (DnCNN's residual
     learning, Zhang et al. 2017): the network learns the noise, which is simpler than the image.
+    For segmentation, the 1×1 conv gives `num_classes` values per pixel, and a softmax over them
+    the probability of each class (the output, named `output`, has shape `(*spatial, num_classes)`).
 
     The network works at any spatial size, not only `input_shape`'s: each batch is padded
     with zeros at the end of each spatial axis up to a multiple of 2^depth, and the output
@@ -157,8 +197,11 @@ def build_unet(
     Args:
         input_shape: tuple of 2 or 3 ints, channels last: `(length, channels)` (spectra) or
             `(height, width, channels)` (images), any number of channels.
+        num_classes: int >= 2 or None. Segmentation: the number of classes (background
+            included). Restoration refuses it. Defaults to None.
         task: str or None. A task of `dlimaging.registry.TASKS` that the U-Net family
-            builds (its `tasks`). Defaults to None (the family's first: restoration).
+            builds (its `tasks`: "restoration", "segmentation"). Defaults to None (the
+            family's first: restoration).
         depth: int >= 1. Levels down (and up): each halves the size, so 2^depth must not
             exceed the smallest side of `input_shape`. Defaults to 3.
         filters: int or tuple of ints. Filters of the first level, doubled at each level
@@ -174,20 +217,31 @@ def build_unet(
         block: str. "plain" or "residual" blocks (as in `build_cnn`). Layers are named
             `down1_conv1`, `down1_pool`, `bottom_conv1`, `up2_upconv`, `up2_concat`,
             `up2_conv1`, `head_conv` and `output`. Defaults to "plain".
-        residual: bool. Add the network's output to the input (predict the correction).
-            Defaults to True.
+        residual: bool or None. Add the network's output to the input (predict the
+            correction). None: True for restoration; segmentation refuses True.
+            Defaults to None.
         augmentation: dict, Keras layer or None. As in `build_cnn`; it acts on the input
             only, in training, so a dict may hold only options that change values (`noise`,
             `contrast`, `scale`, …): ones that move them (flip, rotation, zoom, translation,
-            shift) would no longer line up with the clean target, and are refused.
+            shift) would no longer line up with the target, and are refused; give those to
+            the data (`load_dataset(augmentation=...)`, see `dlimaging.data.joint`), which
+            moves the input and its target together (`dlimaging train` does).
             Defaults to None.
         compile: bool. Compile with the loss and PSNR (and SSIM, for images). Defaults to True.
-        loss: str or None. "mse", "mae" or "ssim" (1 − SSIM; images only: signals take
-            "mse" or "mae"). None is the task's default, "mse". Defaults to "mse".
+        loss: str or None. Restoration: "mse", "mae" or "ssim" (1 − SSIM; images only:
+            signals take "mse" or "mae"). Segmentation: "crossentropy", "dice" (1 − the
+            soft Dice, averaged over the classes) or "crossentropy+dice". None is the
+            task's default ("mse", "crossentropy"). Defaults to None.
+        class_weight: None, "balanced" or one number per class. Segmentation: each pixel's
+            loss weighs its true class's weight; "balanced" is the inverse of each class's
+            frequency in the training masks (`class_frequencies`). Defaults to None.
         optimizer, learning_rate, beta_1, beta_2, epsilon, momentum, weight_decay, schedule,
             warmup_epochs, epochs, steps_per_epoch: as in `build_cnn`.
         max_val: float > 0. The data's value range, which PSNR and SSIM need (1.0 for
             images in [0, 1]; a dataset bundle's `max_val`). Defaults to 1.0.
+        class_frequencies: list of floats or None. The fraction of the training pixels in each
+            class (a segmentation bundle's `class_frequencies`), which `class_weight="balanced"`
+            needs. Defaults to None.
         name: str or None. Model name. Defaults to "unet1d" or "unet2d".
 
     Returns:
@@ -196,6 +250,7 @@ def build_unet(
     Example:
     >>> model = build_unet((64, 64, 1), depth=2, filters=16)
     >>> spectra = build_unet((250, 1), depth=2, filters=8, loss="mae")  # padded to 252, says so
+    >>> cells = build_unet((32, 32, 1), 3, task="segmentation", depth=2, filters=8, loss="crossentropy+dice")
     """
     input_shape = check_input_shape(input_shape, (2, 3), "build_unet")
     rank = len(input_shape) - 1
@@ -207,18 +262,20 @@ def build_unet(
     kernel_size = spatial_tuple("kernel_size", kernel_size, rank)
     check_conv(conv, rank, input_shape)
     check_argument("block", block)
-    if not isinstance(residual, bool):
-        raise InputError(f"`residual` must be True or False. Received: residual={residual!r}")
+    units, residual, class_weight = _check_task_settings(task, input_shape, num_classes, residual, class_weight,
+                                                         class_frequencies)
     check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                  batch_norm_momentum=batch_norm_momentum, compile=compile)
-    training = check_compile(task, locals(), input_rank=len(input_shape), max_val=check_max_val(max_val))
+    training = check_compile(task, locals(), input_rank=len(input_shape), max_val=check_max_val(max_val),
+                             num_classes=units if num_classes is not None else None, class_weight=class_weight)
     if isinstance(augmentation, dict):
         moving = sorted(key for key, value in augmentation.items()
                         if key in registry.AUGMENTATIONS and registry.AUGMENTATIONS[key].moves and value)
         if moving:
             raise InputError(
-                f"`augmentation` of a U-Net may only change values, since the clean target is not moved "
-                f"with the input; {', '.join(moving)} would move them. Allowed: "
+                f"`augmentation` of a U-Net may only change values, since the target (clean image or mask) is "
+                f"not moved with the input; {', '.join(moving)} would move them (give them to the data, which "
+                f"moves both: load_dataset(augmentation=...), as `dlimaging train` does). Allowed: "
                 f"{', '.join(k for k in registry.augmentation_keys(tuple(input_shape)) if not registry.AUGMENTATIONS[k].moves)}. "
                 f"Received: augmentation={augmentation!r}")
     augmentation = resolve_augmentation(augmentation, input_shape)
@@ -254,11 +311,6 @@ def build_unet(
                              kernel_regularizer=settings["regularizer"], name=f"up{level}_upconv")(x)
         x = keras.layers.Concatenate(name=f"up{level}_concat")([x, skips[level - 1]])
         x = level_block(x, widths[level - 1], "up", level)
-    x = CONV[rank](input_shape[-1], 1, kernel_regularizer=settings["regularizer"], name="head_conv")(x)
-    x = CropToMatch(name="crop")([x, source])
-    if residual:
-        outputs = keras.layers.Add(name="output")([source, x])
-    else:
-        outputs = keras.layers.Activation("linear", name="output")(x)
+    outputs = _head(x, source, task, units, residual, settings["regularizer"])
     model = keras.Model(inputs, outputs, name=name or f"{family}{rank}d")
     return compile_model(model, training)

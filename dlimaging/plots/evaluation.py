@@ -10,9 +10,11 @@ import pathlib
 from dlimaging import registry
 from dlimaging.plots import training as plots
 from dlimaging.plots.restoration import plot_restoration
+from dlimaging.plots.segmentation import plot_segmentation
 
 # Every file `draw_model_plots` may write, whatever the task: what `train` checks its folder for.
-PLOT_FILES = ("parity.png", "residuals.png", "confusion_matrix.png", "spectra.png", "restoration.png")
+PLOT_FILES = ("parity.png", "residuals.png", "confusion_matrix.png", "spectra.png", "restoration.png",
+              "segmentation.png")
 
 
 def _evaluation_split(data):
@@ -44,6 +46,20 @@ def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.
                             max_val=getattr(data, "max_val", None) or 1.0, title=where, axis=getattr(data, "axis", None))
 
 
+def _segmentation_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.Path | None:
+    """`segmentation.png`: a few test images (else validation, else training), their true masks and
+    the predicted class maps, with the mean IoU of each; images only (not signals)."""
+    import numpy as np
+
+    x, y, split = _evaluation_split(data)
+    if x is None or x.ndim != 4:
+        return None
+    predicted = np.asarray(model.predict(x[:4], verbose=0)).argmax(axis=-1)
+    where = f"{title} ({split} split)" if title else f"{split} split"
+    return plot_segmentation(x[:4], y[:4], predicted, folder / "segmentation.png",
+                             num_classes=int(data.num_classes or predicted.max() + 1), title=where)
+
+
 def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") -> list[pathlib.Path]:
     """The pictures of a trained model on its data, by task, into `folder`:
 
@@ -51,7 +67,9 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
     - one class per sample (classification, binary): `confusion_matrix.png`;
     - signals (inputs of rank 2, e.g. spectra): `spectra.png`, a few training
       spectra per class or per target range, on the data's axis;
-    - restoration: `restoration.png`, corrupted | restored | clean test samples with their PSNR.
+    - restoration: `restoration.png`, corrupted | restored | clean test samples with their PSNR;
+    - segmentation: `segmentation.png`, image | true mask | predicted mask of test images, with the
+      mean IoU of each.
 
     Args:
         model: a trained `keras.Model`.
@@ -69,6 +87,8 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
     entry = registry.task(data.task)
     if entry.units == "channels":  # restoration: noisy | restored | clean
         return [path for path in [_restoration_plot(model, data, folder, title)] if path is not None]
+    if entry.labels == registry.MASKS:  # segmentation: image | true mask | predicted mask
+        return [path for path in [_segmentation_plot(model, data, folder, title)] if path is not None]
     target_names = getattr(data, "target_names", None)
     class_names = list(getattr(data, "class_names", None) or [])
     paths = []

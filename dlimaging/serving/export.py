@@ -50,8 +50,10 @@ def infer_task(model) -> str:
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
     units = model.output_shape[-1]
     if len(model.output_shape) > 2 and len(model.output_shape) == len(model.input_shape):
-        # An output with the input's spatial axes: the task whose output has the input's shape.
-        return next(name for name, entry in registry.TASKS.items() if entry.units == "channels")
+        # An output with the input's spatial axes: a task whose targets have the input's (spatial)
+        # shape, the one whose output activation matches (softmax: a class per pixel).
+        spatial = [name for name, entry in registry.TASKS.items() if entry.label_rank is None]
+        return next((name for name in spatial if registry.TASKS[name].output_activation == activation), spatial[0])
     matches = [name for name, entry in registry.TASKS.items() if entry.output_activation == activation]
     exact = [name for name in matches if registry.TASKS[name].units == units]
     flexible = [name for name in matches if not isinstance(registry.TASKS[name].units, int)]
@@ -89,6 +91,7 @@ def _served_outputs():
         "restored": lambda y, names: y,
         "class_id": class_id,
         "class_name": class_name,
+        "class_map": class_id,  # the class of each pixel
     }
 
 
@@ -112,9 +115,10 @@ def _serving_function(model, task: str, class_names: Sequence[str] | None):
 
 
 def any_size(task: str) -> bool:
-    """Whether the task's exports take inputs of any spatial size: those whose output has the
-    input's shape (units "channels" in `dlimaging.registry.TASKS`), from fully convolutional models."""
-    return registry.task(task).units == "channels"
+    """Whether the task's exports take inputs of any spatial size: those whose targets have the
+    input's (spatial) shape (`label_rank` None in `dlimaging.registry.TASKS`: restored images,
+    masks), from fully convolutional models."""
+    return registry.task(task).label_rank is None
 
 
 def _signature_shape(input_shape: Sequence[int], task: str) -> tuple:
@@ -132,7 +136,7 @@ def _verify_other_size(signature, input_name: str, sample: np.ndarray, key: str)
     pads = [(0, 0)] + [(0, 3)] * (sample.ndim - 2) + [(0, 0)]
     larger = np.pad(sample[:1], pads, mode="reflect")
     got = signature(**{input_name: tf.constant(larger)})[key].numpy()
-    if got.shape != larger.shape or not np.all(np.isfinite(got)):
+    if got.shape[:-1] != larger.shape[:-1] or not np.all(np.isfinite(got)):
         raise ExportError(
             f"The exported SavedModel answers an input of shape {larger.shape} with {got.shape}; it should take "
             "any spatial size. Nothing was published."

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from dlimaging import registry
 from dlimaging.data.corruption import check_corruption
+from dlimaging.data.joint_options import check_joint_options
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.validation import (
@@ -85,6 +86,7 @@ class DataSettings:
     corruption: tuple[dict, ...] | None = _setting(None, _corruption)
     patch_size: int | None = _setting(None, optional_positive_int)
     patches_per_epoch: int | None = _setting(None, optional_positive_int)
+    augmentation: dict | None = _setting(None, lambda name, value: check_joint_options(value) or None)  # data's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,13 +401,12 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         registry.check_family_task(model.family, model.task)
     except InputError as error:
         _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
-    restoration = registry.task(model.task).labels == registry.CLEAN
-    if restoration and sections["data"].corruption is None:
+    if registry.task(model.task).labels == registry.CLEAN and sections["data"].corruption is None:
         _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
               "{kind = \"gaussian\", sigma = 0.098})")
-    for key in ("corruption", "patch_size", "patches_per_epoch"):
-        if not restoration and getattr(sections["data"], key) is not None:
-            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels == registry.CLEAN)
+    for key, kinds in registry.PAIR_SETTINGS.items():
+        if registry.task(model.task).labels not in kinds and getattr(sections["data"], key) is not None:
+            takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels in kinds)
             _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
                   config["data"][key])
     if sections["data"].standardize is not None and "standardize" not in registry.builder_arguments(model.family):

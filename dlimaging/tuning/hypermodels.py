@@ -379,6 +379,9 @@ class UNetHyperModel(BuilderHyperModel):
         space = super().default_space(input_shape, task)
         space.pop("augmentation", None)
         space.pop("standardize", None)  # the output is in the input's units: nothing to standardise
+        losses = list(registry.task(task or registry.family(registry.family_of_hypermodel(cls)).tasks[0]).losses)
+        if "loss" in space and not set(space["loss"]["choice"]) <= set(losses):  # segmentation's losses
+            space["loss"] = {"choice": losses, "default": losses[0]}
         return space
 
     def _depth_limit(self) -> int:
@@ -398,7 +401,8 @@ class UNetHyperModel(BuilderHyperModel):
     def build(self, hp: keras_tuner.HyperParameters):
         args = self.build_arguments(hp)
         args.update(self._length(hp, args))
-        return self.entry.load_builder()(self.input_shape, task=self.task, **args)
+        classes = self.num_classes if registry.task(self.task).units == "num_classes" else None
+        return self.entry.load_builder()(self.input_shape, classes, task=self.task, **args)
 
 
 def hypermodel_for(family: str, input_shape, num_classes, *, task=None, space=None, fixed=None):

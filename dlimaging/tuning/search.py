@@ -168,6 +168,7 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
         data = load_dataset(
             settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
             batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
+            augmentation=settings.augmentation,
             **data_options(task=experiment.model.task, target=target, features=features, test=settings.test,
                            corruption=settings.corruption, patch_size=settings.patch_size,
                            patches_per_epoch=settings.patches_per_epoch),

@@ -87,6 +87,8 @@ def test_training_models_in_a_loop_leaks_no_tensorflow_functions(task):
     build, kwargs = dli.build_cnn, dict(kwargs, dense_units=(4,))
     if entry.units == "channels":  # an output of the input's shape: the U-Net's task
         build, kwargs, y = dli.build_unet, {"depth": 1}, x
+    if entry.labels == registry.MASKS:  # a class per pixel: the U-Net's other task
+        build, kwargs, y = dli.build_unet, {"depth": 1, "num_classes": 3}, np.zeros((16, 8, 8), entry.label_dtype)
     counts = []
     for _ in range(3):
         keras.backend.clear_session()

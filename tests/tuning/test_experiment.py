@@ -332,3 +332,16 @@ def test_activations_are_checked_with_keras_before_the_search():
     with pytest.raises(ExperimentError, match=r"x.toml: \[search\] activation: a choice: `activation` must be a Keras "
                                               r"activation name or a callable. Received: activation='nope'"):
         check_with_keras(parse_experiment({**BASE, "search": {"activation": {"choice": ["relu", "nope"]}}}, path="x.toml"))
+
+
+def test_segmentation_experiments_take_patches_and_data_augmentation():
+    experiment = parse_experiment({"name": "s", "data": {"source": "cells", "patch_size": 32,
+                                                         "augmentation": {"flip": True, "rotation": 0.1}},
+                                   "model": {"family": "unet", "task": "segmentation"}})
+    assert experiment.data.augmentation == {"flip": "horizontal_and_vertical", "rotation": 0.1}
+    assert experiment.objective == "val_mean_iou" and experiment.direction == "max"
+    with pytest.raises(ExperimentError, match=r"\[data\] augmentation.*applies to \[model\] task"):
+        parse_experiment({"name": "c", "data": {"source": "digits", "augmentation": {"flip": True}}})
+    with pytest.raises(ExperimentError, match=r"\[data\] augmentation: option 'shear' is not one of"):
+        parse_experiment({"name": "s", "data": {"source": "cells", "augmentation": {"shear": 0.1}},
+                          "model": {"family": "unet", "task": "segmentation"}})

@@ -1,0 +1,273 @@
+"""Segmentation data: images and their masks of class ids, split by image.
+
+`load_dataset(source, task=<a task whose labels are masks>)` comes here. The source gives a
+list of images (height, width, channels) or signals (length, channels) and their masks
+(height, width) or (length,) of integer class ids:
+
+- a folder with `images/` and `masks/`, matched by file name (PNG, or TIFF when tifffile is
+  installed; 8- or 16-bit), and optionally `classes.txt` (one class name per line);
+- a `.npz` file with `x` and `masks` (and optionally `x_test` and `masks_test`);
+- `cells`, the synthetic fluorescence-like images (`dlimaging.data.cells`).
+
+The items are split by IMAGE: validation and test pixels come from whole images training never
+sees. Images of different sizes, or a `patch_size`, are cut into square patches (tiles) after
+the split. A mask of only 0 and 255 is read as 2 classes (255 is class 1).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from dlimaging import registry
+from dlimaging.data.bundle import DatasetBundle
+from dlimaging.data.joint import joint_augmentation
+from dlimaging.data.restoration import check_patch_settings, split_items, tiles
+from dlimaging.data.sources import integer_scale, read_image
+from dlimaging.errors import InputError
+
+MASK_SUFFIXES = (".png", ".tif", ".tiff")
+IMAGE_FILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+CLASSES_FILE = "classes.txt"
+
+
+def _tiff_ok() -> bool:
+    try:
+        import tifffile  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _read_pixels(path: pathlib.Path) -> np.ndarray:
+    """A file's pixels as stored: (height, width) or (height, width, channels), its own dtype."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        if not _tiff_ok():
+            raise InputError(f"{str(path)!r} is a TIFF file; reading it needs tifffile (pip install tifffile).")
+        import tifffile
+
+        return np.asarray(tifffile.imread(path))
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode in ("P", "L", "I;16", "I;16B", "I;16L", "I", "F", "1"):
+            array = np.asarray(image)
+            return array.astype("uint16") if image.mode.startswith("I;16") else array
+    return np.asarray(read_image(path))
+
+
+def read_mask(path: pathlib.Path) -> np.ndarray:
+    """A mask file's class ids (height, width), int64; float or colour masks are refused."""
+    array = _read_pixels(path)
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and all(
+            np.array_equal(array[..., 0], array[..., c]) for c in range(1, 3)):
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(f"Mask {str(path)!r} has shape {array.shape}: a mask is one grey channel of class ids.")
+    if array.dtype == bool:
+        array = array.astype("uint8")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise InputError(f"Mask {str(path)!r} holds {array.dtype} values: a mask holds integer class ids "
+                         "(0, 1, 2, ...; or 0 and 255 for two classes).")
+    if array.min() < 0:
+        raise InputError(f"Mask {str(path)!r} holds negative values ({int(array.min())}): class ids are >= 0.")
+    return array.astype("int64")
+
+
+def _read_image(path: pathlib.Path) -> np.ndarray:
+    """An image as float32 (height, width, channels): 8- and 16-bit scaled to [0, 1]."""
+    array = _read_pixels(path)
+    if array.dtype == bool:
+        array = array.astype("uint8") * 255
+    scale = integer_scale(array.dtype)
+    array = array.astype("float32") / np.float32(scale) if scale else array.astype("float32")
+    if path.suffix.lower() == ".png" and array.max() > 1.0 and scale is None:  # PIL's "F"/"I" 16-bit reading
+        array = array / np.float32(65535.0)
+    return array if array.ndim == 3 else array[..., None]
+
+
+def _class_names(root: pathlib.Path) -> list[str] | None:
+    path = root / CLASSES_FILE
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(names) < 2:
+        raise InputError(f"{str(path)!r} names {len(names)} class(es); segmentation needs at least 2, one per line.")
+    return names
+
+
+def check_masks(masks: list[np.ndarray], class_names: list[str] | None, names: list[str], what: str) -> list[str]:
+    """Masks of 0 and 255 only become 0 and 1 (in place); values beyond the classes are refused,
+    naming the item. Returns the class names ("0", "1", ... when none are given)."""
+    values = set()
+    for mask in masks:
+        values |= set(np.unique(mask).tolist())
+    if values <= {0, 255} and 255 in values and (class_names is None or len(class_names) == 2):
+        for i, mask in enumerate(masks):
+            masks[i] = (mask == 255).astype(mask.dtype)
+        values = {0, 1}
+    count = len(class_names) if class_names is not None else max(2, int(max(values)) + 1)
+    for name, mask in zip(names, masks):
+        if mask.max() >= count:
+            where = f"the {len(class_names)} classes of {CLASSES_FILE}" if class_names else f"{count} classes"
+            raise InputError(f"Mask {name!r} of {what} holds class id {int(mask.max())}, beyond {where} "
+                             f"(ids 0..{count - 1}).")
+    return list(class_names) if class_names is not None else [str(i) for i in range(count)]
+
+
+def folder_masks(source: str, **_options):
+    """A folder's `images/` and `masks/`, matched by file name (without the suffix)."""
+    root = pathlib.Path(source)
+    folders = [root / "images", root / "masks"]
+    if not all(f.is_dir() for f in folders):
+        raise InputError(f"`source` {source!r}: segmentation needs a folder with `images/` and `masks/` "
+                         "(masks matched to images by file name).")
+    images = {p.stem: p for p in sorted(folders[0].iterdir()) if p.suffix.lower() in IMAGE_FILE_SUFFIXES}
+    masks = {p.stem: p for p in sorted(folders[1].iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
+    if not images:
+        raise InputError(f"`source` {source!r}: `images/` holds no image ({', '.join(IMAGE_FILE_SUFFIXES)}).")
+    for one, other, side in ((images, masks, "masks/"), (masks, images, "images/")):
+        missing = sorted(set(one) - set(other))
+        if missing:
+            raise InputError(f"{str(one[missing[0]])!r} has no file of the same name in {side} "
+                             f"({len(missing)} such file(s)).")
+    xs, ys = [], []
+    for stem in sorted(images):
+        x, y = _read_image(images[stem]), read_mask(masks[stem])
+        if x.shape[:2] != y.shape:
+            raise InputError(f"Mask {str(masks[stem])!r} is {y.shape[1]}x{y.shape[0]}; its image "
+                             f"{images[stem].name!r} is {x.shape[1]}x{x.shape[0]}.")
+        xs.append(x)
+        ys.append(y)
+    if len({x.shape[-1] for x in xs}) > 1:
+        xs = [np.repeat(x, 3, -1) if x.shape[-1] == 1 else x[..., :3] for x in xs]
+    names = [str(masks[stem]) for stem in sorted(images)]
+    class_names = check_masks(ys, _class_names(root), names, f"`source` {source!r}")
+    return xs, ys, class_names, root.name
+
+
+def npz_masks(source: str, **_options):
+    """A `.npz` file's `x` and `masks` (and `x_test`, `masks_test`, kept as more items)."""
+    path = pathlib.Path(source)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as error:
+        raise InputError(f"`source` {str(path)!r} is not a readable .npz file ({error}).") from None
+    if "x" not in arrays or "masks" not in arrays:
+        raise InputError(f"`source` {str(path)!r}: segmentation needs the arrays `x` and `masks`. "
+                         f"Found: {sorted(arrays)}")
+    xs, ys = [], []
+    for x_key, y_key in (("x", "masks"), ("x_test", "masks_test")):
+        if x_key not in arrays:
+            continue
+        x, masks = arrays[x_key], arrays[y_key]
+        if not np.issubdtype(masks.dtype, np.integer) and masks.dtype != bool:
+            raise InputError(f"`source` {str(path)!r}: `{y_key}` holds {masks.dtype} values; masks hold integer "
+                             "class ids.")
+        if x.ndim == masks.ndim:
+            x = x[..., None]
+        if x.shape[:-1] != masks.shape:
+            raise InputError(f"`source` {str(path)!r}: `{y_key}` has shape {masks.shape}; `{x_key}` {x.shape} "
+                             f"needs masks of shape {x.shape[:-1]}.")
+        scale = integer_scale(x.dtype)
+        x = x.astype("float32") / np.float32(scale) if scale else x.astype("float32")
+        xs += list(x)
+        ys += [m.astype("int64") for m in masks]
+    if any(m.min() < 0 for m in ys):
+        raise InputError(f"`source` {str(path)!r}: `masks` holds negative values; class ids are >= 0.")
+    class_names = check_masks(ys, None, [f"{i}" for i in range(len(ys))], f"`source` {str(path)!r}")
+    return xs, ys, class_names, path.stem
+
+
+def masks_only(source: str, **_options):
+    """The loader of a source of images and masks only (cells), for a task other than segmentation."""
+    task = registry.task_for_labels(registry.MASKS)
+    raise InputError(f"`source` {source!r} holds images and masks: use it with task={task!r}. "
+                     f"Received: source={source!r}")
+
+
+def _patches(images, masks, indices, patch):
+    """The items of `indices`, whole, or cut into `patch`-sized tiles (`patch` None: whole)."""
+    if patch is None:
+        return [images[k] for k in indices], [masks[k] for k in indices]
+    xs = [t for k in indices for t in tiles(images[k], patch)]
+    ys = [t[..., 0] for k in indices for t in tiles(masks[k][..., None], patch)]
+    return xs, ys
+
+
+def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None):
+    if not xs:
+        return None
+    ds = tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys).astype("int32"))).cache()
+    if shuffle:
+        ds = ds.shuffle(len(xs), seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:
+        ds = augment(ds, seed)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_size, split: tuple[float, float],
+                      batch_size: int, seed: int, refused: tuple = (None, None), augmentation=None):
+    """The `DatasetBundle` of a segmentation task: `(image, mask)` batches; see the module's docstring.
+
+    `split` is (validation_split, test_split); `refused` holds `load_dataset`'s `corruption`
+    and `patches_per_epoch`, which apply to restoration only: refused when given. `augmentation`
+    (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch."""
+    for argument, value in zip(("corruption", "patches_per_epoch"), refused):
+        if value is not None:
+            raise InputError(f"`{argument}` applies to restoration, not to task={task!r}. "
+                             f"Received: {argument}={value!r}")
+    validation_split, test_split = split
+    if entry.masks is None:
+        takers = [name for name, e in registry.SOURCES.items() if e.masks is not None]
+        raise InputError(f"`source` {source!r} has no masks: task={task!r} needs one of {', '.join(takers)}. "
+                         f"Received: source={source!r}")
+    check_patch_settings(patch_size, None)
+    images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
+    augment = joint_augmentation(augmentation, image=images[0].ndim == 3)
+    names = [str(i) for i in range(len(images))]
+    signals = images[0].ndim == 2
+    same = len({i.shape for i in images}) == 1
+    patch = None
+    if patch_size is not None or not same:
+        if signals:
+            raise InputError(f"`patch_size` applies to images; `source` {source!r} holds signals. "
+                             f"Received: patch_size={patch_size!r}")
+        side = patch_size or min(64, *(min(i.shape[:2]) for i in images))
+        small = [n for n, i in zip(names, images) if min(i.shape[:2]) < side]
+        if small:
+            raise InputError(f"`patch_size` {side} is larger than image {small[0]} of `source` {source!r} "
+                             f"({images[int(small[0])].shape[:2]}). Received: patch_size={patch_size!r}")
+        patch = (side, side)
+    train, validation, test = split_items(len(images), validation_split, test_split, seed, source)
+    splits = {split: _patches(images, masks, indices, patch)
+              for split, indices in (("train", train), ("validation", validation), ("test", test))}
+    frequencies = _frequencies(splits["train"][1], len(class_names))
+    arrays = {}
+    for split, (xs, ys) in splits.items():
+        shape = (0, *splits["train"][0][0].shape)
+        arrays[f"x_{split}"] = np.stack(xs) if xs else np.zeros(shape, "float32")
+        arrays[f"y_{split}"] = np.stack(ys).astype("int32") if ys else np.zeros(shape[:-1], "int32")
+    everything = np.concatenate([i.reshape(-1) for i in images])
+    return DatasetBundle(
+        train=_batches(*splits["train"], batch_size, shuffle=True, seed=seed, augment=augment),
+        validation=_batches(*splits["validation"], batch_size, shuffle=False, seed=seed),
+        test=_batches(*splits["test"], batch_size, shuffle=False, seed=seed),
+        input_shape=tuple(int(d) for d in arrays["x_train"].shape[1:]), num_classes=len(class_names),
+        class_names=list(class_names), task=task, name=name, num_train=len(arrays["x_train"]),
+        num_validation=len(arrays["x_validation"]), num_test=len(arrays["x_test"]),
+        value_range=(float(everything.min()), float(everything.max())), arrays=arrays,
+        items={split: [names[k] for k in indices] for split, indices in
+               (("train", train), ("validation", validation), ("test", test))},
+        class_frequencies=frequencies,
+    )
+
+
+def _frequencies(masks, num_classes: int) -> list[float]:
+    counts = np.zeros(num_classes, "float64")
+    for mask in masks:
+        counts += np.bincount(mask.reshape(-1), minlength=num_classes)[:num_classes]
+    return [float(c) for c in counts / max(counts.sum(), 1.0)]

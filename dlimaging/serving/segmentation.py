@@ -1,0 +1,78 @@
+"""Segmentation models' files in and out: read an image or signal, segment it with the export at
+its own size, and write its class map (a PNG of class ids, or .npy) next to the input (or where
+`--out` says).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from dlimaging.errors import InputError
+from dlimaging.files import claim_output, write_new
+from dlimaging.serving.exports import exported_predictor
+from dlimaging.serving.restoration import read_restoration_input
+
+MASK_SUFFIX = "_mask"
+_OUTPUTS = (".png", ".npy")
+
+
+def mask_path(source: pathlib.Path, out: pathlib.Path | None, count: int) -> pathlib.Path:
+    """Where a class map goes: `out` itself (one input, a file name), `out/NAME_mask.EXT` (a folder),
+    or `NAME_mask.EXT` next to the input: PNG for an image, .npy for an array or a signal."""
+    suffix = ".png" if source.suffix.lower() not in (".npy", ".npz", ".csv") else ".npy"
+    name = f"{source.stem}{MASK_SUFFIX}{suffix}"
+    if out is None:
+        return source.with_name(name)
+    if out.suffix and not out.is_dir():
+        if count != 1:
+            raise InputError(f"--out {str(out)!r} is one file, for one input; {count} inputs need a folder.")
+        if out.suffix.lower() not in _OUTPUTS:
+            raise InputError(f"--out {str(out)!r}: a class map is written as {' or '.join(_OUTPUTS)}. "
+                             f"Received: {out.suffix}")
+        if out.resolve() == source.resolve():
+            raise InputError(f"--out {str(out)!r} is the input itself; it is never overwritten.")
+        return out
+    return out / name
+
+
+def write_class_map(path: pathlib.Path, class_map: np.ndarray) -> pathlib.Path:
+    """Writes a batch of class maps: a PNG of one map (8-bit class ids; 16-bit beyond 255 classes)
+    or .npy (the batch), as a new file (`dlimaging.files.write_new`)."""
+    def save(tmp: pathlib.Path) -> None:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
+
+            ids = class_map[0]
+            Image.fromarray(ids.astype("uint8" if ids.max(initial=0) < 256 else "uint16")).save(tmp, format="PNG")
+        else:
+            with open(tmp, "wb") as handle:
+                np.save(handle, class_map.astype("int32"))
+
+    return write_new(path, save)
+
+
+def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | os.PathLike],
+                  out: str | os.PathLike | None = None) -> list[tuple[str, pathlib.Path, tuple[int, ...]]]:
+    """Runs an exported segmentation model on each file at its own size and writes its class map
+    (see `mask_path`); returns (input, output, shape) per file. No file is replaced: an `out` file
+    that exists is refused before any work; a `NAME_mask.EXT` that exists becomes `NAME_mask-2.EXT`."""
+    shape = metadata["input"]["shape"]
+    out = None if out is None else pathlib.Path(out)
+    planned, claimed = [], set()
+    for source in inputs:
+        x, _ = read_restoration_input(source, shape)
+        target = mask_path(pathlib.Path(source), out, len(inputs))
+        target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
+        planned.append((pathlib.Path(source), x, target))
+    written = []
+    predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
+    for source, x, target in planned:
+        class_map = predict(x)["class_map"]
+        if target.suffix.lower() == ".png" and len(class_map) != 1:
+            raise InputError(f"Input {str(source)!r} holds {len(class_map)} images; a PNG holds one. Use --out NAME.npy.")
+        written.append((str(source), write_class_map(target, class_map), tuple(x.shape[1:])))
+    return written
