@@ -71,10 +71,12 @@ def data_arguments(family: str, data) -> dict[str, Any]:
 
 
 def task_of_family(family: str, task: str | None) -> str | None:
-    """`task`, or, when None, the family's task if it builds only one (a U-Net: restoration);
-    None otherwise (read from the labels)."""
+    """`task`, or, when None, the family's first task if it builds only one, or only tasks whose
+    targets the labels cannot tell (a U-Net: restoration, as in a tuning file); None otherwise
+    (read from the labels)."""
     tasks = registry.family(family).tasks
-    return tasks[0] if task is None and len(tasks) == 1 else task
+    pairs = all(registry.task(t).labels in (registry.CLEAN, registry.MASKS) for t in tasks)
+    return tasks[0] if task is None and (len(tasks) == 1 or pairs) else task
 
 
 def data_options(*, task=None, target=None, features=None, test=None, corruption=None, patch_size=None,

@@ -287,6 +287,16 @@ def column_names(name, value):
     raise InputError(f"`{name}` must be a column name or a non-empty list of them. Received: {name}={value!r}")
 
 
+def class_weights(name, value):
+    """"balanced", or non-negative weights (a list, one per class; the class count is checked when
+    the model is built), as a tuple; None for no weights."""
+    if value is None or value == "balanced":
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        return tuple(non_negative(f"{name}[{i}]", v) for i, v in enumerate(value))
+    raise InputError(f"`{name}` must be 'balanced' or a list of weights >= 0, one per class. Received: {name}={value!r}")
+
+
 def at_least_two(name, value):
     return check_number(name, value, low=2, integer=True)
 
@@ -313,6 +323,7 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "standardize": choice_of(STANDARDIZE_MODES),
     "batch_norm": boolean,
     "residual": boolean,  # a U-Net's output added to its input
+    "class_weight": class_weights,  # segmentation
     "scale_targets": optional_boolean,  # None: when the task has numeric outputs
     # optimizers
     "learning_rate": positive,

@@ -162,7 +162,7 @@ def test_an_empty_column_list_is_one_error_line_naming_the_option(capsys, option
 
 
 def test_train_runs_a_unet_with_the_corruption_of_a_tuning_file(tmp_path, images, capsys):
-    unet = next(name for name, entry in registry.FAMILIES.items() if entry.tasks == ("restoration",))
+    unet = next(name for name, entry in registry.FAMILIES.items() if entry.tasks[0] == "restoration")
     assert main(["train", "--data", str(images), "--model", unet, "--epochs", "1"]) == 2
     _one_error_line(capsys, f"--model {unet} (task 'restoration') needs --corruption, e.g. --corruption '{{kind =")
     assert main(["train", "--data", str(images), "--model", unet, "--corruption", "{kind = blur}"]) == 2

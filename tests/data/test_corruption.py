@@ -210,5 +210,5 @@ def test_tuning_files_take_a_corruption_and_check_it_against_the_task():
     with pytest.raises(InputError, match=r"t.toml: \[data\] corruption: `corruption.sigma` must be >= 0. Received: corruption.sigma=-1"):
         parse_experiment(bad, path="t.toml")
     digits = {"name": "t", "data": {"source": "digits", "patch_size": 8}}
-    with pytest.raises(InputError, match=r"\[data\] patch_size: applies to \[model\] task \"restoration\", not \"classification\""):
+    with pytest.raises(InputError, match=r"\[data\] patch_size: applies to \[model\] task \"restoration\" or \"segmentation\", not \"classification\""):
         parse_experiment(digits, path="t.toml")
