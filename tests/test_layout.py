@@ -214,13 +214,15 @@ HARNESSES = {"tests/models/test_builders.py"}  # one harness over every family Ã
 
 
 def test_tests_mirror_the_layout():
-    """A module's tests are found by its name: tests/<room>/test_<module>.py tests dlimaging/<room>/<module>.py."""
+    """A module's tests are found by its name: tests/<room>/test_<module>.py (or test_<room>_<module>.py)
+    tests dlimaging/<room>/<module>.py."""
     tests = PACKAGE.parent / "tests"
     for path in tests.glob("*/test_*.py"):
         relative = str(path.relative_to(PACKAGE.parent))
         if relative in HARNESSES:
             continue
-        name = path.stem.removeprefix("test_")
+        # test_<room>_<module>.py where two rooms have a module of one name (basenames must differ)
+        name = path.stem.removeprefix("test_").removeprefix(f"{path.parent.name}_")
         room = PACKAGE / path.parent.name
         assert (room / f"{name}.py").is_file() or (room / f"_{name}.py").is_file(), \
             f"{relative} names no module of dlimaging/{path.parent.name}/"

@@ -110,14 +110,18 @@ def test_builder(family, rank, task, augmented, variant, tmp_path):
         assert len(layers) == len([o for o in options if not o.endswith("_mode")])
     rng = np.random.default_rng(rank)
     train = rng.normal(500, 100, (16,) + input_shape).astype("float32")
-    adapt(model, train, None if units is None else rng.normal(1000, 300, (16, units)))
+    per_pixel = registry.task(task).labels == registry.MASKS  # segmentation: units per pixel
+    adapt(model, train, None if units is None or per_pixel else rng.normal(1000, 300, (16, units)))
     x = rng.normal(500, 100, (BATCH,) + input_shape).astype("float32")
     expected = model(x, training=False).numpy()
     if task in NUMERIC:  # in real units, not around 0
         assert model.layers[-1].name == "target_scaling" and np.abs(expected).min() > 10
 
-    # Output shape: batch × the task's units, or the input's shape (restoration).
-    assert expected.shape == ((BATCH, units) if units is not None else (BATCH,) + input_shape)
+    # Output shape: batch × the task's units, the input's shape (restoration), or units per pixel.
+    if per_pixel:
+        assert expected.shape == (BATCH,) + input_shape[:-1] + (units,)
+    else:
+        assert expected.shape == ((BATCH, units) if units is not None else (BATCH,) + input_shape)
 
     # .keras save and reload: same architecture and configs, same outputs.
     path = tmp_path / "model.keras"
