@@ -15,7 +15,7 @@ that is really new (see docs/extending.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from dlimaging._entries import Augmentation, Family, Optimizer, Source, Task, Tuner  # noqa: F401  public here
 from dlimaging._references import lookup, parameters_in_source, resolve  # noqa: F401  public here
@@ -76,6 +76,12 @@ def check_family_task(family_name: Any, task_name: Any) -> None:
             f"model={family_name!r} is built for task {' or '.join(map(repr, entry.tasks))}; "
             f"task={task_name!r} needs model {' or '.join(map(repr, takers))}. Received: task={task_name!r}"
         )
+
+
+def check_builder_task(builder: Callable, task_name: Any) -> None:
+    """`check_family_task` for the family that `builder` (e.g. `build_cnn`) builds."""
+    reference = f"{builder.__module__}:{builder.__name__}"
+    check_family_task(next(name for name, entry in FAMILIES.items() if entry.builder == reference), task_name)
 
 
 def family_of_hypermodel(cls: type) -> str:

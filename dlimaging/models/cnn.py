@@ -179,7 +179,7 @@ def build_cnn(
     dense_units = check_argument("dense_units", dense_units)
     check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                   batch_norm_momentum=batch_norm_momentum, compile=compile)
-    registry.check_family_task("cnn", task)  # a segmentation or restoration task needs a U-Net
+    registry.check_builder_task(build_cnn, task)  # a segmentation or restoration task needs a U-Net
     training = check_compile(task, locals())
     check_spatial_sizes(input_shape, filters, kernel_size, strides, padding, pooling, convs_per_block,
                          dilation_rates)

@@ -160,7 +160,7 @@ def build_mlp(
     hidden_units = check_argument("hidden_units", hidden_units)
     check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                   batch_norm_momentum=batch_norm_momentum, compile=compile)
-    registry.check_family_task("mlp", task)  # a segmentation or restoration task needs a U-Net
+    registry.check_builder_task(build_mlp, task)  # a segmentation or restoration task needs a U-Net
     training = check_compile(task, locals())
     augmentation = resolve_augmentation(augmentation, input_shape)
     check_argument("standardize", standardize)
