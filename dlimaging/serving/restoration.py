@@ -90,25 +90,31 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
     return array, info
 
 
-def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool) -> pathlib.Path:
-    """Where a restored file goes: `out` itself (one input, a file name), `out/NAME_restored.EXT`
-    (a folder), or `NAME_restored.EXT` next to the input. Images become PNG; signals keep CSV or .npy."""
-    allowed = _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
-    suffix = ".png" if images and source.suffix.lower() not in (".npy", ".npz") else (
-        source.suffix.lower() if source.suffix.lower() in allowed else ".npy")
-    name = f"{source.stem}{RESTORED_SUFFIX}{suffix}"
+def output_path(source: pathlib.Path, out: pathlib.Path | None, count: int, name: str,
+                allowed: Sequence[str], what: str) -> pathlib.Path:
+    """Where the result for `source` goes: `out` itself (one input, a file name ending in one of
+    `allowed`, not the input), `out/name` (a folder), or `name` next to the input."""
     if out is None:
         return source.with_name(name)
     if out.suffix and not out.is_dir():
         if count != 1:
             raise InputError(f"--out {str(out)!r} is one file, for one input; {count} inputs need a folder.")
         if out.suffix.lower() not in allowed:
-            raise InputError(f"--out {str(out)!r}: a restored {'image' if images else 'signal'} is written as "
-                             f"{' or '.join(allowed)}. Received: {out.suffix}")
+            raise InputError(f"--out {str(out)!r}: {what} is written as {' or '.join(allowed)}. Received: {out.suffix}")
         if out.resolve() == source.resolve():
             raise InputError(f"--out {str(out)!r} is the input itself; it is never overwritten.")
         return out
     return out / name
+
+
+def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool) -> pathlib.Path:
+    """Where a restored file goes (`output_path`): `NAME_restored.EXT`, where images become PNG and
+    signals keep CSV or .npy."""
+    allowed = _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
+    suffix = ".png" if images and source.suffix.lower() not in (".npy", ".npz") else (
+        source.suffix.lower() if source.suffix.lower() in allowed else ".npy")
+    return output_path(source, out, count, f"{source.stem}{RESTORED_SUFFIX}{suffix}", allowed,
+                       f"a restored {'image' if images else 'signal'}")
 
 
 def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any]) -> pathlib.Path:

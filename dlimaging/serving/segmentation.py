@@ -14,29 +14,17 @@ import numpy as np
 from dlimaging.errors import InputError
 from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
-from dlimaging.serving.restoration import read_restoration_input
+from dlimaging.serving.restoration import output_path, read_restoration_input
 
 MASK_SUFFIX = "_mask"
 _OUTPUTS = (".png", ".npy")
 
 
 def mask_path(source: pathlib.Path, out: pathlib.Path | None, count: int) -> pathlib.Path:
-    """Where a class map goes: `out` itself (one input, a file name), `out/NAME_mask.EXT` (a folder),
-    or `NAME_mask.EXT` next to the input: PNG for an image, .npy for an array or a signal."""
+    """Where a class map goes (`dlimaging.serving.restoration.output_path`): `NAME_mask.EXT`, PNG
+    for an image, .npy for an array or a signal."""
     suffix = ".png" if source.suffix.lower() not in (".npy", ".npz", ".csv") else ".npy"
-    name = f"{source.stem}{MASK_SUFFIX}{suffix}"
-    if out is None:
-        return source.with_name(name)
-    if out.suffix and not out.is_dir():
-        if count != 1:
-            raise InputError(f"--out {str(out)!r} is one file, for one input; {count} inputs need a folder.")
-        if out.suffix.lower() not in _OUTPUTS:
-            raise InputError(f"--out {str(out)!r}: a class map is written as {' or '.join(_OUTPUTS)}. "
-                             f"Received: {out.suffix}")
-        if out.resolve() == source.resolve():
-            raise InputError(f"--out {str(out)!r} is the input itself; it is never overwritten.")
-        return out
-    return out / name
+    return output_path(source, out, count, f"{source.stem}{MASK_SUFFIX}{suffix}", _OUTPUTS, "a class map")
 
 
 def write_class_map(path: pathlib.Path, class_map: np.ndarray) -> pathlib.Path:
