@@ -258,8 +258,9 @@ SOURCES: dict[str, Source] = {
         "numeric columns form the signal.", suffix=".csv", options=("target", "features", "test")),
     "PATH/": Source(
         "dlimaging.data.sources:load_folder",
-        "a folder with one sub-folder of images (png, jpg, bmp, gif) per class; for restoration, any folder of "
-        "images (sub-folders included); for segmentation, images/ and masks/ matched by name (and classes.txt).",
+        "a folder with one sub-folder per class of images (png, jpg, bmp, gif, tif) or volumes (multi-page tif, "
+        "3D .npy); for restoration, any folder of images (sub-folders included); for segmentation, images/ and "
+        "masks/ matched by name (and classes.txt).",
         folder=True, clean="dlimaging.data.restoration:clean_folder", masks="dlimaging.data.segmentation:folder_masks"),
 }
 

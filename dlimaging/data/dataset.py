@@ -286,8 +286,10 @@ def load_dataset(
     spatial shape; `class_frequencies` is recorded on the bundle.
 
     Values: uint8 and uint16 arrays are images and are scaled to [0, 1] by
-    their type's white (255, 65535), as are 8- and 16-bit images in folders
-    (16-bit PNGs keep every grey level). Other integer types (int8, int16,
+    their type's white (255, 65535). Image files in folders (PNG, JPEG, TIFF)
+    have their integer pixels scaled by their type's maximum (8, 16 or 32
+    bits) and float pixels kept; a multi-page TIFF or a 3D `.npy` is a volume
+    (depth, height, width, channels); see `dlimaging.data.images`. Other integer types (int8, int16,
     int32, int64, uint32, ...) are measurements: they are converted to float32
     as they are, like float arrays, and `value_range` is the data's own
     (min, max). Float values beyond float32's range are refused.
@@ -338,6 +340,7 @@ def load_dataset(
             "would be scaled differently; give them the same dtype."
         )
     x, value_range = _prepare(arrays["x"], image_size)
+    value_range = tuple(info.get("value_range", value_range))  # a folder knows its files' scale
     y = arrays["y"]
     # Both fractions are of all the samples before the split (of the training data when the
     # source has its own test set).

@@ -32,8 +32,14 @@ from dlimaging.data.corruption import (
     check_for_samples,
 )
 from dlimaging.data.degrade import corrupt
+from dlimaging.data.images import (
+    FOLDER_SUFFIXES,
+    UnreadableImage,
+    integer_scale,
+    read_image,
+    value_range,
+)
 from dlimaging.data.joint import check_joint_options, move_pair
-from dlimaging.data.sources import IMAGE_SUFFIXES, integer_scale, read_image
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
 
@@ -88,28 +94,32 @@ def clean_skimage(source: str, *, prefix=None, **_options):
 
 
 def clean_folder(source: str, **_options):
-    """Every image in the folder and its sub-folders: grey when all are grey, else colour."""
+    """Every image in the folder and its sub-folders (`dlimaging.data.images`: PNG, JPEG, TIFF,
+    2D .npy): grey when all are grey, else colour. Its `max_val` is 1 for integer pixels, the
+    data's own span where a file holds floats."""
     root = pathlib.Path(source)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
     images = []
     for path in files:
         try:
             images.append((str(path.relative_to(root)), read_image(path)))
-        except Exception as error:
+        except UnreadableImage as error:
             warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
     if not images:
-        raise InputError(f"`source` {source!r} holds no readable image ({', '.join(IMAGE_SUFFIXES)}).")
-    rgb = any(image.mode == "RGB" for _, image in images)
-    items = []
-    for name, image in images:
-        if rgb:
-            array = np.asarray(image.convert("RGB"))
-        elif image.mode == "F":
-            array = np.asarray(image, "float32") / np.float32(65535.0)
-        else:
-            array = np.asarray(image.convert("L"))
-        items.append((name, _to_unit(array if array.ndim == 3 else array[..., None])))
-    return items, (1.0, root.name)
+        raise InputError(f"`source` {source!r} holds no readable image ({', '.join(FOLDER_SUFFIXES)}).")
+    volume = next((name for name, image in images if image.volume), None)
+    if volume is not None:
+        raise InputError(f"`source` {source!r}: {volume!r} is a volume (depth, height, width, channels); a "
+                         "restoration folder holds 2D images.")
+    channels = {image.channels for _, image in images}
+    if len(channels) > 1 and channels != {1, 3}:
+        (a, first), (b, other) = images[0], next(item for item in images if item[1].channels != images[0][1].channels)
+        raise InputError(f"`source` {source!r}: {a!r} has {first.channels} channel(s) and {b!r} "
+                         f"{other.channels}; the images of a folder share their channels.")
+    items = [(name, np.repeat(image.pixels, 3, -1) if 3 in channels and image.channels == 1 else image.pixels)
+             for name, image in images]
+    low, high = value_range([image for _, image in images])
+    return items, (high - min(0.0, low), root.name)
 
 
 def clean_samples(source: str, **options):

@@ -4,8 +4,9 @@
 list of images (height, width, channels) or signals (length, channels) and their masks
 (height, width) or (length,) of integer class ids:
 
-- a folder with `images/` and `masks/`, matched by file name (PNG, or TIFF when tifffile is
-  installed; 8- or 16-bit), and optionally `classes.txt` (one class name per line);
+- a folder with `images/` and `masks/`, matched by file name (PNG, JPEG or TIFF images, read by
+  `dlimaging.data.images`; PNG or TIFF masks of 8-, 16- or 32-bit integer class ids), and
+  optionally `classes.txt` (one class name per line);
 - a `.npz` file with `x` and `masks` (and optionally `x_test` and `masks_test`);
 - `cells`, the synthetic fluorescence-like images (`dlimaging.data.cells`).
 
@@ -23,69 +24,22 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle
+from dlimaging.data.images import IMAGE_SUFFIXES, integer_scale, read_image, read_mask
 from dlimaging.data.joint import joint_augmentation
 from dlimaging.data.restoration import check_patch_settings, split_items, tiles
-from dlimaging.data.sources import integer_scale, read_image
 from dlimaging.errors import InputError
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
-IMAGE_FILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+IMAGE_FILE_SUFFIXES = IMAGE_SUFFIXES
 CLASSES_FILE = "classes.txt"
 
 
-def _tiff_ok() -> bool:
-    try:
-        import tifffile  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _read_pixels(path: pathlib.Path) -> np.ndarray:
-    """A file's pixels as stored: (height, width) or (height, width, channels), its own dtype."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        if not _tiff_ok():
-            raise InputError(f"{str(path)!r} is a TIFF file; reading it needs tifffile (pip install tifffile).")
-        import tifffile
-
-        return np.asarray(tifffile.imread(path))
-    from PIL import Image
-
-    with Image.open(path) as image:
-        if image.mode in ("P", "L", "I;16", "I;16B", "I;16L", "I", "F", "1"):
-            array = np.asarray(image)
-            return array.astype("uint16") if image.mode.startswith("I;16") else array
-    return np.asarray(read_image(path))
-
-
-def read_mask(path: pathlib.Path) -> np.ndarray:
-    """A mask file's class ids (height, width), int64; float or colour masks are refused."""
-    array = _read_pixels(path)
-    if array.ndim == 3 and array.shape[-1] in (3, 4) and all(
-            np.array_equal(array[..., 0], array[..., c]) for c in range(1, 3)):
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise InputError(f"Mask {str(path)!r} has shape {array.shape}: a mask is one grey channel of class ids.")
-    if array.dtype == bool:
-        array = array.astype("uint8")
-    if not np.issubdtype(array.dtype, np.integer):
-        raise InputError(f"Mask {str(path)!r} holds {array.dtype} values: a mask holds integer class ids "
-                         "(0, 1, 2, ...; or 0 and 255 for two classes).")
-    if array.min() < 0:
-        raise InputError(f"Mask {str(path)!r} holds negative values ({int(array.min())}): class ids are >= 0.")
-    return array.astype("int64")
-
-
 def _read_image(path: pathlib.Path) -> np.ndarray:
-    """An image as float32 (height, width, channels): 8- and 16-bit scaled to [0, 1]."""
-    array = _read_pixels(path)
-    if array.dtype == bool:
-        array = array.astype("uint8") * 255
-    scale = integer_scale(array.dtype)
-    array = array.astype("float32") / np.float32(scale) if scale else array.astype("float32")
-    if path.suffix.lower() == ".png" and array.max() > 1.0 and scale is None:  # PIL's "F"/"I" 16-bit reading
-        array = array / np.float32(65535.0)
-    return array if array.ndim == 3 else array[..., None]
+    """An image as float32 (height, width, channels), scaled as `dlimaging.data.images` scales it."""
+    image = read_image(path)
+    if image.volume:
+        raise InputError(f"Image {str(path)!r} is a volume {image.pixels.shape}; segmentation reads 2D images.")
+    return image.pixels
 
 
 def _class_names(root: pathlib.Path) -> list[str] | None:

@@ -13,22 +13,19 @@ import warnings
 import numpy as np
 
 from dlimaging import registry
+from dlimaging.data.images import (  # noqa: F401  integer_scale and IMAGE_SUFFIXES: imported from here too
+    FOLDER_SUFFIXES,
+    IMAGE_SUFFIXES,
+    UnreadableImage,
+    integer_scale,
+    read_image,
+    stack_images,
+    value_range,
+)
 from dlimaging.data.spectra import make_spectra
 from dlimaging.data.tables import find_columns, parse_number, read_table
 from dlimaging.errors import InputError
 from dlimaging.validation import check_positive_int
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-# Pillow's modes for 16-bit grey images (16-bit PNGs open as "I;16"; older Pillows give "I").
-WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-# The integer types that hold images, and the value of their white: they are scaled to [0, 1].
-# Other integer arrays are measurements, not pixels: they are converted as they are.
-IMAGE_INTEGER_SCALES = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 65535.0}
-
-
-def integer_scale(dtype) -> float | None:
-    """The divisor that scales an image array of this dtype to [0, 1], or None to keep the values."""
-    return IMAGE_INTEGER_SCALES.get(np.dtype(dtype))
 
 
 def load_digits(source, **_options):
@@ -108,46 +105,9 @@ def load_tfds(spec: str, *, prefix: str, data_dir: str | None = None, **_options
     return arrays, class_names, name.replace("/", "_")
 
 
-def read_image(path: pathlib.Path):
-    """Opens an image as "L" when it is grey (palette images included), "F" when it is 16-bit
-    grey (values 0..65535, every grey level kept), else as "RGB"."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in WIDE_GREY_MODES:
-            return image.convert("F")
-        if image.mode in ("L", "1", "F", "LA"):
-            return image.convert("L")
-        rgb = image.convert("RGB")
-    red, green, blue = (np.asarray(band) for band in rgb.split())
-    if np.array_equal(red, green) and np.array_equal(green, blue):
-        return rgb.convert("L")
-    return rgb
-
-
-def image_array(image, size: tuple[int, int], *, rgb: bool, wide: bool) -> np.ndarray:
-    """An image from `read_image`, resized to `size` (height, width), as (height, width, channels).
-
-    uint8, or uint16 when `wide` (8-bit images are then scaled to 16 bits: 255 becomes 65535);
-    16-bit grey images in an RGB set are brought down to 8 bits.
-    """
-    height, width = size
-    if image.size != (width, height):
-        image = image.resize((width, height))
-    if image.mode == "F":
-        levels = np.clip(np.round(np.asarray(image, "float64")), 0, 65535)
-        if rgb:
-            grey = np.round(levels / 257.0).astype("uint8")
-            return np.repeat(grey[..., None], 3, axis=-1)
-        return levels.astype("uint16")[..., None]
-    if rgb:
-        return np.asarray(image.convert("RGB"), dtype="uint8")
-    array = np.asarray(image.convert("L"), dtype="uint8")[..., None]
-    return array.astype("uint16") * 257 if wide else array
-
-
 def load_folder(source: str, *, image_size=None, **_options):
+    """One sub-folder per class of images or volumes (`dlimaging.data.images`), as float32 with
+    their value range: [0, 1] for integer pixels, the data's own where a file holds floats."""
     root = pathlib.Path(source)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -155,14 +115,14 @@ def load_folder(source: str, *, image_size=None, **_options):
             f"`source` {str(root)!r} is a folder without class sub-folders; "
             "expected one sub-folder of images per class."
         )
-    images, labels = [], []
+    named, labels = [], []
     for label, folder in enumerate(classes):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
         loaded = 0
         for path in files:
             try:
-                images.append(read_image(path))
-            except Exception as error:
+                named.append((str(path), read_image(path)))
+            except UnreadableImage as error:
                 warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
                 continue
             labels.append(label)
@@ -170,14 +130,11 @@ def load_folder(source: str, *, image_size=None, **_options):
         if loaded == 0:
             raise InputError(
                 f"`source` {str(root)!r}: class folder {folder.name!r} holds no readable "
-                f"image ({', '.join(IMAGE_SUFFIXES)})."
+                f"image ({', '.join(FOLDER_SUFFIXES)})."
             )
-    if image_size is None:
-        image_size = (images[0].height, images[0].width)
-    rgb = any(image.mode == "RGB" for image in images)
-    wide = not rgb and any(image.mode == "F" for image in images)
-    arrays = [image_array(image, image_size, rgb=rgb, wide=wide) for image in images]
-    return {"x": np.stack(arrays), "y": np.asarray(labels, "int64")}, [c.name for c in classes], root.name
+    x = stack_images(named, image_size=image_size, what=f"`source` {str(root)!r}")
+    info = {"value_range": value_range([i for _, i in named])}
+    return {"x": x, "y": np.asarray(labels, "int64")}, [c.name for c in classes], root.name, info
 
 
 def load_npz(source: str, **_options):

@@ -11,7 +11,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from dlimaging.data.sources import image_array, integer_scale, read_image
+from dlimaging.data.images import integer_scale, read_image, resize
 from dlimaging.data.tables import find_columns, parse_number, read_table
 from dlimaging.errors import InputError
 
@@ -61,11 +61,22 @@ def read_array_file(path: pathlib.Path, suffix: str) -> np.ndarray:
 
 
 def read_image_file(path: pathlib.Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    if len(input_shape) != 3:
-        raise InputError(f"Input {str(path)!r} is an image; the model takes {input_shape}, not images.")
-    height, width, channels = input_shape
+    """An image (PNG, JPEG, TIFF, ...) for a model of images, resized to its height and width and
+    given its channels (grey repeated for RGB; RGB to luminance for grey), or a volume (a TIFF of
+    several pages) for a model of volumes, at its own size (volumes are never resized)."""
     image = read_image(path)
-    return image_array(image, (height, width), rgb=channels != 1, wide=image.mode == "F")
+    if len(input_shape) not in (3, 4) or (len(input_shape) == 4) != image.volume:
+        kind = "a volume" if image.volume else "an image"
+        raise InputError(f"Input {str(path)!r} is {kind} of shape {image.pixels.shape}; the model takes {input_shape}.")
+    pixels, channels = image.pixels, input_shape[-1]
+    if not image.volume:
+        pixels = resize(pixels, tuple(input_shape[:2]))
+    if channels == 3 and pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    elif channels == 1 and pixels.shape[-1] in (3, 4):  # ITU-R 601-2 luma, as Pillow's convert("L")
+        pixels = pixels[..., :3] @ np.asarray([0.299, 0.587, 0.114], "float32")
+        pixels = pixels[..., None]
+    return pixels.astype("float32")
 
 
 def _csv_columns(path: pathlib.Path, header: list[str], width: int, axis, features) -> list[int]:
@@ -124,14 +135,15 @@ def read_csv_inputs(path: str | os.PathLike, input_shape: Sequence[int], *, axis
 def load_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int], *,
                 axis: Sequence[float] | None = None,
                 features: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Reads png/jpg images, .npy/.npz arrays or .csv files into one float32 batch of `input_shape`.
+    """Reads images (png, jpg, tif), .npy/.npz arrays or .csv files into one float32 batch of `input_shape`.
 
     A CSV file holds a header and one sample per row; its feature columns are
     picked and ordered by `features` or `axis` (see `read_csv_inputs`).
 
-    Values follow `load_dataset`'s rule: uint8 and uint16 arrays and images
-    (16-bit PNGs keep every grey level) are scaled to [0, 1] by their type's
-    white; other numbers are kept as they are.
+    Values follow `load_dataset`'s rule: uint8 and uint16 arrays are scaled
+    to [0, 1] by their type's white, other numbers kept; image files (16-bit
+    PNGs keep every grey level, TIFFs of 8, 16 or 32 bits) have integer pixels
+    scaled by their type's maximum and float pixels kept.
 
     Returns the batch and a label per sample: the file name, with `[i]` for
     the samples of an array file that holds a batch.

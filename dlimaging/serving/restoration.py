@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dlimaging.data.sources import read_image
+from dlimaging.data.images import TIFF_SUFFIXES, read_image, write_image
 from dlimaging.errors import InputError
 from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
@@ -23,7 +23,7 @@ from dlimaging.serving.inputs import (
 )
 
 RESTORED_SUFFIX = "_restored"
-_IMAGE_OUTPUTS = (".png", ".npy")
+_IMAGE_OUTPUTS = (".png", ".tif", ".tiff", ".npy")
 _SIGNAL_OUTPUTS = (".csv", ".npy")
 
 
@@ -42,8 +42,8 @@ def _read_signal_csv(path: pathlib.Path) -> tuple[np.ndarray, list[str]]:
 
 
 def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.ndarray, dict[str, Any]]:
-    """One file for a restoration model, at its own size: an image (png, jpg, ...; 8- or 16-bit,
-    scaled to [0, 1]), an array (.npy: one sample or a batch) or, for signals, a CSV file (a
+    """One file for a restoration model, at its own size: an image (png, jpg, tif, ...; integer
+    pixels scaled to [0, 1], floats kept; a TIFF of several pages is a volume), an array (.npy: one sample or a batch) or, for signals, a CSV file (a
     header, then one signal per row). Returns a batch of the model's rank and what writing
     the result back needs; refuses, in one line naming the file, a file that cannot be read,
     an empty batch, values float32 cannot hold, and a number of channels the model does not take."""
@@ -69,15 +69,14 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
         if array.ndim == rank:
             array = array[None]
     else:
-        if rank != 3:
-            raise InputError(f"Input {str(path)!r} is an image; the model restores signals {input_shape}, not images.")
         image = read_input(path, read_image)
-        info["wide"] = image.mode == "F"
-        if image.mode == "RGB":
-            array = np.asarray(image, "float32") / 255.0
-        else:
-            array = np.asarray(image, "float32")[..., None] / (65535.0 if info["wide"] else 255.0)
-        array = array[None]
+        if rank != (4 if image.volume else 3):
+            kind = "a volume" if image.volume else "an image"
+            raise InputError(f"Input {str(path)!r} is {kind} of shape {image.pixels.shape}; the model restores "
+                             f"samples of shape {input_shape}.")
+        info["dtype"] = image.dtype
+        info["wide"] = image.dtype == np.uint16
+        array = image.pixels[None]
     if array.ndim != rank + 1 or array.size == 0:
         raise InputError(f"Input {str(path)!r} has shape {info['shape']}; the model restores samples of rank {rank} "
                          f"with {channels} channel(s), e.g. {input_shape}, or a batch of N >= 1 of them, none empty.")
@@ -108,27 +107,27 @@ def output_path(source: pathlib.Path, out: pathlib.Path | None, count: int, name
 
 
 def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool) -> pathlib.Path:
-    """Where a restored file goes (`output_path`): `NAME_restored.EXT`, where images become PNG and
-    signals keep CSV or .npy."""
+    """Where a restored file goes (`output_path`): `NAME_restored.EXT`, where TIFF stays TIFF, other
+    images become PNG, and signals keep CSV or .npy."""
     allowed = _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
-    suffix = ".png" if images and source.suffix.lower() not in (".npy", ".npz") else (
-        source.suffix.lower() if source.suffix.lower() in allowed else ".npy")
+    kept = source.suffix.lower() if source.suffix.lower() in allowed else ".npy"
+    suffix = kept if not images or source.suffix.lower() in (".npy", ".npz", *TIFF_SUFFIXES) else ".png"
     return output_path(source, out, count, f"{source.stem}{RESTORED_SUFFIX}{suffix}", allowed,
                        f"a restored {'image' if images else 'signal'}")
 
 
 def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any]) -> pathlib.Path:
-    """Writes a restored batch as PNG (one image), .npy (the input's layout) or CSV (the input's header),
+    """Writes a restored batch as PNG (one image), TIFF (one image or volume, in the input's type:
+    integers rescaled to its range and clipped, floats as they are), .npy (the input's layout) or
+    CSV (the input's header),
     as a new file: one that exists at `path` is never replaced (`dlimaging.files.write_new`)."""
     suffix = path.suffix.lower()
 
     def save(tmp: pathlib.Path) -> None:
         if suffix == ".png":
-            from PIL import Image
-
-            white = 65535 if info.get("wide") else 255
-            levels = np.round(np.clip(restored[0], 0.0, 1.0) * white).astype("uint16" if white > 255 else "uint8")
-            Image.fromarray(levels[..., 0] if levels.shape[-1] == 1 else levels).save(tmp, format="PNG")
+            write_image(tmp, np.clip(restored[0], 0.0, 1.0), "uint16" if info.get("wide") else "uint8")
+        elif suffix in TIFF_SUFFIXES:  # the input's bit depth: integers rescaled to its range and clipped
+            write_image(tmp, restored[0], info.get("dtype") or np.dtype("float32"))
         elif suffix == ".csv":
             header = info.get("header") or [str(i) for i in range(restored.shape[1])]
             lines = [",".join(header)] + [",".join(f"{v:.7g}" for v in row[:, 0]) for row in restored]
@@ -152,7 +151,7 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     same call writes, becomes the next free `NAME_restored-2.EXT`, `-3`, ..."""
     shape = metadata["input"]["shape"]
     out = None if out is None else pathlib.Path(out)
-    images = len(shape) == 3
+    images = len(shape) in (3, 4)  # images and volumes
     planned, claimed = [], set()
     for source in inputs:
         x, info = read_restoration_input(source, shape)
@@ -167,8 +166,11 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
             raise InputError(f"Input {str(source)!r}: the model's output holds NaN or inf values; the input's values, "
                              f"from {float(x.min()):.4g} to {float(x.max()):.4g}, lie far outside the range the "
                              f"model was trained on, [{low:g}, {high:g}].")
-        if images and target.suffix.lower() == ".png" and len(result) != 1:
-            raise InputError(f"Input {str(source)!r} holds {len(result)} images; a PNG holds one. Use --out NAME.npy.")
+        if images and target.suffix.lower() in (".png", *TIFF_SUFFIXES) and len(result) != 1:
+            raise InputError(f"Input {str(source)!r} holds {len(result)} images; a {target.suffix} file holds one. "
+                             "Use --out NAME.npy.")
+        if result.ndim == 5 and target.suffix.lower() == ".png":
+            raise InputError(f"Input {str(source)!r} is a volume; a PNG holds an image. Use --out NAME.tif or NAME.npy.")
     written = []
     for (source, x, info, target), result in zip(planned, restored):
         written.append((str(source), write_restored(target, result, info), tuple(x.shape[1:])))

@@ -11,31 +11,32 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dlimaging.data.images import TIFF_SUFFIXES, write_image
 from dlimaging.errors import InputError
 from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
 from dlimaging.serving.restoration import output_path, read_restoration_input
 
 MASK_SUFFIX = "_mask"
-_OUTPUTS = (".png", ".npy")
+_OUTPUTS = (".png", ".tif", ".tiff", ".npy")
 
 
 def mask_path(source: pathlib.Path, out: pathlib.Path | None, count: int) -> pathlib.Path:
-    """Where a class map goes (`dlimaging.serving.restoration.output_path`): `NAME_mask.EXT`, PNG
-    for an image, .npy for an array or a signal."""
-    suffix = ".png" if source.suffix.lower() not in (".npy", ".npz", ".csv") else ".npy"
+    """Where a class map goes (`dlimaging.serving.restoration.output_path`): `NAME_mask.EXT`, TIFF
+    for a TIFF, PNG for another image, .npy for an array or a signal."""
+    kept = source.suffix.lower()
+    suffix = kept if kept in TIFF_SUFFIXES else ".png" if kept not in (".npy", ".npz", ".csv") else ".npy"
     return output_path(source, out, count, f"{source.stem}{MASK_SUFFIX}{suffix}", _OUTPUTS, "a class map")
 
 
 def write_class_map(path: pathlib.Path, class_map: np.ndarray) -> pathlib.Path:
-    """Writes a batch of class maps: a PNG of one map (8-bit class ids; 16-bit beyond 255 classes)
+    """Writes a batch of class maps: a PNG or TIFF of one map (8-bit class ids; 16-bit beyond 255 classes)
     or .npy (the batch), as a new file (`dlimaging.files.write_new`)."""
     def save(tmp: pathlib.Path) -> None:
-        if path.suffix.lower() == ".png":
-            from PIL import Image
-
+        if path.suffix.lower() in (".png", *TIFF_SUFFIXES):
             ids = class_map[0]
-            Image.fromarray(ids.astype("uint8" if ids.max(initial=0) < 256 else "uint16")).save(tmp, format="PNG")
+            levels = ids[..., None].astype("uint8" if ids.max(initial=0) < 256 else "uint16")
+            write_image(tmp, levels, levels.dtype)  # class ids, written as they are
         else:
             with open(tmp, "wb") as handle:
                 np.save(handle, class_map.astype("int32"))
@@ -60,7 +61,8 @@ def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
     for source, x, target in planned:
         class_map = predict(x)["class_map"]
-        if target.suffix.lower() == ".png" and len(class_map) != 1:
-            raise InputError(f"Input {str(source)!r} holds {len(class_map)} images; a PNG holds one. Use --out NAME.npy.")
+        if target.suffix.lower() in (".png", *TIFF_SUFFIXES) and len(class_map) != 1:
+            raise InputError(f"Input {str(source)!r} holds {len(class_map)} images; a {target.suffix} file holds one. "
+                             "Use --out NAME.npy.")
         written.append((str(source), write_class_map(target, class_map), tuple(x.shape[1:])))
     return written
