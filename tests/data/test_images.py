@@ -150,7 +150,7 @@ def test_a_folder_of_volumes_loads_as_volumes(tmp_path):
     assert data.input_shape == (4, 8, 8, 1) and data.class_names == ["a", "b"]
     assert data.value_range == (0.0, 1.0)
     x, y = data.arrays["x_train"], data.arrays["y_train"]
-    assert x.max() == pytest.approx(2002 / 65535.0)
+    assert x.max() == pytest.approx(2002 / 65535.0) and x[y == 0].max() == pytest.approx(1002 / 65535.0)
     with pytest.raises(InputError, match="volumes are never resized"):
         dli.load_dataset(str(tmp_path / "v"), image_size=(4, 4))
 
