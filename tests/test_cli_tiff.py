@@ -4,6 +4,7 @@ files disagree is one line naming two of them."""
 
 import keras
 import numpy as np
+import pytest
 import tifffile
 
 import dlimaging as dli
@@ -90,3 +91,25 @@ def test_predict_and_explain_read_a_tiff_for_a_classifier(tmp_path, capsys, monk
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 8, 8), "uint8"), photometric="minisblack")
     assert main(["explain", "model.keras", "stack.tif", "--out", "cam2.png"]) == 2
     _one_line(capsys, "stack.tif' is a volume of shape (3, 8, 8, 1); the model takes (8, 8, 1)")
+
+
+def test_a_tiff_volume_is_read_and_written_back_for_a_3d_restoration_model(tmp_path):
+    from dlimaging.serving.restoration import (
+        read_restoration_input,
+        restored_path,
+        write_restored,
+    )
+
+    stack = np.arange(4 * 8 * 8, dtype="uint16").reshape(4, 8, 8) * 200
+    tifffile.imwrite(tmp_path / "z.tif", stack, photometric="minisblack")
+    x, info = read_restoration_input(tmp_path / "z.tif", (None, None, None, 1))
+    assert x.shape == (1, 4, 8, 8, 1) and info["dtype"] == np.uint16
+    target = restored_path(tmp_path / "z.tif", None, 1, images=True)
+    assert target.name == "z_restored.tif"
+    written = write_restored(target, x * 2.0, info)  # beyond 1: clipped to 65535
+    back = tifffile.imread(written)
+    assert back.dtype == np.uint16 and back.shape == (4, 8, 8)
+    np.testing.assert_array_equal(back, np.minimum(stack.astype("int64") * 2, 65535))
+    tifffile.imwrite(tmp_path / "flat.tif", stack[0])
+    with pytest.raises(ValueError, match=r"flat\.tif' is an image of shape \(8, 8, 1\); the model restores"):
+        read_restoration_input(tmp_path / "flat.tif", (None, None, None, 1))
