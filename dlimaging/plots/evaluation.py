@@ -42,6 +42,9 @@ def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.
     noisy, clean = (np.asarray(a) for a in next(iter(dataset.take(1))))
     restored = np.asarray(model.predict(noisy[:4], verbose=0))
     where = f"{title} ({split} split)" if title else f"{split} split"
+    if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
+        clean = clean[..., :restored.shape[-1]]
+        where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
     return plot_restoration(noisy, restored, clean, folder / "restoration.png",
                             max_val=getattr(data, "max_val", None) or 1.0, title=where, axis=getattr(data, "axis", None))
 
@@ -56,6 +59,9 @@ def _segmentation_plot(model, data, folder: pathlib.Path, title: str) -> pathlib
         return None
     predicted = np.asarray(model.predict(x[:4], verbose=0)).argmax(axis=-1)
     where = f"{title} ({split} split)" if title else f"{split} split"
+    if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
+        clean = clean[..., :restored.shape[-1]]
+        where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
     return plot_segmentation(x[:4], y[:4], predicted, folder / "segmentation.png",
                              num_classes=int(data.num_classes or predicted.max() + 1), title=where)
 
@@ -96,6 +102,9 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
     if x is not None:
         predicted = np.asarray(model.predict(x, verbose=0, batch_size=256))
         where = f"{title} ({split} split)" if title else f"{split} split"
+    if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
+        clean = clean[..., :restored.shape[-1]]
+        where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
         if entry.units == "num_outputs":
             truth = np.asarray(y, "float64").reshape(predicted.shape)
             paths.append(plots.plot_parity(truth, predicted, folder / "parity.png", target_names, where))

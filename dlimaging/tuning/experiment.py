@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from dlimaging import registry
 from dlimaging.data.corruption import check_corruption
 from dlimaging.data.joint_options import check_joint_options
+from dlimaging.data.n2v_options import check_n2v_fraction, check_objective, schema_fraction
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.validation import (
@@ -55,16 +56,6 @@ class ExperimentError(InputError):
     """A mistake in an experiment file."""
 
 
-def _standardize(name, value):
-    """The builders' own rule for `standardize` (`validation.ARGUMENT_CHECKS`)."""
-    return ARGUMENT_CHECKS["standardize"](name, value)
-
-
-def _corruption(name, value):
-    """A restoration corruption: one step `{kind = "gaussian", sigma = 0.098}` or a list of them."""
-    return check_corruption(value, name)
-
-
 def _setting(default, check):
     return dataclasses.field(default=default, metadata={"check": check})
 
@@ -81,12 +72,14 @@ class DataSettings:
     target: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the target column(s)
     features: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the feature columns
     test: str | None = _setting(None, optional_string)  # a separate test file
-    standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
-    # Restoration: what is done to the clean data, and the patches it is cut into.
-    corruption: tuple[dict, ...] | None = _setting(None, _corruption)
+    standardize: str | None = _setting(None, ARGUMENT_CHECKS["standardize"])  # a builder's, not searched
+    # Restoration: what is done to the clean data (one step {kind = "gaussian", sigma = 0.098} or a
+    # list of them), and the patches it is cut into.
+    corruption: tuple[dict, ...] | None = _setting(None, lambda name, value: check_corruption(value, name))
     patch_size: int | None = _setting(None, optional_positive_int)
     patches_per_epoch: int | None = _setting(None, optional_positive_int)
     augmentation: dict | None = _setting(None, lambda name, value: check_joint_options(value) or None)  # data's
+    n2v_fraction: float | None = _setting(None, check_n2v_fraction)  # Noise2Void (target = "self")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,7 +394,12 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         registry.check_family_task(model.family, model.task)
     except InputError as error:
         _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
-    if registry.task(model.task).labels == registry.CLEAN and sections["data"].corruption is None:
+    data = sections["data"]
+    if _checked(where, "[data] target", lambda _, v: schema_fraction(data.source, v, data.n2v_fraction, model.task),
+                data.target):  # Noise2Void: its objective is the masked validation loss
+        objective = _checked(where, "[tuner] objective", lambda _, v: check_objective(v), sections["tuner"].objective)
+        sections["tuner"] = dataclasses.replace(sections["tuner"], objective=objective)
+    elif registry.task(model.task).labels == registry.CLEAN and sections["data"].corruption is None:
         _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
               "{kind = \"gaussian\", sigma = 0.098})")
     for key, kinds in registry.PAIR_SETTINGS.items():

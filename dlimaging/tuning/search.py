@@ -171,7 +171,7 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
             augmentation=settings.augmentation,
             **data_options(task=experiment.model.task, target=target, features=features, test=settings.test,
                            corruption=settings.corruption, patch_size=settings.patch_size,
-                           patches_per_epoch=settings.patches_per_epoch),
+                           patches_per_epoch=settings.patches_per_epoch, n2v_fraction=settings.n2v_fraction),
         )
     except ExperimentError:
         raise
