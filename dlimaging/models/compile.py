@@ -15,12 +15,12 @@ import numpy as np
 
 from dlimaging import registry
 from dlimaging.errors import InputError
-from dlimaging.models.metrics import MASKED_ERRORS, Noise2VoidLoss
 from dlimaging.models.heads import (
     TARGET_SCALING,
     ScaledTargetLoss,
     check_label_smoothing,
 )
+from dlimaging.models.metrics import MASKED_ERRORS, Noise2VoidLoss
 from dlimaging.validation import check_argument, check_choice
 
 

@@ -59,9 +59,6 @@ def _segmentation_plot(model, data, folder: pathlib.Path, title: str) -> pathlib
         return None
     predicted = np.asarray(model.predict(x[:4], verbose=0)).argmax(axis=-1)
     where = f"{title} ({split} split)" if title else f"{split} split"
-    if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
-        clean = clean[..., :restored.shape[-1]]
-        where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
     return plot_segmentation(x[:4], y[:4], predicted, folder / "segmentation.png",
                              num_classes=int(data.num_classes or predicted.max() + 1), title=where)
 
@@ -102,9 +99,6 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
     if x is not None:
         predicted = np.asarray(model.predict(x, verbose=0, batch_size=256))
         where = f"{title} ({split} split)" if title else f"{split} split"
-    if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
-        clean = clean[..., :restored.shape[-1]]
-        where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
         if entry.units == "num_outputs":
             truth = np.asarray(y, "float64").reshape(predicted.shape)
             paths.append(plots.plot_parity(truth, predicted, folder / "parity.png", target_names, where))

@@ -22,7 +22,11 @@ from typing import Any, Mapping
 from dlimaging import registry
 from dlimaging.data.corruption import check_corruption
 from dlimaging.data.joint_options import check_joint_options
-from dlimaging.data.n2v_options import check_n2v_fraction, check_objective, schema_fraction
+from dlimaging.data.n2v_options import (
+    check_n2v_fraction,
+    check_objective,
+    schema_fraction,
+)
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.validation import (
