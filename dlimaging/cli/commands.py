@@ -142,7 +142,7 @@ def cmd_export(args) -> int:
         model, pathlib.Path(args.export_dir) / args.name, version=args.version,
         class_names=class_names, metadata=metadata, task=info.get("task"),
         value_range=tuple(info.get("value_range", (0.0, 1.0))), target_names=info.get("target_names"),
-        axis=info.get("axis"), features=info.get("features"),
+        axis=info.get("axis"), features=info.get("features"), self_ensemble=args.self_ensemble,
     )
     print(f"Exported {target}")
     print(_serve_hint(pathlib.Path(args.export_dir), args.name))

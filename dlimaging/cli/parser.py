@@ -76,6 +76,8 @@ def _add_export(sub) -> None:
     p.add_argument("--export-dir", default="saved_models")
     p.add_argument("--version", type=int, default=None, help="default: the last version + 1")
     p.add_argument("--class-names", help="comma-separated class names")
+    p.add_argument("--self-ensemble", action="store_true", help="restoration: serve the mean over the 8 flips and "
+                   "rotations of the input (8 forward passes; docs/restoration.md)")
     p.set_defaults(func=commands.cmd_export)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
 
@@ -45,7 +46,7 @@ def check_self_supervised(target: Any, n2v_fraction: Any, labels: str | None, ta
             raise InputError(f"`n2v_fraction` applies to Noise2Void training, target={SELF!r}. "
                              f"Received: n2v_fraction={n2v_fraction!r} with target={target!r}")
         return None
-    if labels != "clean signals":
+    if labels != registry.CLEAN:
         raise InputError(f"target={SELF!r} (Noise2Void: the noisy input is its own target) applies to task "
                          f"'restoration', not to task={task!r}. Received: target={SELF!r}")
     fraction = check_n2v_fraction("n2v_fraction", n2v_fraction)
@@ -55,14 +56,12 @@ def check_self_supervised(target: Any, n2v_fraction: Any, labels: str | None, ta
 def schema_fraction(source: str, target: Any, n2v_fraction: Any, task: str) -> float | None:
     """`check_self_supervised` for an experiment file's `[data]`: a CSV file's `target` is a column
     (whatever its name), so `target = "self"` means Noise2Void for the other sources only."""
-    from dlimaging import registry
-
     csv = any(e.suffix and "target" in e.options and source.lower().endswith(e.suffix)
               for e in registry.SOURCES.values())
     return check_self_supervised(None if csv else target, n2v_fraction, registry.task(task).labels, task)
 
 
-def check_objective(objective: str | None) -> str:
+def check_objective(name: str, objective: str | None) -> str:
     """A Noise2Void search's objective: the masked validation loss (no clean image to score PSNR on)."""
     if objective not in (None, OBJECTIVE):
         raise InputError(f"must be {OBJECTIVE!r} for Noise2Void (target = {SELF!r}): with no clean image there is "
