@@ -165,6 +165,15 @@ def _check_source_options(source: str, entry: registry.Source, task, options: di
             )
 
 
+def _noise2void(entry: registry.Source, target, n2v_fraction, task) -> tuple:
+    """(target, masking fraction): `target="self"` is Noise2Void (its fraction, default 0.002, and no
+    target column), except for a CSV file, whose target is a column whatever its name."""
+    if "target" in entry.options:
+        return target, check_self_supervised(None, n2v_fraction, None, task)
+    labels = registry.task(task).labels if task is not None else None
+    return (None if is_self(target) else target), check_self_supervised(target, n2v_fraction, labels, task)
+
+
 def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, options: dict) -> DatasetBundle:
     """The bundle of a task whose targets have the input's (spatial) shape: restoration's clean
     images (`load_restoration`) or segmentation's masks (`load_segmentation`)."""
@@ -325,12 +334,7 @@ def load_dataset(
     source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
                                                       image_size)
     entry = find_source(source)
-    if "target" not in entry.options:  # a CSV file's target is a column, whatever its name
-        labels = registry.task(task).labels if task is not None else None
-        n2v_fraction = check_self_supervised(target, n2v_fraction, labels, task)
-        target = None if is_self(target) else target
-    elif n2v_fraction is not None:
-        check_self_supervised(None, n2v_fraction, None, task)
+    target, n2v_fraction = _noise2void(entry, target, n2v_fraction, task)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
     settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
