@@ -48,7 +48,8 @@ FAMILIES: dict[str, Family] = {
         hypermodel="dlimaging.tuning.hypermodels:UNetHyperModel",
         default_space="dlimaging.tuning.spaces:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
-        ranks=(2, 3), tasks=("restoration", "segmentation"), data_arguments=("max_val", "class_frequencies"),
+        ranks=(2, 3), tasks=("restoration", "segmentation"),
+        data_arguments=("max_val", "class_frequencies", "self_supervised"),
         description="1D or 2D U-Net: an image or signal in, the restored image or signal (or its class "
                     "map) out.",
     ),
@@ -59,7 +60,7 @@ DEFAULT_FAMILY = "cnn"
 # `steps_per_epoch` give a learning-rate schedule its length: the training code passes them (a
 # space's `epochs` goes to `fit`, see FIT_KEYS).
 NOT_SEARCHABLE = ("input_shape", "num_classes", "task", "num_outputs", "compile", "name", "epochs",
-                  "steps_per_epoch", "max_val", "class_frequencies")
+                  "steps_per_epoch", "max_val", "class_frequencies", "self_supervised")
 
 
 def family(name: Any) -> Family:

@@ -80,10 +80,10 @@ def task_of_family(family: str, task: str | None) -> str | None:
 
 
 def data_options(*, task=None, target=None, features=None, test=None, corruption=None, patch_size=None,
-                 patches_per_epoch=None) -> dict[str, Any]:
+                 patches_per_epoch=None, n2v_fraction=None) -> dict[str, Any]:
     """The `load_dataset` options that were given (None is left out)."""
     given = {"task": task, "target": target, "features": features, "test": test, "corruption": corruption,
-             "patch_size": patch_size, "patches_per_epoch": patches_per_epoch}
+             "patch_size": patch_size, "patches_per_epoch": patches_per_epoch, "n2v_fraction": n2v_fraction}
     return {key: value for key, value in given.items() if value is not None}
 
 

@@ -64,7 +64,9 @@ def cmd_train(args) -> int:
     from dlimaging.training import data_options, task_of_family, train
 
     task = task_of_family(args.model, args.task)
-    if args.corruption is None and task is not None and registry.task(task).labels == registry.CLEAN:
+    # Noise2Void (--target self) takes a folder of noisy images without --corruption (load_dataset checks).
+    if (args.corruption is None and args.target != "self" and task is not None
+            and registry.task(task).labels == registry.CLEAN):
         raise InputError(f"--model {args.model} (task {task!r}) needs --corruption, e.g. "
                          "--corruption '{kind = \"gaussian\", sigma = 0.1}'. Received: no --corruption")
     result = train(
@@ -73,7 +75,7 @@ def cmd_train(args) -> int:
         seed=args.seed, printer=lambda line: print(line, flush=True), task=args.task,
         target=_names("--target", args.target), features=_names("--features", args.features), test=args.test,
         data_settings=data_options(corruption=_corruption(args.corruption), patch_size=args.patch_size,
-                                   patches_per_epoch=args.patches_per_epoch),
+                                   patches_per_epoch=args.patches_per_epoch, n2v_fraction=args.n2v_fraction),
     )
     print(f"Stopped after {result['epochs_run']} epoch(s); early stopping on {result['monitor']} "
           f"({result['direction']}).")
@@ -140,7 +142,7 @@ def cmd_export(args) -> int:
         model, pathlib.Path(args.export_dir) / args.name, version=args.version,
         class_names=class_names, metadata=metadata, task=info.get("task"),
         value_range=tuple(info.get("value_range", (0.0, 1.0))), target_names=info.get("target_names"),
-        axis=info.get("axis"), features=info.get("features"),
+        axis=info.get("axis"), features=info.get("features"), self_ensemble=args.self_ensemble,
     )
     print(f"Exported {target}")
     print(_serve_hint(pathlib.Path(args.export_dir), args.name))

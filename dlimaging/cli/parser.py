@@ -50,7 +50,8 @@ def _add_train(sub) -> None:
                    help="a builder argument, e.g. dropout=0.3, filters=16,32, augmentation.rotation=0.1")
     p.add_argument("--task", choices=tuple(registry.TASKS), default=None,
                    help=_choices_help(registry.TASKS, "Default: read from the labels."))
-    p.add_argument("--target", help="CSV data: the target column, or several comma-separated")
+    p.add_argument("--target", help="CSV data: the target column, or several comma-separated; restoration: "
+                   "'self' trains Noise2Void on the noisy images alone (docs/restoration.md)")
     p.add_argument("--features", help="CSV data: the feature columns, comma-separated (default: every other "
                    "numeric column)")
     p.add_argument("--test", help="a separate test file (CSV data), instead of a test split")
@@ -60,6 +61,8 @@ def _add_train(sub) -> None:
     p.add_argument("--patch-size", type=int, help="restoration: the side of the training patches (images) or "
                    "the window length (signals)")
     p.add_argument("--patches-per-epoch", type=int, help="restoration: random patches drawn per epoch")
+    p.add_argument("--n2v-fraction", type=float, help="Noise2Void (--target self): the fraction of each patch's "
+                   "pixels masked, in (0, 0.1] (default 0.002)")
     p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
                    "or another train uses it (default runs/train_<data>_<model>, or the next free "
                    "runs/train_<data>_<model>-N)")
@@ -73,6 +76,8 @@ def _add_export(sub) -> None:
     p.add_argument("--export-dir", default="saved_models")
     p.add_argument("--version", type=int, default=None, help="default: the last version + 1")
     p.add_argument("--class-names", help="comma-separated class names")
+    p.add_argument("--self-ensemble", action="store_true", help="restoration: serve the mean over the 8 flips and "
+                   "rotations of the input (8 forward passes; docs/restoration.md)")
     p.set_defaults(func=commands.cmd_export)
 
 

@@ -48,6 +48,8 @@ class DatasetBundle:
         items: the names of the whole images (or signals) in each split
             ("train", "validation", "test") of a restoration or segmentation task;
             None otherwise.
+        self_supervised: True for Noise2Void (`target="self"`): the targets are the noisy
+            inputs with a mask channel (`dlimaging.data.n2v`), and no clean image is read.
         class_frequencies: the fraction of the training pixels in each class, for a
             segmentation task (`class_weight="balanced"` uses it); None otherwise.
     """
@@ -74,6 +76,7 @@ class DatasetBundle:
     corruption: tuple[dict, ...] | None = None
     items: dict[str, list[str]] | None = dataclasses.field(repr=False, default=None)
     class_frequencies: list[float] | None = dataclasses.field(repr=False, default=None)
+    self_supervised: bool = False
 
     def summary(self) -> str:
         if self.corruption is not None:
@@ -118,7 +121,10 @@ def find_source(source: str) -> registry.Source:
 
 def describe_bundle(bundle) -> str:
     """One line for a restoration bundle's summary: the patches, the corruption and `max_val`."""
-    return (f"{bundle.name}: patches {bundle.input_shape}, corrupted by {describe(bundle.corruption)}, "
+    noise = f"corrupted by {describe(bundle.corruption)}" if bundle.corruption else "noisy as read"
+    if bundle.self_supervised:
+        noise += ", Noise2Void (the noisy patch is its own target)"
+    return (f"{bundle.name}: patches {bundle.input_shape}, {noise}, "
             f"max_val {bundle.max_val:g}; patches per epoch/validation/test = "
             f"{bundle.num_train}/{bundle.num_validation}/{bundle.num_test} from "
             f"{'/'.join(str(len(bundle.items[s])) for s in ('train', 'validation', 'test'))} whole items")

@@ -17,6 +17,7 @@ import tensorflow as tf
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle, find_source
 from dlimaging.data.labels import declared_task, read_labels
+from dlimaging.data.n2v_options import check_self_supervised, is_self
 from dlimaging.data.restoration import load_restoration
 from dlimaging.data.segmentation import load_segmentation
 from dlimaging.data.sources import integer_scale
@@ -164,6 +165,15 @@ def _check_source_options(source: str, entry: registry.Source, task, options: di
             )
 
 
+def _noise2void(entry: registry.Source, target, n2v_fraction, task) -> tuple:
+    """(target, masking fraction): `target="self"` is Noise2Void (its fraction, default 0.002, and no
+    target column), except for a CSV file, whose target is a column whatever its name."""
+    if "target" in entry.options:
+        return target, check_self_supervised(None, n2v_fraction, None, task)
+    labels = registry.task(task).labels if task is not None else None
+    return (None if is_self(target) else target), check_self_supervised(target, n2v_fraction, labels, task)
+
+
 def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, options: dict) -> DatasetBundle:
     """The bundle of a task whose targets have the input's (spatial) shape: restoration's clean
     images (`load_restoration`) or segmentation's masks (`load_segmentation`)."""
@@ -176,7 +186,7 @@ def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, 
         source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
         patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
         test_split=settings["test_split"], batch_size=settings["batch_size"], seed=settings["seed"],
-        augmentation=settings["augmentation"],
+        augmentation=settings["augmentation"], n2v_fraction=settings["n2v_fraction"],
         options={"prefix": entry.prefix, "data_dir": settings["data_dir"],
                  **{k: v for k, v in options.items() if k in entry.options}})
 
@@ -216,6 +226,7 @@ def load_dataset(
     patch_size: int | None = None,
     patches_per_epoch: int | None = None,
     augmentation: dict | None = None,
+    n2v_fraction: float | None = None,
 ) -> DatasetBundle:
     """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
 
@@ -271,6 +282,17 @@ def load_dataset(
             image only (see `dlimaging.data.joint`). Restoration: the moving
             options, applied to each training patch before its corruption, so the
             noisy and the clean patch move together. Defaults to None.
+        n2v_fraction: float in (0, 0.1] or None. Noise2Void (`target="self"`): the
+            fraction of each patch's pixels masked. Defaults to None: 0.002 with
+            `target="self"`, refused without it.
+
+    Noise2Void (`target="self"`, task "restoration"): no clean image is used.
+    A folder's images are the noisy images (no `corruption` needed); a source of
+    clean images (the sample photographs, spectra) needs a `corruption`, of
+    which only the noisy version is used. The batches are `(masked, target)`:
+    the noisy patch with a few pixels replaced by random neighbours, and the
+    noisy patch with a mask channel (`dlimaging.data.n2v`); the validation and
+    test losses are self-supervised too, and `self_supervised` is True.
 
     Restoration (a task whose labels are "clean signals"): the source gives
     clean items (scikit-image's sample images "skimage", a folder of images,
@@ -314,11 +336,12 @@ def load_dataset(
     source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
                                                       image_size)
     entry = find_source(source)
+    target, n2v_fraction = _noise2void(entry, target, n2v_fraction, task)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
     settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
                     augmentation=augmentation, validation_split=validation_split, test_split=test_split,
-                    batch_size=batch_size, seed=seed, data_dir=data_dir)
+                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction)
     if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
         return _load_pairs(source, entry, task, settings, options)
     for argument, kinds in registry.PAIR_SETTINGS.items():

@@ -40,6 +40,7 @@ from dlimaging.data.images import (
     value_range,
 )
 from dlimaging.data.joint import check_joint_options, move_pair
+from dlimaging.data.n2v import mask_once, mask_patch
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
 
@@ -211,22 +212,38 @@ def check_patch_settings(patch_size, patches_per_epoch):
         check_number("patches_per_epoch", patches_per_epoch, low=1, integer=True)
 
 
-def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
-                     validation_split: float, test_split: float, batch_size: int, seed: int, options: dict,
-                     augmentation=None):
-    """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring.
-    `augmentation`'s moving options (`dlimaging.data.joint`: rotation, zoom, translation, ...) move each
-    training patch before it is corrupted."""
+def _check_source(source: str, entry: registry.Source, task: str, corruption, n2v_fraction) -> tuple:
+    """The corruption steps: a supervised task needs a corruption; Noise2Void (`n2v_fraction` set)
+    takes a folder of images without one (they are the noisy images), and a source of clean images
+    (the sample photographs, spectra) only with one (of which only the noisy version is used)."""
     if entry.clean is None:
         takers = [name for name, e in registry.SOURCES.items() if e.clean is not None]
+        what = "Noise2Void (target='self') needs noisy images or signals" if n2v_fraction else \
+            "a labelled dataset, not clean images or signals"
         raise InputError(
-            f"`source` {source!r} is a labelled dataset, not clean images or signals: task={task!r} needs one of "
-            f"{', '.join(takers)}. Received: source={source!r}"
+            f"`source` {source!r} is {'a dataset of pairs or labels: ' + what if n2v_fraction else what}: "
+            f"task={task!r} needs one of {', '.join(takers)}. Received: source={source!r}"
         )
-    if corruption is None:
+    if corruption is None and n2v_fraction and not entry.folder:
+        raise InputError(
+            f"`source` {source!r} holds clean images or signals, on which Noise2Void (target='self') has no noise "
+            "to remove: give a `corruption` (only its noisy version is used) or a folder of noisy images. "
+            "Received: corruption=None")
+    if corruption is None and not n2v_fraction:
         raise InputError(f"task={task!r} needs a `corruption`, e.g. {{'kind': 'gaussian', 'sigma': 0.1}}. "
                          "Received: corruption=None")
-    steps = check_corruption(corruption)
+    return () if corruption is None else check_corruption(corruption)
+
+
+def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
+                     validation_split: float, test_split: float, batch_size: int, seed: int, options: dict,
+                     augmentation=None, n2v_fraction: float | None = None):
+    """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring.
+    `augmentation`'s moving options (`dlimaging.data.joint`: rotation, zoom, translation, ...) move each
+    training patch before it is corrupted. With `n2v_fraction` (Noise2Void, `target="self"`), the
+    batches are `(masked noisy, noisy and mask)` (`dlimaging.data.n2v`), in every split: no clean
+    image is used; a folder's images are read as noisy already (no `corruption` needed)."""
+    steps = _check_source(source, entry, task, corruption, n2v_fraction)
     check_patch_settings(patch_size, patches_per_epoch)
     named, (max_val, name) = registry.resolve(entry.clean)(source, **options)
     names = [n for n, _ in named]
@@ -255,6 +272,10 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
         patches_per_epoch = sum(len(tiles(items[k], patch)) for k in train)
     moves = check_joint_options(augmentation, image=not signals, moving_only=True)
     sampler = _Sampler([items[k] for k in train], patch, steps, max_val, augment=not signals, moves=moves)
+    if n2v_fraction:  # the noisy patch, masked with the draw (seed, key); the clean one is dropped
+        supervised = sampler
+        sampler = lambda key: mask_patch(supervised(key)[0], n2v_fraction,  # noqa: E731
+                                         tf.stack([tf.constant(seed, tf.int64), key]))
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(patches_per_epoch)
     train_ds = keys.map(sampler, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     train_ds = train_ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -266,6 +287,8 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
     for split, indices, offset in (("validation", validation, 1), ("test", test, 2)):
         clean = tile_split(indices)
         noisy = corrupt_once(clean, steps, (seed * 3 + offset) % 2**63, max_val)
+        if n2v_fraction:  # masked once, seeded: a self-supervised score, comparable across epochs
+            noisy, clean = mask_once(noisy, n2v_fraction, (seed * 3 + offset + 7) % 2**63)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = noisy, clean
         splits[split] = (tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
                          if len(clean) else None)
@@ -275,7 +298,7 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
         input_shape=tuple(int(d) for d in x_train.shape[1:]), num_classes=None, class_names=[], task=task,
         name=name, num_train=patches_per_epoch, num_validation=len(arrays["x_validation"]),
         num_test=len(arrays["x_test"]), value_range=(float(everything.min()), float(everything.max())),
-        arrays=arrays, max_val=max_val, corruption=steps,
+        arrays=arrays, max_val=max_val, corruption=steps, self_supervised=bool(n2v_fraction),
         items={split: [names[k] for k in indices] for split, indices in
                (("train", train), ("validation", validation), ("test", test))},
     )

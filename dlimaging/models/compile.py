@@ -20,6 +20,7 @@ from dlimaging.models.heads import (
     ScaledTargetLoss,
     check_label_smoothing,
 )
+from dlimaging.models.metrics import MASKED_ERRORS, Noise2VoidLoss
 from dlimaging.validation import check_argument, check_choice
 
 
@@ -159,15 +160,19 @@ def _data_settings(cls, **available) -> dict[str, Any]:
 
 def loss_and_metrics(task: str, loss: str | None = None, *, scaling=None, label_smoothing: float = 0.0,
                      max_val: float | None = None, input_rank: int | None = None, num_classes: int | None = None,
-                     class_weight: list[float] | None = None):
+                     class_weight: list[float] | None = None, self_supervised: bool = False):
     """The loss and metrics of a task, from its entry in `dlimaging.registry.TASKS`.
 
     `loss` None is the task's default loss. With a `target_scaling` layer (`scaling`), the loss is
     computed on standardised targets; with `label_smoothing`, the task's `smoothed_loss` is used.
     Losses and metrics named by reference (`"module:Class"`, PSNR and SSIM) take the data's
     `max_val` (and segmentation's the number of classes and the class weights); metrics not defined
-    for inputs of rank `input_rank` (SSIM of signals) are left out.
+    for inputs of rank `input_rank` (SSIM of signals) are left out. `self_supervised` (Noise2Void):
+    the loss is scored at the masked pixels only (`Noise2VoidLoss`), and there are no metrics: with
+    no clean image, the masked loss is the only score.
     """
+    if self_supervised:
+        return Noise2VoidLoss(loss or "mse"), []
     entry = registry.task(task)
     reference = entry.losses[loss or next(iter(entry.losses))]
     if label_smoothing:
@@ -234,8 +239,16 @@ def check_compile(task: str, arguments: Mapping[str, Any], *, input_rank: int | 
     values["label_smoothing"] = values["label_smoothing"] or 0.0
     optimizer, learning_rate = values["optimizer"], values["learning_rate"]
     settings = {key: values[key] for key in ("beta_1", "beta_2", "epsilon", "momentum", "weight_decay")}
+    self_supervised = bool(arguments.get("self_supervised"))
+    if self_supervised and registry.task(task).labels != registry.CLEAN:
+        raise InputError(f"self_supervised=True (Noise2Void) applies to restoration, not to task={task!r}. "
+                         "Received: self_supervised=True")
+    if self_supervised and values["loss"] not in (None, *MASKED_ERRORS):
+        raise InputError(f"Noise2Void (self_supervised=True) scores the masked pixels with {' or '.join(MASKED_ERRORS)}. "
+                         f"Received: loss={values['loss']!r}")
     return dict(
         compile=values["compile"], task=task, loss=_check_loss(task, values["loss"], input_rank),
+        self_supervised=self_supervised,
         optimizer=optimizer, learning_rate=learning_rate, input_rank=input_rank, max_val=max_val,
         num_classes=num_classes, class_weight=class_weight,
         settings=_check_optimizer(optimizer, learning_rate, settings),
@@ -257,7 +270,8 @@ def compile_model(model, settings: Mapping[str, Any]):
     loss_fn, metrics = loss_and_metrics(task, settings["loss"], scaling=scaling,
                                         label_smoothing=settings["label_smoothing"], max_val=settings["max_val"],
                                         input_rank=settings["input_rank"], num_classes=settings.get("num_classes"),
-                                        class_weight=settings.get("class_weight"))
+                                        class_weight=settings.get("class_weight"),
+                                        self_supervised=settings.get("self_supervised", False))
     optimizer = make_optimizer(settings["optimizer"], settings["learning_rate"], settings["settings"],
                                settings["schedule"])
     model.compile(optimizer=optimizer, loss=loss_fn, metrics=metrics)

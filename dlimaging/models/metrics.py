@@ -152,3 +152,37 @@ class SSIMLoss(keras.losses.Loss):
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction, "max_val": self.max_val}
+
+
+# Noise2Void's losses: the squared or absolute error, at the masked pixels only.
+MASKED_ERRORS = {"mse": tf.math.squared_difference, "mae": lambda a, b: tf.abs(a - b)}
+
+
+@keras.saving.register_keras_serializable(package="dlimaging")
+class Noise2VoidLoss(keras.losses.Loss):
+    """The mean error at the masked pixels of Noise2Void's target (`dlimaging.data.n2v`): the target
+    is the noisy sample with one more channel, 1 at the pixels whose input was replaced by a
+    neighbour; the prediction is scored there only, against the noisy value (per sample, the mean
+    over its masked pixels and the channels).
+
+    Args:
+        error: str. "mse" (Noise2Void's) or "mae". Defaults to "mse".
+    """
+
+    def __init__(self, error: str = "mse", name: str = "n2v_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if error not in MASKED_ERRORS:
+            raise InputError(f"`error` must be one of {', '.join(MASKED_ERRORS)}. Received: error={error!r}")
+        self.error = error
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred, "float32")
+        y_true = tf.cast(y_true, y_pred.dtype)
+        channels = y_pred.shape[-1]
+        target, mask = y_true[..., :channels], y_true[..., channels:channels + 1]
+        error = tf.reduce_mean(MASKED_ERRORS[self.error](target, y_pred), axis=-1, keepdims=True) * mask
+        axes = list(range(1, y_pred.shape.rank))
+        return tf.reduce_sum(error, axes) / tf.maximum(tf.reduce_sum(mask, axes), 1.0)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "error": self.error}

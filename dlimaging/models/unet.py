@@ -174,6 +174,7 @@ def build_unet(
     steps_per_epoch: int | None = None,
     max_val: float = 1.0,
     class_frequencies: Sequence[float] | None = None,
+    self_supervised: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """Builds a U-Net (Ronneberger et al. 2015) that maps a 1D signal or a 2D image to its restored
@@ -242,6 +243,10 @@ def build_unet(
         class_frequencies: list of floats or None. The fraction of the training pixels in each
             class (a segmentation bundle's `class_frequencies`), which `class_weight="balanced"`
             needs. Defaults to None.
+        self_supervised: bool. Restoration: Noise2Void training (a bundle's `self_supervised`):
+            the loss ("mse" or "mae") is scored at the masked pixels of the target
+            (`dlimaging.models.metrics.Noise2VoidLoss`), and PSNR and SSIM are left out.
+            Defaults to False.
         name: str or None. Model name. Defaults to "unet1d" or "unet2d".
 
     Returns:

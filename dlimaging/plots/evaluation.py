@@ -42,6 +42,9 @@ def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.
     noisy, clean = (np.asarray(a) for a in next(iter(dataset.take(1))))
     restored = np.asarray(model.predict(noisy[:4], verbose=0))
     where = f"{title} ({split} split)" if title else f"{split} split"
+    if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
+        clean = clean[..., :restored.shape[-1]]
+        where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
     return plot_restoration(noisy, restored, clean, folder / "restoration.png",
                             max_val=getattr(data, "max_val", None) or 1.0, title=where, axis=getattr(data, "axis", None))
 

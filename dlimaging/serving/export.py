@@ -100,15 +100,24 @@ def _output_names(task: str, class_names) -> list[str]:
     return [name for name in registry.task(task).outputs if name != "class_name" or class_names]
 
 
-def _serving_function(model, task: str, class_names: Sequence[str] | None):
+def _predictor(model, self_ensemble: bool):
+    """The model's forward pass, or its mean over the flips and rotations (`dlimaging.models.self_ensemble`)."""
+    from dlimaging.models.self_ensemble import self_ensemble as ensembled
+
+    forward = lambda x: model(x, training=False)  # noqa: E731
+    return (lambda x: ensembled(forward, x)) if self_ensemble else forward
+
+
+def _serving_function(model, task: str, class_names: Sequence[str] | None, self_ensemble: bool = False):
     import tensorflow as tf
 
     names = tf.constant(list(class_names)) if class_names else None
     computed = _served_outputs()
     wanted = _output_names(task, class_names)
+    predict = _predictor(model, self_ensemble)
 
     def serve(x):
-        outputs = model(x, training=False)
+        outputs = predict(x)
         return {name: computed[name](outputs, names) for name in wanted}
 
     return serve
@@ -144,16 +153,17 @@ def _verify_other_size(signature, input_name: str, sample: np.ndarray, key: str)
 
 
 def _verify(path: pathlib.Path, model, input_name: str, sample: np.ndarray, atol: float, key: str,
-            other_sizes: bool = False) -> None:
-    """Reloads the export and compares its `key` output with the Keras model, at batch 1 and at the
-    sample's; with `other_sizes`, checks it also takes another spatial size."""
+            other_sizes: bool = False, self_ensemble: bool = False) -> None:
+    """Reloads the export and compares its `key` output with the Keras model (self-ensembled, if the
+    export is), at batch 1 and at the sample's; with `other_sizes`, checks it also takes another
+    spatial size."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures[SIGNATURE]
     if other_sizes:
         _verify_other_size(signature, input_name, sample, key)
-    expected = np.asarray(model(sample, training=False))
+    expected = np.asarray(_predictor(model, self_ensemble)(tf.constant(sample)))
     for batch in (sample[:1], sample):
         got = signature(**{input_name: tf.constant(batch)})
         want = expected[: len(batch)]
@@ -190,6 +200,7 @@ def export_saved_model(
     target_names: Sequence[str] | None = None,
     axis: Sequence[float] | None = None,
     features: Sequence[str] | None = None,
+    self_ensemble: bool = False,
 ) -> pathlib.Path:
     """Exports a Keras model as version `version` of a TF Serving model folder.
 
@@ -220,6 +231,10 @@ def export_saved_model(
             uses it to pick and order a CSV's columns. Defaults to None.
         features: list of str or None. The feature columns' names as they
             appear in a CSV header, for the same purpose. Defaults to None.
+        self_ensemble: bool. Restoration models only: the served function
+            returns the mean of the model over the 8 flips and quarter turns of
+            the image (2 orientations of a signal), each turned back; it costs
+            8 (2) forward passes. Defaults to False.
 
     Returns:
         The path of the published version folder.
@@ -232,6 +247,7 @@ def export_saved_model(
 
 
     input_shape, task, class_names = _check_model(model, task, class_names)
+    self_ensemble = check_self_ensemble(self_ensemble, task)
     target_names, axis, features = _check_names(model, task, input_shape, target_names, axis, features)
     value_range, sample = _check_export_arguments(input_shape, metadata, value_range, sample, atol)
     model_dir = pathlib.Path(model_dir)
@@ -250,18 +266,19 @@ def export_saved_model(
         archive.track(model)
         archive.add_endpoint(
             SIGNATURE,
-            _serving_function(model, task, class_names),
+            _serving_function(model, task, class_names, self_ensemble),
             input_signature=[tf.TensorSpec(_signature_shape(input_shape, task), tf.float32, name=input_name)],
         )
         archive.write_out(str(tmp), verbose=False)
-        _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0], other_sizes=any_size(task))
+        _verify(tmp, model, input_name, sample, atol, key=registry.task(task).outputs[0], other_sizes=any_size(task),
+                self_ensemble=self_ensemble)
         info = {
             "name": model_dir.name, "version": int(target.name), "task": task, "class_names": class_names,
             "target_names": target_names,
             "input": {"name": input_name, "shape": list(input_shape), "dtype": "float32",
                       "value_range": [float(v) for v in value_range], "axis": axis, "features": features,
                       "any_size": any_size(task)},
-            "outputs": _output_names(task, class_names), "signature": SIGNATURE,
+            "outputs": _output_names(task, class_names), "signature": SIGNATURE, "self_ensemble": self_ensemble,
             "hyperparameters": None, "metrics": None, "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **(metadata or {}),
@@ -295,6 +312,16 @@ def _check_model(model, task, class_names):
         raise InputError(f"`model` needs a fully known input shape. Received: {model.inputs[0].shape}")
     class_names = _check_class_names(class_names, task, model.output_shape[-1])
     return tuple(int(d) for d in model.inputs[0].shape[1:]), task, class_names
+
+
+def check_self_ensemble(self_ensemble, task: str) -> bool:
+    """`self_ensemble`, a bool, true only for a restoration model (its output is the input's image)."""
+    if not isinstance(self_ensemble, bool):
+        raise InputError(f"`self_ensemble` must be True or False. Received: self_ensemble={self_ensemble!r}")
+    if self_ensemble and registry.task(task).labels != registry.CLEAN:
+        raise InputError(f"`self_ensemble` averages a restored image over its flips and rotations: it applies to "
+                         f"restoration models, not to a {task} model. Received: self_ensemble=True")
+    return self_ensemble
 
 
 def _check_class_names(class_names, task: str, units: int) -> list[str] | None:

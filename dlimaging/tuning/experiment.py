@@ -19,11 +19,13 @@ import pathlib
 import sys
 from typing import Any, Mapping
 
+import dlimaging.data.n2v_options as n2v
 from dlimaging import registry
 from dlimaging.data.corruption import check_corruption
 from dlimaging.data.joint_options import check_joint_options
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
+from dlimaging.serving.export import check_self_ensemble
 from dlimaging.validation import (
     ARGUMENT_CHECKS,
     at_least_two,
@@ -50,19 +52,8 @@ STRATEGIES = ("none", "mirrored")
 SAMPLINGS = ("linear", "log", "reverse_log")
 
 
-# Matched with `fullmatch`: `re.match` with `$` lets a trailing newline through.
 class ExperimentError(InputError):
     """A mistake in an experiment file."""
-
-
-def _standardize(name, value):
-    """The builders' own rule for `standardize` (`validation.ARGUMENT_CHECKS`)."""
-    return ARGUMENT_CHECKS["standardize"](name, value)
-
-
-def _corruption(name, value):
-    """A restoration corruption: one step `{kind = "gaussian", sigma = 0.098}` or a list of them."""
-    return check_corruption(value, name)
 
 
 def _setting(default, check):
@@ -81,12 +72,13 @@ class DataSettings:
     target: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the target column(s)
     features: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the feature columns
     test: str | None = _setting(None, optional_string)  # a separate test file
-    standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
-    # Restoration: what is done to the clean data, and the patches it is cut into.
-    corruption: tuple[dict, ...] | None = _setting(None, _corruption)
+    standardize: str | None = _setting(None, ARGUMENT_CHECKS["standardize"])  # a builder's, not searched
+    # Restoration: what is done to the clean data (a step or a list of steps), and the patches it is cut into.
+    corruption: tuple[dict, ...] | None = _setting(None, lambda name, value: check_corruption(value, name))
     patch_size: int | None = _setting(None, optional_positive_int)
     patches_per_epoch: int | None = _setting(None, optional_positive_int)
     augmentation: dict | None = _setting(None, lambda name, value: check_joint_options(value) or None)  # data's
+    n2v_fraction: float | None = _setting(None, n2v.check_n2v_fraction)  # Noise2Void (target = "self")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +114,7 @@ class ExportSettings:
     enabled: bool = _setting(True, boolean)
     # "best", or "smallest-within=T": the fewest parameters within T of the best objective.
     choice: str = _setting("best", check_export_choice)
+    self_ensemble: bool = _setting(False, boolean)  # restoration: the mean over the 8 flips and rotations
 
 
 SECTIONS = {"data": DataSettings, "model": ModelSettings, "tuner": TunerSettings, "export": ExportSettings}
@@ -401,7 +394,12 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
         registry.check_family_task(model.family, model.task)
     except InputError as error:
         _fail(where, "[model] task", str(error).split(". Received")[0], model.task)
-    if registry.task(model.task).labels == registry.CLEAN and sections["data"].corruption is None:
+    data = sections["data"]
+    fraction = lambda _, v: n2v.schema_fraction(data.source, v, data.n2v_fraction, model.task)  # noqa: E731
+    if _checked(where, "[data] target", fraction, data.target):  # Noise2Void: ranked by its masked val_loss
+        objective = _checked(where, "[tuner] objective", n2v.check_objective, sections["tuner"].objective)
+        sections["tuner"] = dataclasses.replace(sections["tuner"], objective=objective)
+    elif registry.task(model.task).labels == registry.CLEAN and sections["data"].corruption is None:
         _fail(where, "[data] corruption", f"is required for task \"{model.task}\" (e.g. corruption = "
               "{kind = \"gaussian\", sigma = 0.098})")
     for key, kinds in registry.PAIR_SETTINGS.items():
@@ -409,6 +407,8 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
             takers = " or ".join(f'"{n}"' for n, e in registry.TASKS.items() if e.labels in kinds)
             _fail(where, f"[data] {key}", f"applies to [model] task {takers}, not \"{model.task}\"",
                   config["data"][key])
+    _checked(where, "[export] self_ensemble", lambda _, v: check_self_ensemble(v, model.task),
+             sections["export"].self_ensemble)
     if sections["data"].standardize is not None and "standardize" not in registry.builder_arguments(model.family):
         takers = " or ".join(f'"{n}"' for n in registry.FAMILIES if "standardize" in registry.builder_arguments(n))
         _fail(where, "[data] standardize", f"applies to [model] family {takers}, not \"{model.family}\"",

@@ -171,7 +171,7 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
             augmentation=settings.augmentation,
             **data_options(task=experiment.model.task, target=target, features=features, test=settings.test,
                            corruption=settings.corruption, patch_size=settings.patch_size,
-                           patches_per_epoch=settings.patches_per_epoch),
+                           patches_per_epoch=settings.patches_per_epoch, n2v_fraction=settings.n2v_fraction),
         )
     except ExperimentError:
         raise
@@ -271,7 +271,7 @@ def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Pa
     return export_saved_model(
         model, export_dir / experiment.name, class_names=names["class_names"], value_range=data.value_range,
         task=experiment.model.task, target_names=names["target_names"], axis=names["axis"],
-        features=names["features"],
+        features=names["features"], self_ensemble=experiment.export.self_ensemble,
         metadata={"hyperparameters": best.hyperparameters,
                   "metrics": {experiment.objective: best.score, **best.test_metrics},
                   "experiment": experiment.name, "trial_id": best.trial_id,

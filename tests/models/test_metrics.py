@@ -150,3 +150,18 @@ def test_scores_refuse_two_shapes_naming_both(true_shape, pred_shape):
             call(y_true, y_pred)
     with pytest.raises(InputError, match=r"`clean` and `other` must have the same shape"):
         numpy_psnr(y_true, y_pred)
+
+
+def test_noise2void_loss_scores_the_masked_pixels_only():
+    from dlimaging.models.metrics import Noise2VoidLoss
+
+    noisy = np.zeros((2, 4, 4, 1), "float32")
+    mask = np.zeros((2, 4, 4, 1), "float32")
+    mask[0, 1, 1], mask[1, 2, 3], mask[1, 0, 0] = 1, 1, 1
+    prediction = np.full((2, 4, 4, 1), 0.5, "float32")
+    prediction[0, 1, 1] = 0.1  # the masked pixels: errors 0.1, then 0.5 and 0.5
+    target = np.concatenate([noisy, mask], -1)
+    assert float(Noise2VoidLoss()(target, prediction)) == pytest.approx((0.01 + 0.25) / 2, rel=1e-5)
+    assert float(Noise2VoidLoss("mae")(target, prediction)) == pytest.approx((0.1 + 0.5) / 2, rel=1e-5)
+    with pytest.raises(InputError, match="`error` must be one of mse, mae"):
+        Noise2VoidLoss("ssim")

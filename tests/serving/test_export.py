@@ -15,6 +15,7 @@ import tensorflow as tf
 import dlimaging as dli
 from dlimaging import registry, serving
 from dlimaging.cli import main
+from dlimaging.errors import InputError
 from dlimaging.serving import export as export_module
 
 BIN = pathlib.Path(sys.executable).parent
@@ -454,3 +455,26 @@ def test_saved_model_cli_shows_and_runs_the_export_as_predict_does(task, exports
             want = want + value.shape[len(want):]
             assert value.shape == want
             np.testing.assert_allclose(value, predicted[key], atol=1e-5, rtol=1e-5)
+
+
+def test_a_self_ensembled_export_serves_the_mean_of_the_8_flips_and_rotations(tmp_path, classifier):
+    model = dli.build_unet((8, 8, 1), depth=1, filters=4)
+    x = np.random.default_rng(3).random((2, 8, 8, 1)).astype("float32")
+    plain = _signature(dli.export_saved_model(model, tmp_path / "plain"))  # off by default
+    np.testing.assert_allclose(plain(image=tf.constant(x))["restored"].numpy(), model(x).numpy(), atol=1e-5)
+    path = dli.export_saved_model(model, tmp_path / "ensembled", self_ensemble=True)
+    got = _signature(path)(image=tf.constant(x))["restored"].numpy()
+    want = []
+    for turns in range(4):
+        for flip in (False, True):
+            moved = np.rot90(x, turns, axes=(1, 2))
+            moved = np.ascontiguousarray(moved[:, :, ::-1] if flip else moved)
+            out = model(moved).numpy()
+            want.append(np.rot90(out[:, :, ::-1] if flip else out, -turns, axes=(1, 2)))
+    np.testing.assert_allclose(got, np.mean(want, axis=0), atol=1e-5)
+    assert not np.allclose(got, model(x).numpy(), atol=1e-5)
+    assert json.loads((path / "assets" / "dlimaging.json").read_text())["self_ensemble"] is True
+    with pytest.raises(InputError, match="applies to restoration models, not to a classification model"):
+        dli.export_saved_model(classifier, tmp_path / "c", self_ensemble=True)
+    with pytest.raises(InputError, match="`self_ensemble` must be True or False"):
+        dli.export_saved_model(model, tmp_path / "r", self_ensemble="yes")

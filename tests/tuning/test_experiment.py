@@ -345,3 +345,42 @@ def test_segmentation_experiments_take_patches_and_data_augmentation():
     with pytest.raises(ExperimentError, match=r"\[data\] augmentation: option 'shear' is not one of"):
         parse_experiment({"name": "s", "data": {"source": "cells", "augmentation": {"shear": 0.1}},
                           "model": {"family": "unet", "task": "segmentation"}})
+
+
+N2V = {"name": "t", "data": {"source": "skimage", "target": "self", "corruption": {"kind": "gaussian", "sigma": 0.1}},
+       "model": {"family": "unet"}}
+
+
+def test_a_noise2void_experiment_is_ranked_by_its_masked_validation_loss():
+    experiment = parse_experiment(N2V)
+    assert experiment.data.target == "self" and experiment.tuner.objective == "val_loss"
+    shipped = load_experiment(TUNING / "n2v_unet.toml")
+    assert (shipped.data.target, shipped.data.n2v_fraction, shipped.tuner.objective) == ("self", 0.002, "val_loss")
+    folder = parse_experiment({**N2V, "data": {"source": "noisy_images/", "target": "self"}})
+    assert folder.data.corruption is None  # a folder of noisy images needs none
+    assert parse_experiment({**N2V, "export": {"self_ensemble": True}}).export.self_ensemble is True
+    assert parse_experiment(N2V).export.self_ensemble is False
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"data": {**N2V["data"], "n2v_fraction": 0}}, r"\[data\] n2v_fraction: must be a number in \(0.0, 0.1\]"),
+    ({"data": {**N2V["data"], "n2v_fraction": 0.5}}, r"Received: n2v_fraction=0.5"),
+    ({"data": {**N2V["data"], "target": None, "n2v_fraction": 0.01}}, "applies to Noise2Void training"),
+    ({"model": {"family": "unet", "task": "segmentation"}, "data": {"source": "cells", "target": "self"}},
+     r"\[data\] target: target='self' .* applies to task 'restoration', not to task='segmentation'"),
+    ({"model": {"family": "cnn"}, "data": {"source": "digits", "target": "self"}}, "applies to task 'restoration'"),
+    ({"tuner": {"objective": "val_psnr"}}, r"\[tuner\] objective: must be 'val_loss' for Noise2Void"),
+    ({"model": {"family": "cnn"}, "data": {"source": "digits"}, "export": {"self_ensemble": True}},
+     r"\[export\] self_ensemble: .*restoration models, not to a classification model"),
+])
+def test_noise2void_and_self_ensemble_mistakes(change, match):
+    config = {**N2V, **change}
+    config["data"] = {k: v for k, v in config["data"].items() if v is not None}
+    with pytest.raises(ExperimentError, match=match):
+        parse_experiment(config, path="x.toml")
+
+
+def test_a_csv_column_may_still_be_called_self():
+    experiment = parse_experiment({"name": "t", "data": {"source": "x.csv", "target": "self"},
+                                   "model": {"task": "regression"}})
+    assert experiment.data.target == "self"  # a CSV file's target is a column, whatever its name
