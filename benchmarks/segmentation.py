@@ -1,7 +1,7 @@
 """Segmentation of held-out synthetic cells: dlimaging's tuned U-Net against scikit-image's classical pipeline.
 
-The U-Net is the export of `tuning/cells_unet.toml` (400 `cells` images of 64×64 at noise 0.4,
-seed 0), given with `--model`, or searched here with that file's budget (timed). The test images
+The U-Net is the export of `tuning/cells_unet.toml` (400 `cells` images of 64×64, each at a noise
+level drawn in 0.1-0.6, seed 0), given with `--model`, or searched here with that file's budget (timed). The test images
 are new: `cells` with another seed (1000), never seen in training nor in the search, at two noise
 levels, LOW and HIGH, and 96×96 pixels (the export takes any size). The classical pipeline is the
 textbook one: Gaussian smoothing (σ = 1), Otsu's threshold, a morphological opening (disk of

@@ -196,7 +196,7 @@ MASKS = "masks"
 LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", CLEAN, MASKS)
 # The data settings of tasks whose targets have the input's (spatial) shape, and the labels of the
 # tasks each applies to: restoration's clean images, segmentation's masks.
-PAIR_SETTINGS = {"corruption": (CLEAN,), "patch_size": (CLEAN, MASKS), "patches_per_epoch": (CLEAN,),
+PAIR_SETTINGS = {"corruption": (CLEAN,), "patch_size": (CLEAN, MASKS), "patches_per_epoch": (CLEAN, MASKS),
                  "augmentation": (CLEAN, MASKS)}
 
 

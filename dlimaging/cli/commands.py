@@ -173,6 +173,8 @@ def cmd_predict(args) -> int:
     metadata = read_metadata(version_dir)
     if metadata["input"].get("any_size"):  # restoration, segmentation: a file per input
         return _restore(version_dir, metadata, args)
+    if args.overlay:
+        raise InputError(f"--overlay is for segmentation models; this one is {metadata['task']}. Received: --overlay")
     if args.out is not None:
         raise InputError(f"--out is for restoration and segmentation models, which write files; {metadata['task']} "
                          "models print "
@@ -194,15 +196,21 @@ def _restore(version_dir, metadata, args) -> int:
     from dlimaging.serving.segmentation import segment_files
 
     masks = "class_map" in metadata.get("outputs", ())
-    written = (segment_files if masks else restore_files)(version_dir, metadata, args.inputs, args.out)
+    if args.overlay and not masks:
+        raise InputError(f"--overlay is for segmentation models; this one is {metadata['task']}. Received: --overlay")
+    if masks:
+        written = segment_files(version_dir, metadata, args.inputs, args.out, overlay=args.overlay)
+    else:
+        written = restore_files(version_dir, metadata, args.inputs, args.out)
     if args.json:
         key = "class_maps" if masks else "restored"
-        print(json.dumps({key: [{"input": source, "output": str(target), "shape": list(shape)}
-                                       for source, target, shape in written]}))
+        print(json.dumps({key: [{"input": source, "output": str(target), "shape": list(shape),
+                                 **({"overlay": str(drawn[0])} if drawn else {})}
+                                for source, target, shape, *drawn in written]}))
         return 0
     print(f"{metadata.get('name', '?')} version {metadata.get('version', version_dir.name)} ({metadata['task']})")
-    for source, target, shape in written:
-        print(f"{source} {tuple(shape)} → {target}")
+    for source, target, shape, *drawn in written:
+        print(f"{source} {tuple(shape)} → {target}" + (f", {drawn[0]}" if drawn else ""))
     return 0
 
 

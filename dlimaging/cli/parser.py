@@ -58,9 +58,10 @@ def _add_train(sub) -> None:
     p.add_argument("--corruption", metavar="SPEC", help="restoration (--model unet): what is done to the clean "
                    "data, written as in a tuning file, e.g. '{kind = \"gaussian\", sigma = 0.1}', or a list "
                    "'[{kind = \"blur\", width = 1}, {kind = \"gaussian\", sigma = 0.01}]' (docs/restoration.md)")
-    p.add_argument("--patch-size", type=int, help="restoration: the side of the training patches (images) or "
-                   "the window length (signals)")
-    p.add_argument("--patches-per-epoch", type=int, help="restoration: random patches drawn per epoch")
+    p.add_argument("--patch-size", type=int, help="restoration, segmentation: the side of the training patches "
+                   "(images) or the window length (signals)")
+    p.add_argument("--patches-per-epoch", type=int, help="restoration, segmentation: random training patches "
+                   "drawn per epoch")
     p.add_argument("--n2v-fraction", type=float, help="Noise2Void (--target self): the fraction of each patch's "
                    "pixels masked, in (0, 0.1] (default 0.002)")
     p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
@@ -93,6 +94,9 @@ def _add_predict(sub) -> None:
                         "file that exists is refused; a NAME_restored.EXT that exists becomes NAME_restored-2.EXT. "
                         "Segmentation models: where the class map (PNG of class ids, or .npy) goes (default: "
                         "NAME_mask.EXT next to each input)")
+    p.add_argument("--overlay", action="store_true", help="segmentation models: also draw the class map over "
+                   "the image in colour (one colour per class, background left clear) as NAME_overlay.png, "
+                   "beside the class map")
     p.set_defaults(func=commands.cmd_predict)
 
 
@@ -114,9 +118,10 @@ def _add_explain(sub) -> None:
     p.add_argument("--method", choices=explain_files.METHODS,
                    help="default: grad-cam (with the saliency curve for 1D inputs); saliency for an export")
     p.add_argument("--layer", help="the layer for grad-cam, feature-maps or filters (default: the last conv "
-                   "block's activation; all blocks; the first conv)")
+                   "block's activation, a U-Net's bottom for segmentation; all blocks; the first conv)")
     p.add_argument("--class", dest="class_index", type=int, help="the output unit to explain (default: the "
-                   "predicted class, or the first output for regression)")
+                   "predicted class, or the first output for regression; for a segmentation model, the class "
+                   "whose predicted pixels grad-cam sums over, default 1, the first after the background)")
     p.add_argument("--sample", type=int, default=0, help="which sample of a file that holds several (default 0)")
     p.add_argument("--variant", choices=explain_files.CAM_VARIANTS, default=explain_files.CAM_VARIANTS[0],
                    help="hires (default; HiResCAM: each position weighed by its own gradient) or grad-cam "

@@ -6,7 +6,8 @@ on an uneven background; the optics blur it and the camera adds Poisson (shot) a
 `classes=3`, 2 for the boundary of each cell (the pixels of a cell next to the background or
 to another cell), the class StarDist-style pipelines use to split touching cells.
 
-`cells:count=64,size=64,noise=0.2,seed=0,classes=2` are the defaults.
+`cells:count=64,size=64,noise=0.2,seed=0,classes=2` are the defaults; `noise=0.1-0.6` is a range,
+each image drawing its own level in it.
 """
 
 from __future__ import annotations
@@ -31,17 +32,28 @@ def parse_options(source: str, prefix: str | None = "cells:") -> dict:
             raise InputError(f"`source` {source!r}: {part!r} is not an option of cells; expected key=value with "
                              f"key one of {', '.join(DEFAULTS)}, e.g. cells:noise=0.3,seed=1.")
         try:
-            options[key] = float(value) if key == "noise" else int(value)
+            options[key] = _noise(value) if key == "noise" else int(value)
         except ValueError:
-            raise InputError(f"`source` {source!r}: {key} must be a number. Received: {key}={value.strip()!r}") from None
+            what = "a number or a range low-high (e.g. 0.1-0.6)" if key == "noise" else "a number"
+            raise InputError(f"`source` {source!r}: {key} must be {what}. Received: {key}={value.strip()!r}") from None
     check_number("count", options["count"], low=1, integer=True)
     check_number("size", options["size"], low=16, high=4096, integer=True)
-    check_number("noise", options["noise"], low=0.0, high=2.0)
+    for level in options["noise"] if isinstance(options["noise"], tuple) else (options["noise"],):
+        check_number("noise", level, low=0.0, high=2.0)
+    if isinstance(options["noise"], tuple) and options["noise"][0] > options["noise"][1]:
+        raise InputError(f"`source` {source!r}: a noise range runs from low to high. "
+                         f"Received: noise={options['noise'][0]}-{options['noise'][1]}")
     check_number("seed", options["seed"], low=0, integer=True)
     if options["classes"] not in CLASS_NAMES:
         raise InputError(f"`source` {source!r}: classes must be 2 (background, cell) or 3 (and boundary). "
                          f"Received: classes={options['classes']}")
     return options
+
+
+def _noise(text: str):
+    """`noise=0.3` (one level) or `noise=0.1-0.6` (a range: each image draws its level in it)."""
+    low, dash, high = text.strip().partition("-")
+    return (float(low), float(high)) if dash and low else float(text)
 
 
 def _ellipse(shape, rng):
@@ -84,17 +96,21 @@ def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int =
     return np.clip(image, 0.0, 1.0).astype("float32"), mask  # a camera's range: saturated at 1
 
 
-def generate_cells(count: int = 64, size: int = 64, noise: float = 0.2, seed: int = 0, classes: int = 2):
+def generate_cells(count: int = 64, size: int = 64, noise=0.2, seed: int = 0, classes: int = 2):
     """`count` images (count, size, size, 1), float32, and their masks (count, size, size), uint8.
 
     Image i depends on (seed, i) only, so a larger `count` adds images and keeps the others.
+    `noise` is one level, or a range (low, high): image i draws its level uniformly in it (so a
+    model trained on them meets light and heavy noise alike).
 
     Example:
     >>> x, masks = generate_cells(count=2, size=32)
     >>> x.shape, masks.shape, np.unique(masks).tolist()
     ((2, 32, 32, 1), (2, 32, 32), [0, 1])
     """
-    pairs = [cell_image(size, noise, np.random.default_rng([seed, i]), classes) for i in range(count)]
+    levels = ([np.random.default_rng([seed, i, 1]).uniform(*noise) for i in range(count)]
+              if isinstance(noise, tuple) else [noise] * count)
+    pairs = [cell_image(size, levels[i], np.random.default_rng([seed, i]), classes) for i in range(count)]
     return np.stack([p[0] for p in pairs])[..., None], np.stack([p[1] for p in pairs])
 
 

@@ -181,7 +181,8 @@ def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, 
         return load_segmentation(
             source, entry, task=task, patch_size=settings["patch_size"], batch_size=settings["batch_size"],
             seed=settings["seed"], split=(settings["validation_split"], settings["test_split"]),
-            refused=(settings["corruption"], settings["patches_per_epoch"]), augmentation=settings["augmentation"])
+            corruption=settings["corruption"], patches_per_epoch=settings["patches_per_epoch"],
+            augmentation=settings["augmentation"])
     return load_restoration(
         source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
         patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
@@ -271,11 +272,13 @@ def load_dataset(
         patch_size: int or None. Restoration: the side of the square image
             patches, or the length of signal windows. Defaults to None: 64 for
             images, the whole signal for signals. Segmentation: the side of the
-            square tiles the images are cut into after the split. Defaults to
-            None: whole images when all have one size, else tiles of 64 (or of
+            square patches: random ones for training (restoration's sampler,
+            image and mask cut at one place), tiles for validation and test.
+            Defaults to None: whole images when all have one size, else 64 (or
             the smallest side).
-        patches_per_epoch: int or None. Restoration: training patches drawn
-            per epoch. Defaults to None: as many as tile the training images once.
+        patches_per_epoch: int or None. Restoration and segmentation: training
+            patches drawn per epoch. Defaults to None: as many as tile the
+            training images once.
         augmentation: dict or None. Segmentation: flips, quarter turns, rotation,
             zoom and translation drawn once per training pair and applied to the
             image and its mask alike, and contrast, brightness and noise on the

@@ -197,6 +197,16 @@ class _Sampler:
         return corrupt(clean, self.steps, fold(6), self.max_val), clean
 
 
+def random_patches(items, patch: tuple[int, int], *, count: int, seed: int) -> tf.data.Dataset:
+    """`count` random square patches of the image `items` per epoch, a fresh draw each epoch: the
+    training sampler of restoration, without the corruption. All the channels of an item are cut at
+    one place and turned alike (a random flip or quarter turn), so a mask stacked as a last channel
+    stays on its image (segmentation)."""
+    sampler = _Sampler(items, patch, (), 1.0, augment=True)
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
+    return keys.map(lambda key: sampler(key)[1], num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def unlabelled(source: str, **_options):
     """The loader of a source of clean images only: it has no labels to learn."""
     task = registry.task_for_labels(registry.CLEAN)

@@ -26,7 +26,12 @@ from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle
 from dlimaging.data.images import IMAGE_SUFFIXES, integer_scale, read_image, read_mask
 from dlimaging.data.joint import joint_augmentation
-from dlimaging.data.restoration import check_patch_settings, split_items, tiles
+from dlimaging.data.restoration import (
+    check_patch_settings,
+    random_patches,
+    split_items,
+    tiles,
+)
 from dlimaging.errors import InputError
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
@@ -152,11 +157,22 @@ def _patches(images, masks, indices, patch):
     return xs, ys
 
 
-def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None):
-    if not xs:
+def _sampled(images, masks, patch, count, seed) -> tf.data.Dataset:
+    """`count` random (image, mask) patches of the training images per epoch, by restoration's
+    sampler: the mask rides as a last channel, so both are cut at one place and turned alike."""
+    stacked = [np.concatenate([x, y[..., None].astype("float32")], -1) for x, y in zip(images, masks)]
+    ds = random_patches(stacked, patch, count=count, seed=seed)
+    return ds.map(lambda t: (t[..., :-1], tf.cast(tf.round(t[..., -1]), tf.int32)))
+
+
+def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None, sampled=None):
+    if sampled is not None:
+        ds = sampled
+    elif not xs:
         return None
-    ds = tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys).astype("int32"))).cache()
-    if shuffle:
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys).astype("int32"))).cache()
+    if shuffle and sampled is None:
         ds = ds.shuffle(len(xs), seed=seed, reshuffle_each_iteration=True)
     if augment is not None:
         ds = augment(ds, seed)
@@ -164,32 +180,35 @@ def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None):
 
 
 def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_size, split: tuple[float, float],
-                      batch_size: int, seed: int, refused: tuple = (None, None), augmentation=None):
+                      batch_size: int, seed: int, corruption=None, patches_per_epoch=None, augmentation=None):
     """The `DatasetBundle` of a segmentation task: `(image, mask)` batches; see the module's docstring.
 
-    `split` is (validation_split, test_split); `refused` holds `load_dataset`'s `corruption`
-    and `patches_per_epoch`, which apply to restoration only: refused when given. `augmentation`
+    `split` is (validation_split, test_split); `corruption` applies to restoration only: refused
+    when given. With `patch_size`, `patches_per_epoch` or images of different sizes, training draws
+    `patches_per_epoch` random patches per epoch (restoration's sampler; default: as many as the
+    training images hold tiles), validation and test images are tiled. `augmentation`
     (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch."""
-    for argument, value in zip(("corruption", "patches_per_epoch"), refused):
-        if value is not None:
-            raise InputError(f"`{argument}` applies to restoration, not to task={task!r}. "
-                             f"Received: {argument}={value!r}")
+    if corruption is not None:
+        raise InputError(f"`corruption` applies to restoration, not to task={task!r}. "
+                         f"Received: corruption={corruption!r}")
     validation_split, test_split = split
     if entry.masks is None:
         takers = [name for name, e in registry.SOURCES.items() if e.masks is not None]
         raise InputError(f"`source` {source!r} has no masks: task={task!r} needs one of {', '.join(takers)}. "
                          f"Received: source={source!r}")
-    check_patch_settings(patch_size, None)
+    check_patch_settings(patch_size, patches_per_epoch)
     images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
     augment = joint_augmentation(augmentation, image=images[0].ndim == 3)
     names = [str(i) for i in range(len(images))]
     signals = images[0].ndim == 2
     same = len({i.shape for i in images}) == 1
     patch = None
-    if patch_size is not None or not same:
+    if patch_size is not None or patches_per_epoch is not None or not same:
         if signals:
-            raise InputError(f"`patch_size` applies to images; `source` {source!r} holds signals. "
-                             f"Received: patch_size={patch_size!r}")
+            argument = "patch_size" if patch_size is not None else "patches_per_epoch"
+            value = patch_size if patch_size is not None else patches_per_epoch
+            raise InputError(f"`{argument}` applies to images; `source` {source!r} holds signals. "
+                             f"Received: {argument}={value!r}")
         side = patch_size or min(64, *(min(i.shape[:2]) for i in images))
         small = [n for n, i in zip(names, images) if min(i.shape[:2]) < side]
         if small:
@@ -206,12 +225,16 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         arrays[f"x_{split}"] = np.stack(xs) if xs else np.zeros(shape, "float32")
         arrays[f"y_{split}"] = np.stack(ys).astype("int32") if ys else np.zeros(shape[:-1], "int32")
     everything = np.concatenate([i.reshape(-1) for i in images])
+    sampled = None
+    if patch is not None:
+        patches_per_epoch = patches_per_epoch or len(splits["train"][0])
+        sampled = _sampled([images[k] for k in train], [masks[k] for k in train], patch, patches_per_epoch, seed)
     return DatasetBundle(
-        train=_batches(*splits["train"], batch_size, shuffle=True, seed=seed, augment=augment),
+        train=_batches(*splits["train"], batch_size, shuffle=True, seed=seed, augment=augment, sampled=sampled),
         validation=_batches(*splits["validation"], batch_size, shuffle=False, seed=seed),
         test=_batches(*splits["test"], batch_size, shuffle=False, seed=seed),
         input_shape=tuple(int(d) for d in arrays["x_train"].shape[1:]), num_classes=len(class_names),
-        class_names=list(class_names), task=task, name=name, num_train=len(arrays["x_train"]),
+        class_names=list(class_names), task=task, name=name, num_train=patches_per_epoch or len(arrays["x_train"]),
         num_validation=len(arrays["x_validation"]), num_test=len(arrays["x_test"]),
         value_range=(float(everything.min()), float(everything.max())), arrays=arrays,
         items={split: [names[k] for k in indices] for split, indices in

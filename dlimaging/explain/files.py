@@ -100,6 +100,30 @@ def _pick_sample(x: np.ndarray, sample: int, input_path) -> np.ndarray:
     return x[sample]
 
 
+def _check_segmentation_method(method: str, exported: bool, model_path) -> None:
+    """A segmentation model is explained by Grad-CAM of a class over its pixels (from the .keras file),
+    feature maps or filters; its answer is a map, not one vector, so no saliency."""
+    if exported or method == "saliency":
+        raise InputError(f"A segmentation model is explained by grad-cam of a class over its predicted pixels "
+                         f"(--class), feature-maps or filters, from its .keras file (e.g. runs/NAME/model.keras). "
+                         f"Received: method={method!r} with {str(model_path)!r}")
+
+
+def _segmentation_cam(model, x, info: dict[str, Any], *, class_index, layer, variant, axis):
+    """Grad-CAM of one class summed over its predicted pixels, over the input; and its title."""
+    from dlimaging.explain.segmentation import default_layer, segmentation_grad_cam
+    from dlimaging.plots import explain as explain_plots
+
+    layer = layer or default_layer(model)
+    heat, unit, pixels = segmentation_grad_cam(model, x, class_index=class_index, layer=layer, variant=variant)
+    names = info.get("class_names") or []
+    name = names[unit] if unit < len(names) else str(unit)
+    what = f"{variant} of {layer} for class {name} over its {pixels} predicted pixel(s)"
+    if not pixels:
+        what += "; the model predicts no pixel of this class here, so the map is empty"
+    return explain_plots.grad_cam_figure(x, heat, axis=axis, title=what), what
+
+
 def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike, *,
                  method: str | None = None, layer: str | None = None, class_index: int | None = None,
                  sample: int = 0, variant: str = CAM_VARIANTS[0]) -> tuple[pathlib.Path, str]:
@@ -162,9 +186,13 @@ def explain_file(model_path: str | os.PathLike, input_path: str | os.PathLike, o
                 f"{method} explains a class or a number; a model of task {task!r} "
                 f"answers with an image or signal. Draw its {' or '.join(maps_only)} from the .keras file "
                 f"(--method). Received: method={method!r}")
+    masks = entry.labels == registry.MASKS
+    if masks:
+        _check_segmentation_method(method, exported, model_path)
     x = _pick_sample(load_inputs([input_path], shape, axis=axis, features=features)[0], sample, input_path)
-
-    if exported:
+    if masks and method == METHODS[0]:
+        fig, what = _segmentation_cam(model, x, info, class_index=class_index, layer=layer, variant=variant, axis=axis)
+    elif exported:
         scores = predict_exported(version_dir, x[None], info)[entry.outputs[0]][0]
         unit = _unit(scores, class_index, entry.class_names)
         heat = explain.saliency_exported(version_dir, x, class_index=unit)

@@ -28,8 +28,9 @@ def mean_iou(mask, predicted, num_classes: int) -> float:
     return float(np.mean(scores)) if scores else 1.0
 
 
-def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The grey image in RGB, each class above 0 tinted with its colour."""
+def overlay_rgb(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The grey image (its first channel, stretched to [0, 1]) in RGB (height, width, 3), each class
+    above 0 tinted with its fixed colour (`COLOURS`); the background (class 0) is left as it is."""
     grey = np.asarray(image, "float64")
     grey = grey[..., 0] if grey.ndim == 3 else grey
     low, high = float(grey.min()), float(grey.max())
@@ -69,7 +70,7 @@ def segmentation_figure(images, masks, predicted, *, num_classes: int, title: st
             if col == 0:
                 ax.imshow(panel, cmap="gray", interpolation="nearest")
             else:
-                ax.imshow(_overlay(images[row], panel), interpolation="nearest")
+                ax.imshow(overlay_rgb(images[row], panel), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if col == 2:

@@ -1,6 +1,7 @@
 """Segmentation models' files in and out: read an image or signal, segment it with the export at
 its own size, and write its class map (a PNG of class ids, or .npy) next to the input (or where
-`--out` says).
+`--out` says), and with `overlay` a colour picture of the class map over the image
+(`NAME_overlay.png`, beside the class map).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dlimaging.serving.exports import exported_predictor
 from dlimaging.serving.restoration import output_path, read_restoration_input
 
 MASK_SUFFIX = "_mask"
+OVERLAY_SUFFIX = "_overlay"
 _OUTPUTS = (".png", ".tif", ".tiff", ".npy")
 
 
@@ -44,11 +46,36 @@ def write_class_map(path: pathlib.Path, class_map: np.ndarray) -> pathlib.Path:
     return write_new(path, save)
 
 
+def write_overlay(path: pathlib.Path, image: np.ndarray, class_map: np.ndarray) -> pathlib.Path:
+    """Writes an RGB PNG of `class_map` (height, width) over `image` (height, width, channels): each
+    class above 0 tinted with its fixed colour, the background left as the image
+    (`dlimaging.plots.segmentation.overlay_rgb`), as a new file."""
+    from PIL import Image
+
+    from dlimaging.plots.segmentation import overlay_rgb
+
+    rgb = (np.clip(overlay_rgb(image, class_map), 0.0, 1.0) * 255).round().astype("uint8")
+    return write_new(path, lambda tmp: Image.fromarray(rgb).save(tmp, format="PNG"))
+
+
+def _overlay_target(source: pathlib.Path, x: np.ndarray, target: pathlib.Path, claimed, inputs) -> pathlib.Path:
+    """Where `--overlay` draws `source`: `NAME_overlay.png` beside its class map; one image only."""
+    if x.ndim != 4:
+        raise InputError(f"--overlay draws a class map over an image; input {str(source)!r} holds signals "
+                         f"{tuple(x.shape[1:])}. Received: --overlay")
+    if len(x) != 1:
+        raise InputError(f"--overlay draws one image; input {str(source)!r} holds {len(x)}. Pass one image per file.")
+    return claim_output(target.parent / f"{source.stem}{OVERLAY_SUFFIX}.png", option="--out", given=False,
+                        claimed=claimed, inputs=inputs)
+
+
 def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | os.PathLike],
-                  out: str | os.PathLike | None = None) -> list[tuple[str, pathlib.Path, tuple[int, ...]]]:
+                  out: str | os.PathLike | None = None, overlay: bool = False) -> list[tuple]:
     """Runs an exported segmentation model on each file at its own size and writes its class map
-    (see `mask_path`); returns (input, output, shape) per file. No file is replaced: an `out` file
-    that exists is refused before any work; a `NAME_mask.EXT` that exists becomes `NAME_mask-2.EXT`."""
+    (see `mask_path`); returns (input, output, shape) per file, and with `overlay` the path of
+    `NAME_overlay.png` as a fourth item (`write_overlay`, beside the class map; images only, one per
+    file). No file is replaced: an `out` file that exists is refused before any work; a
+    `NAME_mask.EXT` (or `NAME_overlay.png`) that exists becomes `NAME_mask-2.EXT`."""
     shape = metadata["input"]["shape"]
     out = None if out is None else pathlib.Path(out)
     planned, claimed = [], set()
@@ -56,13 +83,15 @@ def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
         x, _ = read_restoration_input(source, shape)
         target = mask_path(pathlib.Path(source), out, len(inputs))
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
-        planned.append((pathlib.Path(source), x, target))
+        drawn = _overlay_target(pathlib.Path(source), x, target, claimed, inputs) if overlay else None
+        planned.append((pathlib.Path(source), x, target, drawn))
     written = []
     predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
-    for source, x, target in planned:
+    for source, x, target, drawn in planned:
         class_map = predict(x)["class_map"]
         if target.suffix.lower() in (".png", *TIFF_SUFFIXES) and len(class_map) != 1:
             raise InputError(f"Input {str(source)!r} holds {len(class_map)} images; a {target.suffix} file holds one. "
                              "Use --out NAME.npy.")
-        written.append((str(source), write_class_map(target, class_map), tuple(x.shape[1:])))
+        row = (str(source), write_class_map(target, class_map), tuple(x.shape[1:]))
+        written.append(row + (write_overlay(drawn, x[0], class_map[0]),) if drawn else row)
     return written

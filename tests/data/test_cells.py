@@ -26,7 +26,22 @@ def test_cells_are_seeded_touching_and_noisier_with_noise():
     ("cells:noise=x", r"noise must be a number"),
     ("cells:classes=4", r"classes must be 2 .* or 3"),
     ("cells:size=4", r"`size`"),
+    ("cells:noise=0.6-0.1", r"a noise range runs from low to high. Received: noise=0.6-0.1"),
+    ("cells:noise=0.1-3", r"`noise` must be"),
+    ("cells:noise=0.1-x", r"noise must be a number or a range low-high"),
 ])
 def test_bad_options_are_named(source, message):
     with pytest.raises(InputError, match=message):
         parse_options(source)
+
+
+def test_a_noise_range_gives_each_image_its_own_level():
+    assert parse_options("cells:noise=0.1-0.6")["noise"] == (0.1, 0.6)
+    clean, _ = generate_cells(count=6, size=32, noise=0.0, seed=2)
+    mixed, masks = generate_cells(count=6, size=32, noise=(0.05, 0.8), seed=2)
+    _, same = generate_cells(count=6, size=32, noise=0.3, seed=2)
+    np.testing.assert_array_equal(masks, same)               # the cells do not depend on the noise
+    spread = [float(np.std(m - c)) for m, c in zip(mixed, clean)]
+    assert max(spread) > 2 * min(spread)                     # light and heavy noise in one set
+    again, _ = generate_cells(count=6, size=32, noise=(0.05, 0.8), seed=2)
+    np.testing.assert_array_equal(mixed, again)

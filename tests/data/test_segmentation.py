@@ -84,3 +84,54 @@ def test_cells_through_load_dataset_with_patches():
     assert data.input_shape == (16, 16, 1) and data.num_classes == 3
     assert data.class_names == ["background", "cell", "boundary"]
     assert (data.num_train, data.num_validation, data.num_test) == (12, 4, 4)  # 4 tiles per image
+
+
+def _offset_npz(tmp_path, count=6, size=24):
+    """Image k holds values in [k, k + 1); its mask is where the fraction exceeds 0.5."""
+    rng = np.random.default_rng(0)
+    fraction = rng.random((count, size, size)).astype("float32")
+    x = fraction + np.arange(count, dtype="float32")[:, None, None]
+    path = tmp_path / "offsets.npz"
+    np.savez(path, x=x, masks=(fraction > 0.5).astype("uint8"))
+    return str(path)
+
+
+def test_segmentation_patches_use_the_sampler_image_and_mask_cut_together(tmp_path):
+    data = load_dataset(_offset_npz(tmp_path), task="segmentation", patch_size=8, patches_per_epoch=40,
+                        validation_split=0.2, test_split=0.2, batch_size=8, seed=3)
+    assert data.num_train == 40 and data.input_shape == (8, 8, 1)
+    train_items = {int(k) for k in data.items["train"]}
+    held_out = {int(k) for k in data.items["validation"] + data.items["test"]}
+    assert train_items and held_out and not train_items & held_out       # split by image
+    epochs = []
+    for _ in range(2):
+        x, y = (np.concatenate(a) for a in zip(*data.train.as_numpy_iterator()))
+        assert x.shape == (40, 8, 8, 1) and y.shape == (40, 8, 8) and y.dtype == np.int32
+        np.testing.assert_array_equal(y, (x[..., 0] % 1.0 > 0.5))          # the mask stays on its image
+        items = np.floor(x[..., 0]).reshape(40, -1)
+        assert (items == items[:, :1]).all()                               # a patch lies in one image
+        assert set(items[:, 0].astype(int)) <= train_items                 # ... a training image
+        epochs.append(x)
+    assert not np.array_equal(*epochs)                                     # a fresh draw every epoch
+    x_val = data.arrays["x_validation"]
+    assert len(x_val) == 9 * len(data.items["validation"])                 # held-out images are tiled
+    assert set(np.floor(x_val[..., 0]).reshape(-1).astype(int)) <= held_out
+
+
+def test_segmentation_patches_per_epoch_alone_and_refusals(tmp_path):
+    source = _offset_npz(tmp_path, count=4, size=16)
+    data = load_dataset(source, task="segmentation", patches_per_epoch=5, validation_split=0.25, test_split=0)
+    assert data.num_train == 5 and data.input_shape == (16, 16, 1)        # patches of the smallest side
+    assert sum(len(x) for x, _ in data.train) == 5
+    with pytest.raises(InputError, match=r"`patches_per_epoch` must be .*Received: patches_per_epoch=0"):
+        load_dataset(source, task="segmentation", patches_per_epoch=0)
+    with pytest.raises(InputError, match=r"`patch_size` 32 is larger than image"):
+        load_dataset(source, task="segmentation", patch_size=32)
+    with pytest.raises(InputError, match=r"`corruption` applies to restoration, not to task='segmentation'"):
+        load_dataset(source, task="segmentation", corruption={"kind": "gaussian", "sigma": 0.1})
+    signals = tmp_path / "signals.npz"
+    np.savez(signals, x=np.zeros((4, 32, 1), "float32"), masks=np.zeros((4, 32), "uint8"))
+    with pytest.raises(InputError, match=r"`patches_per_epoch` applies to images; .*Received: patches_per_epoch=3"):
+        load_dataset(str(signals), task="segmentation", patches_per_epoch=3)
+    with pytest.raises(InputError, match=r"`patches_per_epoch` applies to task 'restoration' or 'segmentation'"):
+        load_dataset("digits", patches_per_epoch=3)
