@@ -171,6 +171,10 @@ def cmd_predict(args) -> int:
     metadata = read_metadata(version_dir)
     if metadata["input"].get("any_size"):  # restoration, segmentation: a file per input
         return _restore(version_dir, metadata, args)
+    for option, value in (("--tiles", args.tiles), ("--memory", args.memory)):
+        if value is not None:
+            raise InputError(f"{option} is for restoration and segmentation models, whose output has the input's "
+                             f"size; a {metadata['task']} model takes one size. Received: {option} {value}")
     if args.out is not None:
         raise InputError(f"--out is for restoration and segmentation models, which write files; {metadata['task']} "
                          "models print "
@@ -192,7 +196,8 @@ def _restore(version_dir, metadata, args) -> int:
     from dlimaging.serving.segmentation import segment_files
 
     masks = "class_map" in metadata.get("outputs", ())
-    written = (segment_files if masks else restore_files)(version_dir, metadata, args.inputs, args.out)
+    written = (segment_files if masks else restore_files)(version_dir, metadata, args.inputs, args.out,
+                                                          tiles=args.tiles or "auto", memory=args.memory)
     if args.json:
         key = "class_maps" if masks else "restored"
         print(json.dumps({key: [{"input": source, "output": str(target), "shape": list(shape)}

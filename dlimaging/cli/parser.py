@@ -88,6 +88,12 @@ def _add_predict(sub) -> None:
                         "file that exists is refused; a NAME_restored.EXT that exists becomes NAME_restored-2.EXT. "
                         "Segmentation models: where the class map (PNG of class ids, or .npy) goes (default: "
                         "NAME_mask.EXT next to each input)")
+    p.add_argument("--tiles", default=None, metavar="auto|none|N[xN]",
+                   help="restoration and segmentation models: predict a large image in overlapping tiles of N "
+                        "pixels a side (rounded up to the network's downsampling factor), or none (the whole "
+                        "image at once); auto (the default) tiles only when the whole image would not fit --memory")
+    p.add_argument("--memory", default=None, metavar="GB",
+                   help="the memory budget of --tiles auto, in GB (default: a quarter of the available memory)")
     p.set_defaults(func=commands.cmd_predict)
 
 

@@ -23,10 +23,24 @@ import numpy as np
 
 from dlimaging.errors import InputError
 from dlimaging.models.field import tiling_info
-from dlimaging.serving.exports import exported_predictor, read_metadata, resolve_version_dir
+from dlimaging.serving.exports import (
+    exported_predictor,
+    read_metadata,
+    resolve_version_dir,
+)
 
 GIB = 1024**3
 _AUTO, _NONE = "auto", "none"
+
+
+def _shown(option: str) -> str:
+    """An argument as a message names it: `tile` (Python), --tiles (the command line)."""
+    return option if option.startswith("--") else f"`{option}`"
+
+
+def _received(option: str, value: Any) -> str:
+    """`Received: tile=0` (Python: the value's repr) or `Received: --tiles 0` (the command line: as typed)."""
+    return f"Received: {option} {value}" if option.startswith("--") else f"Received: {option}={value!r}"
 
 
 def default_memory() -> float:
@@ -56,7 +70,8 @@ def check_memory(memory: Any, option: str = "memory") -> float:
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(memory, bool) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"`{option}` must be a positive number of GB, e.g. 2 or 0.5. Received: {option}={memory!r}")
+        raise InputError(f"{_shown(option)} must be a positive number of GB, e.g. 2 or 0.5. "
+                         + _received(option, memory))
     return value * GIB
 
 
@@ -75,8 +90,8 @@ def parse_tiles(text: Any, rank: int | None = None, option: str = "tiles") -> st
         sizes = ()
     if not sizes or min(sizes) < 1 or (rank is not None and len(sizes) not in (1, rank)):
         axes = "N" if rank in (None, 1) else "N or " + "x".join(["N"] * rank)
-        raise InputError(f"`{option}` must be auto, none or a tile size of {axes} pixels, each >= 1. "
-                         f"Received: {option}={text!r}")
+        raise InputError(f"{_shown(option)} must be auto, none or a tile size of {axes} pixels, each >= 1. "
+                         + _received(option, text))
     return sizes
 
 
@@ -84,24 +99,26 @@ def _round_up(sizes: Sequence[int], multiple: int, option: str) -> tuple[int, ..
     """Tile sizes rounded up to the downsampling factor, saying so (a UserWarning) when they change."""
     rounded = tuple(int(math.ceil(s / multiple)) * multiple for s in sizes)
     if rounded != tuple(sizes):
-        warnings.warn(f"`{option}` {'x'.join(map(str, sizes))} is rounded up to {'x'.join(map(str, rounded))}, a "
+        warnings.warn(f"{_shown(option)} {'x'.join(map(str, sizes))} is rounded up to {'x'.join(map(str, rounded))}, a "
                       f"multiple of the network's downsampling factor {multiple}.", UserWarning, stacklevel=3)
     return rounded
 
 
-def auto_tile(shape: Sequence[int], info: dict[str, Any], memory: float, option: str = "memory") -> tuple[int, ...] | None:
+def auto_tile(shape: Sequence[int], info: dict[str, Any], memory: float, option: str = "memory",
+              batch: int = 1) -> tuple[int, ...] | None:
     """The largest cubic tile (a multiple of `info["multiple"]`) whose window, margins included,
-    costs at most `memory` bytes at `info["bytes_per_pixel"]`; None when the whole image fits."""
+    costs at most `memory` bytes at `info["bytes_per_pixel"]` (tiles go one sample at a time);
+    None when the whole image, `batch` samples of it, fits."""
     multiple, margin, cost = info["multiple"], info["margin"], info["bytes_per_pixel"]
     padded = [s + (-s) % multiple for s in shape]
-    if math.prod(padded) * cost <= memory:
+    if batch * math.prod(padded) * cost <= memory:
         return None
     side = int((memory / cost) ** (1 / len(shape))) - 2 * margin
     side = side // multiple * multiple
     if side < multiple:
         least = (multiple + 2 * margin) ** len(shape) * cost / GIB
-        raise InputError(f"`{option}` is too small to tile this model: one tile of {multiple} pixels a side and its "
-                         f"margins of {margin} needs about {least:.3g} GB. Received: {option}={memory / GIB:.3g}")
+        raise InputError(f"{_shown(option)} is too small to tile this model: one tile of {multiple} pixels a side and its "
+                         f"margins of {margin} needs about {least:.3g} GB. " + _received(option, float(f"{memory / GIB:.3g}")))
     return tuple(min(side, p) for p in padded)
 
 
@@ -121,13 +138,13 @@ def tile_windows(shape: Sequence[int], tile: Sequence[int], margin: int):
 
 def tiled(predict: Callable[[np.ndarray], Any], x: np.ndarray, tile: Sequence[int], margin: int) -> Any:
     """`predict` (a batch in, an array or a dict of arrays out, each of the batch's spatial shape)
-    run tile by tile over the batch `x`; the outputs are allocated once, at their full size, and
-    each tile's interior written into them."""
+    run tile by tile, one sample at a time, over the batch `x`; the outputs are allocated once, at
+    their full size, and each tile's interior written into them."""
     spatial = x.shape[1:-1]
     outputs: dict[str, np.ndarray] | None = None
     single = False
-    for window, kept in tile_windows(spatial, tile, margin):
-        part = predict(np.ascontiguousarray(x[(slice(None),) + window]))
+    for (window, kept), sample in itertools.product(tile_windows(spatial, tile, margin), range(len(x))):
+        part = predict(np.ascontiguousarray(x[(slice(sample, sample + 1),) + window]))
         if not isinstance(part, dict):
             part, single = {None: np.asarray(part)}, True
         inner = tuple(slice(k.start - w.start, k.stop - w.start) for k, w in zip(kept, window))
@@ -136,10 +153,10 @@ def tiled(predict: Callable[[np.ndarray], Any], x: np.ndarray, tile: Sequence[in
                        for key, value in part.items()}
         for key, value in part.items():
             if value.shape[1:1 + len(spatial)] != tuple(w.stop - w.start for w in window):
-                raise InputError(f"The model answers a tile of shape {x[(slice(None),) + window].shape[1:]} with "
+                raise InputError(f"The model answers a tile of shape {x[(0,) + window].shape} with "
                                  f"{key or 'an output'} of shape {value.shape[1:]}; tiling needs an output with the "
                                  "input's spatial shape (a fully convolutional model).")
-            outputs[key][(slice(None),) + kept] = value[(slice(None),) + inner]
+            outputs[key][(slice(sample, sample + 1),) + kept] = value[(slice(None),) + inner]
     return outputs[None] if single else outputs
 
 
@@ -171,7 +188,7 @@ def _resolve(model_or_export) -> tuple[Callable[[np.ndarray], Any], dict[str, An
 
 
 def plan_tiles(tiles: Any, shape: Sequence[int], info: dict[str, Any] | None, memory: Any = None, *,
-               option: str = "tiles", memory_option: str = "memory") -> tuple[int, ...] | None:
+               option: str = "tiles", memory_option: str = "memory", batch: int = 1) -> tuple[int, ...] | None:
     """The tile size for an image of spatial `shape`, or None for the whole image: `tiles` is "auto" (the
     largest that fits `memory` GB, see `auto_tile`), "none", or sizes (rounded up to the downsampling
     factor, with a warning). `info` None (an export older than tiling) takes the whole image for "auto"."""
@@ -183,12 +200,25 @@ def plan_tiles(tiles: Any, shape: Sequence[int], info: dict[str, Any] | None, me
     if info is None:
         if tiles == _AUTO:
             return None
-        raise InputError(f"`{option}`: this export records no receptive field (it predates tiled prediction); "
-                         f"export the model again to tile. Received: {option}={'x'.join(map(str, tiles))}")
+        raise InputError(f"{_shown(option)}: this export records no receptive field (it predates tiled prediction); "
+                         "export the model again to tile. " + _received(option, "x".join(map(str, tiles))))
     if tiles == _AUTO:
-        return auto_tile(shape, info, budget, memory_option)
+        return auto_tile(shape, info, budget, memory_option, batch)
     sizes = _round_up(tiles, info["multiple"], option)
     return sizes * rank if len(sizes) == 1 else sizes
+
+
+def tiling_predictor(predict: Callable[[np.ndarray], Any], metadata: dict[str, Any], tiles: Any = _AUTO,
+                     memory: Any = None) -> Callable[[np.ndarray], Any]:
+    """An export's `predict` (`dlimaging.serving.exports.exported_predictor`) made to tile each batch as
+    --tiles and --memory say (see `plan_tiles`); the command line's `predict` uses it."""
+    info = metadata.get("tiling")
+
+    def run(x: np.ndarray):
+        size = plan_tiles(tiles, x.shape[1:-1], info, memory, option="--tiles", memory_option="--memory", batch=len(x))
+        return predict(x) if size is None else tiled(predict, x, size, info["margin"])
+
+    return run
 
 
 def predict_tiled(model_or_export, x, tile: Any = "auto", overlap: int | None = None, *,
@@ -220,7 +250,7 @@ def predict_tiled(model_or_export, x, tile: Any = "auto", overlap: int | None = 
         raise InputError(f"`x` must be one sample of rank {rank} (spatial axes, then channels) or a batch of them. "
                          f"Received: x of shape {x.shape}")
     batch = x if x.ndim == rank + 1 else x[None]
-    size = plan_tiles(tile, batch.shape[1:-1], info, memory)
+    size = plan_tiles(tile, batch.shape[1:-1], info, memory, option="tile", batch=len(batch))
     if size is not None and overlap is not None:
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < info["margin"]:
             raise InputError(f"`overlap` must be an int of at least the receptive field's reach, {info['margin']} "
