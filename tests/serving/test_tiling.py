@@ -41,14 +41,6 @@ def _whole(model, x):
     return np.asarray(predict_tiled(model, x, tile="none"))
 
 
-def test_the_receptive_field_and_factor_are_read_from_the_layers(restoration):
-    info = tiling_info(restoration)
-    assert info["multiple"] == 4  # 2^depth
-    assert info["margin"] % 4 == 0 and info["margin"] >= 30  # 2 levels of 3x3 convs, pools and up-convs
-    assert info["bytes_per_pixel"] > 0
-    assert tiling_info(_unet((16, 16, 1), kernel_size=5))["margin"] > info["margin"]
-
-
 def test_tiles_that_do_not_divide_the_image_give_the_whole_image_result(restoration):
     x = np.random.default_rng(0).random((2, 83, 61, 1), dtype="float32")
     whole = _whole(restoration, x)
