@@ -3,7 +3,7 @@ image with a small restoration U-Net, in a subprocess, tiled (`--tiles auto` und
 
 The image (smooth structures plus noise, uint16) is written as a 16-bit PNG (or .npy), the U-Net
 (depth 2, 16 filters, untrained: the cost of a forward pass does not depend on the weights) is
-exported with `export_saved_model`, and `python -m dlimaging predict` restores the image in a child
+exported with `export_saved_model`, and `python -m dlimaging.cli predict` restores the image in a child
 process. Reported: the child's peak RSS (`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`), its
 wall time, and the tile size `--tiles auto` chose. The restored image is checked for its shape.
 
@@ -66,7 +66,7 @@ def export_unet(folder: pathlib.Path, depth: int, filters: int) -> pathlib.Path:
 def run_predict(export: pathlib.Path, image: pathlib.Path, out: pathlib.Path, tiles: str, memory: float) -> dict:
     """`dlimaging predict` in a child process: its exit status, wall time and peak RSS (GB)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "dlimaging", "predict", str(export), str(image), "--out", str(out),
+    command = [sys.executable, "-m", "dlimaging.cli", "predict", str(export), str(image), "--out", str(out),
                "--tiles", tiles, "--memory", str(memory)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
