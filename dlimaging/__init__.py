@@ -31,6 +31,7 @@ __getattr__, __dir__, _names = lazy_exports(__name__, {
     "list_datasets": "dlimaging.data.dataset",
     "DatasetBundle": "dlimaging.data.bundle",
     "export_saved_model": "dlimaging.serving.export",
+    "predict_tiled": "dlimaging.serving.tiling",
     "train": "dlimaging.training",
     "BuilderHyperModel": "dlimaging.tuning.hypermodels",
     "CNNHyperModel": "dlimaging.tuning.hypermodels",

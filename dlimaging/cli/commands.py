@@ -175,6 +175,10 @@ def cmd_predict(args) -> int:
         return _restore(version_dir, metadata, args)
     if args.overlay:
         raise InputError(f"--overlay is for segmentation models; this one is {metadata['task']}. Received: --overlay")
+    for option, value in (("--tiles", args.tiles), ("--memory", args.memory)):
+        if value is not None:
+            raise InputError(f"{option} is for restoration and segmentation models, whose output has the input's "
+                             f"size; a {metadata['task']} model takes one size. Received: {option} {value}")
     if args.out is not None:
         raise InputError(f"--out is for restoration and segmentation models, which write files; {metadata['task']} "
                          "models print "
@@ -198,10 +202,11 @@ def _restore(version_dir, metadata, args) -> int:
     masks = "class_map" in metadata.get("outputs", ())
     if args.overlay and not masks:
         raise InputError(f"--overlay is for segmentation models; this one is {metadata['task']}. Received: --overlay")
+    options = {"tiles": args.tiles or "auto", "memory": args.memory}
     if masks:
-        written = segment_files(version_dir, metadata, args.inputs, args.out, overlay=args.overlay)
+        written = segment_files(version_dir, metadata, args.inputs, args.out, overlay=args.overlay, **options)
     else:
-        written = restore_files(version_dir, metadata, args.inputs, args.out)
+        written = restore_files(version_dir, metadata, args.inputs, args.out, **options)
     if args.json:
         key = "class_maps" if masks else "restored"
         print(json.dumps({key: [{"input": source, "output": str(target), "shape": list(shape),

@@ -97,6 +97,12 @@ def _add_predict(sub) -> None:
     p.add_argument("--overlay", action="store_true", help="segmentation models: also draw the class map over "
                    "the image in colour (one colour per class, background left clear) as NAME_overlay.png, "
                    "beside the class map")
+    p.add_argument("--tiles", default=None, metavar="auto|none|N[xN]",
+                   help="restoration and segmentation models: predict a large image in overlapping tiles of N "
+                        "pixels a side (rounded up to the network's downsampling factor), or none (the whole "
+                        "image at once); auto (the default) tiles only when the whole image would not fit --memory")
+    p.add_argument("--memory", default=None, metavar="GB",
+                   help="the memory budget of --tiles auto, in GB (default: a quarter of the available memory)")
     p.set_defaults(func=commands.cmd_predict)
 
 

@@ -1,4 +1,5 @@
-"""Serving: versioned SavedModel export, reading exports, predict, REST bodies and models.config."""
+"""Serving: versioned SavedModel export, reading exports, predict, REST bodies, models.config,
+tiled prediction of large images."""
 
 from dlimaging._lazy import lazy_exports
 
@@ -15,4 +16,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "serving_response": "rest",
     "serving_config": "rest",
     "restore_files": "restoration",
+    "predict_tiled": "tiling",
 })

@@ -23,6 +23,7 @@ import numpy as np
 from dlimaging import __version__, registry
 from dlimaging.errors import InputError
 from dlimaging.files import check_folder_name, check_output_dir
+from dlimaging.models.field import tiling_info
 from dlimaging.validation import check_number, check_positive_int, is_ascii_digits
 
 METADATA_FILE = "dlimaging.json"
@@ -279,6 +280,7 @@ def export_saved_model(
                       "value_range": [float(v) for v in value_range], "axis": axis, "features": features,
                       "any_size": any_size(task)},
             "outputs": _output_names(task, class_names), "signature": SIGNATURE, "self_ensemble": self_ensemble,
+            "tiling": tiling_info(model) if any_size(task) else None,
             "hyperparameters": None, "metrics": None, "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **(metadata or {}),

@@ -21,6 +21,12 @@ from dlimaging.serving.inputs import (
     read_array_file,
     read_input,
 )
+from dlimaging.serving.tiling import (
+    check_memory,
+    parse_tiles,
+    plan_tiles,
+    tiling_predictor,
+)
 
 RESTORED_SUFFIX = "_restored"
 _IMAGE_OUTPUTS = (".png", ".tif", ".tiff", ".npy")
@@ -142,9 +148,11 @@ def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any
 
 
 def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | os.PathLike],
-                  out: str | os.PathLike | None = None) -> list[tuple[str, pathlib.Path, tuple[int, ...]]]:
+                  out: str | os.PathLike | None = None, *, tiles="auto",
+                  memory=None) -> list[tuple[str, pathlib.Path, tuple[int, ...]]]:
     """Runs an exported restoration model on each file at its own size and writes the result
-    (see `restored_path`); returns (input, output, shape) per file.
+    (see `restored_path`); returns (input, output, shape) per file. A large image goes in tiles
+    (`dlimaging.serving.tiling.plan_tiles`: `tiles` "auto", "none" or a size; `memory` in GB).
 
     No file is replaced (`dlimaging.files.claim_output`): an `out` file that exists is refused
     before any work; a made-up `NAME_restored.EXT` that exists, or that another input of the
@@ -153,12 +161,15 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     out = None if out is None else pathlib.Path(out)
     images = len(shape) in (3, 4)  # images and volumes
     planned, claimed = [], set()
+    parse_tiles(tiles, len(shape) - 1, "--tiles"), check_memory(memory, "--memory")  # refused before any reading
     for source in inputs:
         x, info = read_restoration_input(source, shape)
+        plan_tiles(tiles, x.shape[1:-1], metadata.get("tiling"), memory, option="--tiles", memory_option="--memory",
+                   batch=len(x))  # every refusal before any work
         target = restored_path(pathlib.Path(source), out, len(inputs), images)
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
         planned.append((pathlib.Path(source), x, info, target))
-    predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
+    predict = tiling_predictor(exported_predictor(version_dir, metadata), metadata, tiles, memory)
     restored = [predict(x)["restored"] for _, x, _, _ in planned]
     low, high = metadata["input"].get("value_range", (0.0, 1.0))
     for (source, x, _, target), result in zip(planned, restored):  # every check before any file is written

@@ -17,6 +17,12 @@ from dlimaging.errors import InputError
 from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
 from dlimaging.serving.restoration import output_path, read_restoration_input
+from dlimaging.serving.tiling import (
+    check_memory,
+    parse_tiles,
+    plan_tiles,
+    tiling_predictor,
+)
 
 MASK_SUFFIX = "_mask"
 OVERLAY_SUFFIX = "_overlay"
@@ -70,23 +76,28 @@ def _overlay_target(source: pathlib.Path, x: np.ndarray, target: pathlib.Path, c
 
 
 def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | os.PathLike],
-                  out: str | os.PathLike | None = None, overlay: bool = False) -> list[tuple]:
+                  out: str | os.PathLike | None = None, overlay: bool = False, *, tiles="auto",
+                  memory=None) -> list[tuple]:
     """Runs an exported segmentation model on each file at its own size and writes its class map
     (see `mask_path`); returns (input, output, shape) per file, and with `overlay` the path of
     `NAME_overlay.png` as a fourth item (`write_overlay`, beside the class map; images only, one per
-    file). No file is replaced: an `out` file that exists is refused before any work; a
-    `NAME_mask.EXT` (or `NAME_overlay.png`) that exists becomes `NAME_mask-2.EXT`."""
+    file). A large image goes in tiles, as in `dlimaging.serving.restoration.restore_files`. No file is
+    replaced: an `out` file that exists is refused before any work; a `NAME_mask.EXT` (or
+    `NAME_overlay.png`) that exists becomes `NAME_mask-2.EXT`."""
     shape = metadata["input"]["shape"]
     out = None if out is None else pathlib.Path(out)
     planned, claimed = [], set()
+    parse_tiles(tiles, len(shape) - 1, "--tiles"), check_memory(memory, "--memory")  # refused before any reading
     for source in inputs:
         x, _ = read_restoration_input(source, shape)
+        plan_tiles(tiles, x.shape[1:-1], metadata.get("tiling"), memory, option="--tiles", memory_option="--memory",
+                   batch=len(x))  # every refusal before any work
         target = mask_path(pathlib.Path(source), out, len(inputs))
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
         drawn = _overlay_target(pathlib.Path(source), x, target, claimed, inputs) if overlay else None
         planned.append((pathlib.Path(source), x, target, drawn))
     written = []
-    predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
+    predict = tiling_predictor(exported_predictor(version_dir, metadata), metadata, tiles, memory)
     for source, x, target, drawn in planned:
         class_map = predict(x)["class_map"]
         if target.suffix.lower() in (".png", *TIFF_SUFFIXES) and len(class_map) != 1:
