@@ -24,11 +24,7 @@ from dlimaging.data.corruption import check_corruption
 from dlimaging.data.joint_options import check_joint_options
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
-from dlimaging.tuning.pruning import (
-    PruningSettings,
-    check_pruning,
-    unchanged_later_setting,
-)
+from dlimaging.tuning import pruning
 from dlimaging.validation import (
     ARGUMENT_CHECKS,
     at_least_two,
@@ -103,7 +99,7 @@ class ModelSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class TunerSettings(PruningSettings):
+class TunerSettings(pruning.PruningSettings):
     """`[tuner]`: the search algorithm, its objective and budgets; pruning's keys in `PruningSettings`."""
 
     algorithm: str = _setting(registry.DEFAULT_TUNER, choice_of(registry.TUNERS))
@@ -168,7 +164,7 @@ class Experiment:
         """What must not change when a run resumes: everything but the budgets."""
         state = self.to_dict()
         state["tuner"] = {k: v for k, v in state["tuner"].items()  # older run folders still resume
-                          if k not in ("max_trials", "max_epochs") and not unchanged_later_setting(k, v)}
+                          if k not in ("max_trials", "max_epochs") and not pruning.unchanged_later_setting(k, v)}
         state["export"] = {}
         return json.dumps(state, sort_keys=True, default=str)
 
@@ -423,7 +419,7 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
     return Experiment(
         name=name, seed=seed, data=sections["data"], model=model,
         search=_search(where, config.get("search"), model.family, model.task),
-        tuner=check_pruning(where, _objective(where, sections["tuner"], model.task), ExperimentError), export=sections["export"], path=path,
+        tuner=pruning.check_pruning(where, _objective(where, sections["tuner"], model.task), ExperimentError), export=sections["export"], path=path,
     )
 
 

@@ -15,8 +15,19 @@ import pytest
 
 from dlimaging.cli import main
 from dlimaging.tuning.experiment import ExperimentError, parse_experiment
-from dlimaging.tuning.pruning import STATE_KEY, halving_stops, median_stops, pruning_oracle, rungs
-from dlimaging.tuning.results import TrialRecord, choose_export, format_leaderboard, report
+from dlimaging.tuning.pruning import (
+    STATE_KEY,
+    halving_stops,
+    median_stops,
+    pruning_oracle,
+    rungs,
+)
+from dlimaging.tuning.results import (
+    TrialRecord,
+    choose_export,
+    format_leaderboard,
+    report,
+)
 from dlimaging.tuning.search import run_search
 
 DLIMAGING = str(pathlib.Path(sys.executable).parent / "dlimaging")
