@@ -52,8 +52,12 @@ def completed(trials: Sequence[Any]) -> list[Any]:
 def objective_per_trial_figure(trials: Sequence[Any], objective: str, *, direction: str) -> Figure:
     """The objective of each completed trial, in the order they ran, with the best so far.
 
+    Trials that pruning stopped early (`pruned_at` set) are drawn apart, as crosses, and
+    left out of the best so far (they are not exported while a full trial exists).
+
     Args:
-        trials: `dlimaging.tuning.results.TrialRecord`s (`trial`, `score`: None if unfinished).
+        trials: `dlimaging.tuning.results.TrialRecord`s (`trial`, `score`: None if unfinished,
+            `pruned_at`: None unless pruned).
         objective: str. The objective's name, for the axis.
         direction: "max" or "min": how the objective improves.
 
@@ -63,12 +67,18 @@ def objective_per_trial_figure(trials: Sequence[Any], objective: str, *, directi
     done = completed(trials)
     fig = Figure(figsize=(6, 3.6), layout="tight")
     ax = fig.subplots()
-    if done:
-        xs = [int(t.trial) for t in done]
-        ys = [t.score for t in done]
+    pruned = [t for t in done if getattr(t, "pruned_at", None) is not None]
+    full = [t for t in done if getattr(t, "pruned_at", None) is None]
+    if full:
+        xs = [int(t.trial) for t in full]
+        ys = [t.score for t in full]
         ax.plot(xs, ys, "o", label="trial")
         best_of = max if direction == "max" else min
         ax.plot(xs, list(itertools.accumulate(ys, best_of)), "-", label="best so far")
+    if pruned:
+        ax.plot([int(t.trial) for t in pruned], [t.score for t in pruned], "x", color="0.5",
+                label="pruned (stopped early)")
+    if done:
         ax.legend()
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel("trial")

@@ -26,6 +26,7 @@ from dlimaging.data.joint_options import check_joint_options
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.serving.export import check_self_ensemble
+from dlimaging.tuning import pruning
 from dlimaging.validation import (
     ARGUMENT_CHECKS,
     at_least_two,
@@ -90,8 +91,8 @@ class ModelSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class TunerSettings:
-    """`[tuner]`: the search algorithm, its objective and budgets."""
+class TunerSettings(pruning.PruningSettings):
+    """`[tuner]`: the search algorithm, its objective and budgets; pruning's keys in `PruningSettings`."""
 
     algorithm: str = _setting(registry.DEFAULT_TUNER, choice_of(registry.TUNERS))
     objective: str | None = _setting(None, non_empty_string)  # and checked against the task
@@ -155,9 +156,8 @@ class Experiment:
     def fingerprint(self) -> str:
         """What must not change when a run resumes: everything but the budgets."""
         state = self.to_dict()
-        state["tuner"] = {k: v for k, v in state["tuner"].items() if k not in ("max_trials", "max_epochs")}
-        if state["tuner"]["bayesian_initial_points"] is None:  # run folders made before the setting still resume
-            del state["tuner"]["bayesian_initial_points"]
+        state["tuner"] = {k: v for k, v in state["tuner"].items()  # older run folders still resume
+                          if k not in ("max_trials", "max_epochs") and not pruning.unchanged_later_setting(k, v)}
         state["export"] = {}
         return json.dumps(state, sort_keys=True, default=str)
 
@@ -419,7 +419,7 @@ def parse_experiment(config: Mapping[str, Any], *, path: str | None = None, defa
     return Experiment(
         name=name, seed=seed, data=sections["data"], model=model,
         search=_search(where, config.get("search"), model.family, model.task),
-        tuner=_objective(where, sections["tuner"], model.task), export=sections["export"], path=path,
+        tuner=pruning.check_pruning(where, _objective(where, sections["tuner"], model.task), ExperimentError), export=sections["export"], path=path,
     )
 
 

@@ -27,6 +27,7 @@ from dlimaging.plots.trials import (
     plot_objective_per_trial,
     plot_pareto,
 )
+from dlimaging.tuning.pruning import STATE_KEY as PRUNING_STATE
 from dlimaging.validation import check_choice, parse_export_choice
 
 RESULTS_JSON = "results.json"
@@ -35,6 +36,7 @@ TRIAL_LOGS = "trial_logs"
 # The numbers a trial log holds besides its curves; each may be missing (older logs) or None.
 LOG_NUMBERS = ("epochs", "seconds", "params", "latency_ms")
 FINGERPRINT = "experiment.json"
+ORACLE_JSON = "oracle.json"  # Keras Tuner's oracle state; pruning's record under PRUNING_STATE
 PLOTS = "plots"
 
 
@@ -57,6 +59,9 @@ class TrialRecord:
         params: the model's parameter count (`count_params()`: trainable and not).
         latency_ms: its batch-1 inference time in milliseconds, measured after training
             (see `dlimaging.tuning.progress.measure_latency`).
+        pruned_at: the epoch (from 1) at which pruning stopped it, or None. A pruned trial is
+            completed, with its best objective as its score; it is never exported while
+            another completed trial was not pruned.
     """
 
     trial: int
@@ -70,6 +75,7 @@ class TrialRecord:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     params: int | None = None
     latency_ms: float | None = None
+    pruned_at: int | None = None
 
 
 @dataclasses.dataclass
@@ -115,7 +121,7 @@ def hp_text(values: dict[str, Any], limit: int = 8) -> str:
     return " ".join(parts)
 
 
-def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
+def _trial_record(path: pathlib.Path, run_dir: pathlib.Path, pruned: dict[str, int]) -> TrialRecord:
     trial = read_json(path, "trial record")
     try:
         trial_id, status = str(trial["trial_id"]), trial["status"]
@@ -133,6 +139,7 @@ def _trial_record(path: pathlib.Path, run_dir: pathlib.Path) -> TrialRecord:
             params=log.get("params"), latency_ms=log.get("latency_ms"),
             reason=failure_reason(trial.get("message")) if status != COMPLETED else None,
             hyperparameters=dict(trial["hyperparameters"]["values"]),
+            pruned_at=pruned.get(trial_id, log.get("pruned_at")) if status == COMPLETED else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputError(f"{path}: not a complete Keras Tuner trial record (missing or bad {error}).") from None
@@ -152,11 +159,24 @@ def _trial_log(run_dir: pathlib.Path, trial_id) -> dict[str, Any]:
     return log
 
 
+def pruned_epochs(run_dir: pathlib.Path) -> dict[str, int]:
+    """The trials that pruning stopped, and the epoch at which: the oracle's record (`oracle.json`,
+    the chief's under `--chief`), {} when there is none."""
+    path = run_dir / ORACLE_JSON
+    state = read_json(path, "oracle state") if path.is_file() else {}
+    pruned = ((state.get(PRUNING_STATE) or {}) if isinstance(state, dict) else {}).get("pruned") or {}
+    try:
+        return {str(k): int(v) for k, v in dict(pruned).items()}
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: its {PRUNING_STATE} record is not trial ids and epochs.") from None
+
+
 def collect_trials(run_dir: pathlib.Path) -> list[TrialRecord]:
     """Every trial Keras Tuner recorded (`trial_*/trial.json`), with dlimaging's log of it."""
     paths = [p for p in run_dir.glob("trial_*/trial.json") if p.parent.name[len("trial_"):].isdigit()]
     paths.sort(key=lambda p: int(p.parent.name[len("trial_"):]))
-    return [_trial_record(path, run_dir) for path in paths]
+    pruned = pruned_epochs(run_dir)
+    return [_trial_record(path, run_dir, pruned) for path in paths]
 
 
 def rank_trials(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
@@ -183,6 +203,8 @@ def choose_export(trials: list[TrialRecord], direction: str, choice: str = "best
     ranked = rank_trials(trials, direction)
     if not ranked:
         raise InputError("No completed trial to choose from.")
+    # A pruned trial stopped before its end: exported only when no trial ran to its end.
+    ranked = [t for t in ranked if t.pruned_at is None] or ranked
     best = ranked[0]
     if kind == "best":
         return best, f"the best objective: trial {best.trial} ({best.score:.4f})"
@@ -202,7 +224,7 @@ def summary(trials: list[TrialRecord]) -> dict[str, int]:
     completed = sum(t.status == COMPLETED for t in trials)
     failed = sum(t.status == FAILED for t in trials)
     return {"trials": len(trials), "completed": completed, "failed": failed,
-            "unfinished": len(trials) - completed - failed}
+            "unfinished": len(trials) - completed - failed, "pruned": sum(t.pruned_at is not None for t in trials)}
 
 
 def write_results(run_dir: pathlib.Path, experiment, trials: list[TrialRecord], best: BestTrial | None) -> None:
@@ -219,7 +241,8 @@ def write_results(run_dir: pathlib.Path, experiment, trials: list[TrialRecord], 
     }
     write_atomically(run_dir / RESULTS_JSON, json.dumps(payload, indent=2, default=str))
     hp_names = sorted({k for t in trials for k in t.hyperparameters})
-    columns = ["trial", "status", "score", "best_epoch", "epochs", "seconds", "params", "latency_ms", "reason"]
+    columns = ["trial", "status", "score", "best_epoch", "epochs", "pruned_at", "seconds", "params", "latency_ms",
+               "reason"]
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(columns + hp_names)
@@ -270,13 +293,17 @@ def format_leaderboard(trials: list[TrialRecord], objective: str, direction: str
     """
     header = f"{objective} ({better(direction)})"
     width = max(12, len(header))
-    lines = [f"{'rank':>4}  {'trial':>5}  {header:>{width}}  {'epochs':>6}  {'time':>7}  hyperparameters"]
+    counts = summary(trials)
+    pruning = counts["pruned"] > 0  # a column "pruned" (the epoch it was stopped at) when any was
+    lines = [f"{'rank':>4}  {'trial':>5}  {header:>{width}}  {'epochs':>6}  " + ("pruned  " if pruning else "")
+             + f"{'time':>7}  hyperparameters"]
     for rank, t in enumerate(rank_trials(trials, direction)[:top], start=1):
         seconds = f"{t.seconds:.1f}s" if t.seconds is not None else "-"
-        lines.append(f"{rank:>4}  {t.trial:>5}  {t.score:>{width}.4f}  {str(t.epochs or '-'):>6}  "
+        stopped = f"{'@' + str(t.pruned_at) if t.pruned_at else '-':>6}  " if pruning else ""
+        lines.append(f"{rank:>4}  {t.trial:>5}  {t.score:>{width}.4f}  {str(t.epochs or '-'):>6}  {stopped}"
                      f"{seconds:>7}  {hp_text(t.hyperparameters, limit=6)}")
-    counts = summary(trials)
-    lines.append(f"{counts['trials']} trials: {counts['completed']} completed, {counts['failed']} failed"
+    pruned = f" ({counts['pruned']} pruned: stopped early, never exported while a full trial exists)" if pruning else ""
+    lines.append(f"{counts['trials']} trials: {counts['completed']} completed{pruned}, {counts['failed']} failed"
                  + (f", {counts['unfinished']} unfinished." if counts["unfinished"] else "."))
     failed = [t for t in trials if t.status == FAILED]
     lines.extend(f"  trial {t.trial} failed: {t.reason}" for t in failed[:5])

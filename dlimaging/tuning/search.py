@@ -31,6 +31,7 @@ from dlimaging.serving.export import export_saved_model
 from dlimaging.training import data_arguments, data_options, metadata_of
 from dlimaging.tuning.experiment import Experiment, ExperimentError
 from dlimaging.tuning.progress import ProgressDisplay
+from dlimaging.tuning.pruning import check_pruning
 from dlimaging.tuning.results import (  # noqa: F401  the API before the split
     FINGERPRINT,
     PLOTS,
@@ -345,6 +346,8 @@ def run_search(
     """
     role, host, port = parse_role(chief, worker, worker_id)
     experiment = experiment.with_budgets(max_trials, max_epochs)
+    check_pruning(experiment.where + (f" with --max-epochs {max_epochs}" if max_epochs else ""), experiment.tuner,
+                  ExperimentError)
     choice = check_export_choice("export_choice", experiment.export.choice if export_choice is None else export_choice)
     display = ProgressDisplay(printer, live=live, verbose=verbose)
     runs_dir = pathlib.Path(runs_dir)

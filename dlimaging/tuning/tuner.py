@@ -34,6 +34,7 @@ from dlimaging.errors import InputError
 from dlimaging.files import write_atomically
 from dlimaging.tuning.experiment import Experiment
 from dlimaging.tuning.progress import MeasureModel, ProgressDisplay, TrialProgress
+from dlimaging.tuning.pruning import REPORT, pruning_oracle
 from dlimaging.tuning.results import TRIAL_LOGS, failure_reason, hp_text
 from dlimaging.validation import is_ascii_digits
 
@@ -172,8 +173,10 @@ class _ProgressMixin:
     parameters, latency) on disk."""
 
     def __init__(self, *args, log_dir: pathlib.Path, total: int | None, printer: Callable[[str], None],
-                 display: ProgressDisplay | None = None, **kwargs):
+                 display: ProgressDisplay | None = None, pruning: bool = False, **kwargs):
         self._log_dir = pathlib.Path(log_dir)
+        self._pruning = pruning
+        self._pruned: dict[str, int] = {}
         self._total = total
         self._printer = printer
         self._display = display or ProgressDisplay(printer, live=False)
@@ -227,6 +230,13 @@ class _ProgressMixin:
         curves = self._curves.setdefault(trial.trial_id, {})
         for key, value in (logs or {}).items():
             curves.setdefault(key, []).append(float(value))
+        name = self.oracle.objective.name
+        if self._pruning and name in (logs or {}):
+            # The oracle (the chief's, under --worker) decides; "STOPPED" ends this trial's training.
+            answer = self.oracle.update_trial(trial.trial_id, {name: float(logs[name]), REPORT: 1.0}, step=epoch)
+            if answer.status == "STOPPED":
+                model.stop_training = True
+                self._pruned[trial.trial_id] = epoch + 1
 
     def on_trial_end(self, trial):
         self._display.close()  # a trial that failed mid-epoch did not reach on_train_end
@@ -238,7 +248,8 @@ class _ProgressMixin:
         latency = measures.get("latency_ms")
         record = {"trial_id": trial.trial_id, "seconds": round(seconds, 3), "epochs": len(curves.get("loss", [])),
                   "params": measures.get("params"), "latency_ms": round(latency, 4) if latency is not None else None,
-                  "history": curves, "tuner_id": getattr(self, "tuner_id", None)}
+                  "history": curves, "tuner_id": getattr(self, "tuner_id", None),
+                  "pruned_at": self._pruned.pop(trial.trial_id, None)}
         self._log_dir.mkdir(parents=True, exist_ok=True)
         write_atomically(self._log_dir / f"{trial.trial_id}.json", json.dumps(record))
         self._trial_seconds.append(seconds)
@@ -247,8 +258,9 @@ class _ProgressMixin:
         if ended.status == "COMPLETED" and ended.score is not None:
             name = self.oracle.objective.name
             size = f", {record['params']:,} params" if record["params"] is not None else ""
+            pruned = f", pruned at epoch {record['pruned_at']}" if record["pruned_at"] else ""
             self._printer(f"[{label}] {name}={ended.score:.4f} in {seconds:.1f}s "
-                          f"({record['epochs']} epochs{size}) | {hps}")
+                          f"({record['epochs']} epochs{size}{pruned}) | {hps}")
         else:
             self._printer(f"[{label}] FAILED after {seconds:.1f}s: {failure_reason(ended.message)} | {hps}")
         check_interrupt()  # the trial is on record: stop here if Ctrl-C was pressed
@@ -284,7 +296,14 @@ def make_tuner(experiment: Experiment, hypermodel, *, runs_dir: pathlib.Path, pr
         common["distribution_strategy"] = tf.distribute.MirroredStrategy()
     budget = {argument: value(settings) if callable(value) else getattr(settings, value) if isinstance(value, str)
               else value for argument, value in entry.arguments.items()}
-    return cls(hypermodel, total=budget.get("max_trials"), **budget, **common)
+    if settings.pruning == "none":
+        return cls(hypermodel, total=budget.get("max_trials"), **budget, **common)
+    # Pruning: the algorithm's own oracle, taught to stop trials, under Keras Tuner's plain Tuner.
+    oracle = pruning_oracle(settings.algorithm, settings, objective=common.pop("objective"),
+                            seed=common.pop("seed"), max_retries_per_trial=common.pop("max_retries_per_trial"),
+                            max_consecutive_failed_trials=common.pop("max_consecutive_failed_trials"), **budget)
+    cls = type(f"DlimagingPruning{base.__name__}", (_ProgressMixin, keras_tuner.Tuner), {})
+    return cls(oracle=oracle, hypermodel=hypermodel, total=budget.get("max_trials"), pruning=True, **common)
 
 
 def parse_role(chief: str | None = None, worker: str | None = None, worker_id: str | None = None):

@@ -113,7 +113,7 @@ def test_results_plots_and_export(tmp_path):
         assert f"trial {k}/3 | epoch 1/1 | loss=" in live and "| val_accuracy=" in live
 
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["summary"] == {"trials": 3, "completed": 3, "failed": 0, "unfinished": 0}
+    assert results["summary"] == {"trials": 3, "completed": 3, "failed": 0, "unfinished": 0, "pruned": 0}
     for trial in results["trials"]:
         assert set(trial) >= {"trial", "status", "score", "epochs", "seconds", "hyperparameters", "best_epoch",
                               "params", "latency_ms"}
