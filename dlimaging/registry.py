@@ -197,6 +197,9 @@ LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", CLEAN, MASKS)
 # tasks each applies to: restoration's clean images, segmentation's masks.
 PAIR_SETTINGS = {"corruption": (CLEAN,), "patch_size": (CLEAN, MASKS), "patches_per_epoch": (CLEAN,),
                  "augmentation": (CLEAN, MASKS)}
+# `load_dataset(cache=...)`, `[data] cache` and `--cache`: what is kept of the decoded data
+# (see `dlimaging.data.streaming`); "auto" is the default.
+CACHE_MODES = ("auto", "memory", "disk", "none")
 
 
 def task_for_labels(kind: str) -> str:
