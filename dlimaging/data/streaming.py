@@ -22,7 +22,12 @@ import numpy as np
 import tensorflow as tf
 
 from dlimaging import registry
-from dlimaging.data.sources import IMAGE_SUFFIXES, WIDE_GREY_MODES, image_array, read_image
+from dlimaging.data.sources import (
+    IMAGE_SUFFIXES,
+    WIDE_GREY_MODES,
+    image_array,
+    read_image,
+)
 from dlimaging.errors import InputError
 from dlimaging.validation import available_memory
 

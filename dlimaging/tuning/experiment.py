@@ -16,7 +16,6 @@ import math
 import numbers
 import os
 import pathlib
-import sys
 from typing import Any, Mapping
 
 from dlimaging import registry
@@ -40,9 +39,9 @@ from dlimaging.validation import (
     optional_string,
 )
 
-if sys.version_info >= (3, 11):
+try:
     import tomllib
-else:  # pragma: no cover
+except ModuleNotFoundError:  # pragma: no cover  (Python 3.10)
     import tomli as tomllib
 
 
@@ -82,11 +81,11 @@ class DataSettings:
     features: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the feature columns
     test: str | None = _setting(None, optional_string)  # a separate test file
     standardize: str | None = _setting(None, _standardize)  # a builder argument, not searched
-    # Restoration: what is done to the clean data, and the patches it is cut into.
-    corruption: tuple[dict, ...] | None = _setting(None, _corruption)
+    corruption: tuple[dict, ...] | None = _setting(None, _corruption)  # restoration's, and its patches:
     patch_size: int | None = _setting(None, optional_positive_int)
     patches_per_epoch: int | None = _setting(None, optional_positive_int)
     augmentation: dict | None = _setting(None, lambda name, value: check_joint_options(value) or None)  # data's
+    cache: str = _setting("auto", choice_of(registry.CACHE_MODES))  # what is kept of the decoded data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +165,7 @@ class Experiment:
         if state["tuner"]["bayesian_initial_points"] is None:  # run folders made before the setting still resume
             del state["tuner"]["bayesian_initial_points"]
         state["export"] = {}
+        state["data"].pop("cache")  # where the decoded data is kept changes no result
         return json.dumps(state, sort_keys=True, default=str)
 
     def with_budgets(self, max_trials: int | None = None, max_epochs: int | None = None) -> "Experiment":
