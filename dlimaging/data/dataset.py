@@ -21,7 +21,7 @@ from dlimaging.data.restoration import load_restoration
 from dlimaging.data.segmentation import load_segmentation
 from dlimaging.data.sources import integer_scale
 from dlimaging.data.streaming import (
-    DiskCache,
+    attach_cache,
     cached,
     check_cache,
     choose_cache,
@@ -358,20 +358,16 @@ def load_dataset(
     if len(x) == 0:
         raise InputError(f"`source` {source!r}: the splits leave no training data.")
 
-    cache, note = choose_cache(cache, len(x), x.shape[1:])
-    disk = DiskCache() if cache == "disk" else None
-
-    def make(xs, ys, split):
-        if len(xs) == 0:
-            return None
-        return _to_dataset(xs, ys, batch_size, shuffle=split == "train", seed=seed, cache=cache, disk=disk,
-                           split=split)
-
+    cache, note, disk = choose_cache(cache, len(x), x.shape[1:])
+    train, validation, test = (
+        _to_dataset(xs, ys, batch_size, shuffle=split == "train", seed=seed, cache=cache, disk=disk, split=split)
+        if len(xs) else None for xs, ys, split in ((x, y, "train"), (x_val, y_val, "validation"),
+                                                   (x_test, y_test, "test")))
     axis = info.get("axis")
-    bundle = DatasetBundle(
-        train=make(x, y, "train"),
-        validation=make(x_val, y_val, "validation"),
-        test=make(x_test, y_test, "test"),
+    return attach_cache(DatasetBundle(
+        train=train,
+        validation=validation,
+        test=test,
         input_shape=tuple(int(d) for d in x.shape[1:]),
         num_classes=labels["num_classes"],
         class_names=labels["class_names"],
@@ -390,10 +386,7 @@ def load_dataset(
         feature_names=info.get("feature_names"),
         cache=cache,
         cache_note=note,
-    )
-    if disk is not None:
-        disk.attach(bundle)
-    return bundle
+    ), disk)
 
 
 def _load_class_folder(source: str, task, image_size, settings: dict, cache: str) -> DatasetBundle:
@@ -412,8 +405,7 @@ def _load_class_folder(source: str, task, image_size, settings: dict, cache: str
                                           stratified)
     files, y, val_files, y_val = _split(files, y, validation_count, seed,
                                         f"`validation_split`={validation_split} of {source!r}", stratified)
-    cache, note = choose_cache(cache, len(files), listing.sample_shape)
-    disk = DiskCache() if cache == "disk" else None
+    cache, note, disk = choose_cache(cache, len(files), listing.sample_shape)
 
     def make(names, ys, split):
         if len(names) == 0:
@@ -421,14 +413,11 @@ def _load_class_folder(source: str, task, image_size, settings: dict, cache: str
         return file_dataset(listing, names, ys, settings["batch_size"], shuffle=split == "train", seed=seed,
                             mode=cache, disk=disk, split=split)
 
-    bundle = DatasetBundle(
+    return attach_cache(DatasetBundle(
         train=make(files, y, "train"), validation=make(val_files, y_val, "validation"),
         test=make(test_files, y_test, "test"), input_shape=listing.sample_shape,
         num_classes=labels["num_classes"], class_names=labels["class_names"], task=task, name=listing.name,
         num_train=len(files), num_validation=len(val_files), num_test=len(test_files), value_range=(0.0, 1.0),
         target_names=labels["target_names"], num_outputs=labels["num_outputs"], cache=cache, cache_note=note,
         items={split: relative_names(names, source)
-               for split, names in (("train", files), ("validation", val_files), ("test", test_files))})
-    if disk is not None:
-        disk.attach(bundle)
-    return bundle
+               for split, names in (("train", files), ("validation", val_files), ("test", test_files))}), disk)

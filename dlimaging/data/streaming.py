@@ -163,8 +163,14 @@ def _size(nbytes: float) -> str:
     return ""  # not reached
 
 
-def choose_cache(cache: str, num_train: int, sample_shape) -> tuple[str, str]:
-    """The cache mode to use and one line saying why; "auto" becomes "memory" or "none"."""
+def choose_cache(cache: str, num_train: int, sample_shape) -> tuple[str, str, "DiskCache | None"]:
+    """The cache mode to use ("auto" becomes "memory" or "none"), one line saying why, and the
+    temporary folder of a disk cache (None for the other modes)."""
+    mode, note = _cache_choice(cache, num_train, sample_shape)
+    return mode, note, DiskCache() if mode == "disk" else None
+
+
+def _cache_choice(cache: str, num_train: int, sample_shape) -> tuple[str, str]:
     needed = decoded_bytes(num_train, sample_shape)
     what = f"the decoded training split ({num_train} x {tuple(sample_shape)} float32) is {_size(needed)}"
     if cache != "auto":
@@ -189,6 +195,13 @@ class DiskCache:
 
     def file(self, split: str) -> str:
         return str(self.folder / split)
+
+
+def attach_cache(bundle, disk: DiskCache | None):
+    """`bundle`, owning `disk`'s folder (removed when the bundle goes), if there is one."""
+    if disk is not None:
+        disk.attach(bundle)
+    return bundle
 
 
 def cached(ds: tf.data.Dataset, mode: str, disk: DiskCache | None, split: str) -> tf.data.Dataset:
