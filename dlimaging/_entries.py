@@ -190,7 +190,11 @@ class Tuner:
         arguments: its budget arguments, each taken from a `[tuner]` setting
             (argument name → setting name), computed from the settings (a
             function of the `TunerSettings`), or a fixed value.
+        oracle: reference to its Keras Tuner oracle class, for an algorithm that
+            `[tuner] pruning` can stop trials of (`dlimaging.tuning.pruning`); None
+            for one that prunes by its own schedule (Hyperband).
     """
 
     factory: str
     arguments: Mapping[str, Any]
+    oracle: str | None = None

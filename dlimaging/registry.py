@@ -198,6 +198,9 @@ LABEL_KINDS = ("classes", "two classes", "0/1 vectors", "numbers", CLEAN, MASKS)
 # tasks each applies to: restoration's clean images, segmentation's masks.
 PAIR_SETTINGS = {"corruption": (CLEAN,), "patch_size": (CLEAN, MASKS), "patches_per_epoch": (CLEAN, MASKS),
                  "augmentation": (CLEAN, MASKS)}
+# `load_dataset(cache=...)`, `[data] cache` and `--cache`: what is kept of the decoded data
+# (see `dlimaging.data.streaming`); "auto" is the default.
+CACHE_MODES = ("auto", "memory", "disk", "none")
 
 
 def task_for_labels(kind: str) -> str:
@@ -258,7 +261,7 @@ SOURCES: dict[str, Source] = {
         "a CSV file with a header row, one row per sample: `target` names the target column(s); the other "
         "numeric columns form the signal.", suffix=".csv", options=("target", "features", "test")),
     "PATH/": Source(
-        "dlimaging.data.sources:load_folder",
+        "dlimaging.data.streaming:list_class_folder",  # listed, not loaded: decoded inside tf.data
         "a folder with one sub-folder per class of images (png, jpg, bmp, gif, tif) or volumes (multi-page tif, "
         "3D .npy); for restoration, any folder of images (sub-folders included); for segmentation, images/ and "
         "masks/ matched by name (and classes.txt).",
@@ -330,13 +333,15 @@ def bayesian_initial_points(settings) -> int:
 
 
 TUNERS: dict[str, Tuner] = {
-    "random": Tuner("keras_tuner:RandomSearch", {"max_trials": "max_trials"}),
+    "random": Tuner("keras_tuner:RandomSearch", {"max_trials": "max_trials"},
+                    oracle="keras_tuner.oracles:RandomSearchOracle"),
     # Hyperband sizes its brackets from the epochs; it runs as many trials as they hold.
     "hyperband": Tuner("keras_tuner:Hyperband", {"max_epochs": "max_epochs", "factor": "hyperband_factor",
                                                  "hyperband_iterations": 1}),
     "bayesian": Tuner("keras_tuner:BayesianOptimization", {"max_trials": "max_trials",
-                                                           "num_initial_points": bayesian_initial_points}),
-    "grid": Tuner("keras_tuner:GridSearch", {"max_trials": "max_trials"}),
+                                                           "num_initial_points": bayesian_initial_points},
+                      oracle="keras_tuner.oracles:BayesianOptimizationOracle"),
+    "grid": Tuner("keras_tuner:GridSearch", {"max_trials": "max_trials"}, oracle="keras_tuner.oracles:GridSearchOracle"),
 }
 DEFAULT_TUNER = "random"
 

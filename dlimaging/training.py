@@ -27,7 +27,7 @@ from dlimaging.validation import check_positive_int
 # Builder arguments that come from the dataset.
 _FROM_DATA = ("input_shape", "num_classes", "task", "num_outputs")
 # Every file `train` writes into its output folder.
-TRAIN_FILES = ("model.keras", "metadata.json", "history.json", "curves.png") + PLOT_FILES
+TRAIN_FILES = ("model.keras", "metadata.json", "history.json", "curves.png", "splits.json") + PLOT_FILES
 
 
 def build_for_dataset(family: str, data, overrides: Mapping[str, Any] | None = None, *,
@@ -80,10 +80,11 @@ def task_of_family(family: str, task: str | None) -> str | None:
 
 
 def data_options(*, task=None, target=None, features=None, test=None, corruption=None, patch_size=None,
-                 patches_per_epoch=None, n2v_fraction=None) -> dict[str, Any]:
+                 patches_per_epoch=None, n2v_fraction=None, cache=None) -> dict[str, Any]:
     """The `load_dataset` options that were given (None is left out)."""
     given = {"task": task, "target": target, "features": features, "test": test, "corruption": corruption,
-             "patch_size": patch_size, "patches_per_epoch": patches_per_epoch, "n2v_fraction": n2v_fraction}
+             "patch_size": patch_size, "patches_per_epoch": patches_per_epoch, "n2v_fraction": n2v_fraction,
+             "cache": cache}
     return {key: value for key, value in given.items() if value is not None}
 
 
@@ -126,6 +127,19 @@ def adapt_to_data(model, data) -> None:
     from dlimaging.models.standardization import adapt
 
     adapt(model, data.train)
+
+
+def write_splits(path: pathlib.Path, data, source, seed) -> pathlib.Path | None:
+    """`splits.json`: which files (or whole items) went to which split, so that a run can be
+    repeated and audited; written when the data names its items (class folders, restoration and
+    segmentation sources)."""
+    items = getattr(data, "items", None)
+    if not items:
+        return None
+    record = {"source": str(source), "seed": seed,
+              **{split: list(items.get(split, [])) for split in ("train", "validation", "test")}}
+    write_atomically(path, json.dumps(record, indent=1))
+    return path
 
 
 def early_stopping_target(data) -> tuple[str, str]:
@@ -279,6 +293,8 @@ def train(
                                              printer=printer)
         if printer:
             printer(f"Output folder: {output_dir}")
+            if getattr(data, "cache_note", None):
+                printer(data.cache_note)
             if "standardize" in overrides and "standardize" not in (given or {}):
                 low, high = data.value_range
                 printer(f"Inputs span [{low:.4g}, {high:.4g}]: standardised inside the model (standardize="
@@ -302,6 +318,7 @@ def train(
             **metadata_of(data),
             "value_range": list(data.value_range),
             "task": data.task,
+            "seed": seed,
             "early_stopping": {"monitor": monitor, "mode": direction},
             "hyperparameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()},
             "metrics": metrics,
@@ -319,6 +336,7 @@ def _write_outputs(folder: pathlib.Path, net, data, history: dict, metadata: dic
     net.save(model_path)
     write_atomically(folder / "history.json", json.dumps(history, indent=2))
     write_atomically(folder / "metadata.json", json.dumps(metadata, indent=2, default=str))
+    write_splits(folder / "splits.json", data, metadata.get("source"), metadata.get("seed"))
     curves = plot_history(history, folder / "curves.png", title=title)
     pictures = draw_model_plots(net, data, folder, title=title)
     return {"model_path": str(model_path), "curves": str(curves), "plots": [str(p) for p in pictures]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import sys
@@ -75,7 +76,8 @@ def cmd_train(args) -> int:
         seed=args.seed, printer=lambda line: print(line, flush=True), task=args.task,
         target=_names("--target", args.target), features=_names("--features", args.features), test=args.test,
         data_settings=data_options(corruption=_corruption(args.corruption), patch_size=args.patch_size,
-                                   patches_per_epoch=args.patches_per_epoch, n2v_fraction=args.n2v_fraction),
+                                   patches_per_epoch=args.patches_per_epoch, n2v_fraction=args.n2v_fraction,
+                                   cache=args.cache),
     )
     print(f"Stopped after {result['epochs_run']} epoch(s); early stopping on {result['monitor']} "
           f"({result['direction']}).")
@@ -297,6 +299,8 @@ def cmd_tune(args) -> int:
     from dlimaging.tuning.search import TuningError, run_search
 
     experiment = load_experiment(args.config)
+    if args.cache is not None:
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, cache=args.cache))
     print(f"Tuning {experiment.name}: {experiment.tuner.algorithm} search on {experiment.data.source}, "
           f"objective {experiment.objective}; run folder {pathlib.Path(args.runs_dir) / experiment.name}", flush=True)
 

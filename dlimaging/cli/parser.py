@@ -64,6 +64,10 @@ def _add_train(sub) -> None:
                    "drawn per epoch")
     p.add_argument("--n2v-fraction", type=float, help="Noise2Void (--target self): the fraction of each patch's "
                    "pixels masked, in (0, 0.1] (default 0.002)")
+    p.add_argument("--cache", choices=registry.CACHE_MODES, default="auto",
+                   help="what is kept of the decoded data between epochs: auto (the default: memory when the "
+                   "decoded training split is under a quarter of the available memory, else streamed from disk), "
+                   "memory, disk (a temporary folder, removed after the run) or none")
     p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
                    "or another train uses it (default runs/train_<data>_<model>, or the next free "
                    "runs/train_<data>_<model>-N)")
@@ -155,6 +159,7 @@ def _add_tune(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh instead of resuming (empties only a run folder that dlimaging tune made)")
     p.add_argument("--no-export", action="store_true", help="do not export the best model")
+    p.add_argument("--cache", choices=registry.CACHE_MODES, help="override [data] cache (auto, memory, disk, none)")
     role = p.add_mutually_exclusive_group()
     role.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle for distributed workers")
     role.add_argument("--worker", metavar="HOST:PORT", help="run trials for the chief at HOST:PORT")

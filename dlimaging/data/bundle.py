@@ -21,7 +21,7 @@ class DatasetBundle:
 
     Attributes:
         train, validation, test: `tf.data.Dataset`s of `(x, y)` batches; train
-            is shuffled each epoch; all are cached and prefetched.
+            is shuffled each epoch; all are prefetched, and cached as `cache` says.
         input_shape: shape of one sample, without the batch axis.
         num_classes: number of classes (of labels, for multilabel; 2 for
             binary), or None for a task with numeric targets (regression).
@@ -32,7 +32,8 @@ class DatasetBundle:
         name: the source's name.
         num_train, num_validation, num_test: the size of each split.
         value_range: (low, high) of the input values.
-        arrays: the splits as numpy arrays (`x_train`, `y_train`, ...).
+        arrays: the splits as numpy arrays (`x_train`, `y_train`, ...) for the
+            in-memory sources; empty for a class folder, which is streamed.
         target_names: the names of the targets (regression) or of the labels
             (multilabel), in column order; None for other tasks.
         num_outputs: the number of numeric targets (regression); 1 otherwise.
@@ -46,10 +47,14 @@ class DatasetBundle:
         corruption: the checked corruption steps of a restoration task
             (`dlimaging.data.corruption.check_corruption`); None otherwise.
         items: the names of the whole images (or signals) in each split
-            ("train", "validation", "test") of a restoration or segmentation task;
-            None otherwise.
+            ("train", "validation", "test") of a restoration or segmentation task,
+            or the files of a class folder (relative to it); None otherwise.
+            `train` and `tune` write them to `splits.json`.
         self_supervised: True for Noise2Void (`target="self"`): the targets are the noisy
             inputs with a mask channel (`dlimaging.data.n2v`), and no clean image is read.
+        cache: what is kept of the decoded data ("memory", "disk" or "none"; see
+            `load_dataset`'s `cache`); None for sources that build their own pipeline.
+        cache_note: one line saying which cache was chosen and why, or None.
         class_frequencies: the fraction of the training pixels in each class, for a
             segmentation task (`class_weight="balanced"` uses it); None otherwise.
     """
@@ -77,6 +82,8 @@ class DatasetBundle:
     items: dict[str, list[str]] | None = dataclasses.field(repr=False, default=None)
     class_frequencies: list[float] | None = dataclasses.field(repr=False, default=None)
     self_supervised: bool = False
+    cache: str | None = None
+    cache_note: str | None = dataclasses.field(repr=False, default=None)
 
     def summary(self) -> str:
         if self.corruption is not None:

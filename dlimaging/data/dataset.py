@@ -16,11 +16,22 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle, find_source
+from dlimaging.data.images import integer_scale
 from dlimaging.data.labels import declared_task, read_labels
 from dlimaging.data.n2v_options import check_self_supervised, is_self
 from dlimaging.data.restoration import load_restoration
 from dlimaging.data.segmentation import load_segmentation
-from dlimaging.data.sources import integer_scale
+from dlimaging.data.streaming import (
+    attach_cache,
+    cached,
+    check_cache,
+    check_split_sizes,
+    choose_cache,
+    file_dataset,
+    list_class_folder,
+    relative_names,
+)
+from dlimaging.data.streaming import split_samples as _split
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number, check_positive_int, check_seed
 
@@ -91,40 +102,8 @@ def _prepare(x: np.ndarray, image_size) -> tuple[np.ndarray, tuple[float, float]
     return x, value_range
 
 
-def _split(x, y, count, seed, what, stratified):
-    from sklearn.model_selection import train_test_split
-
-    if count == 0:
-        return x, y, x[:0], y[:0]
-    if count >= len(x):
-        raise InputError(f"{what} takes all {len(x)} samples and leaves no training data.")
-    stratify = None
-    if stratified:  # class labels: (N,) ids or (N, 1) of 0/1
-        classes = y.reshape(len(y), -1)[:, 0]
-        _, counts = np.unique(classes, return_counts=True)
-        if counts.min() >= 2 and count >= len(counts) and len(x) - count >= len(counts):
-            stratify = classes
-    x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=count, random_state=seed, stratify=stratify)
-    return x_a, y_a, x_b, y_b
-
-
-def _check_split_sizes(source, total, validation_split, validation_count, test_split, test_count):
-    """A split asked for must get at least one sample: an empty validation split would train every
-    trial of a search and then fail each one on the missing `val_` metrics."""
-    for name, fraction, count in (("validation_split", validation_split, validation_count),
-                                  ("test_split", test_split, test_count)):
-        if fraction > 0 and count == 0:
-            raise InputError(
-                f"`source` {source!r} has {total} samples: {name}={fraction} gives 0 samples "
-                f"(train/validation/test = {total - validation_count - test_count}/{validation_count}/{test_count}). "
-                f"Use {name} >= {1 / total:.3g}, more data, or {name}=0."
-            )
-
-
-def _to_dataset(x, y, batch_size, *, shuffle, seed, cache):
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if cache:
-        ds = ds.cache()
+def _to_dataset(x, y, batch_size, *, shuffle, seed, cache, disk, split):
+    ds = cached(tf.data.Dataset.from_tensor_slices((x, y)), cache, disk, split)
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -221,7 +200,7 @@ def load_dataset(
     batch_size: int = 32,
     seed: int = 0,
     image_size: tuple[int, int] | None = None,
-    cache: bool = True,
+    cache: str | bool = "auto",
     data_dir: str | None = None,
     corruption: dict | list | None = None,
     patch_size: int | None = None,
@@ -263,7 +242,14 @@ def load_dataset(
         image_size: (height, width) or None. Resize images to this size.
             Defaults to None (the size of the first image of a folder; the
             source's own size otherwise).
-        cache: bool. Cache the datasets in memory. Defaults to True.
+        cache: "auto", "memory", "disk" or "none": what is kept of the decoded
+            data between epochs. "memory" keeps it in memory, "disk" in a
+            temporary folder removed with the bundle (never beside the data),
+            "none" decodes a folder's files afresh each epoch. "auto" caches in
+            memory when the decoded training split (samples x shape x 4 bytes)
+            is under a quarter of the available memory
+            (`dlimaging.data.streaming.AUTO_MEMORY_SHARE`), else streams.
+            True and False mean "memory" and "none". Defaults to "auto".
         data_dir: str or None. TensorFlow Datasets' data folder. Defaults to None.
         corruption: dict, list of dicts, or None. For a restoration task
             (required there, refused elsewhere): what is done to the clean data,
@@ -338,6 +324,7 @@ def load_dataset(
     """
     source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
                                                       image_size)
+    cache = check_cache(cache)
     entry = find_source(source)
     target, n2v_fraction = _noise2void(entry, target, n2v_fraction, task)
     options = {"target": target, "features": features, "test": test}
@@ -347,11 +334,9 @@ def load_dataset(
                     batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction)
     if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
         return _load_pairs(source, entry, task, settings, options)
-    for argument, kinds in registry.PAIR_SETTINGS.items():
-        if settings[argument] is not None:
-            takers = [name for name, e in registry.TASKS.items() if e.labels in kinds]
-            raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
-                             f"Received: {argument}={settings[argument]!r}")
+    _check_pair_settings(settings, task)
+    if entry.folder:
+        return _load_class_folder(source, task, image_size, settings, cache)
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
                         **{k: v for k, v in options.items() if k in entry.options})
     arrays, class_names, name = loaded[:3]
@@ -373,7 +358,7 @@ def load_dataset(
     validation_count = round(len(x) * validation_split)
     own_test = "x_test" in arrays  # then `test_split` is not used
     test_count = 0 if own_test else round(len(x) * test_split)
-    _check_split_sizes(source, len(x), validation_split, validation_count, 0 if own_test else test_split, test_count)
+    check_split_sizes(source, len(x), validation_split, validation_count, 0 if own_test else test_split, test_count)
     if own_test:
         x_test, _ = _prepare(arrays["x_test"], image_size)
         y_test = arrays["y_test"]
@@ -386,16 +371,16 @@ def load_dataset(
     if len(x) == 0:
         raise InputError(f"`source` {source!r}: the splits leave no training data.")
 
-    def make(xs, ys, shuffle):
-        if len(xs) == 0:
-            return None
-        return _to_dataset(xs, ys, batch_size, shuffle=shuffle, seed=seed, cache=cache)
-
+    cache, note, disk = choose_cache(cache, len(x), x.shape[1:])
+    train, validation, test = (
+        _to_dataset(xs, ys, batch_size, shuffle=split == "train", seed=seed, cache=cache, disk=disk, split=split)
+        if len(xs) else None for xs, ys, split in ((x, y, "train"), (x_val, y_val, "validation"),
+                                                   (x_test, y_test, "test")))
     axis = info.get("axis")
-    return DatasetBundle(
-        train=make(x, y, True),
-        validation=make(x_val, y_val, False),
-        test=make(x_test, y_test, False),
+    return attach_cache(DatasetBundle(
+        train=train,
+        validation=validation,
+        test=test,
         input_shape=tuple(int(d) for d in x.shape[1:]),
         num_classes=labels["num_classes"],
         class_names=labels["class_names"],
@@ -412,4 +397,47 @@ def load_dataset(
         axis=[float(v) for v in axis] if axis is not None else None,
         axis_name=info.get("axis_name"),
         feature_names=info.get("feature_names"),
-    )
+        cache=cache,
+        cache_note=note,
+    ), disk)
+
+
+def _check_pair_settings(settings: dict, task) -> None:
+    """Refuses the settings of image-to-image tasks (`registry.PAIR_SETTINGS`) for another task."""
+    for argument, kinds in registry.PAIR_SETTINGS.items():
+        if settings[argument] is not None:
+            takers = [name for name, e in registry.TASKS.items() if e.labels in kinds]
+            raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
+                             f"Received: {argument}={settings[argument]!r}")
+
+
+def _load_class_folder(source: str, task, image_size, settings: dict, cache: str) -> DatasetBundle:
+    """A class folder, streamed: split on its list of files (stratified, by seed), decoded inside
+    `tf.data` (`dlimaging.data.streaming`); `items` holds each split's files for `splits.json`."""
+    listing = list_class_folder(source, image_size)
+    arrays = {"y": listing.labels.copy()}
+    task = declared_task(source, task, arrays, list(listing.class_names), {})
+    labels = read_labels(source, task, arrays, list(listing.class_names), {})
+    stratified = registry.task(task).labels in ("classes", "two classes")
+    files, y, total = listing.files, arrays["y"], len(listing.files)
+    validation_split, test_split, seed = settings["validation_split"], settings["test_split"], settings["seed"]
+    validation_count, test_count = round(total * validation_split), round(total * test_split)
+    check_split_sizes(source, total, validation_split, validation_count, test_split, test_count)
+    files, y, test_files, y_test = _split(files, y, test_count, seed, f"`test_split`={test_split} of {source!r}",
+                                          stratified)
+    files, y, val_files, y_val = _split(files, y, validation_count, seed,
+                                        f"`validation_split`={validation_split} of {source!r}", stratified)
+    cache, note, disk = choose_cache(cache, len(files), listing.sample_shape)
+
+    def make(names, ys, split):
+        return file_dataset(listing, names, ys, settings["batch_size"], shuffle=split == "train", seed=seed,
+                            mode=cache, disk=disk, split=split) if len(names) else None
+
+    return attach_cache(DatasetBundle(
+        train=make(files, y, "train"), validation=make(val_files, y_val, "validation"),
+        test=make(test_files, y_test, "test"), input_shape=listing.sample_shape,
+        num_classes=labels["num_classes"], class_names=labels["class_names"], task=task, name=listing.name,
+        num_train=len(files), num_validation=len(val_files), num_test=len(test_files), cache=cache, cache_note=note,
+        value_range=listing.value_range, target_names=labels["target_names"], num_outputs=labels["num_outputs"],
+        items={split: relative_names(names, source)
+               for split, names in (("train", files), ("validation", val_files), ("test", test_files))}), disk)

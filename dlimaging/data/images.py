@@ -265,8 +265,9 @@ def write_image(path: str | pathlib.Path, array: np.ndarray, like="uint8") -> No
     PILImage.fromarray(values).save(path, format="PNG")
 
 
-def _shape_text(array: np.ndarray) -> str:
-    return "x".join(str(d) for d in array.shape[:-1]) + f" with {array.shape[-1]} channel(s)"
+def _shape_text(shape) -> str:
+    shape = tuple(getattr(shape, "shape", shape))
+    return "x".join(str(d) for d in shape[:-1]) + f" with {shape[-1]} channel(s)"
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -281,37 +282,114 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack(planes, axis=-1).astype("float32")
 
 
-def stack_images(named: Sequence[tuple[str, Image]], *, image_size=None, what: str) -> np.ndarray:
-    """The images or volumes of one folder as one float32 array (N, ...).
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """What a file holds, read without decoding its pixels where the format allows: `shape`
+    (height, width, channels) or (depth, height, width, channels), the stored `dtype`, and whether
+    its values are `scaled` to [0, 1] by `read_image` (integers) or kept (floats)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scaled: bool
+
+    @property
+    def volume(self) -> bool:
+        return len(self.shape) == 4
+
+
+def _arranged(shape: tuple[int, ...], axes: str) -> list[int]:
+    order = [i for i, a in enumerate(axes) if a not in "YXCS"] + [axes.index("Y"), axes.index("X")]
+    order += [i for i, a in enumerate(axes) if a in "CS"]
+    arranged = [int(shape[i]) for i in order]
+    return arranged if any(a in "CS" for a in axes) else arranged + [1]
+
+
+def read_header(path: str | pathlib.Path) -> Header:
+    """The `Header` of an image or volume file. TIFF and `.npy` files are not decoded; colour
+    PNG/JPEG files are (to see whether they are grey in fact, as `read_image` does).
+
+    Raises:
+        UnreadableImage: the file cannot be opened (one line naming it).
+        InputError: it is neither an image nor a volume, or holds pixels of another type.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
+        except Exception as error:  # noqa: BLE001  tifffile raises many kinds for a damaged file
+            raise UnreadableImage(f"Image {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
+        _arrange(path, np.empty((0,) * len(shape)), axes)  # refuses 5D and other layouts, naming the file
+        shape = tuple(_arranged(shape, axes))
+    elif suffix in ARRAY_SUFFIXES:
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as error:  # noqa: BLE001
+            raise UnreadableImage(f"Array {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
+        if array.ndim not in (2, 3, 4):
+            raise InputError(f"Array {str(path)!r} has shape {array.shape}: a .npy image is (height, width) and a "
+                             ".npy volume (depth, height, width[, channels]).")
+        shape, dtype = array.shape if array.ndim == 4 else (*array.shape, 1), np.dtype(array.dtype)
+    else:
+        pixels = read_pixels(path)
+        shape, dtype = pixels.shape, pixels.dtype
+    _check_dtype(path, dtype)
+    scale = integer_scale(dtype) if suffix in ARRAY_SUFFIXES else pixel_scale(dtype)
+    return Header(tuple(int(d) for d in shape), dtype, bool(scale))
+
+
+def folder_shape(named: Sequence[tuple[str, tuple[int, ...]]], *, image_size=None, what: str) -> tuple[int, ...]:
+    """The one sample shape of a folder's images or volumes, from each file's (name, shape).
 
     Grey images join RGB ones as RGB. Images resize to `image_size` when it is given; otherwise
     sizes that differ, any other difference of channels, images mixed with volumes, and volumes
     of another size than `image_size` (volumes are never resized) are each one error naming two
     files that disagree. `what` says where they come from (e.g. "`source` 'cells/'")."""
-    volumes = [(n, i) for n, i in named if i.volume]
-    flat = [(n, i) for n, i in named if not i.volume]
+    volumes = [(n, s) for n, s in named if len(s) == 4]
+    flat = [(n, s) for n, s in named if len(s) != 4]
     if volumes and flat:
         (a, va), (b, ib) = volumes[0], flat[0]
-        raise InputError(f"{what}: {a!r} is a volume ({_shape_text(va.pixels)}) and {b!r} an image "
-                         f"({_shape_text(ib.pixels)}); a folder holds images or volumes, not both.")
-    arrays = [i.pixels for _, i in named]
+        raise InputError(f"{what}: {a!r} is a volume ({_shape_text(va)}) and {b!r} an image "
+                         f"({_shape_text(ib)}); a folder holds images or volumes, not both.")
     names = [n for n, _ in named]
-    channels = {a.shape[-1] for a in arrays}
-    if channels == {1, 3} and not volumes:
-        arrays = [np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a for a in arrays]
+    shapes = [tuple(s) for _, s in named]
+    if {s[-1] for s in shapes} == {1, 3} and not volumes:
+        shapes = [(*s[:-1], 3) for s in shapes]
     if image_size is not None and not volumes:
-        arrays = [resize(a, tuple(image_size)) for a in arrays]
+        shapes = [(*tuple(image_size), s[-1]) for s in shapes]
     elif image_size is not None:
-        other = next((k for k, a in enumerate(arrays) if a.shape[1:3] != tuple(image_size)), None)
+        other = next((k for k, s in enumerate(shapes) if s[1:3] != tuple(image_size)), None)
         if other is not None:
-            raise InputError(f"{what}: volume {names[other]!r} is {_shape_text(arrays[other])}; volumes are never "
+            raise InputError(f"{what}: volume {names[other]!r} is {_shape_text(shapes[other])}; volumes are never "
                              f"resized, and image_size={tuple(image_size)} asks for another height and width.")
-    for k, array in enumerate(arrays):
-        if array.shape != arrays[0].shape:
-            hint = "" if volumes or array.shape[-1] != arrays[0].shape[-1] else \
+    for k, shape in enumerate(shapes):
+        if shape != shapes[0]:
+            hint = "" if volumes or shape[-1] != shapes[0][-1] else \
                 "; give `image_size` to resize every image to one size"
-            raise InputError(f"{what}: {names[0]!r} is {_shape_text(arrays[0])} and {names[k]!r} is "
-                             f"{_shape_text(array)}{hint}.")
+            raise InputError(f"{what}: {names[0]!r} is {_shape_text(shapes[0])} and {names[k]!r} is "
+                             f"{_shape_text(shape)}{hint}.")
+    return shapes[0] if shapes else ()
+
+
+def fit_image(pixels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An image or volume brought to a folder's sample `shape` (`folder_shape`): grey repeated as
+    RGB, an image resized to the height and width (volumes are never resized)."""
+    if pixels.shape[-1] == 1 and shape[-1] == 3:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    if pixels.ndim == 3 and pixels.shape[:2] != tuple(shape[:2]):
+        pixels = resize(pixels, tuple(shape[:2]))
+    return pixels
+
+
+def stack_images(named: Sequence[tuple[str, Image]], *, image_size=None, what: str) -> np.ndarray:
+    """The images or volumes of one folder as one float32 array (N, ...), each brought to the
+    folder's one shape (`folder_shape`, which refuses files that disagree)."""
+    shape = folder_shape([(n, i.pixels.shape) for n, i in named], image_size=image_size, what=what)
+    arrays = [fit_image(i.pixels, shape) for _, i in named]
     return np.stack(arrays) if arrays else np.zeros((0,), "float32")
 
 

@@ -13,15 +13,6 @@ import warnings
 import numpy as np
 
 from dlimaging import registry
-from dlimaging.data.images import (  # noqa: F401  integer_scale and IMAGE_SUFFIXES: imported from here too
-    FOLDER_SUFFIXES,
-    IMAGE_SUFFIXES,
-    UnreadableImage,
-    integer_scale,
-    read_image,
-    stack_images,
-    value_range,
-)
 from dlimaging.data.spectra import make_spectra
 from dlimaging.data.tables import find_columns, parse_number, read_table
 from dlimaging.errors import InputError
@@ -103,38 +94,6 @@ def load_tfds(spec: str, *, prefix: str, data_dir: str | None = None, **_options
         except Exception:
             pass
     return arrays, class_names, name.replace("/", "_")
-
-
-def load_folder(source: str, *, image_size=None, **_options):
-    """One sub-folder per class of images or volumes (`dlimaging.data.images`), as float32 with
-    their value range: [0, 1] for integer pixels, the data's own where a file holds floats."""
-    root = pathlib.Path(source)
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise InputError(
-            f"`source` {str(root)!r} is a folder without class sub-folders; "
-            "expected one sub-folder of images per class."
-        )
-    named, labels = [], []
-    for label, folder in enumerate(classes):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
-        loaded = 0
-        for path in files:
-            try:
-                named.append((str(path), read_image(path)))
-            except UnreadableImage as error:
-                warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=3)
-                continue
-            labels.append(label)
-            loaded += 1
-        if loaded == 0:
-            raise InputError(
-                f"`source` {str(root)!r}: class folder {folder.name!r} holds no readable "
-                f"image ({', '.join(FOLDER_SUFFIXES)})."
-            )
-    x = stack_images(named, image_size=image_size, what=f"`source` {str(root)!r}")
-    info = {"value_range": value_range([i for _, i in named])}
-    return {"x": x, "y": np.asarray(labels, "int64")}, [c.name for c in classes], root.name, info
 
 
 def load_npz(source: str, **_options):

@@ -27,6 +27,24 @@ def _evaluation_split(data):
     return None, None, None
 
 
+def _streamed_predictions(model, data):
+    """(predictions, y, split name) batch by batch over a streamed bundle's test split (else
+    validation): only the outputs and labels are kept, never the inputs."""
+    import numpy as np
+
+    for split in ("test", "validation"):
+        dataset = getattr(data, split, None)
+        if dataset is not None:
+            break
+    else:
+        return None, None, None
+    predicted, labels = [], []
+    for x, y in dataset:
+        predicted.append(np.asarray(model.predict_on_batch(x)))
+        labels.append(np.asarray(y))
+    return np.concatenate(predicted), np.concatenate(labels), split
+
+
 def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.Path | None:
     """`restoration.png`: a few corrupted samples of the test split (else validation), the model's
     restoration and the clean samples, each with its PSNR on the data's `max_val`."""
@@ -98,6 +116,9 @@ def draw_model_plots(model, data, folder: str | os.PathLike, title: str = "") ->
     x, y, split = _evaluation_split(data)
     if x is not None:
         predicted = np.asarray(model.predict(x, verbose=0, batch_size=256))
+    elif getattr(data, "cache", None) is not None:  # a streamed source: no arrays
+        predicted, y, split = _streamed_predictions(model, data)
+    if split is not None:
         where = f"{title} ({split} split)" if title else f"{split} split"
         if entry.units == "num_outputs":
             truth = np.asarray(y, "float64").reshape(predicted.shape)

@@ -16,7 +16,6 @@ import math
 import numbers
 import os
 import pathlib
-import sys
 from typing import Any, Mapping
 
 import dlimaging.data.n2v_options as n2v
@@ -43,9 +42,9 @@ from dlimaging.validation import (
     optional_string,
 )
 
-if sys.version_info >= (3, 11):
+try:
     import tomllib
-else:  # pragma: no cover
+except ModuleNotFoundError:  # pragma: no cover  (Python 3.10)
     import tomli as tomllib
 
 
@@ -74,12 +73,12 @@ class DataSettings:
     features: str | tuple[str, ...] | None = _setting(None, column_names)  # CSV: the feature columns
     test: str | None = _setting(None, optional_string)  # a separate test file
     standardize: str | None = _setting(None, ARGUMENT_CHECKS["standardize"])  # a builder's, not searched
-    # Restoration: what is done to the clean data (a step or a list of steps), and the patches it is cut into.
-    corruption: tuple[dict, ...] | None = _setting(None, lambda name, value: check_corruption(value, name))
+    corruption: tuple[dict, ...] | None = _setting(None, lambda name, value: check_corruption(value, name))  # and:
     patch_size: int | None = _setting(None, optional_positive_int)
     patches_per_epoch: int | None = _setting(None, optional_positive_int)
     augmentation: dict | None = _setting(None, lambda name, value: check_joint_options(value) or None)  # data's
     n2v_fraction: float | None = _setting(None, n2v.check_n2v_fraction)  # Noise2Void (target = "self")
+    cache: str = _setting("auto", choice_of(registry.CACHE_MODES))  # what is kept of the decoded data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +158,7 @@ class Experiment:
         state["tuner"] = {k: v for k, v in state["tuner"].items()  # older run folders still resume
                           if k not in ("max_trials", "max_epochs") and not pruning.unchanged_later_setting(k, v)}
         state["export"] = {}
+        state["data"].pop("cache")  # where the decoded data is kept changes no result
         return json.dumps(state, sort_keys=True, default=str)
 
     def with_budgets(self, max_trials: int | None = None, max_epochs: int | None = None) -> "Experiment":

@@ -25,6 +25,7 @@ import statistics
 import threading
 from typing import Any, Sequence
 
+from dlimaging import registry
 from dlimaging.errors import InputError
 from dlimaging.validation import (
     at_least_two,
@@ -39,9 +40,7 @@ RULES = ("none", "median", "successive_halving")
 REPORT = "dlimaging_pruning_report"
 STATE_KEY = "dlimaging_pruning"  # the oracle state's entry: {"curves": {...}, "pruned": {...}}
 # The Keras Tuner oracle behind each algorithm that can prune (Hyperband prunes by its own schedule).
-ORACLES = {"random": "keras_tuner.oracles:RandomSearchOracle",
-           "bayesian": "keras_tuner.oracles:BayesianOptimizationOracle",
-           "grid": "keras_tuner.oracles:GridSearchOracle"}
+ORACLES = {name: entry.oracle for name, entry in registry.TUNERS.items() if entry.oracle}
 # [tuner] settings added after run folders existed: left out of a run's fingerprint while at these
 # values, so that a run folder made before them still resumes.
 LATER_SETTINGS = {"bayesian_initial_points": None, "pruning": "none", "pruning_warmup_epochs": 2,
@@ -224,7 +223,6 @@ class PruningOracle:
 
 def pruning_oracle(algorithm: str, settings, **arguments):
     """A Keras Tuner oracle for `algorithm` ("random", "bayesian", "grid") that prunes by `settings`."""
-    from dlimaging import registry
 
     base = registry.resolve(ORACLES[algorithm])
     cls = type(f"Pruning{base.__name__}", (PruningOracle, base), {})

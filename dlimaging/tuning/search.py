@@ -28,7 +28,7 @@ from dlimaging.errors import InputError
 from dlimaging.files import LOCK, check_output_dir, folder_lock
 from dlimaging.plots.evaluation import draw_model_plots
 from dlimaging.serving.export import export_saved_model
-from dlimaging.training import data_arguments, data_options, metadata_of
+from dlimaging.training import data_arguments, data_options, metadata_of, write_splits
 from dlimaging.tuning.experiment import Experiment, ExperimentError
 from dlimaging.tuning.progress import ProgressDisplay
 from dlimaging.tuning.pruning import check_pruning
@@ -169,7 +169,7 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
         data = load_dataset(
             settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
             batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
-            augmentation=settings.augmentation,
+            augmentation=settings.augmentation, cache=settings.cache,
             **data_options(task=experiment.model.task, target=target, features=features, test=settings.test,
                            corruption=settings.corruption, patch_size=settings.patch_size,
                            patches_per_epoch=settings.patches_per_epoch, n2v_fraction=settings.n2v_fraction),
@@ -381,6 +381,7 @@ def run_search(
         export_path = _publish(prepared, model, best, export_dir, export)
         best.export_path = str(export_path) if export_path else None
         write_results(run_dir, experiment, trials, best)
+        write_splits(run_dir / "splits.json", prepared.data, experiment.data.source, experiment.seed)
         draw_plots(run_dir, trials, experiment.objective, experiment.direction)
         title = f"best trial {best.trial}" if choice == "best" else f"trial {best.trial} ({choice})"
         draw_model_plots(model, prepared.data, run_dir / PLOTS, title=title)

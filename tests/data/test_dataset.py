@@ -364,10 +364,10 @@ def test_16_bit_png_folder_keeps_every_grey_level(tmp_path):
             Image.fromarray(gradient if name == "dark" else 65535 - gradient).save(tmp_path / "g" / name / f"{i}.png")
     assert Image.open(tmp_path / "g" / "dark" / "0.png").mode == "I;16"
     data = dli.load_dataset(str(tmp_path / "g"), validation_split=0.2, test_split=0.2)
-    x = data.arrays["x_train"]
+    x, y = (np.concatenate(parts) for parts in zip(*data.train.as_numpy_iterator()))  # streamed: no arrays
     assert data.value_range == (0.0, 1.0) and data.input_shape == (16, 16, 1)
     assert len(np.unique(x)) >= 256  # not two 8-bit levels
-    dark = x[data.arrays["y_train"] == 0][0, ..., 0]
+    dark = x[y == 0][0, ..., 0]
     np.testing.assert_allclose(dark, gradient / 65535.0, atol=1e-6)
 
 
@@ -380,7 +380,7 @@ def test_16_bit_and_8_bit_images_in_one_folder_share_a_scale(tmp_path):
         for i in range(5):
             Image.fromarray(array).save(tmp_path / "m" / name / f"{i}.png")
     data = dli.load_dataset(str(tmp_path / "m"), validation_split=0.2, test_split=0.2)
-    x = data.arrays["x_train"]
+    x = np.concatenate([batch for batch, _ in data.train.as_numpy_iterator()])  # streamed: no arrays
     np.testing.assert_allclose(x, 128 / 255, rtol=1e-6)  # the same grey from both, not clipped to white
 
 

@@ -142,6 +142,12 @@ def _folder(root, write, classes=("a", "b"), per_class=3):
     return root
 
 
+def _streamed(dataset):
+    """A class folder streams (no `arrays`): its samples and labels, read through the pipeline."""
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in dataset))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def test_a_folder_of_volumes_loads_as_volumes(tmp_path):
     def write(path, label, i):
         tifffile.imwrite(path, np.full((4, 8, 8), 1000 * (label + 1) + i, "uint16"), photometric="minisblack")
@@ -149,7 +155,7 @@ def test_a_folder_of_volumes_loads_as_volumes(tmp_path):
     data = dli.load_dataset(str(_folder(tmp_path / "v", write)), validation_split=0, test_split=0)
     assert data.input_shape == (4, 8, 8, 1) and data.class_names == ["a", "b"]
     assert data.value_range == (0.0, 1.0)
-    x, y = data.arrays["x_train"], data.arrays["y_train"]
+    x, y = _streamed(data.train)
     assert x.max() == pytest.approx(2002 / 65535.0) and x[y == 0].max() == pytest.approx(1002 / 65535.0)
     with pytest.raises(InputError, match="volumes are never resized"):
         dli.load_dataset(str(tmp_path / "v"), image_size=(4, 4))
@@ -160,7 +166,7 @@ def test_a_float_tiff_folder_keeps_its_values_and_range(tmp_path):
         tifffile.imwrite(path, np.full((6, 6), 10.0 * label - 5.0, "float32"))
 
     data = dli.load_dataset(str(_folder(tmp_path / "f", write)), validation_split=0, test_split=0)
-    assert data.value_range == (-5.0, 5.0) and set(np.unique(data.arrays["x_train"])) == {-5.0, 5.0}
+    assert data.value_range == (-5.0, 5.0) and set(np.unique(_streamed(data.train)[0])) == {-5.0, 5.0}
 
 
 def test_a_folder_of_mixed_sizes_is_refused_unless_resized(tmp_path):

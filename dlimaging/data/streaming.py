@@ -1,0 +1,247 @@
+"""Streaming from disk: class folders split on their list of files and decoded inside `tf.data`.
+
+A class folder is never held in memory: `list_class_folder` reads each image's header (its size
+and mode), the split is made on the files (stratified by class, by seed; `split_samples`), and
+`file_dataset` decodes them in parallel inside the pipeline (`decode_image`, the one function
+that turns a file into pixels), then batches and prefetches. `cache` says what is kept once
+decoded: `"memory"`, `"disk"` (a temporary folder removed with the bundle), `"none"`, or `"auto"`
+(memory when the decoded training split is under `AUTO_MEMORY_SHARE` of the available memory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import shutil
+import tempfile
+import warnings
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from dlimaging import registry
+from dlimaging.data.images import (
+    FOLDER_SUFFIXES,
+    UnreadableImage,
+    fit_image,
+    folder_shape,
+    read_header,
+    read_image,
+)
+from dlimaging.errors import InputError
+from dlimaging.validation import available_memory
+
+# "auto" caches in memory when the decoded training split (count x shape x 4 bytes) is under this
+# share of the memory available when the data is loaded; otherwise it streams from disk.
+AUTO_MEMORY_SHARE = 0.25
+# Samples a disk-cached training split is shuffled within (its file order is shuffled once, by seed).
+DISK_SHUFFLE_BUFFER = 1024
+
+
+def check_cache(cache) -> str:
+    """`cache` as one of `registry.CACHE_MODES`; True and False (the old flag) mean memory and none."""
+    if cache is True or cache is False:
+        return "memory" if cache else "none"
+    if cache not in registry.CACHE_MODES:
+        raise InputError(f"`cache` must be one of {', '.join(map(repr, registry.CACHE_MODES))}. "
+                         f"Received: cache={cache!r}")
+    return cache
+
+
+def split_samples(x, y, count, seed, what, stratified):
+    """(x_a, y_a, x_b, y_b): `count` samples split off by seed, stratified by class where asked and
+    possible. `x` may be the samples or their file names: the split is the same."""
+    from sklearn.model_selection import train_test_split
+
+    if count == 0:
+        return x, y, x[:0], y[:0]
+    if count >= len(x):
+        raise InputError(f"{what} takes all {len(x)} samples and leaves no training data.")
+    stratify = None
+    if stratified:  # class labels: (N,) ids or (N, 1) of 0/1
+        classes = y.reshape(len(y), -1)[:, 0]
+        _, counts = np.unique(classes, return_counts=True)
+        if counts.min() >= 2 and count >= len(counts) and len(x) - count >= len(counts):
+            stratify = classes
+    x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=count, random_state=seed, stratify=stratify)
+    return x_a, y_a, x_b, y_b
+
+
+def check_split_sizes(source, total, validation_split, validation_count, test_split, test_count):
+    """A split asked for must get at least one sample: an empty validation split would train every
+    trial of a search and then fail each one on the missing `val_` metrics."""
+    for name, fraction, count in (("validation_split", validation_split, validation_count),
+                                  ("test_split", test_split, test_count)):
+        if fraction > 0 and count == 0:
+            raise InputError(
+                f"`source` {source!r} has {total} samples: {name}={fraction} gives 0 samples "
+                f"(train/validation/test = {total - validation_count - test_count}/{validation_count}/{test_count}). "
+                f"Use {name} >= {1 / total:.3g}, more data, or {name}=0."
+            )
+
+
+@dataclasses.dataclass
+class FolderListing:
+    """A class folder's files (paths), their class ids, the class names, the one shape every
+    file is brought to (`dlimaging.data.images.folder_shape`), and the range of its values."""
+
+    files: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    name: str
+    sample_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+
+
+def _value_range(files, headers) -> tuple[float, float]:
+    """[0, 1] for integer pixels; files holding floats are read one at a time (bounded memory) for
+    their own range, and checked (NaN, infinity) before any training."""
+    low, high = (0.0, 1.0) if any(h.scaled for h in headers) else (math.inf, -math.inf)
+    for path, header in zip(files, headers):
+        if not header.scaled:
+            pixels = read_image(path).pixels
+            if pixels.size:
+                low, high = min(low, float(pixels.min())), max(high, float(pixels.max()))
+    return (low, high) if low <= high else (0.0, 1.0)
+
+
+def list_class_folder(source: str, image_size=None) -> FolderListing:
+    """The files of a folder with one sub-folder of images (or volumes) per class, from their
+    headers: the pixels are decoded later, inside the pipeline (`decode_image`)."""
+    root = pathlib.Path(source)
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError(f"`source` {str(root)!r} is a folder without class sub-folders; "
+                         "expected one sub-folder of images per class.")
+    files, labels, headers = [], [], []
+    for label, folder in enumerate(classes):
+        found = 0
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file()):
+            try:
+                headers.append(read_header(path))
+            except UnreadableImage as error:
+                warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=4)
+                continue
+            files.append(str(path))
+            labels.append(label)
+            found += 1
+        if not found:
+            raise InputError(f"`source` {str(root)!r}: class folder {folder.name!r} holds no readable "
+                             f"image ({', '.join(FOLDER_SUFFIXES)}).")
+    shape = folder_shape([(f, h.shape) for f, h in zip(files, headers)], image_size=image_size,
+                         what=f"`source` {str(root)!r}")
+    return FolderListing(np.asarray(files), np.asarray(labels, "int64"), [c.name for c in classes], root.name,
+                         tuple(shape), _value_range(files, headers))
+
+
+def decode_image(path: str, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """One file as float32 pixels of `sample_shape` (`dlimaging.data.images.read_image`, then
+    `fit_image`): the one place a streamed file is decoded."""
+    return fit_image(read_image(path).pixels, sample_shape).astype("float32", copy=False)
+
+
+def _decoder(listing: FolderListing):
+    """A `tf.data` map function: a file name to its float32 pixels."""
+    shape = listing.sample_shape
+
+    def decode(path):
+        return decode_image(path.decode(), shape)
+
+    def load(path, label):
+        pixels = tf.numpy_function(decode, [path], tf.float32, stateful=False)
+        return tf.ensure_shape(pixels, shape), label
+
+    return load
+
+
+def decoded_bytes(count: int, sample_shape) -> int:
+    """Bytes of `count` decoded float32 samples of `sample_shape`."""
+    return int(count) * int(math.prod(sample_shape)) * 4
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
+    return ""  # not reached
+
+
+def choose_cache(cache: str, num_train: int, sample_shape) -> tuple[str, str, "DiskCache | None"]:
+    """The cache mode to use ("auto" becomes "memory" or "none"), one line saying why, and the
+    temporary folder of a disk cache (None for the other modes)."""
+    mode, note = _cache_choice(cache, num_train, sample_shape)
+    return mode, note, DiskCache() if mode == "disk" else None
+
+
+def _cache_choice(cache: str, num_train: int, sample_shape) -> tuple[str, str]:
+    needed = decoded_bytes(num_train, sample_shape)
+    what = f"the decoded training split ({num_train} x {tuple(sample_shape)} float32) is {_size(needed)}"
+    if cache != "auto":
+        return cache, f"Cache: {cache} (cache={cache!r}; {what})."
+    available = available_memory()
+    if available is not None and needed < AUTO_MEMORY_SHARE * available:
+        return "memory", (f"Cache: memory (cache='auto': {what}, under a quarter of the {_size(available)} "
+                          "of memory available).")
+    room = "unknown" if available is None else _size(available)
+    return "none", (f"Cache: none, streaming from disk (cache='auto': {what}, not under a quarter of the "
+                    f"{room} of memory available); --cache disk keeps decoded images in a temporary folder.")
+
+
+class DiskCache:
+    """A temporary folder for `cache="disk"`, removed when its owner (the bundle) goes, or at exit."""
+
+    def __init__(self):
+        self.folder = pathlib.Path(tempfile.mkdtemp(prefix="dlimaging-cache-"))
+
+    def attach(self, owner) -> None:
+        weakref.finalize(owner, shutil.rmtree, str(self.folder), True)
+
+    def file(self, split: str) -> str:
+        return str(self.folder / split)
+
+
+def attach_cache(bundle, disk: DiskCache | None):
+    """`bundle`, owning `disk`'s folder (removed when the bundle goes), if there is one."""
+    if disk is not None:
+        disk.attach(bundle)
+    return bundle
+
+
+def cached(ds: tf.data.Dataset, mode: str, disk: DiskCache | None, split: str) -> tf.data.Dataset:
+    """`ds` cached as `mode` says ("memory", "disk" into `disk`'s folder, or "none")."""
+    if mode == "memory":
+        return ds.cache()
+    if mode == "disk":
+        return ds.cache(disk.file(split))
+    return ds
+
+
+def file_dataset(listing: FolderListing, files, labels, batch_size: int, *, shuffle: bool, seed: int,
+                 mode: str, disk: DiskCache | None, split: str) -> tf.data.Dataset:
+    """Batches of (pixels, label) decoded from `files` in parallel, cached as `mode` says, prefetched.
+
+    Uncached, the file names are reshuffled each epoch before decoding; cached in memory, the
+    decoded samples are; cached on disk, the file order is shuffled once by seed and the samples
+    within a buffer of `DISK_SHUFFLE_BUFFER` each epoch, so memory stays bounded."""
+    files, labels = np.asarray(files), np.asarray(labels)
+    if shuffle and mode == "disk":
+        order = np.random.default_rng(seed).permutation(len(files))
+        files, labels = files[order], labels[order]
+    ds = tf.data.Dataset.from_tensor_slices((files, labels))
+    if shuffle and mode == "none":
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(_decoder(listing), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = cached(ds, mode, disk, split)
+    if shuffle and mode != "none":
+        buffer = len(files) if mode == "memory" else min(len(files), DISK_SHUFFLE_BUFFER)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def relative_names(files, root: str) -> list[str]:
+    """The files as paths relative to the source folder, for `splits.json`."""
+    base = pathlib.Path(root)
+    return [pathlib.Path(f).relative_to(base).as_posix() for f in files]
