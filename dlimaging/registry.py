@@ -48,9 +48,9 @@ FAMILIES: dict[str, Family] = {
         hypermodel="dlimaging.tuning.hypermodels:UNetHyperModel",
         default_space="dlimaging.tuning.spaces:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
-        ranks=(2, 3), tasks=("restoration", "segmentation"), data_arguments=("max_val", "class_frequencies"),
-        description="1D or 2D U-Net: an image or signal in, the restored image or signal (or its class "
-                    "map) out.",
+        ranks=(2, 3, 4), tasks=("restoration", "segmentation"), data_arguments=("max_val", "class_frequencies"),
+        description="1D, 2D or 3D U-Net: a signal, image or volume in, the restored signal, image or volume "
+                    "(or its class map) out.",
     ),
 }
 DEFAULT_FAMILY = "cnn"

@@ -258,8 +258,9 @@ def load_dataset(
             e.g. `{"kind": "gaussian", "sigma": 25 / 255}`; see
             `dlimaging.data.corruption`. Defaults to None.
         patch_size: int or None. Restoration: the side of the square image
-            patches, or the length of signal windows. Defaults to None: 64 for
-            images, the whole signal for signals. Segmentation: the side of the
+            patches (cubes for volumes), or the length of signal windows. Defaults
+            to None: 64 for images, 16 for volumes (or their smallest side), the
+            whole signal for signals. Segmentation: the side of the
             square tiles the images are cut into after the split. Defaults to
             None: whole images when all have one size, else tiles of 64 (or of
             the smallest side).
@@ -270,7 +271,8 @@ def load_dataset(
             image and its mask alike, and contrast, brightness and noise on the
             image only (see `dlimaging.data.joint`). Restoration: the moving
             options, applied to each training patch before its corruption, so the
-            noisy and the clean patch move together. Defaults to None.
+            noisy and the clean patch move together. Volumes take flips and
+            quarter turns in the (height, width) plane only. Defaults to None.
 
     Restoration (a task whose labels are "clean signals"): the source gives
     clean items (scikit-image's sample images "skimage", a folder of images,
