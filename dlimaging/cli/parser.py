@@ -57,8 +57,8 @@ def _add_train(sub) -> None:
     p.add_argument("--corruption", metavar="SPEC", help="restoration (--model unet): what is done to the clean "
                    "data, written as in a tuning file, e.g. '{kind = \"gaussian\", sigma = 0.1}', or a list "
                    "'[{kind = \"blur\", width = 1}, {kind = \"gaussian\", sigma = 0.01}]' (docs/restoration.md)")
-    p.add_argument("--patch-size", type=int, help="restoration: the side of the training patches (images) or "
-                   "the window length (signals)")
+    p.add_argument("--patch-size", type=int, help="restoration: the side of the training patches (images, or "
+                   "cubes of volumes) or the window length (signals)")
     p.add_argument("--patches-per-epoch", type=int, help="restoration: random patches drawn per epoch")
     p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
                    "or another train uses it (default runs/train_<data>_<model>, or the next free "

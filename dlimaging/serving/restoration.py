@@ -25,6 +25,8 @@ from dlimaging.serving.inputs import (
 RESTORED_SUFFIX = "_restored"
 _IMAGE_OUTPUTS = (".png", ".npy")
 _SIGNAL_OUTPUTS = (".csv", ".npy")
+_VOLUME_OUTPUTS = (".npy",)
+_KINDS = {2: "signals", 3: "images", 4: "volumes"}  # what a model of input rank r restores
 
 
 def _read_signal_csv(path: pathlib.Path) -> tuple[np.ndarray, list[str]]:
@@ -56,7 +58,7 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
     if suffix == ".csv":
         if rank != 2 or channels != 1:
             raise InputError(f"Input {str(path)!r} is a CSV file of signals; the model restores {input_shape[:-1]} "
-                             f"{'images' if rank == 3 else 'signals'} of {channels} channel(s). Use a .npy file.")
+                             f"{_KINDS[rank]} of {channels} channel(s). Use a .npy file.")
         values, info["header"] = read_input(path, _read_signal_csv)
         return as_float32(path, values)[..., None], info
     if suffix in (".npy", ".npz"):
@@ -70,7 +72,8 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
             array = array[None]
     else:
         if rank != 3:
-            raise InputError(f"Input {str(path)!r} is an image; the model restores signals {input_shape}, not images.")
+            raise InputError(f"Input {str(path)!r} is an image; the model restores {_KINDS[rank]} {input_shape}, "
+                             f"not images{'. Use a .npy file of (depth, height, width)' if rank == 4 else ''}.")
         image = read_input(path, read_image)
         info["wide"] = image.mode == "F"
         if image.mode == "RGB":
@@ -107,14 +110,15 @@ def output_path(source: pathlib.Path, out: pathlib.Path | None, count: int, name
     return out / name
 
 
-def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool) -> pathlib.Path:
-    """Where a restored file goes (`output_path`): `NAME_restored.EXT`, where images become PNG and
-    signals keep CSV or .npy."""
-    allowed = _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
+def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool,
+                  volumes: bool = False) -> pathlib.Path:
+    """Where a restored file goes (`output_path`): `NAME_restored.EXT`, where images become PNG,
+    signals keep CSV or .npy, and volumes are .npy."""
+    allowed = _VOLUME_OUTPUTS if volumes else _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
     suffix = ".png" if images and source.suffix.lower() not in (".npy", ".npz") else (
         source.suffix.lower() if source.suffix.lower() in allowed else ".npy")
     return output_path(source, out, count, f"{source.stem}{RESTORED_SUFFIX}{suffix}", allowed,
-                       f"a restored {'image' if images else 'signal'}")
+                       f"a restored {'volume' if volumes else 'image' if images else 'signal'}")
 
 
 def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any]) -> pathlib.Path:
@@ -156,7 +160,7 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     planned, claimed = [], set()
     for source in inputs:
         x, info = read_restoration_input(source, shape)
-        target = restored_path(pathlib.Path(source), out, len(inputs), images)
+        target = restored_path(pathlib.Path(source), out, len(inputs), images, volumes=len(shape) == 4)
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
         planned.append((pathlib.Path(source), x, info, target))
     predict = exported_predictor(version_dir, metadata)  # loaded once for all the files
