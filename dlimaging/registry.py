@@ -48,10 +48,10 @@ FAMILIES: dict[str, Family] = {
         hypermodel="dlimaging.tuning.hypermodels:UNetHyperModel",
         default_space="dlimaging.tuning.spaces:DEFAULT_UNET_SPACE",
         depth_key="depth", width_key="filters", layers_argument="filters",
-        ranks=(2, 3), tasks=("restoration", "segmentation"),
+        ranks=(2, 3, 4), tasks=("restoration", "segmentation"),
         data_arguments=("max_val", "class_frequencies", "self_supervised"),
-        description="1D or 2D U-Net: an image or signal in, the restored image or signal (or its class "
-                    "map) out.",
+        description="1D, 2D or 3D U-Net: a signal, image or volume in, the restored signal, image or volume "
+                    "(or its class map) out.",
     ),
 }
 DEFAULT_FAMILY = "cnn"
@@ -249,7 +249,16 @@ SOURCES: dict[str, Source] = {
     "cells:OPTIONS": Source(
         "dlimaging.data.segmentation:masks_only",
         "the synthetic cells with options, e.g. cells:count=200,size=128,noise=0.3,seed=1,classes=3 (3: a "
-        "boundary class).", prefix="cells:", masks="dlimaging.data.cells:cells_masks"),
+        "boundary class); cells:ndim=3 gives volumes (32, 32, 32, 1) and their masks.", prefix="cells:",
+        masks="dlimaging.data.cells:cells_masks"),
+    "blobs3d": Source(
+        "dlimaging.data.restoration:unlabelled",
+        "synthetic volumes of smooth textured blobs in [0, 1]: 16 clean volumes (32, 32, 32, 1) for restoration; "
+        "generated locally.", clean="dlimaging.data.volumes:clean_blobs3d"),
+    "blobs3d:OPTIONS": Source(
+        "dlimaging.data.restoration:unlabelled",
+        "the synthetic volumes with options, e.g. blobs3d:count=8,size=16,seed=1.", prefix="blobs3d:",
+        clean="dlimaging.data.volumes:clean_blobs3d"),
     "tfds:NAME[/CONFIG]": Source(
         "dlimaging.data.sources:load_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),

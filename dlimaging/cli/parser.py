@@ -59,7 +59,7 @@ def _add_train(sub) -> None:
                    "data, written as in a tuning file, e.g. '{kind = \"gaussian\", sigma = 0.1}', or a list "
                    "'[{kind = \"blur\", width = 1}, {kind = \"gaussian\", sigma = 0.01}]' (docs/restoration.md)")
     p.add_argument("--patch-size", type=int, help="restoration, segmentation: the side of the training patches "
-                   "(images) or the window length (signals)")
+                   "(images, or cubes of volumes) or the window length (signals)")
     p.add_argument("--patches-per-epoch", type=int, help="restoration, segmentation: random training patches "
                    "drawn per epoch")
     p.add_argument("--n2v-fraction", type=float, help="Noise2Void (--target self): the fraction of each patch's "

@@ -6,24 +6,29 @@ on an uneven background; the optics blur it and the camera adds Poisson (shot) a
 `classes=3`, 2 for the boundary of each cell (the pixels of a cell next to the background or
 to another cell), the class StarDist-style pipelines use to split touching cells.
 
-`cells:count=64,size=64,noise=0.2,seed=0,classes=2` are the defaults; `noise=0.1-0.6` is a range,
-each image drawing its own level in it.
+`cells:count=64,size=64,noise=0.2,seed=0,classes=2,ndim=2` are the defaults; `noise=0.1-0.6` is a
+range, each image drawing its own level in it. `ndim=3` gives volumes (size, size, size, 1) of
+textured ellipsoids and their masks (`dlimaging.data.volumes`), by default 16 of side 32.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dlimaging.data.volumes import BLOBS_DEFAULTS, SIZE_RANGE, generate_volumes
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
 
-DEFAULTS = {"count": 64, "size": 64, "noise": 0.2, "seed": 0, "classes": 2}
+DEFAULTS = {"count": 64, "size": 64, "noise": 0.2, "seed": 0, "classes": 2, "ndim": 2}
+# With ndim=3, the count and size not given are the volumes' (smaller: a volume holds size³ voxels).
+VOLUME_DEFAULTS = {"count": BLOBS_DEFAULTS["count"], "size": BLOBS_DEFAULTS["size"]}
 CLASS_NAMES = {2: ["background", "cell"], 3: ["background", "cell", "boundary"]}
 
 
 def parse_options(source: str, prefix: str | None = "cells:") -> dict:
     """The options of a `cells:key=value,...` source, checked, with the defaults for those not given."""
     options = dict(DEFAULTS)
+    given = set()
     text = source[len(prefix):] if prefix and source.startswith(prefix) else ""
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = part.partition("=")
@@ -36,8 +41,14 @@ def parse_options(source: str, prefix: str | None = "cells:") -> dict:
         except ValueError:
             what = "a number or a range low-high (e.g. 0.1-0.6)" if key == "noise" else "a number"
             raise InputError(f"`source` {source!r}: {key} must be {what}. Received: {key}={value.strip()!r}") from None
+        given.add(key)
+    if options["ndim"] not in (2, 3):
+        raise InputError(f"`source` {source!r}: ndim must be 2 (images) or 3 (volumes). Received: ndim={options['ndim']}")
+    if options["ndim"] == 3:
+        options.update({k: v for k, v in VOLUME_DEFAULTS.items() if k not in given})
     check_number("count", options["count"], low=1, integer=True)
-    check_number("size", options["size"], low=16, high=4096, integer=True)
+    check_number("size", options["size"], low=16 if options["ndim"] == 2 else SIZE_RANGE[0],
+                 high=4096 if options["ndim"] == 2 else SIZE_RANGE[1], integer=True)
     for level in options["noise"] if isinstance(options["noise"], tuple) else (options["noise"],):
         check_number("noise", level, low=0.0, high=2.0)
     if isinstance(options["noise"], tuple) and options["noise"][0] > options["noise"][1]:
@@ -96,8 +107,10 @@ def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int =
     return np.clip(image, 0.0, 1.0).astype("float32"), mask  # a camera's range: saturated at 1
 
 
-def generate_cells(count: int = 64, size: int = 64, noise=0.2, seed: int = 0, classes: int = 2):
-    """`count` images (count, size, size, 1), float32, and their masks (count, size, size), uint8.
+def generate_cells(count: int = 64, size: int = 64, noise=0.2, seed: int = 0, classes: int = 2,
+                   ndim: int = 2):
+    """`count` images (count, size, size, 1), float32, and their masks (count, size, size), uint8;
+    with `ndim=3`, volumes (count, size, size, size, 1) and masks (`dlimaging.data.volumes`).
 
     Image i depends on (seed, i) only, so a larger `count` adds images and keeps the others.
     `noise` is one level, or a range (low, high): image i draws its level uniformly in it (so a
@@ -108,6 +121,8 @@ def generate_cells(count: int = 64, size: int = 64, noise=0.2, seed: int = 0, cl
     >>> x.shape, masks.shape, np.unique(masks).tolist()
     ((2, 32, 32, 1), (2, 32, 32), [0, 1])
     """
+    if ndim == 3:
+        return generate_volumes(count, size, noise, seed, classes)
     levels = ([np.random.default_rng([seed, i, 1]).uniform(*noise) for i in range(count)]
               if isinstance(noise, tuple) else [noise] * count)
     pairs = [cell_image(size, levels[i], np.random.default_rng([seed, i]), classes) for i in range(count)]

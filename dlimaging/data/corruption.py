@@ -102,16 +102,16 @@ class Corruption:
 REQUIRED = object()
 CORRUPTIONS: dict[str, Corruption] = {
     "gaussian": Corruption(
-        {"sigma": (_range, REQUIRED)}, (2, 3),
+        {"sigma": (_range, REQUIRED)}, (2, 3, 4),
         "additive Gaussian noise of standard deviation `sigma`, or drawn per sample from a range [low, high]"),
     "poisson": Corruption(
-        {"peak": (_above_zero, REQUIRED)}, (2, 3),
+        {"peak": (_above_zero, REQUIRED)}, (2, 3, 4),
         "Poisson (photon) noise: the white (`max_val`) is `peak` counts; fewer counts, more noise"),
     "blur": Corruption(
         {"kernel": (_kernel_name, "gaussian"), "width": (_above_zero, 1.0), "length": (_above_zero, 9.0),
-         "angle": (_angle, 0.0)}, (2, 3),
+         "angle": (_angle, 0.0)}, (2, 3, 4),
         "blur by a Gaussian kernel (`width`: its σ in pixels) or a motion kernel (a line of `length` "
-        "pixels at `angle` degrees; images only)"),
+        "pixels at `angle` degrees; images and volumes); a volume is blurred in each (height, width) slice"),
     "baseline": Corruption(
         {"amplitude": (_at_least_zero, REQUIRED)}, (2,),
         "spectra: a smooth random baseline (offset, slope and curvature, each up to `amplitude`)"),
@@ -120,7 +120,8 @@ CORRUPTIONS: dict[str, Corruption] = {
 
 # Parameters of a blur that only one kernel uses.
 BLUR_KERNELS = {"gaussian": ("width",), "motion": ("length", "angle")}
-SAMPLE_KINDS = {2: "signals (length, channels)", 3: "images (height, width, channels)"}
+SAMPLE_KINDS = {2: "signals (length, channels)", 3: "images (height, width, channels)",
+                4: "volumes (depth, height, width, channels)"}
 
 
 def _check_step(name: str, step: Any) -> dict[str, Any]:
@@ -188,10 +189,10 @@ def check_corruption(value: Any, name: str = "corruption") -> tuple[dict[str, An
 
 
 def check_for_samples(steps: tuple[dict[str, Any], ...], rank: int, source: str, name: str = "corruption") -> None:
-    """Each step applies to samples of this rank (2: signals, 3: images)."""
+    """Each step applies to samples of this rank (2: signals, 3: images, 4: volumes)."""
     for step in steps:
         motion = step["kind"] == "blur" and step["kernel"] == "motion"
-        ranks = (3,) if motion else CORRUPTIONS[step["kind"]].ranks
+        ranks = (3, 4) if motion else CORRUPTIONS[step["kind"]].ranks
         if rank not in ranks:
             what = "a motion blur" if motion else f"a {step['kind']!r} corruption"
             raise InputError(

@@ -256,10 +256,11 @@ def load_dataset(
             e.g. `{"kind": "gaussian", "sigma": 25 / 255}`; see
             `dlimaging.data.corruption`. Defaults to None.
         patch_size: int or None. Restoration: the side of the square image
-            patches, or the length of signal windows. Defaults to None: 64 for
-            images, the whole signal for signals. Segmentation: the side of the
-            square patches: random ones for training (restoration's sampler,
-            image and mask cut at one place), tiles for validation and test.
+            patches (cubes for volumes), or the length of signal windows. Defaults
+            to None: 64 for images, 16 for volumes (or their smallest side), the
+            whole signal for signals. Segmentation: the side of the square (or
+            cubic) patches: random ones for training (restoration's sampler, image
+            and mask cut at one place), tiles for validation and test.
             Defaults to None: whole images when all have one size, else 64 (or
             the smallest side).
         patches_per_epoch: int or None. Restoration and segmentation: training
@@ -270,7 +271,8 @@ def load_dataset(
             image and its mask alike, and contrast, brightness and noise on the
             image only (see `dlimaging.data.joint`). Restoration: the moving
             options, applied to each training patch before its corruption, so the
-            noisy and the clean patch move together. Defaults to None.
+            noisy and the clean patch move together. Volumes take flips and
+            quarter turns in the (height, width) plane only. Defaults to None.
         n2v_fraction: float in (0, 0.1] or None. Noise2Void (`target="self"`): the
             fraction of each patch's pixels masked. Defaults to None: 0.002 with
             `target="self"`, refused without it.

@@ -30,20 +30,21 @@ def _poisson(x, step, seed, max_val):
 
 
 def _blur(x, step, seed, max_val):
-    """Convolution with the kernel, per channel, the borders mirrored (a flat image stays flat)."""
+    """Convolution with the kernel, per channel, the borders mirrored (a flat image stays flat); a
+    volume (depth, height, width, channels) is blurred in each of its (height, width) slices."""
     rank = len(x.shape)
-    kernel = tf.constant(blur_kernel(step, rank))
+    kernel = tf.constant(blur_kernel(step, min(rank, 3)))
     if rank == 2:  # a signal (length, channels) is an image of height 1
         kernel = kernel[None, :]
     channels = x.shape[-1]
-    image = x[None] if rank == 3 else x[None, None]
+    image = x if rank == 4 else x[None] if rank == 3 else x[None, None]  # a volume's slices: a batch
     pad_y, pad_x = kernel.shape[0] // 2, kernel.shape[1] // 2
     mode = "SYMMETRIC"  # unlike REFLECT, it accepts a pad as wide as the image
     image = tf.pad(image, [[0, 0], [pad_y, pad_y], [pad_x, pad_x], [0, 0]], mode=mode)
     filters = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
     # depthwise_conv2d correlates; flipping the kernel makes it a convolution (a delta gives the kernel).
     out = tf.nn.depthwise_conv2d(image, filters[::-1, ::-1], strides=[1, 1, 1, 1], padding="VALID")
-    return out[0] if rank == 3 else out[0, 0]
+    return out if rank == 4 else out[0] if rank == 3 else out[0, 0]
 
 
 def _baseline(x, step, seed, max_val):
@@ -62,7 +63,7 @@ def corrupt(x, steps: tuple[Mapping[str, Any], ...], seed, max_val: float = 1.0)
     """One clean sample, corrupted.
 
     Args:
-        x: float32 tensor (length, channels) or (height, width, channels).
+        x: float32 tensor (length, channels), (height, width, channels) or (depth, height, width, channels).
         steps: the checked steps, from `dlimaging.data.corruption.check_corruption`.
         seed: int tensor of shape (2,): the draw. The same seed, the same corruption.
         max_val: float. The data's white, which sets Poisson's scale.

@@ -13,7 +13,9 @@ training pipeline, before batching:
 - intensity options, on the image only: `contrast` and `brightness` (at most ±value) and `noise`
   (Gaussian of standard deviation `value` times the image's).
 
-Signals (length, channels) take `flip` (reversed) only. A restoration's training patches are
+Signals (length, channels) take `flip` (reversed) only. Volumes (depth, height, width, channels)
+take `flip` and `rotate90` in the (height, width) plane (the same for every slice), and the
+intensity options. A restoration's training patches are
 cut and moved (`move_pair`) before they are corrupted, so the noisy and the clean patch move
 together; it takes the moving options only.
 """
@@ -65,18 +67,19 @@ def move_pair(x, y, key, options):
     """One draw of the moving options, applied to the image `x` and the target `y` alike."""
     fold = lambda n: tf.random.experimental.stateless_fold_in(key, n)  # noqa: E731
     signal = x.shape.rank == 2
+    plane = 1 if x.shape.rank == 4 else 0  # the first of the (height, width) axes: a volume's slices
     mask = y.shape.rank == x.shape.rank - 1  # a mask has no channel axis: give it one meanwhile
     y = y[..., None] if mask else y
     if "flip" in options:  # (up-down, left-right) for images; a signal is reversed
         for axis, wanted in enumerate((True,) if signal else FLIPS[options["flip"]]):
             if wanted:
                 flip = tf.random.stateless_uniform([], fold(axis + 1)) < 0.5
-                x = tf.where(flip, tf.reverse(x, [axis]), x)
-                y = tf.where(flip, tf.reverse(y, [axis]), y)
-    if "rotate90" in options and not signal and x.shape[0] == x.shape[1]:
+                x = tf.where(flip, tf.reverse(x, [plane + axis]), x)
+                y = tf.where(flip, tf.reverse(y, [plane + axis]), y)
+    if "rotate90" in options and not signal and x.shape[plane] == x.shape[plane + 1]:
         k = tf.random.stateless_uniform([], fold(3), 0, 4, tf.int32)
         x, y = tf.image.rot90(x, k), tf.image.rot90(y, k)
-    if not signal and any(k in options for k in ("rotation", "zoom", "translation")):
+    if not signal and not plane and any(k in options for k in ("rotation", "zoom", "translation")):
         size = tf.cast(tf.shape(x)[:2], tf.float32)
         transform = _affine(key, options, size[0], size[1])
         x = _warp(x, transform, "BILINEAR")
@@ -100,7 +103,7 @@ def _intensity(x, key, options):
     return x
 
 
-def joint_augmentation(options: Mapping[str, Any] | None, image: bool = True):
+def joint_augmentation(options: Mapping[str, Any] | None, image: bool = True, volume: bool = False):
     """A function `(dataset, seed) -> dataset` that augments `(image, target)` pairs (see the
     module's docstring), with a fresh draw for each pair at each epoch; None when no option is on.
 
@@ -110,7 +113,7 @@ def joint_augmentation(options: Mapping[str, Any] | None, image: bool = True):
     >>> [tuple(t.shape) for t in next(iter(augment(pairs, 0)))]
     [(8, 8, 1), (8, 8)]
     """
-    options = check_joint_options(options, image)
+    options = check_joint_options(options, image, volume=volume)
     if not options:
         return None
 

@@ -12,23 +12,28 @@ FLIPS = {"horizontal": (False, True), "vertical": (True, False), "horizontal_and
 MOVING = ("flip", "rotate90", "rotation", "zoom", "translation")
 INTENSITY = ("contrast", "brightness", "noise")
 SIGNAL_OPTIONS = ("flip",) + INTENSITY
+# Volumes move in the (height, width) plane only: flips and quarter turns, which need no interpolation.
+VOLUME_OPTIONS = ("flip", "rotate90") + INTENSITY
 
 
 def check_joint_options(options: Mapping[str, Any] | None, image: bool = True,
-                        moving_only: bool = False) -> dict[str, Any]:
+                        moving_only: bool = False, volume: bool = False) -> dict[str, Any]:
     """The options, checked: known names, values of the right kind; those switched off (0, False,
-    None) are left out. `moving_only`: the intensity options are refused (a restoration's)."""
+    None) are left out. `moving_only`: the intensity options are refused (a restoration's).
+    `volume`: the samples are volumes, which take flips and quarter turns in the (height, width)
+    plane, not rotation, zoom or translation."""
     if options is None:
         return {}
     if not isinstance(options, Mapping):
         raise InputError(f"`augmentation` must be a dict of options. Received: augmentation={options!r}")
-    allowed = MOVING + INTENSITY if image else SIGNAL_OPTIONS
+    allowed = VOLUME_OPTIONS if volume else MOVING + INTENSITY if image else SIGNAL_OPTIONS
     allowed = tuple(k for k in allowed if k in MOVING) if moving_only else allowed
     checked = {}
     for key, value in options.items():
         if key not in allowed:
+            kind = "volumes" if volume else "images" if image else "signals"
             raise InputError(f"`augmentation` option {key!r} is not one of {', '.join(allowed)} "
-                             f"({'images' if image else 'signals'}). Received: {key}={value!r}")
+                             f"({kind}). Received: {key}={value!r}")
         if value is None or value is False or value == 0:
             continue
         if key == "flip":

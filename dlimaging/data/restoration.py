@@ -1,10 +1,11 @@
 """Restoration data: clean images or signals, split by image, cut into patches and corrupted on the fly.
 
 `load_dataset(source, task=<a task whose labels are clean signals>, corruption=...)`
-comes here. The clean data is a list of items (whole images, or signals), each
-of shape (height, width, channels) or (length, channels):
-scikit-image's sample images, any folder of images, or a source whose samples
-are signals (the synthetic spectra, MNIST-1D).
+comes here. The clean data is a list of items (whole images, signals or volumes), each
+of shape (height, width, channels), (length, channels) or (depth, height, width, channels):
+scikit-image's sample images, any folder of images, a source whose samples
+are signals (the synthetic spectra, MNIST-1D), or the synthetic volumes (`blobs3d`).
+A volume's patches are cubes; their flips and quarter turns are in the (height, width) plane.
 
 The items are split by ITEM: validation and test patches come from whole
 images that training never sees. Training draws `patches_per_epoch` random
@@ -17,6 +18,7 @@ and from trial to trial.
 
 from __future__ import annotations
 
+import itertools
 import pathlib
 import warnings
 
@@ -57,6 +59,7 @@ SAMPLE_IMAGES = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "co
 RENAMED = {"coffee_cup": lambda data: data.coffee(), "motorcycle": lambda data: data.stereo_motorcycle()[0]}
 COLOUR = "rgb"  # the option that keeps the colour photographs in colour
 DEFAULT_IMAGE_PATCH = 64
+DEFAULT_VOLUME_PATCH = 16  # a cube: 4,096 voxels, as many as a 64 x 64 image patch
 TRAIN_SAMPLE = 256  # training patches kept as arrays (one fixed draw), for adapting and plotting
 
 
@@ -147,13 +150,14 @@ def split_items(count: int, validation_split: float, test_split: float, seed: in
     return order[sum(sizes):], order[:sizes[0]], order[sizes[0]:sum(sizes)]
 
 
-def tiles(item: np.ndarray, patch: tuple[int, int]) -> list[np.ndarray]:
-    """Non-overlapping patches covering the item, centred (the margins left are split evenly)."""
-    h, w = item.shape[:2]
-    rows, cols = h // patch[0], w // patch[1]
-    top, left = (h - rows * patch[0]) // 2, (w - cols * patch[1]) // 2
-    return [item[top + r * patch[0]: top + (r + 1) * patch[0], left + c * patch[1]: left + (c + 1) * patch[1]]
-            for r in range(rows) for c in range(cols)]
+def tiles(item: np.ndarray, patch: tuple[int, ...]) -> list[np.ndarray]:
+    """Non-overlapping patches covering the item, centred (the margins left are split evenly): an
+    image is cut into (height, width) patches, a volume into (depth, height, width) ones."""
+    spatial = item.shape[:len(patch)]
+    counts = [size // side for size, side in zip(spatial, patch)]
+    starts = [(size - count * side) // 2 for size, count, side in zip(spatial, counts, patch)]
+    return [item[tuple(slice(start + i * side, start + (i + 1) * side) for start, i, side in zip(starts, index, patch))]
+            for index in itertools.product(*(range(count) for count in counts))]
 
 
 def corrupt_once(clean: np.ndarray, steps, seed: int, max_val: float) -> np.ndarray:
@@ -164,34 +168,43 @@ def corrupt_once(clean: np.ndarray, steps, seed: int, max_val: float) -> np.ndar
 
 
 class _Sampler:
-    """Random patches of the training items, as a function of one int64 key (the draw)."""
+    """Random patches of the training items, as a function of one int64 key (the draw).
+
+    Items are images (height, width, channels), signals as images of height 1, or volumes (depth,
+    height, width, channels); inside, an image is a volume of depth 1, and `patch` is (height,
+    width) or (depth, height, width)."""
 
     def __init__(self, items, patch, steps, max_val, augment, moves=None):
-        self.patch, self.steps, self.max_val, self.augment = patch, steps, float(max_val), augment
+        self.volume = len(patch) == 3
+        self.patch = tuple(patch) if self.volume else (1,) + tuple(patch)
+        self.steps, self.max_val, self.augment = steps, float(max_val), augment
         self.moves = moves or {}  # joint augmentation's moving options, drawn per patch
+        items = [i if self.volume else i[None] for i in items]
         self.channels = items[0].shape[-1]
         self.flat = tf.constant(np.concatenate([i.reshape(-1, self.channels) for i in items]))
-        self.offsets = tf.constant(np.cumsum([0] + [i.shape[0] * i.shape[1] for i in items[:-1]]), tf.int64)
-        self.heights = tf.constant([i.shape[0] for i in items], tf.int64)
-        self.widths = tf.constant([i.shape[1] for i in items], tf.int64)
+        self.offsets = tf.constant(np.cumsum([0] + [int(np.prod(i.shape[:3])) for i in items[:-1]]), tf.int64)
+        self.sizes = tf.constant([i.shape[:3] for i in items], tf.int64)  # (depth, height, width) of each
         # An item is picked in proportion to the places a patch can take in it.
-        places = np.array([(i.shape[0] - patch[0] + 1) * (i.shape[1] - patch[1] + 1) for i in items], "float64")
+        places = np.array([np.prod([s - p + 1 for s, p in zip(i.shape[:3], self.patch)]) for i in items], "float64")
         self.logits = tf.constant(np.log(places)[None], tf.float32)
 
     def __call__(self, key):
         seed = tf.stack([key, tf.constant(0x5EED, tf.int64)])
         fold = lambda n: tf.random.experimental.stateless_fold_in(seed, n)  # noqa: E731
         i = tf.random.stateless_categorical(self.logits, 1, fold(1))[0, 0]
-        top = tf.random.stateless_uniform([], fold(2), 0, self.heights[i] - self.patch[0] + 1, tf.int64)
-        left = tf.random.stateless_uniform([], fold(3), 0, self.widths[i] - self.patch[1] + 1, tf.int64)
-        rows = top + tf.range(self.patch[0], dtype=tf.int64)
-        cols = left + tf.range(self.patch[1], dtype=tf.int64)
-        clean = tf.gather(self.flat, self.offsets[i] + rows[:, None] * self.widths[i] + cols[None, :])
-        if self.augment:  # one of the 8 flips and rotations of a square patch
+        size = self.sizes[i]
+        # Folds 2 and 3 draw the row and column, as before volumes; 8 draws the slice.
+        starts = [tf.random.stateless_uniform([], fold(n), 0, size[axis] - self.patch[axis] + 1, tf.int64)
+                  for axis, n in ((0, 8), (1, 2), (2, 3))]
+        z, rows, cols = (start + tf.range(side, dtype=tf.int64) for start, side in zip(starts, self.patch))
+        index = (z[:, None, None] * size[1] + rows[None, :, None]) * size[2] + cols[None, None, :]
+        clean = tf.gather(self.flat, self.offsets[i] + index)
+        clean = clean if self.volume else clean[0]
+        if self.augment:  # one of the 8 flips and rotations of a square patch (in each slice of a volume)
             clean = tf.image.rot90(clean, tf.random.stateless_uniform([], fold(4), 0, 4, tf.int32))
-            clean = tf.where(tf.random.stateless_uniform([], fold(5)) < 0.5, tf.reverse(clean, [1]), clean)
-        if self.patch[0] == 1:  # a signal window
-            clean = tf.reshape(clean, (self.patch[1], self.channels))
+            clean = tf.where(tf.random.stateless_uniform([], fold(5)) < 0.5, tf.reverse(clean, [-2]), clean)
+        if self.patch[1] == 1:  # a signal window
+            clean = tf.reshape(clean, (self.patch[2], self.channels))
         if self.moves:  # moved before the corruption: the noisy patch moves with the clean one
             clean, _ = move_pair(clean, clean, fold(7), self.moves)
         return corrupt(clean, self.steps, fold(6), self.max_val), clean
@@ -212,6 +225,16 @@ def unlabelled(source: str, **_options):
     task = registry.task_for_labels(registry.CLEAN)
     raise InputError(f"`source` {source!r} holds clean images without labels: use it with task={task!r} and a "
                      f"`corruption`. Received: source={source!r}")
+
+
+def default_patch(items, rank: int) -> int:
+    """The patch side when `patch_size` is None: a signal's whole (shortest) length, 64 for images,
+    and for volumes 16, or their smallest side when it is shorter."""
+    if rank == 2:
+        return min(i.shape[1] for i in items)
+    if rank == 4:
+        return min(DEFAULT_VOLUME_PATCH, *(min(i.shape[:3]) for i in items))
+    return DEFAULT_IMAGE_PATCH
 
 
 def check_patch_settings(patch_size, patches_per_epoch):
@@ -258,14 +281,14 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
     named, (max_val, name) = registry.resolve(entry.clean)(source, **options)
     names = [n for n, _ in named]
     items = [i[None] if i.ndim == 2 else i for _, i in named]  # a signal (length, C) is an image of height 1
-    signals = named[0][1].ndim == 2
-    check_for_samples(steps, 2 if signals else 3, source)
+    rank = named[0][1].ndim  # 2: signals, 3: images, 4: volumes
+    signals, volumes = rank == 2, rank == 4
+    check_for_samples(steps, rank, source)
     check_for_range(steps, max_val, source)
-    if patch_size is None:
-        patch_size = min(i.shape[1] for i in items) if signals else DEFAULT_IMAGE_PATCH
-    patch = (1, patch_size) if signals else (patch_size, patch_size)
+    patch_size = default_patch(items, rank) if patch_size is None else patch_size
+    patch = (1, patch_size) if signals else (patch_size,) * (rank - 1)
     check_for_patch(steps, patch_size)
-    small = [n for n, i in zip(names, items) if i.shape[0] < patch[0] or i.shape[1] < patch[1]]
+    small = [n for n, i in zip(names, items) if any(size < side for size, side in zip(i.shape, patch))]
     if small:
         raise InputError(
             f"`patch_size` {patch_size} is larger than {len(small)} item(s) of `source` {source!r} "
@@ -280,7 +303,7 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
 
     if patches_per_epoch is None:
         patches_per_epoch = sum(len(tiles(items[k], patch)) for k in train)
-    moves = check_joint_options(augmentation, image=not signals, moving_only=True)
+    moves = check_joint_options(augmentation, image=not signals, moving_only=True, volume=volumes)
     sampler = _Sampler([items[k] for k in train], patch, steps, max_val, augment=not signals, moves=moves)
     if n2v_fraction:  # the noisy patch, masked with the draw (seed, key); the clean one is dropped
         supervised = sampler

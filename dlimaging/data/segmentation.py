@@ -1,14 +1,15 @@
 """Segmentation data: images and their masks of class ids, split by image.
 
 `load_dataset(source, task=<a task whose labels are masks>)` comes here. The source gives a
-list of images (height, width, channels) or signals (length, channels) and their masks
-(height, width) or (length,) of integer class ids:
+list of images (height, width, channels), signals (length, channels) or volumes (depth, height,
+width, channels) and their masks (height, width), (length,) or (depth, height, width) of integer
+class ids:
 
 - a folder with `images/` and `masks/`, matched by file name (PNG, JPEG or TIFF images, read by
   `dlimaging.data.images`; PNG or TIFF masks of 8-, 16- or 32-bit integer class ids), and
   optionally `classes.txt` (one class name per line);
 - a `.npz` file with `x` and `masks` (and optionally `x_test` and `masks_test`);
-- `cells`, the synthetic fluorescence-like images (`dlimaging.data.cells`).
+- `cells`, the synthetic fluorescence-like images (`dlimaging.data.cells`), or volumes (`cells:ndim=3`).
 
 The items are split by IMAGE: validation and test pixels come from whole images training never
 sees. Images of different sizes, or a `patch_size`, are cut into square patches (tiles) after
@@ -198,7 +199,7 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
                          f"Received: source={source!r}")
     check_patch_settings(patch_size, patches_per_epoch)
     images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
-    augment = joint_augmentation(augmentation, image=images[0].ndim == 3)
+    augment = joint_augmentation(augmentation, image=images[0].ndim >= 3, volume=images[0].ndim == 4)
     names = [str(i) for i in range(len(images))]
     signals = images[0].ndim == 2
     same = len({i.shape for i in images}) == 1
@@ -209,12 +210,12 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
             value = patch_size if patch_size is not None else patches_per_epoch
             raise InputError(f"`{argument}` applies to images; `source` {source!r} holds signals. "
                              f"Received: {argument}={value!r}")
-        side = patch_size or min(64, *(min(i.shape[:2]) for i in images))
-        small = [n for n, i in zip(names, images) if min(i.shape[:2]) < side]
+        side = patch_size or min(64, *(min(i.shape[:-1]) for i in images))
+        small = [n for n, i in zip(names, images) if min(i.shape[:-1]) < side]
         if small:
             raise InputError(f"`patch_size` {side} is larger than image {small[0]} of `source` {source!r} "
-                             f"({images[int(small[0])].shape[:2]}). Received: patch_size={patch_size!r}")
-        patch = (side, side)
+                             f"({images[int(small[0])].shape[:-1]}). Received: patch_size={patch_size!r}")
+        patch = (side,) * (images[0].ndim - 1)  # a square, or a volume's cube
     train, validation, test = split_items(len(images), validation_split, test_split, seed, source)
     splits = {split: _patches(images, masks, indices, patch)
               for split, indices in (("train", train), ("validation", validation), ("test", test))}

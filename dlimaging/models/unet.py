@@ -1,5 +1,5 @@
-"""`build_unet`: a 1D or 2D U-Net that restores an image or a signal (denoising, deblurring), or
-segments it (a class per pixel).
+"""`build_unet`: a 1D, 2D or 3D U-Net that restores a signal, an image or a volume (denoising,
+deblurring), or segments it (a class per pixel or voxel).
 
 Plain values in, a Keras model out; `dlimaging.tuning.hypermodels.UNetHyperModel` searches its
 arguments. The convolution blocks are `dlimaging.models.blocks`'s, named by level.
@@ -36,7 +36,7 @@ from dlimaging.validation import (
     resolve_activation,
 )
 
-_TRANSPOSE = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose}
+_TRANSPOSE = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}
 
 
 @keras.saving.register_keras_serializable(package="dlimaging")
@@ -140,6 +140,27 @@ def _check_task_settings(task, input_shape, num_classes, residual, class_weight,
     return units, False, check_class_weight(class_weight, units, class_frequencies)
 
 
+def _check_model_augmentation(augmentation, input_shape):
+    """A dict `augmentation` of the model may only change values: the target is not moved with the
+    input. Volumes have no augmentation layers: their flips and quarter turns belong to the data."""
+    if not isinstance(augmentation, dict):
+        return
+    if len(input_shape) == 4:
+        raise InputError(
+            f"`augmentation` as a dict has no layers for volumes, input_shape={input_shape}; give flips and "
+            f"rotate90 to the data (load_dataset(augmentation=...), as `dlimaging train` does), which moves "
+            f"the volume and its target together, or pass a Keras layer. Received: augmentation={augmentation!r}")
+    moving = sorted(key for key, value in augmentation.items()
+                    if key in registry.AUGMENTATIONS and registry.AUGMENTATIONS[key].moves and value)
+    if moving:
+        raise InputError(
+            f"`augmentation` of a U-Net may only change values, since the target (clean image or mask) is "
+            f"not moved with the input; {', '.join(moving)} would move them (give them to the data, which "
+            f"moves both: load_dataset(augmentation=...), as `dlimaging train` does). Allowed: "
+            f"{', '.join(k for k in registry.augmentation_keys(tuple(input_shape)) if not registry.AUGMENTATIONS[k].moves)}. "
+            f"Received: augmentation={augmentation!r}")
+
+
 def build_unet(
     input_shape: Sequence[int],
     num_classes: int | None = None,
@@ -177,8 +198,9 @@ def build_unet(
     self_supervised: bool = False,
     name: str | None = None,
 ) -> keras.Model:
-    """Builds a U-Net (Ronneberger et al. 2015) that maps a 1D signal or a 2D image to its restored
-    version (task "restoration"), or to a class per pixel (task "segmentation").
+    """Builds a U-Net (Ronneberger et al. 2015; 3D: Çiçek et al. 2016) that maps a 1D signal, a 2D
+    image or a 3D volume to its restored version (task "restoration"), or to a class per pixel or
+    voxel (task "segmentation").
 
     `depth` levels go down: at each, a block of two convs (`dlimaging.models.blocks`'s plain or
     residual block), kept for the skip connection, then max pooling by 2. The bottom block
@@ -196,8 +218,10 @@ def build_unet(
     says so once (a `UserWarning`).
 
     Args:
-        input_shape: tuple of 2 or 3 ints, channels last: `(length, channels)` (spectra) or
-            `(height, width, channels)` (images), any number of channels.
+        input_shape: tuple of 2, 3 or 4 ints, channels last: `(length, channels)` (spectra),
+            `(height, width, channels)` (images) or `(depth, height, width, channels)`
+            (volumes: Conv3D, MaxPooling3D and Conv3DTranspose; every option works but
+            conv="separable", loss="ssim" and a dict `augmentation`), any number of channels.
         num_classes: int >= 2 or None. Segmentation: the number of classes (background
             included). Restoration refuses it. Defaults to None.
         task: str or None. A task of `dlimaging.registry.TASKS` that the U-Net family
@@ -247,7 +271,7 @@ def build_unet(
             the loss ("mse" or "mae") is scored at the masked pixels of the target
             (`dlimaging.models.metrics.Noise2VoidLoss`), and PSNR and SSIM are left out.
             Defaults to False.
-        name: str or None. Model name. Defaults to "unet1d" or "unet2d".
+        name: str or None. Model name. Defaults to "unet1d", "unet2d" or "unet3d".
 
     Returns:
         A `keras.Model` whose output has the input's shape, compiled unless `compile=False`.
@@ -256,10 +280,13 @@ def build_unet(
     >>> model = build_unet((64, 64, 1), depth=2, filters=16)
     >>> spectra = build_unet((250, 1), depth=2, filters=8, loss="mae")  # padded to 252, says so
     >>> cells = build_unet((32, 32, 1), 3, task="segmentation", depth=2, filters=8, loss="crossentropy+dice")
+    >>> volume = build_unet((8, 16, 16, 1), depth=2, filters=4)
+    >>> volume.output_shape, volume.get_layer("down1_conv1").__class__.__name__
+    ((None, 8, 16, 16, 1), 'Conv3D')
     """
-    input_shape = check_input_shape(input_shape, (2, 3), "build_unet")
-    rank = len(input_shape) - 1
     family = _family()
+    input_shape = check_input_shape(input_shape, registry.family(family).ranks, "build_unet")
+    rank = len(input_shape) - 1
     task = registry.family(family).tasks[0] if task is None else task
     registry.check_family_task(family, task)
     depth = check_depth(depth, input_shape)
@@ -273,16 +300,7 @@ def build_unet(
                  batch_norm_momentum=batch_norm_momentum, compile=compile)
     training = check_compile(task, locals(), input_rank=len(input_shape), max_val=check_max_val(max_val),
                              num_classes=units if num_classes is not None else None, class_weight=class_weight)
-    if isinstance(augmentation, dict):
-        moving = sorted(key for key, value in augmentation.items()
-                        if key in registry.AUGMENTATIONS and registry.AUGMENTATIONS[key].moves and value)
-        if moving:
-            raise InputError(
-                f"`augmentation` of a U-Net may only change values, since the target (clean image or mask) is "
-                f"not moved with the input; {', '.join(moving)} would move them (give them to the data, which "
-                f"moves both: load_dataset(augmentation=...), as `dlimaging train` does). Allowed: "
-                f"{', '.join(k for k in registry.augmentation_keys(tuple(input_shape)) if not registry.AUGMENTATIONS[k].moves)}. "
-                f"Received: augmentation={augmentation!r}")
+    _check_model_augmentation(augmentation, input_shape)
     augmentation = resolve_augmentation(augmentation, input_shape)
     multiple = POOL_SIZE**depth
     if any(size % multiple for size in input_shape[:-1]):

@@ -47,7 +47,8 @@ def _streamed_predictions(model, data):
 
 def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.Path | None:
     """`restoration.png`: a few corrupted samples of the test split (else validation), the model's
-    restoration and the clean samples, each with its PSNR on the data's `max_val`."""
+    restoration and the clean samples, each with its PSNR on the data's `max_val` (volumes: their
+    middle slice)."""
     import numpy as np
 
 
@@ -63,20 +64,27 @@ def _restoration_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.
     if getattr(data, "self_supervised", False):  # no clean image: the target is the noisy one, less its mask
         clean = clean[..., :restored.shape[-1]]
         where += "; Noise2Void: 'clean' is the noisy target, and the PSNRs are against it"
+    if clean.ndim == 5:  # volumes: their middle (height, width) slice
+        noisy, restored, clean = (a[:, a.shape[1] // 2] for a in (noisy, restored, clean))
+        where += ", middle slice"
     return plot_restoration(noisy, restored, clean, folder / "restoration.png",
                             max_val=getattr(data, "max_val", None) or 1.0, title=where, axis=getattr(data, "axis", None))
 
 
 def _segmentation_plot(model, data, folder: pathlib.Path, title: str) -> pathlib.Path | None:
     """`segmentation.png`: a few test images (else validation, else training), their true masks and
-    the predicted class maps, with the mean IoU of each; images only (not signals)."""
+    the predicted class maps, with the mean IoU of each; images, and volumes' middle slices (not signals)."""
     import numpy as np
 
     x, y, split = _evaluation_split(data)
-    if x is None or x.ndim != 4:
+    if x is None or x.ndim not in (4, 5):
         return None
-    predicted = np.asarray(model.predict(x[:4], verbose=0)).argmax(axis=-1)
+    x, y = x[:4], y[:4]
+    predicted = np.asarray(model.predict(x, verbose=0)).argmax(axis=-1)
     where = f"{title} ({split} split)" if title else f"{split} split"
+    if x.ndim == 5:  # volumes: their middle (height, width) slice
+        middle = x.shape[1] // 2
+        x, y, predicted, where = x[:, middle], y[:, middle], predicted[:, middle], where + ", middle slice"
     return plot_segmentation(x[:4], y[:4], predicted, folder / "segmentation.png",
                              num_classes=int(data.num_classes or predicted.max() + 1), title=where)
 

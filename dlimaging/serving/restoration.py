@@ -31,6 +31,8 @@ from dlimaging.serving.tiling import (
 RESTORED_SUFFIX = "_restored"
 _IMAGE_OUTPUTS = (".png", ".tif", ".tiff", ".npy")
 _SIGNAL_OUTPUTS = (".csv", ".npy")
+_VOLUME_OUTPUTS = (".tif", ".tiff", ".npy")
+_KINDS = {2: "signals", 3: "images", 4: "volumes"}  # what a model of input rank r restores
 
 
 def _read_signal_csv(path: pathlib.Path) -> tuple[np.ndarray, list[str]]:
@@ -62,7 +64,7 @@ def read_restoration_input(path: str | os.PathLike, input_shape: Sequence[int]) 
     if suffix == ".csv":
         if rank != 2 or channels != 1:
             raise InputError(f"Input {str(path)!r} is a CSV file of signals; the model restores {input_shape[:-1]} "
-                             f"{'images' if rank == 3 else 'signals'} of {channels} channel(s). Use a .npy file.")
+                             f"{_KINDS[rank]} of {channels} channel(s). Use a .npy file.")
         values, info["header"] = read_input(path, _read_signal_csv)
         return as_float32(path, values)[..., None], info
     if suffix in (".npy", ".npz"):
@@ -112,14 +114,15 @@ def output_path(source: pathlib.Path, out: pathlib.Path | None, count: int, name
     return out / name
 
 
-def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool) -> pathlib.Path:
+def restored_path(source: pathlib.Path, out: pathlib.Path | None, count: int, images: bool,
+                  volumes: bool = False) -> pathlib.Path:
     """Where a restored file goes (`output_path`): `NAME_restored.EXT`, where TIFF stays TIFF, other
-    images become PNG, and signals keep CSV or .npy."""
-    allowed = _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
+    images become PNG, signals keep CSV or .npy, and volumes keep TIFF or .npy."""
+    allowed = _VOLUME_OUTPUTS if volumes else _IMAGE_OUTPUTS if images else _SIGNAL_OUTPUTS
     kept = source.suffix.lower() if source.suffix.lower() in allowed else ".npy"
-    suffix = kept if not images or source.suffix.lower() in (".npy", ".npz", *TIFF_SUFFIXES) else ".png"
+    suffix = kept if not images or volumes or source.suffix.lower() in (".npy", ".npz", *TIFF_SUFFIXES) else ".png"
     return output_path(source, out, count, f"{source.stem}{RESTORED_SUFFIX}{suffix}", allowed,
-                       f"a restored {'image' if images else 'signal'}")
+                       f"a restored {'volume' if volumes else 'image' if images else 'signal'}")
 
 
 def write_restored(path: pathlib.Path, restored: np.ndarray, info: dict[str, Any]) -> pathlib.Path:
@@ -166,7 +169,7 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
         x, info = read_restoration_input(source, shape)
         plan_tiles(tiles, x.shape[1:-1], metadata.get("tiling"), memory, option="--tiles", memory_option="--memory",
                    batch=len(x))  # every refusal before any work
-        target = restored_path(pathlib.Path(source), out, len(inputs), images)
+        target = restored_path(pathlib.Path(source), out, len(inputs), images, volumes=len(shape) == 4)
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
         planned.append((pathlib.Path(source), x, info, target))
     predict = tiling_predictor(exported_predictor(version_dir, metadata), metadata, tiles, memory)

@@ -29,17 +29,24 @@ OVERLAY_SUFFIX = "_overlay"
 _OUTPUTS = (".png", ".tif", ".tiff", ".npy")
 
 
-def mask_path(source: pathlib.Path, out: pathlib.Path | None, count: int) -> pathlib.Path:
+def mask_path(source: pathlib.Path, out: pathlib.Path | None, count: int, volumes: bool = False) -> pathlib.Path:
     """Where a class map goes (`dlimaging.serving.restoration.output_path`): `NAME_mask.EXT`, TIFF
-    for a TIFF, PNG for another image, .npy for an array or a signal."""
+    for a TIFF, PNG for another image, .npy for an array, a signal or a volume not in a TIFF."""
     kept = source.suffix.lower()
-    suffix = kept if kept in TIFF_SUFFIXES else ".png" if kept not in (".npy", ".npz", ".csv") else ".npy"
-    return output_path(source, out, count, f"{source.stem}{MASK_SUFFIX}{suffix}", _OUTPUTS, "a class map")
+    suffix = kept if kept in TIFF_SUFFIXES else ".png" if kept not in (".npy", ".npz", ".csv") and not volumes \
+        else ".npy"
+    allowed, what = ((".tif", ".tiff", ".npy"), "a volume's class map") if volumes else (_OUTPUTS, "a class map")
+    return output_path(source, out, count, f"{source.stem}{MASK_SUFFIX}{suffix}", allowed, what)
 
 
-def write_class_map(path: pathlib.Path, class_map: np.ndarray) -> pathlib.Path:
-    """Writes a batch of class maps: a PNG or TIFF of one map (8-bit class ids; 16-bit beyond 255 classes)
-    or .npy (the batch), as a new file (`dlimaging.files.write_new`)."""
+def write_class_map(path: pathlib.Path, class_map: np.ndarray, shape: Sequence[int] | None = None) -> pathlib.Path:
+    """Writes a batch of class maps: a PNG or TIFF of one map (8-bit class ids; 16-bit beyond 255
+    classes) or .npy (in the layout of the input of `shape` without its channels: one volume (depth,
+    height, width) gives one map of that shape; else the batch), as a new file (`dlimaging.files.write_new`)."""
+    if shape is not None and path.suffix.lower() == ".npy":
+        layouts = [tuple(shape[:-1]), tuple(shape)]  # the input less its channel axis, or one without any
+        class_map = next((class_map.reshape(s) for s in layouts if s and np.prod(s) == class_map.size), class_map)
+
     def save(tmp: pathlib.Path) -> None:
         if path.suffix.lower() in (".png", *TIFF_SUFFIXES):
             ids = class_map[0]
@@ -89,20 +96,20 @@ def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     planned, claimed = [], set()
     parse_tiles(tiles, len(shape) - 1, "--tiles"), check_memory(memory, "--memory")  # refused before any reading
     for source in inputs:
-        x, _ = read_restoration_input(source, shape)
+        x, info = read_restoration_input(source, shape)
         plan_tiles(tiles, x.shape[1:-1], metadata.get("tiling"), memory, option="--tiles", memory_option="--memory",
                    batch=len(x))  # every refusal before any work
-        target = mask_path(pathlib.Path(source), out, len(inputs))
+        target = mask_path(pathlib.Path(source), out, len(inputs), volumes=len(shape) == 4)
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
         drawn = _overlay_target(pathlib.Path(source), x, target, claimed, inputs) if overlay else None
-        planned.append((pathlib.Path(source), x, target, drawn))
+        planned.append((pathlib.Path(source), x, target, drawn, info.get("shape")))
     written = []
     predict = tiling_predictor(exported_predictor(version_dir, metadata), metadata, tiles, memory)
-    for source, x, target, drawn in planned:
+    for source, x, target, drawn, layout in planned:
         class_map = predict(x)["class_map"]
         if target.suffix.lower() in (".png", *TIFF_SUFFIXES) and len(class_map) != 1:
             raise InputError(f"Input {str(source)!r} holds {len(class_map)} images; a {target.suffix} file holds one. "
                              "Use --out NAME.npy.")
-        row = (str(source), write_class_map(target, class_map), tuple(x.shape[1:]))
+        row = (str(source), write_class_map(target, class_map, layout), tuple(x.shape[1:]))
         written.append(row + (write_overlay(drawn, x[0], class_map[0]),) if drawn else row)
     return written

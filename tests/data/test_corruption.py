@@ -94,8 +94,11 @@ def test_kinds_that_do_not_apply_to_the_samples_are_refused():
         check_for_samples(check_corruption({"kind": "baseline", "amplitude": 0.1}), 3, "skimage")
     with pytest.raises(InputError, match=r"a motion blur applies to images .* holds signals"):
         check_for_samples(check_corruption({"kind": "blur", "kernel": "motion"}), 2, "spectra")
-    for kind in ("gaussian", "poisson"):
-        assert set(CORRUPTIONS[kind].ranks) == {2, 3}
+    with pytest.raises(InputError, match=r"'baseline' corruption applies to signals .* holds volumes \(depth, "):
+        check_for_samples(check_corruption({"kind": "baseline", "amplitude": 0.1}), 4, "blobs3d")
+    for kind in ("gaussian", "poisson", "blur"):
+        assert set(CORRUPTIONS[kind].ranks) == {2, 3, 4}
+    check_for_samples(check_corruption({"kind": "blur", "kernel": "motion"}), 4, "blobs3d")  # in each slice
 
 
 def test_noise_absurd_for_the_data_range_is_refused():
@@ -177,6 +180,16 @@ def test_a_blurred_delta_is_the_kernel_and_a_flat_image_stays_flat(spec):
         assert np.allclose(y[12 - r:13 + r, 12 - r:13 + r, channel], kernel, atol=1e-6)
     assert np.isclose(y.sum(), 2.0, atol=1e-5)
     assert np.allclose(_corrupt(np.full((9, 9, 1), 0.3), spec), 0.3, atol=1e-6)
+
+
+def test_a_volume_is_blurred_in_each_slice_and_noised_everywhere():
+    volume = np.zeros((3, 9, 9, 1))
+    volume[1, 4, 4, 0] = 1.0  # a delta in the middle slice
+    blurred = _corrupt(volume, {"kind": "blur", "width": 1.0})
+    np.testing.assert_allclose(blurred[1], _corrupt(volume[1], {"kind": "blur", "width": 1.0}), atol=1e-6)
+    assert not blurred[0].any() and not blurred[2].any()  # nothing leaks across slices
+    noisy = _corrupt(volume, {"kind": "gaussian", "sigma": 0.1})
+    assert noisy.shape == volume.shape and np.std(noisy - volume) > 0.05
 
 
 def test_signals_get_a_1d_blur_and_a_smooth_baseline():

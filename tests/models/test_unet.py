@@ -1,4 +1,4 @@
-"""build_unet: shapes round-trip in 1D and 2D for any channels and sizes, the residual output,
+"""build_unet: shapes round-trip in 1D, 2D and 3D for any channels and sizes, the residual output,
 the layer names, inputs of other sizes, and strict argument checks."""
 
 import warnings
@@ -117,8 +117,8 @@ def test_trains_and_reloads_with_the_ssim_loss(tmp_path):
     ((16, 16, 1), {"loss": "huber"}, r"`loss` must be one of 'mse', 'mae', 'ssim'. Received: loss='huber'"),
     ((16, 16, 1), {"max_val": 0}, r"`max_val` must be a positive finite number .*Received: max_val=0"),
     ((16, 16, 1), {"block": "dense"}, r"`block` must be one of 'plain', 'residual'"),
-    ((4, 16, 16, 1), {}, r"`input_shape` must have 2 or 3 dimensions .*build_unet takes \(length, channels\), "
-                         r"\(height, width, channels\)"),
+    ((2, 4, 16, 16, 1), {}, r"`input_shape` must have 2 or 3 or 4 dimensions .*build_unet takes \(length, "
+                            r"channels\), \(height, width, channels\), \(depth, height, width, channels\)"),
     ((16, 16, 1), {"momentum": 0.9}, r"`momentum` does not apply to optimizer='adam'"),
 ])
 def test_bad_arguments_are_refused_before_building(input_shape, kwargs, match):
@@ -180,3 +180,56 @@ def test_augmentation_that_changes_values_is_kept_and_acts_only_in_training():
     x = np.ones((2, 16, 1), "float32")
     np.testing.assert_allclose(model(x, training=False), model(x, training=False))
     assert not np.allclose(model(x, training=True), model(x, training=False))
+
+
+# ---------------------------------------------------------------- volumes (3D)
+
+
+@pytest.mark.parametrize("task, kwargs, channels", [
+    ("restoration", {"block": "residual", "dropout": 0.1, "batch_norm": True}, 2),
+    ("segmentation", {"num_classes": 3, "l2": 1e-4, "loss": "crossentropy+dice"}, 1),
+])
+def test_volumes_get_a_3d_unet_for_both_tasks(task, kwargs, channels):
+    shape = (8, 12, 16, channels)  # 12 is not a multiple of 4: padded and cropped back
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_unet(shape, task=task, depth=2, filters=4, **kwargs)
+    kinds = {type(model.get_layer(name)).__name__ for name in ("down1_conv1", "down1_pool", "up1_upconv")}
+    assert kinds == {"Conv3D", "MaxPooling3D", "Conv3DTranspose"} and model.name == "unet3d"
+    x = np.random.default_rng(0).random((2,) + shape).astype("float32")
+    out = model(x).numpy()
+    assert out.shape == ((2,) + shape if task == "restoration" else (2,) + shape[:-1] + (3,))
+    if task == "segmentation":
+        np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)  # a softmax per voxel
+        scores = model.evaluate(x, np.zeros((2,) + shape[:-1], "int32"), return_dict=True, verbose=0)
+        assert {"mean_iou", "dice"} <= set(scores)
+    else:
+        scores = model.evaluate(x, x, return_dict=True, verbose=0)
+        assert set(scores) == {"loss", "psnr"}  # SSIM is 2D only
+
+
+def test_a_residual_3d_unet_with_a_zero_head_returns_the_volume():
+    model = build_unet((4, 8, 8, 1), **TINY)
+    _zero_head(model)
+    x = np.random.default_rng(2).random((1, 4, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(model(x).numpy(), x)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"conv": "separable"}, r"conv='separable' .* Keras has no 3D depthwise convolution"),
+    ({"loss": "ssim"}, r"loss='ssim' is defined on 2D inputs, not on 3D inputs: use one of 'mse', 'mae'"),
+    ({"augmentation": {"contrast": 0.1}}, r"`augmentation` as a dict has no layers for volumes.*give flips and "
+                                          r"rotate90 to the data.*Received: augmentation=\{'contrast': 0.1\}"),
+    ({"depth": 3}, r"`depth` is deeper than the input allows.*smallest side 4.*at most depth=2.*Received: depth=3"),
+    ({"kernel_size": (3, 3)}, r"`kernel_size` must be an int or a tuple of 3 ints for 3D inputs"),
+])
+def test_options_that_do_not_apply_to_volumes_are_refused(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        build_unet((4, 16, 16, 1), **{"filters": 4, "depth": 2, **kwargs})
+
+
+def test_a_3d_unet_takes_volumes_of_other_sizes():
+    model = build_unet((8, 8, 8, 1), **TINY)
+    forward = tf.function(lambda t: model(t, training=False),
+                          input_signature=[tf.TensorSpec((None, None, None, None, 1), tf.float32)])
+    assert tuple(forward(tf.zeros((1, 5, 9, 6, 1))).shape) == (1, 5, 9, 6, 1)

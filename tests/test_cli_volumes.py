@@ -1,0 +1,65 @@
+"""Volumes through the CLI: `dlimaging train` of a 3D U-Net on `blobs3d` (restoration) and on
+`cells:ndim=3` (segmentation), `export`, and `predict` on a .npy volume of another size; the
+tuning file `tuning/denoise_volume_unet.toml`."""
+
+import json
+import pathlib
+
+import numpy as np
+
+from dlimaging.cli import main
+from dlimaging.tuning.experiment import load_experiment
+
+TUNING = pathlib.Path(__file__).resolve().parents[1] / "tuning" / "denoise_volume_unet.toml"
+TINY = ["--epochs", "1", "--batch-size", "4", "--set", "filters=4", "--set", "depth=1"]
+
+
+def test_train_export_and_predict_a_restoration_volume(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--task", "restoration", "--model", "unet", "--data", "blobs3d:count=4,size=8",
+                 "--corruption", '{kind = "gaussian", sigma = 0.1}', "--patch-size", "8",
+                 "--set", "augmentation.flip=true", "--set", "augmentation.rotate90=true", *TINY,
+                 "--output", "run"]) == 0
+    assert (tmp_path / "run" / "restoration.png").is_file()  # the middle slices
+    assert main(["export", "run/model.keras", "--name", "vol", "--export-dir", "saved"]) == 0
+    info = json.loads((tmp_path / "saved" / "vol" / "1" / "assets" / "dlimaging.json").read_text())
+    assert info["input"]["shape"] == [8, 8, 8, 1] and info["input"]["name"] == "volume"  # trained on cubes
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).random((5, 11, 9)).astype("float32"))
+    capsys.readouterr()
+    assert main(["predict", "saved/vol", "v.npy"]) == 0
+    assert "v.npy (5, 11, 9, 1) → v_restored.npy" in capsys.readouterr().out
+    restored = np.load(tmp_path / "v_restored.npy")
+    assert restored.shape == (5, 11, 9) and np.all(np.isfinite(restored))  # padded to 8·2 and cropped back
+    # A volume is not an image: a PNG result is refused in one line, before any work.
+    assert main(["predict", "saved/vol", "v.npy", "--out", "v.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a restored volume is written as .npy. Received: .png" in err
+
+
+def test_train_export_and_predict_a_segmentation_volume(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--task", "segmentation", "--model", "unet", "--data", "cells:ndim=3,count=4,size=8",
+                 "--set", "loss=crossentropy+dice", "--set", "augmentation.flip=horizontal", *TINY,
+                 "--output", "run"]) == 0
+    assert (tmp_path / "run" / "segmentation.png").is_file()
+    assert main(["export", "run/model.keras", "--name", "cells3d", "--export-dir", "saved"]) == 0
+    np.save(tmp_path / "v.npy", np.random.default_rng(1).random((6, 10, 7, 1)).astype("float32"))
+    assert main(["predict", "saved/cells3d", "v.npy"]) == 0
+    class_map = np.load(tmp_path / "v_mask.npy")
+    assert class_map.shape == (6, 10, 7) and set(np.unique(class_map)) <= {0, 1}
+    capsys.readouterr()
+    assert main(["predict", "saved/cells3d", "v.npy", "--out", "m.png"]) == 2
+    assert "a volume's class map is written as .npy" in capsys.readouterr().err
+    # Moving options that volumes cannot take are refused before any training.
+    assert main(["train", "--task", "segmentation", "--model", "unet", "--data", "cells:ndim=3,count=4,size=8",
+                 "--set", "augmentation.zoom=0.1", *TINY, "--output", "run2"]) == 2
+    err = capsys.readouterr().err
+    assert "`augmentation` option 'zoom' is not one of flip, rotate90" in err and "(volumes)" in err
+    assert not (tmp_path / "run2" / "model.keras").exists()
+
+
+def test_the_volume_tuning_file_is_valid_and_small():
+    experiment = load_experiment(TUNING)
+    assert experiment.name == "denoise_volume_unet" and experiment.model.task == "restoration"
+    assert experiment.data.source.startswith("blobs3d:") and experiment.data.patch_size == 16
+    assert experiment.tuner.max_trials * experiment.tuner.max_epochs <= 16  # a few minutes on 2 cores
