@@ -33,7 +33,7 @@ def test_train_export_and_predict_a_restoration_volume(tmp_path, capsys, monkeyp
     # A volume is not an image: a PNG result is refused in one line, before any work.
     assert main(["predict", "saved/vol", "v.npy", "--out", "v.png"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "a restored volume is written as .npy. Received: .png" in err
+    assert err.count("\n") == 1 and "a restored volume is written as .tif or .tiff or .npy. Received: .png" in err
 
 
 def test_train_export_and_predict_a_segmentation_volume(tmp_path, capsys, monkeypatch):

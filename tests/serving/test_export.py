@@ -136,8 +136,8 @@ def test_metadata(tmp_path, classifier):
 def test_mismatch_publishes_nothing(tmp_path, classifier, monkeypatch):
     original = export_module._serving_function
 
-    def broken(model, task, class_names):
-        serve = original(model, task, class_names)
+    def broken(model, task, class_names, *more):
+        serve = original(model, task, class_names, *more)
         return lambda x: {k: (v + 0.5 if k == "probabilities" else v) for k, v in serve(x).items()}
 
     monkeypatch.setattr(export_module, "_serving_function", broken)
