@@ -337,6 +337,8 @@ def load_dataset(
     if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
         return _load_pairs(source, entry, task, settings, options)
     _check_pair_settings(settings, task)
+    if entry.stream:  # tfds: the source builds its own streamed pipeline
+        return entry.load(source, prefix=entry.prefix, task=task, image_size=image_size, settings=settings, cache=cache)
     if entry.folder:
         return _load_class_folder(source, task, image_size, settings, cache)
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
