@@ -97,7 +97,7 @@ class FolderListing:
     value_range: tuple[float, float]
 
 
-def _value_range(files, headers) -> tuple[float, float]:
+def value_range_of(files, headers) -> tuple[float, float]:
     """[0, 1] for integer pixels; files holding floats are read one at a time (bounded memory) for
     their own range, and checked (NaN, infinity) before any training."""
     low, high = (0.0, 1.0) if any(h.scaled for h in headers) else (math.inf, -math.inf)
@@ -135,7 +135,7 @@ def list_class_folder(source: str, image_size=None) -> FolderListing:
     shape = folder_shape([(f, h.shape) for f, h in zip(files, headers)], image_size=image_size,
                          what=f"`source` {str(root)!r}")
     return FolderListing(np.asarray(files), np.asarray(labels, "int64"), [c.name for c in classes], root.name,
-                         tuple(shape), _value_range(files, headers))
+                         tuple(shape), value_range_of(files, headers))
 
 
 def decode_image(path: str, sample_shape: tuple[int, ...]) -> np.ndarray:
