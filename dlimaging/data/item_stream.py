@@ -94,7 +94,7 @@ def reader(channels: int, masks: dict | None):
         if masks is None:
             return pixels
         mask = read_mask(masks["files"][path])
-        if masks["binary"]:
+        if masks["white_is_1"]:
             mask = (mask == 255).astype(mask.dtype)
         return np.concatenate([pixels, mask[..., None].astype("float32")], -1)
 

@@ -324,7 +324,7 @@ def _streamed(source, task, listed, headers, streamed, patch_size, patches_per_e
                              f"({shapes[small[0]][:-1]}). Received: patch_size={patch_size!r}")
         patch = (side, side)
     train, validation, test = split_items(len(image_files), *split, seed, source)
-    read = reader(channels, {"files": {str(i): str(m) for i, m in zip(image_files, mask_files)}, "binary": binary})
+    read = reader(channels, {"files": {str(i): str(m) for i, m in zip(image_files, mask_files)}, "white_is_1": binary})
     pair = lambda t: (t[..., :-1], tf.cast(tf.round(t[..., -1]), tf.int32))  # noqa: E731  the mask rides last
     counts = {s: sum(tile_count(shapes[k], patch) for k in ks) if patch else len(ks)
               for s, ks in (("train", train), ("validation", validation), ("test", test))}
