@@ -138,6 +138,8 @@ class Source:
             class_names, name)`, the source's images (height, width, channels) or
             signals (length, channels) and their integer masks, for a segmentation
             task (labels "masks"); or None: segmentation refuses the source.
+        stream: True when `loader(source, prefix=, task=, image_size=, settings=, cache=)`
+            streams: it returns the `DatasetBundle` itself, never holding the data (tfds).
     """
 
     loader: str
@@ -148,6 +150,7 @@ class Source:
     options: tuple[str, ...] = ()
     clean: str | None = None
     masks: str | None = None
+    stream: bool = False
 
     def load(self, source: str, **options):
         return resolve(self.loader)(source, **options)

@@ -260,8 +260,9 @@ SOURCES: dict[str, Source] = {
         "the synthetic volumes with options, e.g. blobs3d:count=8,size=16,seed=1.", prefix="blobs3d:",
         clean="dlimaging.data.volumes:clean_blobs3d"),
     "tfds:NAME[/CONFIG]": Source(
-        "dlimaging.data.sources:load_tfds",
-        "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data).", prefix="tfds:"),
+        "dlimaging.data.tfds_stream:stream_tfds",
+        "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data); streamed.",
+        prefix="tfds:", stream=True),
     "PATH.npz": Source(
         "dlimaging.data.sources:load_npz", "a .npz file with x and y, and optionally x_test and y_test; for "
         "segmentation, x and masks.", suffix=".npz", masks="dlimaging.data.segmentation:npz_masks"),

@@ -265,11 +265,13 @@ def train(
     import keras
 
     from dlimaging.data.dataset import load_dataset
+    from dlimaging.data.streaming import reading_files
 
     registry.family(model)
     epochs = check_positive_int("epochs", epochs)
     patience = check_positive_int("patience", patience)
     with contextlib.ExitStack() as stack:  # holds the output folder's lock until the files are written
+        stack.enter_context(reading_files())  # a streamed file that breaks mid-training: one InputError
         if output_dir is not None:
             output_dir = claim_output_folder(stack, pathlib.Path(output_dir), given=True, printer=printer)
         if isinstance(source, DatasetBundle):

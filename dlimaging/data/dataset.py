@@ -161,12 +161,12 @@ def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, 
             source, entry, task=task, patch_size=settings["patch_size"], batch_size=settings["batch_size"],
             seed=settings["seed"], split=(settings["validation_split"], settings["test_split"]),
             corruption=settings["corruption"], patches_per_epoch=settings["patches_per_epoch"],
-            augmentation=settings["augmentation"])
+            augmentation=settings["augmentation"], cache=settings["cache"])
     return load_restoration(
         source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
         patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
         test_split=settings["test_split"], batch_size=settings["batch_size"], seed=settings["seed"],
-        augmentation=settings["augmentation"], n2v_fraction=settings["n2v_fraction"],
+        augmentation=settings["augmentation"], n2v_fraction=settings["n2v_fraction"], cache=settings["cache"],
         options={"prefix": entry.prefix, "data_dir": settings["data_dir"],
                  **{k: v for k, v in options.items() if k in entry.options}})
 
@@ -333,10 +333,12 @@ def load_dataset(
     _check_source_options(source, entry, task, options)
     settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
                     augmentation=augmentation, validation_split=validation_split, test_split=test_split,
-                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction)
+                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction, cache=cache)
     if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
         return _load_pairs(source, entry, task, settings, options)
     _check_pair_settings(settings, task)
+    if entry.stream:  # tfds: the source builds its own streamed pipeline
+        return entry.load(source, prefix=entry.prefix, task=task, image_size=image_size, settings=settings, cache=cache)
     if entry.folder:
         return _load_class_folder(source, task, image_size, settings, cache)
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,

@@ -41,6 +41,17 @@ from dlimaging.data.images import (
     read_image,
     value_range,
 )
+from dlimaging.data.item_stream import (
+    attach_cache,
+    batched,
+    eval_tiles,
+    list_clean_folder,
+    reader,
+    streams,
+    tile_count,
+    train_patches,
+    value_range_of,
+)
 from dlimaging.data.joint import check_joint_options, move_pair
 from dlimaging.data.n2v import mask_once, mask_patch
 from dlimaging.errors import InputError
@@ -270,14 +281,21 @@ def _check_source(source: str, entry: registry.Source, task: str, corruption, n2
 
 def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
                      validation_split: float, test_split: float, batch_size: int, seed: int, options: dict,
-                     augmentation=None, n2v_fraction: float | None = None):
+                     augmentation=None, n2v_fraction: float | None = None, cache: str = "memory"):
     """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring.
     `augmentation`'s moving options (`dlimaging.data.joint`: rotation, zoom, translation, ...) move each
     training patch before it is corrupted. With `n2v_fraction` (Noise2Void, `target="self"`), the
     batches are `(masked noisy, noisy and mask)` (`dlimaging.data.n2v`), in every split: no clean
-    image is used; a folder's images are read as noisy already (no `corruption` needed)."""
+    image is used; a folder's images are read as noisy already (no `corruption` needed). A folder
+    streams as `cache` says (`dlimaging.data.item_stream`), except for Noise2Void."""
     steps = _check_source(source, entry, task, corruption, n2v_fraction)
     check_patch_settings(patch_size, patches_per_epoch)
+    if entry.folder and not n2v_fraction:
+        listed = list_clean_folder(source)
+        streamed = streams(cache, [h.shape for _, h in listed], max(h.shape[-1] for _, h in listed))
+        if streamed is not None:
+            return _streamed(source, task, steps, listed, streamed, patch_size, patches_per_epoch,
+                             (validation_split, test_split), batch_size, seed, augmentation)
     named, (max_val, name) = registry.resolve(entry.clean)(source, **options)
     names = [n for n, _ in named]
     items = [i[None] if i.ndim == 2 else i for _, i in named]  # a signal (length, C) is an image of height 1
@@ -344,3 +362,52 @@ def clean_items(source: str, **options):
         raise InputError(f"`source` {source!r} is a labelled dataset, not clean images or signals.")
     named, (max_val, _) = registry.resolve(entry.clean)(source, prefix=entry.prefix, **options)
     return dict(named), max_val
+
+
+def _streamed(source, task, steps, listed, streamed, patch_size, patches_per_epoch, split, batch_size, seed,
+              augmentation) -> DatasetBundle:
+    """A restoration folder, streamed (`dlimaging.data.item_stream`): the in-memory loader's split,
+    patches, corruption draws and bundle, without holding the images."""
+    (files, headers), (mode, note, disk), root = zip(*listed), streamed, pathlib.Path(source)
+    channels = max(h.shape[-1] for h in headers)
+    shapes = [(*h.shape[:2], channels) for h in headers]
+    names = [str(pathlib.Path(f).relative_to(root)) for f in files]
+    low, high = value_range_of(files, headers)
+    max_val = high - min(0.0, low)
+    check_for_samples(steps, 3, source)
+    check_for_range(steps, max_val, source)
+    patch_size = DEFAULT_IMAGE_PATCH if patch_size is None else patch_size
+    patch = (patch_size, patch_size)
+    check_for_patch(steps, patch_size)
+    small = [k for k, shape in enumerate(shapes) if min(shape[:2]) < patch_size]
+    if small:
+        raise InputError(
+            f"`patch_size` {patch_size} is larger than {len(small)} item(s) of `source` {source!r} "
+            f"(e.g. {names[small[0]]!r}, of shape {shapes[small[0]]}). Received: patch_size={patch_size}")
+    train, validation, test = split_items(len(files), *split, seed, source)
+    if patches_per_epoch is None:
+        patches_per_epoch = sum(tile_count(shapes[k], patch) for k in train)
+    moves = check_joint_options(augmentation, image=True, moving_only=True, volume=False)
+    read = reader(channels, None)
+
+    def finish(clean, fold):  # moved, then corrupted: the in-memory sampler's folds 7 and 6
+        if moves:
+            clean, _ = move_pair(clean, clean, fold(7), moves)
+        return corrupt(clean, steps, fold(6), max_val), clean
+
+    train_ds = train_patches([files[k] for k in train], [shapes[k] for k in train], patch, patches_per_epoch, seed,
+                             read, channels, finish).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    splits = {}
+    for split_name, indices, offset in (("validation", validation, 1), ("test", test, 2)):
+        draw = tf.constant((seed * 3 + offset) % 2**63, tf.int64)  # tile i corrupted with (draw, i), as in memory
+        ds = eval_tiles([files[k] for k in indices], read, channels, patch, tiles).map(
+            lambda i, clean, draw=draw: (corrupt(clean, steps, tf.stack([draw, i]), max_val), clean))
+        count = sum(tile_count(shapes[k], patch) for k in indices)
+        splits[split_name] = (batched(ds, batch_size, mode, disk, split_name) if count else None, count)
+    return attach_cache(DatasetBundle(
+        train=train_ds, validation=splits["validation"][0], test=splits["test"][0], input_shape=(*patch, channels),
+        num_classes=None, class_names=[], task=task, name=root.name, num_train=patches_per_epoch,
+        num_validation=splits["validation"][1], num_test=splits["test"][1], value_range=(low, high), max_val=max_val,
+        corruption=steps, cache=mode, cache_note=note,
+        items={s: [names[k] for k in indices] for s, indices in
+               (("train", train), ("validation", validation), ("test", test))}), disk)

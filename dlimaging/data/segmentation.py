@@ -25,7 +25,25 @@ import tensorflow as tf
 
 from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle
-from dlimaging.data.images import IMAGE_SUFFIXES, integer_scale, read_image, read_mask
+from dlimaging.data.images import (
+    IMAGE_SUFFIXES,
+    integer_scale,
+    read_header,
+    read_image,
+    read_mask,
+)
+from dlimaging.data.item_stream import (
+    PATCH_BUFFER,
+    attach_cache,
+    batched,
+    cached,
+    eval_tiles,
+    reader,
+    streams,
+    tile_count,
+    train_patches,
+    value_range_of,
+)
 from dlimaging.data.joint import joint_augmentation
 from dlimaging.data.restoration import (
     check_patch_settings,
@@ -77,8 +95,9 @@ def check_masks(masks: list[np.ndarray], class_names: list[str] | None, names: l
     return list(class_names) if class_names is not None else [str(i) for i in range(count)]
 
 
-def folder_masks(source: str, **_options):
-    """A folder's `images/` and `masks/`, matched by file name (without the suffix)."""
+def list_masks_folder(source: str):
+    """(root, image files, mask files) of a folder's `images/` and `masks/`, matched by file name
+    (without the suffix), in name order; a file without its partner is refused."""
     root = pathlib.Path(source)
     folders = [root / "images", root / "masks"]
     if not all(f.is_dir() for f in folders):
@@ -93,6 +112,14 @@ def folder_masks(source: str, **_options):
         if missing:
             raise InputError(f"{str(one[missing[0]])!r} has no file of the same name in {side} "
                              f"({len(missing)} such file(s)).")
+    return root, [images[stem] for stem in sorted(images)], [masks[stem] for stem in sorted(images)]
+
+
+def folder_masks(source: str, **_options):
+    """A folder's `images/` and `masks/`, matched by file name (without the suffix)."""
+    root, image_files, mask_files = list_masks_folder(source)
+    images = {p.stem: p for p in image_files}
+    masks = {p.stem: p for p in mask_files}
     xs, ys = [], []
     for stem in sorted(images):
         x, y = _read_image(images[stem]), read_mask(masks[stem])
@@ -181,7 +208,8 @@ def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None, sampled=None):
 
 
 def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_size, split: tuple[float, float],
-                      batch_size: int, seed: int, corruption=None, patches_per_epoch=None, augmentation=None):
+                      batch_size: int, seed: int, corruption=None, patches_per_epoch=None, augmentation=None,
+                      cache: str = "memory"):
     """The `DatasetBundle` of a segmentation task: `(image, mask)` batches; see the module's docstring.
 
     `split` is (validation_split, test_split); `corruption` applies to restoration only: refused
@@ -198,6 +226,13 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         raise InputError(f"`source` {source!r} has no masks: task={task!r} needs one of {', '.join(takers)}. "
                          f"Received: source={source!r}")
     check_patch_settings(patch_size, patches_per_epoch)
+    if entry.folder:  # streamed as `cache` says (`dlimaging.data.item_stream`)
+        listed = list_masks_folder(source)
+        headers = [read_header(f) for f in listed[1]]
+        streamed = streams(cache, [h.shape for h in headers], max(h.shape[-1] for h in headers))
+        if streamed is not None:
+            return _streamed(source, task, listed, headers, streamed, patch_size, patches_per_epoch, split,
+                             batch_size, seed, augmentation)
     images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
     augment = joint_augmentation(augmentation, image=images[0].ndim >= 3, volume=images[0].ndim == 4)
     names = [str(i) for i in range(len(images))]
@@ -248,4 +283,82 @@ def _frequencies(masks, num_classes: int) -> list[float]:
     counts = np.zeros(num_classes, "float64")
     for mask in masks:
         counts += np.bincount(mask.reshape(-1), minlength=num_classes)[:num_classes]
+    return [float(c) for c in counts / max(counts.sum(), 1.0)]
+
+
+def _mask_values(listed, headers, source: str):
+    """(class names, whether masks of 0 and 255 are read as 0 and 1), from the masks read one at a
+    time (their values only are kept), with `folder_masks`' checks."""
+    root, image_files, mask_files = listed
+    values = []
+    for image, path, header in zip(image_files, mask_files, headers):
+        if header.volume:
+            raise InputError(f"Image {str(image)!r} is a volume {header.shape}; segmentation reads 2D images.")
+        mask = read_mask(path)
+        if mask.shape != header.shape[:2]:
+            raise InputError(f"Mask {str(path)!r} is {mask.shape[1]}x{mask.shape[0]}; its image "
+                             f"{image.name!r} is {header.shape[1]}x{header.shape[0]}.")
+        values.append(np.unique(mask))
+    given = _class_names(root)
+    seen = set().union(*(set(v.tolist()) for v in values))
+    binary = seen <= {0, 255} and 255 in seen and (given is None or len(given) == 2)
+    return check_masks(values, given, [str(m) for m in mask_files], f"`source` {source!r}"), binary
+
+
+def _streamed(source, task, listed, headers, streamed, patch_size, patches_per_epoch, split, batch_size, seed,
+              augmentation) -> DatasetBundle:
+    """A segmentation folder, streamed (`dlimaging.data.item_stream`): the in-memory loader's
+    split, patches, tiles and bundle, without holding the images."""
+    root, image_files, mask_files = listed
+    (mode, note, disk), names = streamed, [str(i) for i in range(len(image_files))]
+    class_names, binary = _mask_values(listed, headers, source)
+    channels = 3 if len({h.shape[-1] for h in headers}) > 1 else headers[0].shape[-1]
+    shapes = [(*h.shape[:2], channels) for h in headers]
+    augment = joint_augmentation(augmentation, image=True)
+    patch = None
+    if patch_size is not None or patches_per_epoch is not None or len(set(shapes)) > 1:
+        side = patch_size or min(64, *(min(s[:2]) for s in shapes))
+        small = [k for k, s in enumerate(shapes) if min(s[:2]) < side]
+        if small:
+            raise InputError(f"`patch_size` {side} is larger than image {small[0]} of `source` {source!r} "
+                             f"({shapes[small[0]][:-1]}). Received: patch_size={patch_size!r}")
+        patch = (side, side)
+    train, validation, test = split_items(len(image_files), *split, seed, source)
+    read = reader(channels, {"files": {str(i): str(m) for i, m in zip(image_files, mask_files)}, "white_is_1": binary})
+    pair = lambda t: (t[..., :-1], tf.cast(tf.round(t[..., -1]), tf.int32))  # noqa: E731  the mask rides last
+    counts = {s: sum(tile_count(shapes[k], patch) for k in ks) if patch else len(ks)
+              for s, ks in (("train", train), ("validation", validation), ("test", test))}
+    if patch is not None:
+        patches_per_epoch = patches_per_epoch or counts["train"]
+        ds = train_patches([image_files[k] for k in train], [shapes[k] for k in train], patch, patches_per_epoch,
+                           seed, read, channels + 1, lambda clean, fold: pair(clean))
+    else:
+        ds = eval_tiles([image_files[k] for k in train], read, channels + 1, None, tiles)
+        ds = ds.map(lambda i, t: pair(tf.ensure_shape(t, (*shapes[0][:2], channels + 1))))
+        ds = cached(ds, mode, disk, "train").shuffle(min(len(train), PATCH_BUFFER), seed=seed,
+                                                      reshuffle_each_iteration=True)
+    ds = augment(ds, seed) if augment is not None else ds
+    evaluated = {}
+    for name, indices in (("validation", validation), ("test", test)):
+        tiled = eval_tiles([image_files[k] for k in indices], read, channels + 1, patch, tiles)
+        evaluated[name] = batched(tiled.map(lambda i, t: pair(tf.ensure_shape(
+            t, (*(patch or shapes[0][:2]), channels + 1)))), batch_size, mode, disk, name) if counts[name] else None
+    return attach_cache(DatasetBundle(
+        train=ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), validation=evaluated["validation"],
+        test=evaluated["test"], input_shape=(*(patch or shapes[0][:2]), channels), num_classes=len(class_names),
+        class_names=list(class_names), task=task, name=root.name, num_train=patches_per_epoch or counts["train"],
+        num_validation=counts["validation"], num_test=counts["test"], value_range=value_range_of(image_files, headers),
+        items={s: [names[k] for k in ks] for s, ks in (("train", train), ("validation", validation), ("test", test))},
+        class_frequencies=_streamed_frequencies([mask_files[k] for k in train], binary, patch, len(class_names)),
+        cache=mode, cache_note=note), disk)
+
+
+def _streamed_frequencies(mask_files, binary: bool, patch, num_classes: int) -> list[float]:
+    """`_frequencies` over the training masks (their tiles, when the images are cut), read one at a time."""
+    counts = np.zeros(num_classes, "float64")
+    for path in mask_files:
+        mask = read_mask(path)
+        mask = (mask == 255).astype(mask.dtype) if binary else mask
+        for part in ([mask] if patch is None else [t[..., 0] for t in tiles(mask[..., None], patch)]):
+            counts += np.bincount(part.reshape(-1), minlength=num_classes)[:num_classes]
     return [float(c) for c in counts / max(counts.sum(), 1.0)]

@@ -47,55 +47,6 @@ def load_mnist1d(source, **_options):
     return arrays, [str(i) for i in range(10)], source
 
 
-def load_tfds(spec: str, *, prefix: str, data_dir: str | None = None, **_options):
-    import tensorflow_datasets as tfds
-
-    name = spec[len(prefix):]
-    if not name:
-        raise InputError(f"`source` {spec!r} needs a dataset name, e.g. '{prefix}mnist'. Received: source={spec!r}")
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # tfds raises its own DatasetNotFoundError
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"`source` {spec!r}: TensorFlow Datasets has no dataset {name!r} ({first_line})"
-        ) from None
-    features = builder.info.features
-    supervised = builder.info.supervised_keys
-    if not supervised:
-        raise InputError(f"`source` {spec!r} has no (image, label) pairs; only image classification sets are supported.")
-    label_feature = features[supervised[1]]
-    if not hasattr(label_feature, "num_classes"):
-        raise InputError(f"`source` {spec!r}: its label is not a class label; only image classification sets are supported.")
-    class_names = list(label_feature.names)
-
-    def load(split):
-        ds = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
-        # Batch and concatenate: `batch_size=-1` crashes on mocked datasets.
-        xs, ys = [], []
-        for x, y in tfds.as_numpy(ds.batch(4096)):
-            xs.append(x)
-            ys.append(y)
-        return np.concatenate(xs), np.concatenate(ys).astype("int64")
-
-    try:
-        x, y = load("train")
-    except Exception as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"`source` {spec!r}: could not load its 'train' split; is the data downloaded? ({first_line})"
-        ) from None
-    arrays = {"x": x, "y": y}
-    # Use the set's own test split where there is one. Under tfds.testing.mock_data
-    # `info.splits` is empty, so ask for the split rather than reading it there.
-    if not builder.info.splits or "test" in builder.info.splits:
-        try:
-            arrays["x_test"], arrays["y_test"] = load("test")
-        except Exception:
-            pass
-    return arrays, class_names, name.replace("/", "_")
-
-
 def load_npz(source: str, **_options):
     path = pathlib.Path(source)
     if not path.is_file():

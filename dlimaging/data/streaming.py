@@ -10,9 +10,11 @@ decoded: `"memory"`, `"disk"` (a temporary folder removed with the bundle), `"no
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import pathlib
+import re
 import shutil
 import tempfile
 import warnings
@@ -95,7 +97,7 @@ class FolderListing:
     value_range: tuple[float, float]
 
 
-def _value_range(files, headers) -> tuple[float, float]:
+def value_range_of(files, headers) -> tuple[float, float]:
     """[0, 1] for integer pixels; files holding floats are read one at a time (bounded memory) for
     their own range, and checked (NaN, infinity) before any training."""
     low, high = (0.0, 1.0) if any(h.scaled for h in headers) else (math.inf, -math.inf)
@@ -133,7 +135,7 @@ def list_class_folder(source: str, image_size=None) -> FolderListing:
     shape = folder_shape([(f, h.shape) for f, h in zip(files, headers)], image_size=image_size,
                          what=f"`source` {str(root)!r}")
     return FolderListing(np.asarray(files), np.asarray(labels, "int64"), [c.name for c in classes], root.name,
-                         tuple(shape), _value_range(files, headers))
+                         tuple(shape), value_range_of(files, headers))
 
 
 def decode_image(path: str, sample_shape: tuple[int, ...]) -> np.ndarray:
@@ -142,12 +144,49 @@ def decode_image(path: str, sample_shape: tuple[int, ...]) -> np.ndarray:
     return fit_image(read_image(path).pixels, sample_shape).astype("float32", copy=False)
 
 
+# A file that fails inside `tf.data` (damaged, moved or deleted after it was listed) reaches the
+# caller as a TensorFlow error; its message travels between these marks (`reading_files`).
+FILE_ERROR_MARK = "⟦dlimaging-file⟧"
+
+
+def guarded(decode, path: str):
+    """`decode(path)`, with any failure raised as a marked one-line message naming the file, which
+    `reading_files` turns back into an `InputError` once TensorFlow has passed it on."""
+    try:
+        return decode(path)
+    except InputError as error:
+        message = " ".join(str(error).split())
+    except Exception as error:  # noqa: BLE001  the OS or a decoder: a file gone or changed
+        message = (f"File {path!r} could not be read while streaming ({type(error).__name__}: "
+                   f"{' '.join(str(error).split())}); was it moved, deleted or changed after it was listed?")
+    raise InputError(f"{FILE_ERROR_MARK}{message}{FILE_ERROR_MARK}")
+
+
+def file_error(error: BaseException, kind=InputError) -> Exception | None:
+    """The marked message in a TensorFlow error (see `guarded`) as `kind`, or None."""
+    found = re.search(f"{FILE_ERROR_MARK}(.*?){FILE_ERROR_MARK}", str(error), re.S)
+    return kind(found.group(1)) if found else None
+
+
+@contextlib.contextmanager
+def reading_files(kind=InputError):
+    """Turns a streamed file's failure (a `tf.errors.OpError` carrying `guarded`'s mark) into one
+    `kind` (an `InputError`) naming the file; other errors pass unchanged."""
+    try:
+        yield
+    except (tf.errors.OpError, InputError) as error:
+        found = file_error(error, kind)
+        if found is None:
+            raise
+        raise found from None
+
+
 def _decoder(listing: FolderListing):
     """A `tf.data` map function: a file name to its float32 pixels."""
     shape = listing.sample_shape
 
     def decode(path):
-        return decode_image(path.decode(), shape)
+        return guarded(lambda name: decode_image(name, shape), path.decode())
 
     def load(path, label):
         pixels = tf.numpy_function(decode, [path], tf.float32, stateful=False)

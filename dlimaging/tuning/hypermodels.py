@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import keras_tuner
 
 from dlimaging import registry
+from dlimaging.data.streaming import reading_files
 from dlimaging.errors import InputError
 from dlimaging.models.standardization import adapt
 from dlimaging.tuning.spaces import (
@@ -268,6 +269,10 @@ class BuilderHyperModel(keras_tuner.HyperModel):
         )
 
     def fit(self, hp, model, *args, **kwargs):
+        with reading_files(StreamedFileError):  # a streamed file that breaks: the search stops, one line
+            return self._fit(hp, model, *args, **kwargs)
+
+    def _fit(self, hp, model, *args, **kwargs):
         # The standardisation and target scaling come from the training data `x` (a dataset
         # of (x, y) batches, or arrays x and y), before any step, as `training.train` does.
         train = args[0] if args else kwargs.get("x")
@@ -283,6 +288,11 @@ class BuilderHyperModel(keras_tuner.HyperModel):
         if "epochs" in self.space and "tuner/epochs" not in hp.values:
             kwargs["epochs"] = sample(hp, "epochs", self.space["epochs"])
         return model.fit(*args, **kwargs)
+
+
+class StreamedFileError(InputError, keras_tuner.errors.FatalError):
+    """A streamed file that breaks mid-search (damaged, moved, deleted): the search stops on it,
+    in one line, rather than failing trial after trial."""
 
 
 def _applicable_optimizer_arguments(args: dict[str, Any]) -> dict[str, Any]:
