@@ -57,6 +57,8 @@ class DatasetBundle:
         cache_note: one line saying which cache was chosen and why, or None.
         class_frequencies: the fraction of the training pixels in each class, for a
             segmentation task (`class_weight="balanced"` uses it); None otherwise.
+        normalize: how the inputs' intensities were mapped: "dtype" (as read) or
+            "percentile:LOW,HIGH" (`dlimaging.data.normalize`); exports record it.
     """
 
     train: tf.data.Dataset
@@ -84,6 +86,7 @@ class DatasetBundle:
     self_supervised: bool = False
     cache: str | None = None
     cache_note: str | None = dataclasses.field(repr=False, default=None)
+    normalize: str = "dtype"
 
     def summary(self) -> str:
         if self.corruption is not None:

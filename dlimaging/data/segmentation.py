@@ -27,6 +27,7 @@ from dlimaging import registry
 from dlimaging.data.bundle import DatasetBundle
 from dlimaging.data.images import IMAGE_SUFFIXES, integer_scale, read_image, read_mask
 from dlimaging.data.joint import joint_augmentation
+from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
 from dlimaging.data.restoration import (
     check_patch_settings,
     random_patches,
@@ -181,14 +182,16 @@ def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None, sampled=None):
 
 
 def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_size, split: tuple[float, float],
-                      batch_size: int, seed: int, corruption=None, patches_per_epoch=None, augmentation=None):
+                      batch_size: int, seed: int, corruption=None, patches_per_epoch=None, augmentation=None,
+                      normalize=None):
     """The `DatasetBundle` of a segmentation task: `(image, mask)` batches; see the module's docstring.
 
     `split` is (validation_split, test_split); `corruption` applies to restoration only: refused
     when given. With `patch_size`, `patches_per_epoch` or images of different sizes, training draws
     `patches_per_epoch` random patches per epoch (restoration's sampler; default: as many as the
     training images hold tiles), validation and test images are tiled. `augmentation`
-    (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch."""
+    (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch.
+    `normalize` (percentile bounds) maps each whole image by its own percentiles before any patch."""
     if corruption is not None:
         raise InputError(f"`corruption` applies to restoration, not to task={task!r}. "
                          f"Received: corruption={corruption!r}")
@@ -199,6 +202,9 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
                          f"Received: source={source!r}")
     check_patch_settings(patch_size, patches_per_epoch)
     images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
+    if normalize is not None:
+        check_rank(normalize, images[0].shape, source)
+        images = [normalize_item(i, normalize) for i in images]
     augment = joint_augmentation(augmentation, image=images[0].ndim >= 3, volume=images[0].ndim == 4)
     names = [str(i) for i in range(len(images))]
     signals = images[0].ndim == 2
@@ -240,7 +246,7 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         value_range=(float(everything.min()), float(everything.max())), arrays=arrays,
         items={split: [names[k] for k in indices] for split, indices in
                (("train", train), ("validation", validation), ("test", test))},
-        class_frequencies=frequencies,
+        class_frequencies=frequencies, normalize=normalize_name(normalize),
     )
 
 
