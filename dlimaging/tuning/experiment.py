@@ -1,10 +1,8 @@
 """The `tuning/*.toml` experiment schema: parse, validate, describe.
 
-A leaf of the package: it imports neither TensorFlow, Keras nor Keras Tuner,
-so checking a file is instant. Names (families, tasks, algorithms) come from
-`dlimaging.registry`; number checks from `dlimaging.validation`. Every mistake
-raises `ExperimentError` (an `InputError`) in one line naming the file, the
-key and the value, before anything is written.
+A leaf of the package: it imports neither TensorFlow, Keras nor Keras Tuner, so checking a file is instant.
+Names (families, tasks, algorithms) come from `dlimaging.registry`; number checks from `dlimaging.validation`.
+Every mistake raises `ExperimentError` (an `InputError`) in one line naming file, key and value, before any write.
 """
 
 from __future__ import annotations

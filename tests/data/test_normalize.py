@@ -75,7 +75,8 @@ def test_class_folders_and_restoration_sources_are_normalised_signals_refused(tm
     clean = noisy.arrays["y_validation"][0]
     assert noisy.max_val == 1.0 and np.percentile(clean, 99.8) == pytest.approx(1, abs=1e-5)
     np.savez(tmp_path / "signals.npz", x=np.random.default_rng(0).random((10, 32, 1)), y=np.arange(10) % 2)
-    with pytest.raises(InputError, match=r"applies to images and volumes; `source` '.*signals\.npz' holds samples of shape \(32, 1\)"):
+    with pytest.raises(InputError, match=r"applies to images and volumes; `source` '.*signals\.npz' holds samples "
+                                         r"of shape \(32, 1\)"):
         dli.load_dataset(str(tmp_path / "signals.npz"), normalize="percentile")
     with pytest.raises(InputError, match="Received: normalize='percentile:5'"):
         dli.load_dataset("digits", normalize="percentile:5")
