@@ -49,3 +49,21 @@ def test_train_on_pairs_with_percentile_and_predict_in_the_inputs_units(tmp_path
     out = exported_predictor(version, metadata)(scaled)["restored"] * (p_high - p_low) + p_low
     expected = np.clip(np.round(out[0, ..., 0] * 65535), 0, 65535)
     np.testing.assert_allclose(written, expected, atol=1.01)
+
+
+def test_normalize_setting_of_tuning_files_and_tune(tmp_path, capsys):
+    from dlimaging.tuning.experiment import ExperimentError, parse_experiment
+
+    experiment = parse_experiment({"name": "t", "data": {"source": "digits", "normalize": "percentile"}})
+    assert experiment.data.normalize == "percentile:1,99.8"
+    assert parse_experiment({"name": "t", "data": {"source": "digits"}}).data.normalize == "dtype"
+    try:
+        parse_experiment({"name": "t", "data": {"source": "digits", "normalize": "percentile:90,10"}}, path="x.toml")
+        raise AssertionError("not refused")
+    except ExperimentError as error:
+        assert "x.toml" in str(error) and "normalize" in str(error) and "'percentile:90,10'" in str(error)
+    config = tmp_path / "t.toml"
+    config.write_text('name = "t"\n[data]\nsource = "digits"\n')
+    assert main(["tune", str(config), "--normalize", "zscore", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Received: --normalize='zscore'" in err and not (tmp_path / "runs").exists()
