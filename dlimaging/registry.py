@@ -201,6 +201,9 @@ PAIR_SETTINGS = {"corruption": (CLEAN,), "patch_size": (CLEAN, MASKS), "patches_
 # `load_dataset(cache=...)`, `[data] cache` and `--cache`: what is kept of the decoded data
 # (see `dlimaging.data.streaming`); "auto" is the default.
 CACHE_MODES = ("auto", "memory", "disk", "none")
+# `load_dataset(normalize=...)`, `[data] normalize` and `--normalize`: how image intensities are mapped
+# ("percentile" also as "percentile:LOW,HIGH"; see `dlimaging.data.normalize`).
+NORMALIZE_MODES = ("dtype", "percentile")
 
 
 def task_for_labels(kind: str) -> str:
@@ -259,6 +262,10 @@ SOURCES: dict[str, Source] = {
         "dlimaging.data.restoration:unlabelled",
         "the synthetic volumes with options, e.g. blobs3d:count=8,size=16,seed=1.", prefix="blobs3d:",
         clean="dlimaging.data.volumes:clean_blobs3d"),
+    "pairs:LOW_DIR,HIGH_DIR": Source(
+        "dlimaging.data.pairs:pairs_only",
+        "paired restoration data: low- and high-quality images or volumes matched by name (a folder holding low/ "
+        "and high/ is one too); no synthetic corruption.", prefix="pairs:"),
     "tfds:NAME[/CONFIG]": Source(
         "dlimaging.data.tfds_stream:stream_tfds",
         "any TensorFlow Datasets image classification set, e.g. tfds:mnist (needs its data); streamed.",

@@ -80,11 +80,11 @@ def task_of_family(family: str, task: str | None) -> str | None:
 
 
 def data_options(*, task=None, target=None, features=None, test=None, corruption=None, patch_size=None,
-                 patches_per_epoch=None, n2v_fraction=None, cache=None) -> dict[str, Any]:
+                 patches_per_epoch=None, n2v_fraction=None, cache=None, normalize=None) -> dict[str, Any]:
     """The `load_dataset` options that were given (None is left out)."""
     given = {"task": task, "target": target, "features": features, "test": test, "corruption": corruption,
              "patch_size": patch_size, "patches_per_epoch": patches_per_epoch, "n2v_fraction": n2v_fraction,
-             "cache": cache}
+             "cache": cache, "normalize": normalize}
     return {key: value for key, value in given.items() if value is not None}
 
 
@@ -166,6 +166,7 @@ def metadata_of(data) -> dict[str, Any]:
         "target_names": list(getattr(data, "target_names", None) or []) or None,
         "axis": [float(v) for v in axis] if axis is not None else None,
         "features": list(getattr(data, "feature_names", None) or []) or None,
+        "normalize": getattr(data, "normalize", "dtype"),  # predict maps its inputs alike
     }
 
 

@@ -62,12 +62,16 @@ def cmd_datasets(args) -> int:
 
 def cmd_train(args) -> int:
     from dlimaging import registry
+    from dlimaging.data.normalize_options import check_normalize
+    from dlimaging.data.pairs import is_pairs
     from dlimaging.training import data_options, task_of_family, train
 
     task = task_of_family(args.model, args.task)
-    # Noise2Void (--target self) takes a folder of noisy images without --corruption (load_dataset checks).
+    check_normalize(args.normalize, "--normalize")
+    # Noise2Void (--target self) takes a folder of noisy images, and a pairs source its low images, without
+    # --corruption (load_dataset checks).
     if (args.corruption is None and args.target != "self" and task is not None
-            and registry.task(task).labels == registry.CLEAN):
+            and registry.task(task).labels == registry.CLEAN and not is_pairs(args.data)):
         raise InputError(f"--model {args.model} (task {task!r}) needs --corruption, e.g. "
                          "--corruption '{kind = \"gaussian\", sigma = 0.1}'. Received: no --corruption")
     result = train(
@@ -77,7 +81,7 @@ def cmd_train(args) -> int:
         target=_names("--target", args.target), features=_names("--features", args.features), test=args.test,
         data_settings=data_options(corruption=_corruption(args.corruption), patch_size=args.patch_size,
                                    patches_per_epoch=args.patches_per_epoch, n2v_fraction=args.n2v_fraction,
-                                   cache=args.cache),
+                                   cache=args.cache, normalize=args.normalize),
     )
     print(f"Stopped after {result['epochs_run']} epoch(s); early stopping on {result['monitor']} "
           f"({result['direction']}).")
@@ -139,7 +143,7 @@ def cmd_export(args) -> int:
     except Exception as error:
         raise CLIError(f"export: cannot load {args.model} as a Keras model ({type(error).__name__}: {error})") from None
     class_names = args.class_names.split(",") if args.class_names else info.get("class_names")
-    metadata = {k: info[k] for k in ("hyperparameters", "metrics", "source") if k in info}
+    metadata = {k: info[k] for k in ("hyperparameters", "metrics", "source", "normalize") if k in info}
     target = export_saved_model(
         model, pathlib.Path(args.export_dir) / args.name, version=args.version,
         class_names=class_names, metadata=metadata, task=info.get("task"),
@@ -163,6 +167,7 @@ def _serve_hint(export_dir: pathlib.Path, name: str) -> str:
 
 
 def cmd_predict(args) -> int:
+    from dlimaging.data.normalize import predict_normalized
     from dlimaging.serving.exports import (
         predict_exported,
         read_metadata,
@@ -187,7 +192,8 @@ def cmd_predict(args) -> int:
                          f"their answers. Received: --out {args.out}")
     x, names = load_inputs(args.inputs, metadata["input"]["shape"], axis=metadata["input"].get("axis"),
                            features=metadata["input"].get("features"))
-    response = serving_response(predict_exported(version_dir, x, metadata))
+    response = serving_response(predict_normalized(lambda batch: predict_exported(version_dir, batch, metadata), x,
+                                                   metadata.get("normalize"), None, back=False))
     if args.json:
         print(json.dumps(response))
         return 0
@@ -294,6 +300,7 @@ def cmd_serving_config(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from dlimaging.data.normalize_options import check_normalize_setting
     from dlimaging.tuning.experiment import load_experiment
     from dlimaging.tuning.results import format_leaderboard
     from dlimaging.tuning.search import TuningError, run_search
@@ -301,6 +308,10 @@ def cmd_tune(args) -> int:
     experiment = load_experiment(args.config)
     if args.cache is not None:
         experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, cache=args.cache))
+    if args.normalize is not None:
+        check_normalize_setting("--normalize", args.normalize)
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data,
+                                                                              normalize=args.normalize))
     print(f"Tuning {experiment.name}: {experiment.tuner.algorithm} search on {experiment.data.source}, "
           f"objective {experiment.objective}; run folder {pathlib.Path(args.runs_dir) / experiment.name}", flush=True)
 

@@ -68,6 +68,10 @@ def _add_train(sub) -> None:
                    help="what is kept of the decoded data between epochs: auto (the default: memory when the "
                    "decoded training split is under a quarter of the available memory, else streamed from disk), "
                    "memory, disk (a temporary folder, removed after the run) or none")
+    p.add_argument("--normalize", metavar="dtype|percentile[:LOW,HIGH]", default=None,
+                   help="images and volumes: dtype (the default: integers scaled by their type's maximum, floats "
+                   "kept) or percentile (each image's 1st-99.8th percentiles mapped to 0-1, as CSBDeep; "
+                   "percentile:LOW,HIGH sets them); an export records it and predict applies it")
     p.add_argument("--output", help="output folder; refused if it holds a file train writes (model.keras, ...) "
                    "or another train uses it (default runs/train_<data>_<model>, or the next free "
                    "runs/train_<data>_<model>-N)")
@@ -160,6 +164,7 @@ def _add_tune(sub) -> None:
                    help="start afresh instead of resuming (empties only a run folder that dlimaging tune made)")
     p.add_argument("--no-export", action="store_true", help="do not export the best model")
     p.add_argument("--cache", choices=registry.CACHE_MODES, help="override [data] cache (auto, memory, disk, none)")
+    p.add_argument("--normalize", metavar="dtype|percentile[:LOW,HIGH]", help="override [data] normalize")
     role = p.add_mutually_exclusive_group()
     role.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle for distributed workers")
     role.add_argument("--worker", metavar="HOST:PORT", help="run trials for the chief at HOST:PORT")

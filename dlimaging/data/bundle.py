@@ -57,6 +57,8 @@ class DatasetBundle:
         cache_note: one line saying which cache was chosen and why, or None.
         class_frequencies: the fraction of the training pixels in each class, for a
             segmentation task (`class_weight="balanced"` uses it); None otherwise.
+        normalize: how the inputs' intensities were mapped: "dtype" (as read) or
+            "percentile:LOW,HIGH" (`dlimaging.data.normalize`); exports record it.
     """
 
     train: tf.data.Dataset
@@ -84,6 +86,7 @@ class DatasetBundle:
     self_supervised: bool = False
     cache: str | None = None
     cache_note: str | None = dataclasses.field(repr=False, default=None)
+    normalize: str = "dtype"
 
     def summary(self) -> str:
         if self.corruption is not None:
@@ -124,6 +127,15 @@ def find_source(source: str) -> registry.Source:
         f"`source` {source!r} is not a known dataset. Built-ins: {', '.join(registry.named_sources())}; "
         f"or one of: {', '.join(name for name in registry.SOURCES if name not in registry.named_sources())}."
     )
+
+
+def check_pair_settings(settings: dict, task) -> None:
+    """Refuses the settings of image-to-image tasks (`registry.PAIR_SETTINGS`) for another task."""
+    for argument, kinds in registry.PAIR_SETTINGS.items():
+        if settings[argument] is not None:
+            takers = [name for name, e in registry.TASKS.items() if e.labels in kinds]
+            raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
+                             f"Received: {argument}={settings[argument]!r}")
 
 
 def describe_bundle(bundle) -> str:

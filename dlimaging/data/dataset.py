@@ -15,10 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from dlimaging import registry
-from dlimaging.data.bundle import DatasetBundle, find_source
+from dlimaging.data.bundle import DatasetBundle, check_pair_settings, find_source
 from dlimaging.data.images import integer_scale
 from dlimaging.data.labels import declared_task, read_labels
 from dlimaging.data.n2v_options import check_self_supervised, is_self
+from dlimaging.data.normalize import check_normalize, normalize_bundle
+from dlimaging.data.pairs import is_pairs, load_pairs
 from dlimaging.data.restoration import load_restoration
 from dlimaging.data.segmentation import load_segmentation
 from dlimaging.data.streaming import (
@@ -155,18 +157,21 @@ def _noise2void(entry: registry.Source, target, n2v_fraction, task) -> tuple:
 
 def _load_pairs(source: str, entry: registry.Source, task: str, settings: dict, options: dict) -> DatasetBundle:
     """The bundle of a task whose targets have the input's (spatial) shape: restoration's clean
-    images (`load_restoration`) or segmentation's masks (`load_segmentation`)."""
+    images (`load_restoration`, `load_pairs`) or segmentation's masks (`load_segmentation`)."""
+    if registry.task(task).labels == registry.CLEAN and is_pairs(source):
+        return load_pairs(source, task=task, **{k: v for k, v in settings.items() if k != "data_dir"})
     if registry.task(task).labels == registry.MASKS:
         return load_segmentation(
             source, entry, task=task, patch_size=settings["patch_size"], batch_size=settings["batch_size"],
             seed=settings["seed"], split=(settings["validation_split"], settings["test_split"]),
             corruption=settings["corruption"], patches_per_epoch=settings["patches_per_epoch"],
-            augmentation=settings["augmentation"], cache=settings["cache"])
+            augmentation=settings["augmentation"], cache=settings["cache"], normalize=settings["normalize"])
     return load_restoration(
         source, entry, task=task, corruption=settings["corruption"], patch_size=settings["patch_size"],
         patches_per_epoch=settings["patches_per_epoch"], validation_split=settings["validation_split"],
         test_split=settings["test_split"], batch_size=settings["batch_size"], seed=settings["seed"],
         augmentation=settings["augmentation"], n2v_fraction=settings["n2v_fraction"], cache=settings["cache"],
+        normalize=settings["normalize"],
         options={"prefix": entry.prefix, "data_dir": settings["data_dir"],
                  **{k: v for k, v in options.items() if k in entry.options}})
 
@@ -207,6 +212,7 @@ def load_dataset(
     patches_per_epoch: int | None = None,
     augmentation: dict | None = None,
     n2v_fraction: float | None = None,
+    normalize: str = "dtype",
 ) -> DatasetBundle:
     """Loads a dataset and splits it into batched train, validation and test `tf.data` sets.
 
@@ -276,6 +282,7 @@ def load_dataset(
         n2v_fraction: float in (0, 0.1] or None. Noise2Void (`target="self"`): the
             fraction of each patch's pixels masked. Defaults to None: 0.002 with
             `target="self"`, refused without it.
+        normalize: "dtype" (default), "percentile" or "percentile:LOW,HIGH" (images; `dlimaging.data.normalize`).
 
     Noise2Void (`target="self"`, task "restoration"): no clean image is used.
     A folder's images are the noisy images (no `corruption` needed); a source of
@@ -285,12 +292,11 @@ def load_dataset(
     noisy patch with a mask channel (`dlimaging.data.n2v`); the validation and
     test losses are self-supervised too, and `self_supervised` is True.
 
-    Restoration (a task whose labels are "clean signals"): the source gives
-    clean items (scikit-image's sample images "skimage", a folder of images,
-    the synthetic spectra, MNIST-1D), split by item (validation and test
-    patches come from whole images never used for training); the batches are
-    `(corrupted, clean)`, corrupted afresh every epoch for training and once,
-    seeded, for validation and test; `max_val` is recorded on the bundle.
+    Restoration (a task whose labels are "clean signals"): the source gives clean items ("skimage", a folder of
+    images, the synthetic spectra, MNIST-1D), split by item (validation and test patches come from whole items
+    never used for training); the batches are `(corrupted, clean)`, corrupted afresh every epoch for training and
+    once, seeded, for validation and test; `max_val` is recorded on the bundle. A pairs source
+    ("pairs:LOW_DIR,HIGH_DIR", or a folder holding low/ and high/) gives `(low, high)` patches (`dlimaging.data.pairs`).
 
     Segmentation (a task whose labels are "masks"): the source gives images
     and their masks of class ids (a folder with `images/` and `masks/`, a
@@ -326,21 +332,22 @@ def load_dataset(
     """
     source, batch_size, image_size = _check_arguments(source, validation_split, test_split, batch_size, seed,
                                                       image_size)
-    cache = check_cache(cache)
+    cache, bounds = check_cache(cache), check_normalize(normalize)
     entry = find_source(source)
     target, n2v_fraction = _noise2void(entry, target, n2v_fraction, task)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
     settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
                     augmentation=augmentation, validation_split=validation_split, test_split=test_split,
-                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction, cache=cache)
+                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction, cache=cache,
+                    normalize=bounds)
     if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
         return _load_pairs(source, entry, task, settings, options)
-    _check_pair_settings(settings, task)
+    check_pair_settings(settings, task)
     if entry.stream:  # tfds: the source builds its own streamed pipeline
         return entry.load(source, prefix=entry.prefix, task=task, image_size=image_size, settings=settings, cache=cache)
     if entry.folder:
-        return _load_class_folder(source, task, image_size, settings, cache)
+        return normalize_bundle(_load_class_folder(source, task, image_size, settings, cache), bounds, source)
     loaded = entry.load(source, prefix=entry.prefix, image_size=image_size, data_dir=data_dir, task=task,
                         **{k: v for k, v in options.items() if k in entry.options})
     arrays, class_names, name = loaded[:3]
@@ -381,7 +388,7 @@ def load_dataset(
         if len(xs) else None for xs, ys, split in ((x, y, "train"), (x_val, y_val, "validation"),
                                                    (x_test, y_test, "test")))
     axis = info.get("axis")
-    return attach_cache(DatasetBundle(
+    return normalize_bundle(attach_cache(DatasetBundle(
         train=train,
         validation=validation,
         test=test,
@@ -403,16 +410,7 @@ def load_dataset(
         feature_names=info.get("feature_names"),
         cache=cache,
         cache_note=note,
-    ), disk)
-
-
-def _check_pair_settings(settings: dict, task) -> None:
-    """Refuses the settings of image-to-image tasks (`registry.PAIR_SETTINGS`) for another task."""
-    for argument, kinds in registry.PAIR_SETTINGS.items():
-        if settings[argument] is not None:
-            takers = [name for name, e in registry.TASKS.items() if e.labels in kinds]
-            raise InputError(f"`{argument}` applies to task {' or '.join(map(repr, takers))}, not to task={task!r}. "
-                             f"Received: {argument}={settings[argument]!r}")
+    ), disk), bounds, source)
 
 
 def _load_class_folder(source: str, task, image_size, settings: dict, cache: str) -> DatasetBundle:

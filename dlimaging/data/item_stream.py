@@ -34,6 +34,7 @@ from dlimaging.data.images import (
     read_image,
     read_mask,
 )
+from dlimaging.data.normalize import normalize_item
 from dlimaging.data.streaming import (  # noqa: F401  attach_cache, cached, value_range_of: for the folder loaders
     DISK_SHUFFLE_BUFFER,
     attach_cache,
@@ -83,14 +84,17 @@ def streams(cache: str, shapes, channels: int) -> tuple[str, str, object] | None
     return None if mode == "memory" else (mode, note, disk)
 
 
-def reader(channels: int, masks: dict | None):
+def reader(channels: int, masks: dict | None, normalize=None):
     """A numpy function: a file name (and its mask's, for segmentation) to float32 pixels of
-    `channels` channels (grey repeated as RGB), the mask's class ids riding as a last channel."""
+    `channels` channels (grey repeated as RGB), mapped by their own percentiles when `normalize`
+    gives bounds (`dlimaging.data.normalize`), the mask's class ids riding as a last channel."""
 
     def image(path: str) -> np.ndarray:
         pixels = read_image(path).pixels
         if pixels.shape[-1] != channels:
             pixels = np.repeat(pixels, channels, -1) if pixels.shape[-1] == 1 else pixels[..., :channels]
+        if normalize is not None:
+            pixels = normalize_item(pixels, normalize)
         if masks is None:
             return pixels
         mask = read_mask(masks["files"][path])

@@ -54,6 +54,7 @@ from dlimaging.data.item_stream import (
 )
 from dlimaging.data.joint import check_joint_options, move_pair
 from dlimaging.data.n2v import mask_once, mask_patch
+from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
 
@@ -221,12 +222,12 @@ class _Sampler:
         return corrupt(clean, self.steps, fold(6), self.max_val), clean
 
 
-def random_patches(items, patch: tuple[int, int], *, count: int, seed: int) -> tf.data.Dataset:
+def random_patches(items, patch: tuple[int, int], *, count: int, seed: int, moves=None) -> tf.data.Dataset:
     """`count` random square patches of the image `items` per epoch, a fresh draw each epoch: the
     training sampler of restoration, without the corruption. All the channels of an item are cut at
-    one place and turned alike (a random flip or quarter turn), so a mask stacked as a last channel
-    stays on its image (segmentation)."""
-    sampler = _Sampler(items, patch, (), 1.0, augment=True)
+    one place and turned alike (a random flip or quarter turn, and `moves`: checked joint moving
+    options), so a mask (segmentation) or a target (pairs) stacked as last channels stays on its image."""
+    sampler = _Sampler(items, patch, (), 1.0, augment=True, moves=moves)
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
     return keys.map(lambda key: sampler(key)[1], num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -281,13 +282,15 @@ def _check_source(source: str, entry: registry.Source, task: str, corruption, n2
 
 def load_restoration(source: str, entry: registry.Source, *, task: str, corruption, patch_size, patches_per_epoch,
                      validation_split: float, test_split: float, batch_size: int, seed: int, options: dict,
-                     augmentation=None, n2v_fraction: float | None = None, cache: str = "memory"):
+                     augmentation=None, n2v_fraction: float | None = None, cache: str = "memory", normalize=None):
     """The `DatasetBundle` of a restoration task: `(corrupted, clean)` batches; see the module's docstring.
     `augmentation`'s moving options (`dlimaging.data.joint`: rotation, zoom, translation, ...) move each
     training patch before it is corrupted. With `n2v_fraction` (Noise2Void, `target="self"`), the
     batches are `(masked noisy, noisy and mask)` (`dlimaging.data.n2v`), in every split: no clean
     image is used; a folder's images are read as noisy already (no `corruption` needed). A folder
-    streams as `cache` says (`dlimaging.data.item_stream`), except for Noise2Void."""
+    streams as `cache` says (`dlimaging.data.item_stream`), except for Noise2Void. `normalize`
+    (percentile bounds, `dlimaging.data.normalize`) maps each clean item by its own percentiles
+    before any corruption; `max_val` is then 1."""
     steps = _check_source(source, entry, task, corruption, n2v_fraction)
     check_patch_settings(patch_size, patches_per_epoch)
     if entry.folder and not n2v_fraction:
@@ -295,11 +298,14 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
         streamed = streams(cache, [h.shape for _, h in listed], max(h.shape[-1] for _, h in listed))
         if streamed is not None:
             return _streamed(source, task, steps, listed, streamed, patch_size, patches_per_epoch,
-                             (validation_split, test_split), batch_size, seed, augmentation)
+                             (validation_split, test_split), batch_size, seed, augmentation, normalize)
     named, (max_val, name) = registry.resolve(entry.clean)(source, **options)
     names = [n for n, _ in named]
     items = [i[None] if i.ndim == 2 else i for _, i in named]  # a signal (length, C) is an image of height 1
     rank = named[0][1].ndim  # 2: signals, 3: images, 4: volumes
+    if normalize is not None:
+        check_rank(normalize, named[0][1].shape, source)
+        items, max_val = [normalize_item(i, normalize) for i in items], 1.0
     signals, volumes = rank == 2, rank == 4
     check_for_samples(steps, rank, source)
     check_for_range(steps, max_val, source)
@@ -350,6 +356,7 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
         name=name, num_train=patches_per_epoch, num_validation=len(arrays["x_validation"]),
         num_test=len(arrays["x_test"]), value_range=(float(everything.min()), float(everything.max())),
         arrays=arrays, max_val=max_val, corruption=steps, self_supervised=bool(n2v_fraction),
+        normalize=normalize_name(normalize),
         items={split: [names[k] for k in indices] for split, indices in
                (("train", train), ("validation", validation), ("test", test))},
     )
@@ -365,7 +372,7 @@ def clean_items(source: str, **options):
 
 
 def _streamed(source, task, steps, listed, streamed, patch_size, patches_per_epoch, split, batch_size, seed,
-              augmentation) -> DatasetBundle:
+              augmentation, normalize=None) -> DatasetBundle:
     """A restoration folder, streamed (`dlimaging.data.item_stream`): the in-memory loader's split,
     patches, corruption draws and bundle, without holding the images."""
     (files, headers), (mode, note, disk), root = zip(*listed), streamed, pathlib.Path(source)
@@ -388,7 +395,7 @@ def _streamed(source, task, steps, listed, streamed, patch_size, patches_per_epo
     if patches_per_epoch is None:
         patches_per_epoch = sum(tile_count(shapes[k], patch) for k in train)
     moves = check_joint_options(augmentation, image=True, moving_only=True, volume=False)
-    read = reader(channels, None)
+    read = reader(channels, None, normalize)
 
     def finish(clean, fold):  # moved, then corrupted: the in-memory sampler's folds 7 and 6
         if moves:

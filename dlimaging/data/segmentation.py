@@ -45,6 +45,7 @@ from dlimaging.data.item_stream import (
     value_range_of,
 )
 from dlimaging.data.joint import joint_augmentation
+from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
 from dlimaging.data.restoration import (
     check_patch_settings,
     random_patches,
@@ -209,14 +210,15 @@ def _batches(xs, ys, batch_size, *, shuffle, seed, augment=None, sampled=None):
 
 def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_size, split: tuple[float, float],
                       batch_size: int, seed: int, corruption=None, patches_per_epoch=None, augmentation=None,
-                      cache: str = "memory"):
+                      cache: str = "memory", normalize=None):
     """The `DatasetBundle` of a segmentation task: `(image, mask)` batches; see the module's docstring.
 
     `split` is (validation_split, test_split); `corruption` applies to restoration only: refused
     when given. With `patch_size`, `patches_per_epoch` or images of different sizes, training draws
     `patches_per_epoch` random patches per epoch (restoration's sampler; default: as many as the
     training images hold tiles), validation and test images are tiled. `augmentation`
-    (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch."""
+    (`dlimaging.data.joint`) moves each training image and its mask with one draw, every epoch.
+    `normalize` (percentile bounds) maps each whole image by its own percentiles before any patch."""
     if corruption is not None:
         raise InputError(f"`corruption` applies to restoration, not to task={task!r}. "
                          f"Received: corruption={corruption!r}")
@@ -232,8 +234,11 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         streamed = streams(cache, [h.shape for h in headers], max(h.shape[-1] for h in headers))
         if streamed is not None:
             return _streamed(source, task, listed, headers, streamed, patch_size, patches_per_epoch, split,
-                             batch_size, seed, augmentation)
+                             batch_size, seed, augmentation, normalize)
     images, masks, class_names, name = registry.resolve(entry.masks)(source, prefix=entry.prefix)
+    if normalize is not None:
+        check_rank(normalize, images[0].shape, source)
+        images = [normalize_item(i, normalize) for i in images]
     augment = joint_augmentation(augmentation, image=images[0].ndim >= 3, volume=images[0].ndim == 4)
     names = [str(i) for i in range(len(images))]
     signals = images[0].ndim == 2
@@ -275,7 +280,7 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         value_range=(float(everything.min()), float(everything.max())), arrays=arrays,
         items={split: [names[k] for k in indices] for split, indices in
                (("train", train), ("validation", validation), ("test", test))},
-        class_frequencies=frequencies,
+        class_frequencies=frequencies, normalize=normalize_name(normalize),
     )
 
 
@@ -306,7 +311,7 @@ def _mask_values(listed, headers, source: str):
 
 
 def _streamed(source, task, listed, headers, streamed, patch_size, patches_per_epoch, split, batch_size, seed,
-              augmentation) -> DatasetBundle:
+              augmentation, normalize=None) -> DatasetBundle:
     """A segmentation folder, streamed (`dlimaging.data.item_stream`): the in-memory loader's
     split, patches, tiles and bundle, without holding the images."""
     root, image_files, mask_files = listed
@@ -324,7 +329,8 @@ def _streamed(source, task, listed, headers, streamed, patch_size, patches_per_e
                              f"({shapes[small[0]][:-1]}). Received: patch_size={patch_size!r}")
         patch = (side, side)
     train, validation, test = split_items(len(image_files), *split, seed, source)
-    read = reader(channels, {"files": {str(i): str(m) for i, m in zip(image_files, mask_files)}, "white_is_1": binary})
+    read = reader(channels, {"files": {str(i): str(m) for i, m in zip(image_files, mask_files)}, "white_is_1": binary},
+                  normalize)
     pair = lambda t: (t[..., :-1], tf.cast(tf.round(t[..., -1]), tf.int32))  # noqa: E731  the mask rides last
     counts = {s: sum(tile_count(shapes[k], patch) for k in ks) if patch else len(ks)
               for s, ks in (("train", train), ("validation", validation), ("test", test))}

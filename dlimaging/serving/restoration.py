@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dlimaging.data.images import TIFF_SUFFIXES, read_image, write_image
+from dlimaging.data.normalize import predict_normalized
 from dlimaging.errors import InputError
 from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
@@ -159,7 +160,9 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
 
     No file is replaced (`dlimaging.files.claim_output`): an `out` file that exists is refused
     before any work; a made-up `NAME_restored.EXT` that exists, or that another input of the
-    same call writes, becomes the next free `NAME_restored-2.EXT`, `-3`, ..."""
+    same call writes, becomes the next free `NAME_restored-2.EXT`, `-3`, ... A model trained with
+    `normalize="percentile"` (its metadata) gets each input normalised by its own percentiles, and
+    its output is mapped back into the input's units (a TIFF written at the input's bit depth)."""
     shape = metadata["input"]["shape"]
     out = None if out is None else pathlib.Path(out)
     images = len(shape) in (3, 4)  # images and volumes
@@ -173,7 +176,9 @@ def restore_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
         target = claim_output(target, option="--out", given=target == out, claimed=claimed, inputs=inputs)
         planned.append((pathlib.Path(source), x, info, target))
     predict = tiling_predictor(exported_predictor(version_dir, metadata), metadata, tiles, memory)
-    restored = [predict(x)["restored"] for _, x, _, _ in planned]
+    # A model trained on percentile-normalised images: each input mapped alike, the result mapped back.
+    restored = [predict_normalized(predict, x, metadata.get("normalize"), "restored", back=True)
+                for _, x, _, _ in planned]
     low, high = metadata["input"].get("value_range", (0.0, 1.0))
     for (source, x, _, target), result in zip(planned, restored):  # every check before any file is written
         if not np.all(np.isfinite(result)):

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dlimaging.data.images import TIFF_SUFFIXES, write_image
+from dlimaging.data.normalize import predict_normalized
 from dlimaging.errors import InputError
 from dlimaging.files import claim_output, write_new
 from dlimaging.serving.exports import exported_predictor
@@ -106,7 +107,7 @@ def segment_files(version_dir, metadata: dict[str, Any], inputs: Sequence[str | 
     written = []
     predict = tiling_predictor(exported_predictor(version_dir, metadata), metadata, tiles, memory)
     for source, x, target, drawn, layout in planned:
-        class_map = predict(x)["class_map"]
+        class_map = predict_normalized(predict, x, metadata.get("normalize"), "class_map", back=False)
         if target.suffix.lower() in (".png", *TIFF_SUFFIXES) and len(class_map) != 1:
             raise InputError(f"Input {str(source)!r} holds {len(class_map)} images; a {target.suffix} file holds one. "
                              "Use --out NAME.npy.")

@@ -1,10 +1,8 @@
 """The `tuning/*.toml` experiment schema: parse, validate, describe.
 
-A leaf of the package: it imports neither TensorFlow, Keras nor Keras Tuner,
-so checking a file is instant. Names (families, tasks, algorithms) come from
-`dlimaging.registry`; number checks from `dlimaging.validation`. Every mistake
-raises `ExperimentError` (an `InputError`) in one line naming the file, the
-key and the value, before anything is written.
+A leaf of the package: it imports neither TensorFlow, Keras nor Keras Tuner, so checking a file is instant.
+Names (families, tasks, algorithms) come from `dlimaging.registry`; number checks from `dlimaging.validation`.
+Every mistake raises `ExperimentError` (an `InputError`) in one line naming file, key and value, before any write.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ import dlimaging.data.n2v_options as n2v
 from dlimaging import registry
 from dlimaging.data.corruption import check_corruption
 from dlimaging.data.joint_options import check_joint_options
+from dlimaging.data.normalize_options import check_normalize_setting
 from dlimaging.errors import InputError
 from dlimaging.files import folder_name_problem
 from dlimaging.serving.export import check_self_ensemble
@@ -79,6 +78,7 @@ class DataSettings:
     augmentation: dict | None = _setting(None, lambda name, value: check_joint_options(value) or None)  # data's
     n2v_fraction: float | None = _setting(None, n2v.check_n2v_fraction)  # Noise2Void (target = "self")
     cache: str = _setting("auto", choice_of(registry.CACHE_MODES))  # what is kept of the decoded data
+    normalize: str = _setting("dtype", check_normalize_setting)  # or "percentile[:LOW,HIGH]", images
 
 
 @dataclasses.dataclass(frozen=True)

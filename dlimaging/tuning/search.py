@@ -169,7 +169,7 @@ def _prepare(experiment: Experiment, runs_dir: pathlib.Path, overwrite: bool) ->
         data = load_dataset(
             settings.source, validation_split=settings.validation_split, test_split=settings.test_split,
             batch_size=settings.batch_size, seed=experiment.seed, image_size=settings.image_size,
-            augmentation=settings.augmentation, cache=settings.cache,
+            augmentation=settings.augmentation, cache=settings.cache, normalize=settings.normalize,
             **data_options(task=experiment.model.task, target=target, features=features, test=settings.test,
                            corruption=settings.corruption, patch_size=settings.patch_size,
                            patches_per_epoch=settings.patches_per_epoch, n2v_fraction=settings.n2v_fraction),
@@ -276,7 +276,7 @@ def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Pa
         metadata={"hyperparameters": best.hyperparameters,
                   "metrics": {experiment.objective: best.score, **best.test_metrics},
                   "experiment": experiment.name, "trial_id": best.trial_id,
-                  "best_epoch": best.best_epoch, "source": experiment.data.source,
+                  "best_epoch": best.best_epoch, "source": experiment.data.source, "normalize": names["normalize"],
                   "params": best.params, "latency_ms": best.latency_ms,
                   "choice": {"rule": best.choice, "trial": best.trial, "trial_id": best.trial_id,
                              "objective": {experiment.objective: best.score}, "params": best.params,
