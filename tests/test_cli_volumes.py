@@ -49,7 +49,7 @@ def test_train_export_and_predict_a_segmentation_volume(tmp_path, capsys, monkey
     assert class_map.shape == (6, 10, 7) and set(np.unique(class_map)) <= {0, 1}
     capsys.readouterr()
     assert main(["predict", "saved/cells3d", "v.npy", "--out", "m.png"]) == 2
-    assert "a volume's class map is written as .npy" in capsys.readouterr().err
+    assert "a volume's class map is written as .tif or .tiff or .npy" in capsys.readouterr().err
     # Moving options that volumes cannot take are refused before any training.
     assert main(["train", "--task", "segmentation", "--model", "unet", "--data", "cells:ndim=3,count=4,size=8",
                  "--set", "augmentation.zoom=0.1", *TINY, "--output", "run2"]) == 2

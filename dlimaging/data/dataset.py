@@ -337,10 +337,9 @@ def load_dataset(
     target, n2v_fraction = _noise2void(entry, target, n2v_fraction, task)
     options = {"target": target, "features": features, "test": test}
     _check_source_options(source, entry, task, options)
-    settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch,
+    settings = dict(corruption=corruption, patch_size=patch_size, patches_per_epoch=patches_per_epoch, cache=cache,
                     augmentation=augmentation, validation_split=validation_split, test_split=test_split,
-                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction, cache=cache,
-                    normalize=bounds)
+                    batch_size=batch_size, seed=seed, data_dir=data_dir, n2v_fraction=n2v_fraction, normalize=bounds)
     if task is not None and registry.task(task).label_rank is None:  # restoration, segmentation
         return _load_pairs(source, entry, task, settings, options)
     check_pair_settings(settings, task)

@@ -117,8 +117,9 @@ def _split_channels(stacked: list[np.ndarray], channels: int, shape: tuple[int, 
 
 def load_pairs(source: str, *, task: str, corruption, patch_size, patches_per_epoch, validation_split: float,
                test_split: float, batch_size: int, seed: int, augmentation=None, n2v_fraction=None,
-               normalize=None) -> DatasetBundle:
+               normalize=None, cache: str = "memory") -> DatasetBundle:
     """The `DatasetBundle` of paired restoration data: `(low, high)` batches; see the module's docstring.
+    The pairs are read into memory whatever `cache` says (pairs do not stream yet).
     `normalize` (percentile bounds, `dlimaging.data.normalize`) maps each low image by its own
     percentiles and its high partner by the LOW image's."""
     _refuse(task, corruption, n2v_fraction)
