@@ -122,7 +122,8 @@ def test_every_fence_is_known_and_every_note_belongs_to_a_code_block():
 def test_the_docs_have_examples_and_few_blocks_are_not_run():
     runnable = [b for found in ALL.values() for b in found if b.lang in PYTHON | SHELL]
     assert len(runnable) >= 40
-    assert len([b for b in SKIPPED if b.not_run is not None]) <= 10
+    # Minutes-long searches and what needs a TF Serving server or several hosts; each says why.
+    assert len([b for b in SKIPPED if b.not_run is not None]) <= 12
 
 
 # A process that has imported TensorFlow and every dlimaging module, but run no op yet, forks one child
