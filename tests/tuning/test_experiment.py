@@ -233,15 +233,16 @@ def test_the_experiment_and_the_builders_share_one_rule_per_argument():
         ("l2 = { min = 0.0, max = inf }", "[search] l2: `max` must be a finite number"),
     ],
 )
-def test_cli_bad_range_is_one_line_exit_2_and_writes_nothing(tmp_path, search, match):
+def test_cli_bad_range_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys, search, match):
+    # In this process (the test above runs the installed command): `main` is what it runs.
+    from dlimaging.cli import main
+
     config = tmp_path / "bad.toml"
     config.write_text(f'name = "bad"\n[data]\nsource = "digits"\n[search]\n{search}\n')
-    result = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "dlimaging"), "tune", str(config)],
-        capture_output=True, text=True, cwd=tmp_path,
-    )
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().count("\n") == 0 and match in result.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and match in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 
