@@ -193,6 +193,8 @@ class PruningOracle:
             return False
         curve.append(value)
         settings, direction = self.pruning_settings, self.objective.direction
+        if len(curve) >= getattr(settings, "max_epochs", math.inf):  # its last epoch: it ran to its end
+            return False
         ended = {tid for tid, trial in self.trials.items() if trial.status in ("FAILED", "INVALID")}
         if settings.pruning == "median":
             completed = [c for tid, c in self.curves.items() if tid != trial_id and tid not in self.pruned

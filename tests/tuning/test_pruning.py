@@ -139,6 +139,20 @@ def test_the_oracle_stops_a_trial_and_its_state_keeps_the_decision(tmp_path):
     assert _report(again, weak.trial_id, 0.9, 0) == "STOPPED"  # the decision holds when the trial runs again
 
 
+def test_a_trial_at_its_last_epoch_is_never_pruned(tmp_path):
+    # Seen with a chief and two workers: a rung at max_epochs "pruned" a trial that had run all its epochs.
+    oracle = _oracle(pruning="successive_halving", pruning_warmup_epochs=0, pruning_min_epochs=1,
+                     pruning_min_trials=2, max_epochs=3)
+    oracle.hyperparameters.Float("x", 0.0, 1.0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    strong, weak = oracle.create_trial("t1"), oracle.create_trial("t2")
+    assert [_report(oracle, strong.trial_id, v, step) for step, v in enumerate([0.9, 0.9, 0.99])] == ["RUNNING"] * 3
+    assert [_report(oracle, weak.trial_id, 0.5, step) for step in range(3)] == ["STOPPED", "STOPPED", "STOPPED"]
+    late = oracle.create_trial("t3")  # the best at the first rung; below `strong` at epoch 3, its last
+    assert [_report(oracle, late.trial_id, 0.95, step) for step in range(3)] == ["RUNNING"] * 3
+    assert oracle.pruned == {weak.trial_id: 1}
+
+
 @pytest.mark.parametrize("algorithm, oracle", [("random", "RandomSearchOracle"),
                                                ("bayesian", "BayesianOptimizationOracle")])
 def test_make_tuner_gives_random_and_bayesian_a_pruning_oracle(tmp_path, algorithm, oracle):
