@@ -82,17 +82,23 @@ class Image:
         return int(self.pixels.shape[-1])
 
 
-def _arrange(path: pathlib.Path, array: np.ndarray, axes: str) -> np.ndarray:
-    """A TIFF series ordered as (depth, height, width, channels) from tifffile's axes: C and S are
-    channels, Y and X the plane, and one other axis (Z, pages, time) the depth."""
+def _axis_order(path: pathlib.Path, shape: tuple[int, ...], axes: str) -> list[int]:
+    """The order that makes a TIFF series (depth, height, width, channels) from tifffile's axes: C and
+    S are channels, Y and X the plane, and one other axis (Z, pages, time) the depth. Refuses any
+    other layout (a 5D TIFF) in one line naming the file."""
     channel = [i for i, a in enumerate(axes) if a in "CS"]
     depth = [i for i, a in enumerate(axes) if a not in "YXCS"]
-    if array.ndim > 4 or len(channel) > 1 or len(depth) > 1 or "Y" not in axes or "X" not in axes:
-        raise InputError(f"Image {str(path)!r} has {array.ndim} dimensions (axes {axes!r}, shape {array.shape}); "
+    if len(shape) > 4 or len(channel) > 1 or len(depth) > 1 or "Y" not in axes or "X" not in axes:
+        raise InputError(f"Image {str(path)!r} has {len(shape)} dimensions (axes {axes!r}, shape {tuple(shape)}); "
                          "dlimaging reads images (height, width[, channels]) and volumes "
                          "(depth, height, width[, channels]). Save one image or one stack per file.")
-    array = np.transpose(array, depth + [axes.index("Y"), axes.index("X")] + channel)
-    return array if channel else array[..., None]
+    return depth + [axes.index("Y"), axes.index("X")] + channel
+
+
+def _arrange(path: pathlib.Path, array: np.ndarray, axes: str) -> np.ndarray:
+    """A TIFF series as (depth, height, width, channels) (`_axis_order`), a channel axis added if none."""
+    array = np.transpose(array, _axis_order(path, array.shape, axes))
+    return array if any(a in "CS" for a in axes) else array[..., None]
 
 
 def _tiff_pixels(path: pathlib.Path) -> np.ndarray:
@@ -297,13 +303,6 @@ class Header:
         return len(self.shape) == 4
 
 
-def _arranged(shape: tuple[int, ...], axes: str) -> list[int]:
-    order = [i for i, a in enumerate(axes) if a not in "YXCS"] + [axes.index("Y"), axes.index("X")]
-    order += [i for i, a in enumerate(axes) if a in "CS"]
-    arranged = [int(shape[i]) for i in order]
-    return arranged if any(a in "CS" for a in axes) else arranged + [1]
-
-
 def read_header(path: str | pathlib.Path) -> Header:
     """The `Header` of an image or volume file. TIFF and `.npy` files are not decoded; colour
     PNG/JPEG files are (to see whether they are grey in fact, as `read_image` does).
@@ -323,8 +322,8 @@ def read_header(path: str | pathlib.Path) -> Header:
                 shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
         except Exception as error:  # noqa: BLE001  tifffile raises many kinds for a damaged file
             raise UnreadableImage(f"Image {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
-        _arrange(path, np.empty((0,) * len(shape)), axes)  # refuses 5D and other layouts, naming the file
-        shape = tuple(_arranged(shape, axes))
+        shape = tuple(shape[i] for i in _axis_order(path, shape, axes))
+        shape = shape if any(a in "CS" for a in axes) else (*shape, 1)
     elif suffix in ARRAY_SUFFIXES:
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
