@@ -35,13 +35,11 @@ from dlimaging.data.images import (
     read_mask,
 )
 from dlimaging.data.normalize import normalize_item
-from dlimaging.data.streaming import (  # noqa: F401  attach_cache, cached, value_range_of: for the folder loaders
+from dlimaging.data.streaming import (
     DISK_SHUFFLE_BUFFER,
-    attach_cache,
     cached,
     choose_cache,
     guarded,
-    value_range_of,
 )
 from dlimaging.errors import InputError
 

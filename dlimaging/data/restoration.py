@@ -42,7 +42,6 @@ from dlimaging.data.images import (
     value_range,
 )
 from dlimaging.data.item_stream import (
-    attach_cache,
     batched,
     eval_tiles,
     list_clean_folder,
@@ -50,11 +49,11 @@ from dlimaging.data.item_stream import (
     streams,
     tile_count,
     train_patches,
-    value_range_of,
 )
 from dlimaging.data.joint import check_joint_options, move_pair
 from dlimaging.data.n2v import mask_once, mask_patch
 from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
+from dlimaging.data.streaming import attach_cache, value_range_of
 from dlimaging.errors import InputError
 from dlimaging.validation import check_number
 

@@ -34,15 +34,12 @@ from dlimaging.data.images import (
 )
 from dlimaging.data.item_stream import (
     PATCH_BUFFER,
-    attach_cache,
     batched,
-    cached,
     eval_tiles,
     reader,
     streams,
     tile_count,
     train_patches,
-    value_range_of,
 )
 from dlimaging.data.joint import joint_augmentation
 from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
@@ -52,6 +49,7 @@ from dlimaging.data.restoration import (
     split_items,
     tiles,
 )
+from dlimaging.data.streaming import attach_cache, cached, value_range_of
 from dlimaging.errors import InputError
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
