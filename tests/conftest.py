@@ -39,3 +39,12 @@ def _no_internal_error():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a chief and its workers."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -5,13 +5,13 @@ import io
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
 
 import keras_tuner as kt
 import pytest
+from conftest import free_port
 
 from dlimaging.cli import main
 from dlimaging.tuning.experiment import ExperimentError, parse_experiment
@@ -200,12 +200,6 @@ def test_a_median_pruned_search_records_pruned_trials_and_resumes_with_them(tmp_
     assert len(again.trials) == 6
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_a_chief_and_two_workers_prune_with_the_chiefs_oracle(tmp_path):
     config = tmp_path / "distprune.toml"
@@ -214,7 +208,7 @@ def test_a_chief_and_two_workers_prune_with_the_chiefs_oracle(tmp_path):
         'dense_units = 8\nlearning_rate = { min = 1e-4, max = 1e-1, sampling = "log" }\n[tuner]\nmax_trials = 6\n'
         'max_epochs = 3\npruning = "successive_halving"\npruning_warmup_epochs = 0\npruning_min_epochs = 1\n'
         "pruning_min_trials = 2\n")
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     common = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
     chief = subprocess.Popen([DLIMAGING, "tune", str(config), "--chief", address, "--no-export"], **common)

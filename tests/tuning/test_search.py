@@ -5,7 +5,6 @@ import math
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import free_port
 
 from dlimaging.errors import InputError
 from dlimaging.plots.trials import pareto_front
@@ -253,17 +253,11 @@ def test_killed_run_resumes_without_redoing_trials(tmp_path):
     assert sorted(t["trial_id"] for t in results["trials"]) == sorted(p[:-5] for p in after)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
     config = _toml(tmp_path / "dist.toml", "dist", "filters = { choice = [[4], [8]] }\ndense_units = 8\n"
                    "learning_rate = { min = 1e-3, max = 1e-2, sampling = \"log\" }", max_trials=6)
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     common = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
     chief = subprocess.Popen([DLIMAGING, "tune", str(config), "--chief", address, "--export-dir", "exports"], **common)
@@ -392,7 +386,7 @@ def test_a_worker_without_a_chief_waits_a_bounded_time(tmp_path, capsys):
 
     config = _toml(tmp_path / "w.toml", "w", "filters = [4]\ndense_units = 8")
     start = time.perf_counter()
-    assert main(["tune", str(config), "--worker", f"127.0.0.1:{_free_port()}", "--worker-id", "w1",
+    assert main(["tune", str(config), "--worker", f"127.0.0.1:{free_port()}", "--worker-id", "w1",
                  "--runs-dir", str(tmp_path / "runs"), "--wait-for-chief", "1.5"]) == 2
     seconds = time.perf_counter() - start
     out, err = capsys.readouterr()
