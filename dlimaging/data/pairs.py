@@ -27,6 +27,7 @@ from dlimaging.data.restoration import (
     TRAIN_SAMPLE,
     check_patch_settings,
     default_patch,
+    image_pairs_bundle,
     random_patches,
     split_items,
     tiles,
@@ -152,22 +153,14 @@ def load_pairs(source: str, *, task: str, corruption, patch_size, patches_per_ep
     train_ds = sampled(patches_per_epoch, seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     fixed = sampled(min(patches_per_epoch, TRAIN_SAMPLE), seed + 1).batch(TRAIN_SAMPLE)
     arrays = dict(zip(("x_train", "y_train"), (a.numpy() for a in next(iter(fixed)))))
-    splits = {}
     for split, indices in (("validation", validation), ("test", test)):
         x, y = _split_channels([t for k in indices for t in tiles(stacked[k], patch)], channels, patch)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
-        splits[split] = (tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-                         if len(x) else None)
-    everything = np.concatenate([i.reshape(-1) for i in lows])
-    return DatasetBundle(
-        train=train_ds, validation=splits["validation"], test=splits["test"],
-        input_shape=tuple(int(d) for d in arrays["x_train"].shape[1:]), num_classes=None, class_names=[],
-        task=task, name=name, num_train=patches_per_epoch, num_validation=len(arrays["x_validation"]),
-        num_test=len(arrays["x_test"]), value_range=(float(everything.min()), float(everything.max())),
-        arrays=arrays, max_val=max_val, corruption=(), normalize=normalize_name(normalize),
+    return image_pairs_bundle(
+        train_ds, arrays, batch_size, lows, task=task, name=name, num_train=patches_per_epoch, max_val=max_val,
+        corruption=(), normalize=normalize_name(normalize),
         items={split: [names[k] for k in indices] for split, indices in
-               (("train", train), ("validation", validation), ("test", test))},
-    )
+               (("train", train), ("validation", validation), ("test", test))})
 
 
 def pairs_only(source: str, **_options):

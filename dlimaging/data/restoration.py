@@ -339,26 +339,32 @@ def load_restoration(source: str, entry: registry.Source, *, task: str, corrupti
     fixed = tf.data.Dataset.range(-min(patches_per_epoch, TRAIN_SAMPLE), 0).map(sampler)
     x_train, y_train = (np.concatenate(a) for a in zip(*fixed.batch(256).as_numpy_iterator()))
     arrays = {"x_train": x_train, "y_train": y_train}
-    splits = {}
     for split, indices, offset in (("validation", validation, 1), ("test", test, 2)):
         clean = tile_split(indices)
         noisy = corrupt_once(clean, steps, (seed * 3 + offset) % 2**63, max_val)
         if n2v_fraction:  # masked once, seeded: a self-supervised score, comparable across epochs
             noisy, clean = mask_once(noisy, n2v_fraction, (seed * 3 + offset + 7) % 2**63)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = noisy, clean
-        splits[split] = (tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-                         if len(clean) else None)
-    everything = np.concatenate([i.reshape(-1) for i in items])
-    return DatasetBundle(
-        train=train_ds, validation=splits["validation"], test=splits["test"],
-        input_shape=tuple(int(d) for d in x_train.shape[1:]), num_classes=None, class_names=[], task=task,
-        name=name, num_train=patches_per_epoch, num_validation=len(arrays["x_validation"]),
-        num_test=len(arrays["x_test"]), value_range=(float(everything.min()), float(everything.max())),
-        arrays=arrays, max_val=max_val, corruption=steps, self_supervised=bool(n2v_fraction),
-        normalize=normalize_name(normalize),
+    return image_pairs_bundle(
+        train_ds, arrays, batch_size, items, task=task, name=name, num_train=patches_per_epoch, max_val=max_val,
+        corruption=steps, self_supervised=bool(n2v_fraction), normalize=normalize_name(normalize),
         items={split: [names[k] for k in indices] for split, indices in
-               (("train", train), ("validation", validation), ("test", test))},
-    )
+               (("train", train), ("validation", validation), ("test", test))})
+
+
+def image_pairs_bundle(train: tf.data.Dataset, arrays: dict, batch_size: int, values, **fields) -> DatasetBundle:
+    """The bundle of an image-to-image task from its training pipeline and its `arrays` (a fixed
+    draw of training patches and the held-out `x_`/`y_` tiles of validation and test, batched here),
+    its value range the one of the items `values`; `fields` are the rest of `DatasetBundle`'s."""
+    held_out = {split: tf.data.Dataset.from_tensor_slices((arrays[f"x_{split}"], arrays[f"y_{split}"]))
+                .batch(batch_size).prefetch(tf.data.AUTOTUNE) if len(arrays[f"x_{split}"]) else None
+                for split in ("validation", "test")}
+    everything = np.concatenate([v.reshape(-1) for v in values])
+    return DatasetBundle(
+        train=train, validation=held_out["validation"], test=held_out["test"],
+        input_shape=tuple(int(d) for d in arrays["x_train"].shape[1:]), num_classes=None, class_names=[],
+        num_validation=len(arrays["x_validation"]), num_test=len(arrays["x_test"]),
+        value_range=(float(everything.min()), float(everything.max())), arrays=arrays, **fields)
 
 
 def clean_items(source: str, **options):
