@@ -145,9 +145,11 @@ def _pil_pixels(path: pathlib.Path, *, mask: bool) -> np.ndarray:
         raise UnreadableImage(f"Image {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
 
 
-def _npy_pixels(path: pathlib.Path) -> np.ndarray:
+def _npy_pixels(path: pathlib.Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A `.npy` image (height, width[, 1]) or volume (depth, height, width[, channels]), with a
+    channel axis; `mmap_mode="r"` maps it without reading (for its header)."""
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except Exception as error:  # noqa: BLE001
         raise UnreadableImage(f"Array {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
     if array.ndim not in (2, 3, 4):
@@ -325,14 +327,8 @@ def read_header(path: str | pathlib.Path) -> Header:
         shape = tuple(shape[i] for i in _axis_order(path, shape, axes))
         shape = shape if any(a in "CS" for a in axes) else (*shape, 1)
     elif suffix in ARRAY_SUFFIXES:
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as error:  # noqa: BLE001
-            raise UnreadableImage(f"Array {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
-        if array.ndim not in (2, 3, 4):
-            raise InputError(f"Array {str(path)!r} has shape {array.shape}: a .npy image is (height, width) and a "
-                             ".npy volume (depth, height, width[, channels]).")
-        shape, dtype = array.shape if array.ndim == 4 else (*array.shape, 1), np.dtype(array.dtype)
+        array = _npy_pixels(path, mmap_mode="r")
+        shape, dtype = array.shape, np.dtype(array.dtype)
     else:
         pixels = read_pixels(path)
         shape, dtype = pixels.shape, pixels.dtype
