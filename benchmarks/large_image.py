@@ -1,7 +1,7 @@
 """Prediction on a large image in bounded memory: `dlimaging predict` on an 8,192 × 8,192 16-bit
 image with a small restoration U-Net, in a subprocess, tiled (`--tiles auto` under `--memory`).
 
-The image (smooth structures plus noise, uint16) is written as a 16-bit PNG (or .npy), the U-Net
+The image (smooth structures plus noise, uint16) is written as a 16-bit TIFF (or PNG, or .npy), the U-Net
 (depth 2, 16 filters, untrained: the cost of a forward pass does not depend on the weights) is
 exported with `export_saved_model`, and `python -m dlimaging.cli predict` restores the image in a child
 process. Reported: the child's peak RSS (`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`), its
@@ -10,7 +10,7 @@ wall time, and the tile size `--tiles auto` chose. The restored image is checked
 Bar: peak RSS under 3 GB (exit status 1 otherwise).
 
 Usage:
-    python benchmarks/large_image.py [--size 8192] [--memory 1] [--tiles auto] [--format png|npy]
+    python benchmarks/large_image.py [--size 8192] [--memory 1] [--tiles auto] [--format tif|png|npy]
     python benchmarks/large_image.py --size 1024      # a quick check
 """
 
@@ -46,6 +46,10 @@ def write_image(folder: pathlib.Path, size: int, kind: str) -> pathlib.Path:
     path = folder / f"large.{kind}"
     if kind == "npy":
         np.save(path, image)
+    elif kind == "tif":
+        import tifffile
+
+        tifffile.imwrite(path, image)
     else:
         from PIL import Image
 
@@ -76,7 +80,7 @@ def run_predict(export: pathlib.Path, image: pathlib.Path, out: pathlib.Path, ti
             "stdout": done.stdout.strip(), "stderr": done.stderr.strip()}
 
 
-def large_image(size: int = 8192, memory: float = 1.0, tiles: str = "auto", kind: str = "png",
+def large_image(size: int = 8192, memory: float = 1.0, tiles: str = "auto", kind: str = "tif",
                 depth: int = 2, filters: int = 16) -> dict:
     """Runs the benchmark in a temporary folder; returns its figures (see the module's docstring)."""
     from dlimaging.serving.exports import read_metadata
@@ -95,6 +99,12 @@ def large_image(size: int = 8192, memory: float = 1.0, tiles: str = "auto", kind
             out = folder / f"restored.{kind}"
             if kind == "npy":
                 shape = np.load(out, mmap_mode="r").shape
+            elif kind == "tif":
+                import tifffile
+
+                with tifffile.TiffFile(out) as restored:
+                    shape = restored.series[0].shape
+                    result["dtype"] = str(restored.series[0].dtype)
             else:
                 from PIL import Image
 
@@ -111,7 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=8192, help="the image's side in pixels (default 8192)")
     parser.add_argument("--memory", type=float, default=1.0, help="predict's --memory, GB (default 1)")
     parser.add_argument("--tiles", default="auto", help="predict's --tiles (default auto)")
-    parser.add_argument("--format", dest="kind", choices=("png", "npy"), default="png")
+    parser.add_argument("--format", dest="kind", choices=("tif", "png", "npy"), default="tif")
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--depth", type=int, default=2)
     args = parser.parse_args(argv)
@@ -127,7 +137,8 @@ def main(argv=None) -> int:
         print(f"predict failed (exit {r['code']}): {r['stderr'][-2000:]}")
         return 1
     print(f"Time: {r['seconds']:.1f} s; peak RSS of the child: {r['peak_gb']:.2f} GB (bar: < {BAR_GB:g} GB); "
-          f"output shape {'ok' if r['shape_ok'] else 'WRONG'}")
+          f"output shape {'ok' if r['shape_ok'] else 'WRONG'}"
+          + (f", written as {r['dtype']}" if "dtype" in r else ""))
     return 0 if r["peak_gb"] < BAR_GB and r["shape_ok"] else 1
 
 

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 from typing import Sequence
 
@@ -48,6 +49,19 @@ _FLOAT32_MAX = float(np.finfo("float32").max)
 
 class UnreadableImage(InputError):
     """A file that cannot be decoded at all (damaged, or not an image): a folder skips it with a warning."""
+
+
+def _suffix(path: str) -> str:
+    """A file's suffix, lower case, without building a `pathlib.Path` (which interns every part of
+    every name it parses: a folder of 100,000 files would keep them all)."""
+    return os.path.splitext(path)[1].lower()
+
+
+def folder_files(folder, suffixes=FOLDER_SUFFIXES) -> list[str]:
+    """The files of `folder` with one of `suffixes`, sorted by name, as strings (`os.scandir`: no
+    `pathlib.Path` per file, see `_suffix`)."""
+    with os.scandir(folder) as entries:
+        return sorted(entry.path for entry in entries if _suffix(entry.name) in suffixes and entry.is_file())
 
 
 def integer_scale(dtype) -> float | None:
@@ -82,7 +96,7 @@ class Image:
         return int(self.pixels.shape[-1])
 
 
-def _axis_order(path: pathlib.Path, shape: tuple[int, ...], axes: str) -> list[int]:
+def _axis_order(path: str, shape: tuple[int, ...], axes: str) -> list[int]:
     """The order that makes a TIFF series (depth, height, width, channels) from tifffile's axes: C and
     S are channels, Y and X the plane, and one other axis (Z, pages, time) the depth. Refuses any
     other layout (a 5D TIFF) in one line naming the file."""
@@ -95,13 +109,13 @@ def _axis_order(path: pathlib.Path, shape: tuple[int, ...], axes: str) -> list[i
     return depth + [axes.index("Y"), axes.index("X")] + channel
 
 
-def _arrange(path: pathlib.Path, array: np.ndarray, axes: str) -> np.ndarray:
+def _arrange(path: str, array: np.ndarray, axes: str) -> np.ndarray:
     """A TIFF series as (depth, height, width, channels) (`_axis_order`), a channel axis added if none."""
     array = np.transpose(array, _axis_order(path, array.shape, axes))
     return array if any(a in "CS" for a in axes) else array[..., None]
 
 
-def _tiff_pixels(path: pathlib.Path) -> np.ndarray:
+def _tiff_pixels(path: str) -> np.ndarray:
     import tifffile
 
     try:
@@ -120,7 +134,7 @@ def _grey_or_rgb(image) -> np.ndarray:
     return rgb
 
 
-def _pil_pixels(path: pathlib.Path, *, mask: bool) -> np.ndarray:
+def _pil_pixels(path: str, *, mask: bool) -> np.ndarray:
     """Pillow's pixels: 8-bit grey or RGB (palette and grey-looking RGB images are grey), 16-bit
     grey as uint16; for a mask, a palette image's indices (its class ids)."""
     from PIL import Image as PILImage
@@ -145,7 +159,7 @@ def _pil_pixels(path: pathlib.Path, *, mask: bool) -> np.ndarray:
         raise UnreadableImage(f"Image {str(path)!r} is unreadable ({type(error).__name__}: {error}).") from None
 
 
-def _npy_pixels(path: pathlib.Path, mmap_mode: str | None = None) -> np.ndarray:
+def _npy_pixels(path: str, mmap_mode: str | None = None) -> np.ndarray:
     """A `.npy` image (height, width[, 1]) or volume (depth, height, width[, channels]), with a
     channel axis; `mmap_mode="r"` maps it without reading (for its header)."""
     try:
@@ -166,8 +180,8 @@ def read_pixels(path: str | pathlib.Path, *, mask: bool = False) -> np.ndarray:
         UnreadableImage: the file cannot be decoded (one line naming it).
         InputError: it decodes to something that is neither an image nor a volume (a 5D TIFF).
     """
-    path = pathlib.Path(path)
-    suffix = path.suffix.lower()
+    path = os.fspath(path)
+    suffix = _suffix(path)
     if suffix in TIFF_SUFFIXES:
         return _tiff_pixels(path)
     if suffix in ARRAY_SUFFIXES:
@@ -175,7 +189,7 @@ def read_pixels(path: str | pathlib.Path, *, mask: bool = False) -> np.ndarray:
     return _pil_pixels(path, mask=mask)
 
 
-def _check_dtype(path: pathlib.Path, dtype: np.dtype) -> None:
+def _check_dtype(path: str, dtype: np.dtype) -> None:
     fine = dtype == bool or (np.issubdtype(dtype, np.integer) and dtype.itemsize <= 4) or \
         np.issubdtype(dtype, np.floating)
     if not fine:
@@ -187,7 +201,7 @@ def read_image(path: str | pathlib.Path) -> Image:
     maximum, floats as they are (a `.npy` array: uint8 and uint16 scaled, other numbers kept).
     Refuses in one line naming the file what cannot be read, pixel types other than 8-, 16- and
     32-bit integers and floats, and NaN or infinite values."""
-    path = pathlib.Path(path)
+    path = os.fspath(path)
     array = read_pixels(path)
     _check_dtype(path, array.dtype)
     if np.issubdtype(array.dtype, np.floating) and array.size:
@@ -195,7 +209,7 @@ def read_image(path: str | pathlib.Path) -> Image:
             raise InputError(f"Image {str(path)!r} holds NaN or infinite values.")
         if float(np.max(np.abs(array))) > _FLOAT32_MAX:
             raise InputError(f"Image {str(path)!r} holds values beyond float32's range.")
-    is_array = path.suffix.lower() in ARRAY_SUFFIXES
+    is_array = _suffix(path) in ARRAY_SUFFIXES
     scale = integer_scale(array.dtype) if is_array else pixel_scale(array.dtype)
     pixels = array.astype("float32")
     if scale:
@@ -313,8 +327,8 @@ def read_header(path: str | pathlib.Path) -> Header:
         UnreadableImage: the file cannot be opened (one line naming it).
         InputError: it is neither an image nor a volume, or holds pixels of another type.
     """
-    path = pathlib.Path(path)
-    suffix = path.suffix.lower()
+    path = os.fspath(path)
+    suffix = _suffix(path)
     if suffix in TIFF_SUFFIXES:
         import tifffile
 

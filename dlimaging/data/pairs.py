@@ -20,10 +20,12 @@ import numpy as np
 import tensorflow as tf
 
 from dlimaging.data.bundle import DatasetBundle
-from dlimaging.data.images import FOLDER_SUFFIXES, read_image, value_range
-from dlimaging.data.joint import check_joint_options
+from dlimaging.data.images import FOLDER_SUFFIXES, read_header, read_image, value_range
+from dlimaging.data.item_stream import batched, eval_tiles, streams, tile_count, train_patches
+from dlimaging.data.joint import check_joint_options, move_pair
 from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
 from dlimaging.data.restoration import (
+    DEFAULT_IMAGE_PATCH,
     TRAIN_SAMPLE,
     check_patch_settings,
     default_patch,
@@ -32,6 +34,7 @@ from dlimaging.data.restoration import (
     split_items,
     tiles,
 )
+from dlimaging.data.streaming import attach_cache, guarded, value_range_of
 from dlimaging.errors import InputError
 
 PREFIX = "pairs:"
@@ -74,8 +77,9 @@ def _listing(folder: pathlib.Path, source: str) -> dict[str, pathlib.Path]:
     return named
 
 
-def read_pairs(source: str):
-    """The matched pairs: (names, low images, high images, the data's name, max_val); see the module."""
+def match_pairs(source: str):
+    """(names, {name: low file}, {name: high file}, the data's name): the files matched by name, a
+    file without its partner refused in one line naming it."""
     low_dir, high_dir, name = pair_folders(source)
     lows, highs = _listing(low_dir, source), _listing(high_dir, source)
     for one, other, folder in ((lows, highs, high_dir), (highs, lows, low_dir)):
@@ -83,17 +87,28 @@ def read_pairs(source: str):
         if missing:
             raise InputError(f"`source` {source!r}: {str(one[missing[0]])!r} has no partner of the same name in "
                              f"{str(folder)!r} ({len(missing)} such file(s)).")
-    names = sorted(lows)
-    read = [(read_image(lows[n]), read_image(highs[n])) for n in names]
-    for n, (low, high) in zip(names, read):
-        if low.pixels.shape != high.pixels.shape:
+    return sorted(lows), lows, highs, name
+
+
+def _check_shapes(source: str, names, lows, highs, low_shapes, high_shapes) -> None:
+    """Partners share their shape, and all pairs their rank and channels (one line naming a file)."""
+    for n, low, high in zip(names, low_shapes, high_shapes):
+        if tuple(low) != tuple(high):
             raise InputError(f"`source` {source!r}: pair {n!r} differs in shape: {str(lows[n])!r} is "
-                             f"{low.pixels.shape}, {str(highs[n])!r} {high.pixels.shape}.")
-    first = read[0][0]
-    for n, (low, _) in zip(names, read):
-        if low.volume != first.volume or low.channels != first.channels:
-            raise InputError(f"`source` {source!r}: {str(lows[n])!r} has shape {low.pixels.shape} and "
-                             f"{str(lows[names[0]])!r} {first.pixels.shape}; the pairs share their rank and channels.")
+                             f"{tuple(low)}, {str(highs[n])!r} {tuple(high)}.")
+    first = low_shapes[0]
+    for n, low in zip(names, low_shapes):
+        if len(low) != len(first) or low[-1] != first[-1]:
+            raise InputError(f"`source` {source!r}: {str(lows[n])!r} has shape {tuple(low)} and "
+                             f"{str(lows[names[0]])!r} {tuple(first)}; the pairs share their rank and channels.")
+
+
+def read_pairs(source: str):
+    """The matched pairs: (names, low images, high images, the data's name, max_val); see the module."""
+    names, lows, highs, name = match_pairs(source)
+    read = [(read_image(lows[n]), read_image(highs[n])) for n in names]
+    _check_shapes(source, names, lows, highs, [low.pixels.shape for low, _ in read],
+                  [high.pixels.shape for _, high in read])
     high_range = value_range([high for _, high in read])
     return names, [low.pixels for low, _ in read], [high.pixels for _, high in read], name, \
         high_range[1] - min(0.0, high_range[0])
@@ -120,11 +135,17 @@ def load_pairs(source: str, *, task: str, corruption, patch_size, patches_per_ep
                test_split: float, batch_size: int, seed: int, augmentation=None, n2v_fraction=None,
                normalize=None, cache: str = "memory") -> DatasetBundle:
     """The `DatasetBundle` of paired restoration data: `(low, high)` batches; see the module's docstring.
-    The pairs are read into memory whatever `cache` says (pairs do not stream yet).
+    Pairs of 2D images stream from disk as `cache` says (`_streamed_pairs`); volumes, and "memory"
+    (or "auto" with room), are read into memory.
     `normalize` (percentile bounds, `dlimaging.data.normalize`) maps each low image by its own
     percentiles and its high partner by the LOW image's."""
     _refuse(task, corruption, n2v_fraction)
     check_patch_settings(patch_size, patches_per_epoch)
+    if cache != "memory":
+        bundle = _streamed_pairs(source, task, cache, patch_size, patches_per_epoch, (validation_split, test_split),
+                                 batch_size, seed, augmentation, normalize)
+        if bundle is not None:
+            return bundle
     names, lows, highs, name, max_val = read_pairs(source)
     rank = lows[0].ndim  # 3: images, 4: volumes
     check_rank(normalize, lows[0].shape, source)
@@ -161,6 +182,84 @@ def load_pairs(source: str, *, task: str, corruption, patch_size, patches_per_ep
         corruption=(), normalize=normalize_name(normalize),
         items={split: [names[k] for k in indices] for split, indices in
                (("train", train), ("validation", validation), ("test", test))})
+
+
+def _pair_reader(partners: dict[str, str], normalize):
+    """A numpy function: a low file's name to its pixels and its high partner's as one float32 item
+    (low channels first), each low image mapped by its own percentiles and its partner by the low
+    image's when `normalize` gives bounds, as the in-memory loader does."""
+
+    def read(path: str) -> np.ndarray:
+        low, high = read_image(path).pixels, read_image(partners[path]).pixels
+        if normalize is not None:
+            low, high = normalize_item(low, normalize), normalize_item(high, normalize, reference=low)
+        return np.concatenate([low, high], -1)
+
+    return lambda path: guarded(read, path.decode()).astype("float32", copy=False)
+
+
+def _mapped_ranges(read, files, channels: int):
+    """The (min, max) of the mapped low images and of their partners, read one pair at a time."""
+    inputs, targets = [np.inf, -np.inf], [np.inf, -np.inf]
+    for path in files:
+        both = read(path.encode())
+        for bounds, part in ((inputs, both[..., :channels]), (targets, both[..., channels:])):
+            bounds[:] = min(bounds[0], float(part.min())), max(bounds[1], float(part.max()))
+    return tuple(inputs), tuple(targets)
+
+
+def _streamed_pairs(source, task, cache, patch_size, patches_per_epoch, split, batch_size, seed, augmentation,
+                    normalize) -> DatasetBundle | None:
+    """Pairs of 2D images streamed (`dlimaging.data.item_stream`): listed from their headers, split by
+    pair as in memory, training patches cut at one place in both partners, held-out tiles pair by
+    pair; None when they are volumes or `cache` keeps them in memory."""
+    names, lows, highs, name = match_pairs(source)
+    low_headers, high_headers = [read_header(lows[n]) for n in names], [read_header(highs[n]) for n in names]
+    shapes = [h.shape for h in low_headers]
+    _check_shapes(source, names, lows, highs, shapes, [h.shape for h in high_headers])
+    channels = shapes[0][-1]
+    streamed = None if low_headers[0].volume else streams(cache, shapes, 2 * channels)
+    if streamed is None:
+        return None
+    (mode, note, disk), files = streamed, [str(lows[n]) for n in names]
+    read = _pair_reader({str(lows[n]): str(highs[n]) for n in names}, normalize)
+    check_rank(normalize, shapes[0], source)
+    if normalize is None:  # the inputs' range, and the targets' for max_val, as in memory
+        inputs, targets = value_range_of(files, low_headers), value_range_of([str(highs[n]) for n in names],
+                                                                               high_headers)
+    else:  # once mapped: read pair by pair
+        inputs, targets = _mapped_ranges(read, files, channels)
+    patch_size = DEFAULT_IMAGE_PATCH if patch_size is None else patch_size
+    patch = (patch_size, patch_size)
+    small = [k for k, shape in enumerate(shapes) if min(shape[:2]) < patch_size]
+    if small:
+        raise InputError(f"`patch_size` {patch_size} is larger than {len(small)} pair(s) of `source` {source!r} "
+                         f"(e.g. {names[small[0]]!r}, of shape {shapes[small[0]]}). Received: patch_size={patch_size}")
+    train, validation, test = split_items(len(names), *split, seed, source)
+    patches_per_epoch = patches_per_epoch or sum(tile_count(shapes[k], patch) for k in train)
+    moves = check_joint_options(augmentation, image=True, moving_only=True, volume=False)
+
+    def finish(both, fold):  # moved alike (the in-memory sampler's fold 7), then parted
+        if moves:
+            both, _ = move_pair(both, both, fold(7), moves)
+        return both[..., :channels], both[..., channels:]
+
+    train_ds = train_patches([files[k] for k in train], [shapes[k] for k in train], patch, patches_per_epoch, seed,
+                             read, 2 * channels, finish).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    held_out = {}
+    for split_name, indices in (("validation", validation), ("test", test)):
+        ds = eval_tiles([files[k] for k in indices], read, 2 * channels, patch, tiles).map(
+            lambda i, both: (both[..., :channels], both[..., channels:]))
+        count = sum(tile_count(shapes[k], patch) for k in indices)
+        held_out[split_name] = (batched(ds, batch_size, mode, disk, split_name) if count else None, count)
+    return attach_cache(DatasetBundle(
+        train=train_ds, validation=held_out["validation"][0], test=held_out["test"][0],
+        input_shape=(*patch, channels), num_classes=None, class_names=[], task=task, name=name,
+        num_train=patches_per_epoch, num_validation=held_out["validation"][1], num_test=held_out["test"][1],
+        value_range=inputs, max_val=targets[1] - min(0.0, targets[0]), corruption=(), normalize=normalize_name(normalize),
+        cache=mode, cache_note=note,
+        items={s: [names[k] for k in indices] for s, indices in
+               (("train", train), ("validation", validation), ("test", test))}), disk)
 
 
 def pairs_only(source: str, **_options):

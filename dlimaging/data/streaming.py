@@ -3,7 +3,9 @@
 A class folder is never held in memory: `list_class_folder` reads each image's header (its size
 and mode), the split is made on the files (stratified by class, by seed; `split_samples`), and
 `file_dataset` decodes them in parallel inside the pipeline (`decode_image`, the one function
-that turns a file into pixels), then batches and prefetches. `cache` says what is kept once
+that turns a file into pixels), then batches and prefetches. A folder of plain PNGs (8-bit grey
+or RGB, or 16-bit grey, all of the folder's size) is decoded by TensorFlow's own PNG decoder
+instead, outside Python's lock, to the same float32 pixels (`native_png`). `cache` says what is kept once
 decoded: `"memory"`, `"disk"` (a temporary folder removed with the bundle), `"none"`, or `"auto"`
 (memory when the decoded training split is under `AUTO_MEMORY_SHARE` of the available memory).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import pathlib
 import re
 import shutil
@@ -28,6 +31,7 @@ from dlimaging.data.images import (
     FOLDER_SUFFIXES,
     UnreadableImage,
     fit_image,
+    folder_files,
     folder_shape,
     read_header,
     read_image,
@@ -40,6 +44,12 @@ from dlimaging.validation import available_memory
 AUTO_MEMORY_SHARE = 0.25
 # Samples a disk-cached training split is shuffled within (its file order is shuffled once, by seed).
 DISK_SHUFFLE_BUFFER = 1024
+# Plain PNG folders are decoded by TensorFlow (`native_png`); False sends every file through `decode_image`.
+NATIVE_PNG = True
+# (bit depth, colour type) of the PNG header that TensorFlow decodes to `read_image`'s own pixels:
+# 8-bit grey, 16-bit grey, 8-bit RGB. Palette, alpha and low-bit images go through Pillow.
+_PNG_LAYOUTS = {(8, 0): "uint8", (16, 0): "uint16", (8, 2): "uint8"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def check_cache(cache) -> str:
@@ -84,7 +94,7 @@ def check_split_sizes(source, total, validation_split, validation_count, test_sp
             )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # hashed by identity: `_NATIVE_LISTINGS` holds it weakly
 class FolderListing:
     """A class folder's files (paths), their class ids, the class names, the one shape every
     file is brought to (`dlimaging.data.images.folder_shape`), and the range of its values."""
@@ -95,6 +105,7 @@ class FolderListing:
     name: str
     sample_shape: tuple[int, ...]
     value_range: tuple[float, float]
+    native: str | None = None  # "uint8" or "uint16": plain PNGs TensorFlow decodes (`native_png`)
 
 
 def value_range_of(files, headers) -> tuple[float, float]:
@@ -120,13 +131,13 @@ def list_class_folder(source: str, image_size=None) -> FolderListing:
     files, labels, headers = [], [], []
     for label, folder in enumerate(classes):
         found = 0
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file()):
+        for path in folder_files(folder):
             try:
                 headers.append(read_header(path))
             except UnreadableImage as error:
                 warnings.warn(f"Skipping unreadable image {path}: {error}", stacklevel=4)
                 continue
-            files.append(str(path))
+            files.append(path)
             labels.append(label)
             found += 1
         if not found:
@@ -135,7 +146,33 @@ def list_class_folder(source: str, image_size=None) -> FolderListing:
     shape = folder_shape([(f, h.shape) for f, h in zip(files, headers)], image_size=image_size,
                          what=f"`source` {str(root)!r}")
     return FolderListing(np.asarray(files), np.asarray(labels, "int64"), [c.name for c in classes], root.name,
-                         tuple(shape), value_range_of(files, headers))
+                         tuple(shape), value_range_of(files, headers), native_png(files, headers, shape))
+
+
+def _png_layout(path: str) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG file's header, or None for another format."""
+    with open(path, "rb") as file:
+        head = file.read(26)
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def native_png(files, headers, sample_shape) -> str | None:
+    """"uint8" or "uint16" when every file is a PNG that TensorFlow's decoder turns into the very
+    pixels `decode_image` gives (one bit depth; grey, or RGB that is not grey in fact; already of the
+    folder's height and width), else None: the files then go through `decode_image`."""
+    if not NATIVE_PNG or not files or len(sample_shape) != 3:
+        return None
+    kinds = set()
+    for path, header in zip(files, headers):
+        layout = _png_layout(path) if path.lower().endswith(".png") else None
+        if layout not in _PNG_LAYOUTS or header.shape[:2] != tuple(sample_shape[:2]):
+            return None
+        if layout[1] == 2 and header.shape[-1] != 3:  # RGB that read_image makes grey
+            return None
+        kinds.add(_PNG_LAYOUTS[layout])
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def decode_image(path: str, sample_shape: tuple[int, ...]) -> np.ndarray:
@@ -170,12 +207,15 @@ def file_error(error: BaseException, kind=InputError) -> Exception | None:
 
 @contextlib.contextmanager
 def reading_files(kind=InputError):
-    """Turns a streamed file's failure (a `tf.errors.OpError` carrying `guarded`'s mark) into one
-    `kind` (an `InputError`) naming the file; other errors pass unchanged."""
+    """Turns a streamed file's failure (a `tf.errors.OpError` carrying `guarded`'s mark, or a read or
+    PNG error of a folder TensorFlow decodes, whose broken file is then looked for) into one `kind`
+    (an `InputError`) naming the file; other errors pass unchanged."""
     try:
         yield
     except (tf.errors.OpError, InputError) as error:
         found = file_error(error, kind)
+        if found is None and isinstance(error, tf.errors.OpError):
+            found = _broken_native_file(error, kind)
         if found is None:
             raise
         raise found from None
@@ -184,6 +224,8 @@ def reading_files(kind=InputError):
 def _decoder(listing: FolderListing):
     """A `tf.data` map function: a file name to its float32 pixels."""
     shape = listing.sample_shape
+    if listing.native:
+        return _native_decoder(listing)
 
     def decode(path):
         return guarded(lambda name: decode_image(name, shape), path.decode())
@@ -193,6 +235,42 @@ def _decoder(listing: FolderListing):
         return tf.ensure_shape(pixels, shape), label
 
     return load
+
+
+# The files of the folders decoded by TensorFlow: `reading_files` looks there for the one that broke.
+_NATIVE_LISTINGS: "weakref.WeakSet[FolderListing]" = weakref.WeakSet()
+
+
+def _native_decoder(listing: FolderListing):
+    """`_decoder` for plain PNGs: TensorFlow reads and decodes them (grey is repeated as RGB for an
+    RGB folder), and scales them by the same float32 division as `read_image`."""
+    shape, dtype = listing.sample_shape, tf.as_dtype(listing.native)
+    scale = tf.constant(float(np.iinfo(listing.native).max), tf.float32)
+    _NATIVE_LISTINGS.add(listing)
+
+    def load(path, label):
+        pixels = tf.io.decode_png(tf.io.read_file(path), channels=shape[-1], dtype=dtype)
+        return tf.ensure_shape(tf.cast(pixels, tf.float32) / scale, shape), label
+
+    return load
+
+
+def _broken_native_file(error: BaseException, kind) -> Exception | None:
+    """For a TensorFlow read or PNG decoding failure in a natively decoded folder, the first of its
+    files that no longer reads, as `kind` (one line naming it); None for any other error."""
+    text = str(error)
+    if not isinstance(error, tf.errors.NotFoundError) and "PNG" not in text and "png" not in text:
+        return None
+    for listing in list(_NATIVE_LISTINGS):
+        for path in listing.files:
+            if not os.path.isfile(path):
+                return kind(f"File {str(path)!r} could not be read while streaming (it is gone); was it moved, "
+                            "deleted or changed after it was listed?")
+            try:
+                read_image(path)
+            except InputError as problem:
+                return kind(f"{' '.join(str(problem).split())} (while streaming; was it changed after it was listed?)")
+    return None
 
 
 def decoded_bytes(count: int, sample_shape) -> int:
@@ -262,25 +340,43 @@ def file_dataset(listing: FolderListing, files, labels, batch_size: int, *, shuf
                  mode: str, disk: DiskCache | None, split: str) -> tf.data.Dataset:
     """Batches of (pixels, label) decoded from `files` in parallel, cached as `mode` says, prefetched.
 
-    Uncached, the file names are reshuffled each epoch before decoding; cached in memory, the
+    Uncached, the file names are reshuffled each epoch before decoding (`shuffled_each_epoch`); cached in memory, the
     decoded samples are; cached on disk, the file order is shuffled once by seed and the samples
     within a buffer of `DISK_SHUFFLE_BUFFER` each epoch, so memory stays bounded."""
     files, labels = np.asarray(files), np.asarray(labels)
     if shuffle and mode == "disk":
         order = np.random.default_rng(seed).permutation(len(files))
         files, labels = files[order], labels[order]
-    ds = tf.data.Dataset.from_tensor_slices((files, labels))
     if shuffle and mode == "none":
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ds = shuffled_each_epoch(files, labels, seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((files, labels))
     ds = ds.map(_decoder(listing), num_parallel_calls=tf.data.AUTOTUNE)
     ds = cached(ds, mode, disk, split)
     if shuffle and mode != "none":
         buffer = len(files) if mode == "memory" else min(len(files), DISK_SHUFFLE_BUFFER)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds.dlimaging_listing = listing  # keeps it in `_NATIVE_LISTINGS` while the dataset lives
+    return ds
+
+
+def shuffled_each_epoch(files, labels, seed: int) -> tf.data.Dataset:
+    """(file, label) pairs in a new order each epoch, drawn from `seed`: one permutation of the
+    indices per epoch (8 bytes a file), where `Dataset.shuffle` over every file would buffer each
+    element (about 500 bytes: 7 MB more at 16,000 files)."""
+    names, ids, count = tf.constant(files), tf.constant(labels), len(files)
+
+    def epoch(draw):
+        key = tf.stack([draw, tf.constant(seed, tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=key)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    ds = draws.flat_map(epoch).map(lambda i: (tf.gather(names, i), tf.gather(ids, i)))
+    return ds.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def relative_names(files, root: str) -> list[str]:
     """The files as paths relative to the source folder, for `splits.json`."""
-    base = pathlib.Path(root)
-    return [pathlib.Path(f).relative_to(base).as_posix() for f in files]
+    return [os.path.relpath(f, root).replace(os.sep, "/") for f in files]

@@ -60,3 +60,40 @@ def test_refusals_name_the_file(tmp_path):
         dli.load_dataset("pairs:onlyone", task=TASK)
     with pytest.raises(InputError, match="use it with task='restoration'"):
         dli.load_dataset(f"pairs:{root / 'low'},{root / 'high'}", task="classification")
+
+
+def _batches(dataset):
+    xs, ys = zip(*dataset.as_numpy_iterator())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@pytest.mark.parametrize("normalize", ["dtype", "percentile"])
+def test_pairs_stream_from_disk_with_the_in_memory_split_tiles_and_range(tmp_path, normalize):
+    root = _pairs(tmp_path / "data", count=6)
+    kwargs = dict(task=TASK, patch_size=8, validation_split=0.2, test_split=0.2, batch_size=4, normalize=normalize,
+                  augmentation={"flip": True})
+    memory, streamed = (dli.load_dataset(str(root), cache=c, **kwargs) for c in ("memory", "none"))
+    assert streamed.cache == "none" and streamed.arrays == {} and "Cache: none" in streamed.cache_note
+    assert streamed.items == memory.items and streamed.num_train == memory.num_train
+    assert streamed.max_val == pytest.approx(memory.max_val, rel=1e-6)
+    for split in ("validation", "test"):  # the same tiles of the same held-out pairs
+        for a, b in zip(_batches(getattr(memory, split)), _batches(getattr(streamed, split))):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    low, high = _batches(streamed.train)
+    assert low.shape == high.shape == (streamed.num_train, 8, 8, 1)
+    if normalize == "dtype":  # cut at one place and turned alike
+        np.testing.assert_allclose(low * 2, high, atol=2 / 65535 + 1e-4)
+    assert not np.array_equal(low, _batches(streamed.train)[0])  # new patches each epoch
+    assert dli.load_dataset(str(root), cache="disk", **kwargs).cache == "disk"
+
+
+def test_a_partner_gone_while_streaming_is_one_line_naming_it(tmp_path):
+    from dlimaging.data.streaming import reading_files
+
+    root = _pairs(tmp_path / "data", count=4)
+    data = dli.load_dataset(str(root), task=TASK, patch_size=8, validation_split=0, test_split=0, cache="none")
+    gone = root / "high" / f"{data.items['train'][0]}.tif"
+    gone.unlink()
+    with pytest.raises(InputError, match=f"'{gone}' is unreadable"):
+        with reading_files():
+            _batches(data.train)

@@ -30,7 +30,9 @@ def folder(tmp_path):
 
 @pytest.fixture
 def decodes(monkeypatch):
-    """Counts the files decoded, through the one decode function of the pipeline."""
+    """Counts the files decoded, through the one decode function of the pipeline (PNGs too: the
+    TensorFlow decoder of plain PNGs is turned off)."""
+    monkeypatch.setattr(streaming, "NATIVE_PNG", False)
     calls = []
     original = streaming.decode_image
 
@@ -115,3 +117,68 @@ def test_old_boolean_cache_still_works_and_in_memory_sources_keep_their_arrays()
     data = load_dataset("digits", cache=False)
     assert data.cache == "none" and len(data.arrays["x_train"]) == data.num_train
     assert load_dataset("digits", cache=True).cache == "memory"
+
+
+def _pngs(root, arrays, mode=None):
+    root.mkdir(parents=True)
+    for i, pixels in enumerate(arrays):
+        Image.fromarray(pixels, mode).save(root / f"{i:02d}.png") if mode else Image.fromarray(pixels).save(root / f"{i:02d}.png")
+
+
+@pytest.mark.parametrize("kind", ["grey8", "grey16", "rgb", "grey_and_rgb"])
+def test_plain_pngs_decoded_by_tensorflow_give_the_readers_very_pixels(tmp_path, monkeypatch, kind):
+    rng = np.random.default_rng(1)
+    grey8 = [rng.integers(0, 256, (9, 7), dtype=np.uint8) for _ in range(4)]
+    rgb = [rng.integers(0, 256, (9, 7, 3), dtype=np.uint8) for _ in range(4)]
+    wide = [rng.integers(0, 65536, (9, 7)).astype(np.uint16) for _ in range(4)]
+    for name, arrays in (("a", {"grey8": grey8, "grey16": wide, "rgb": rgb, "grey_and_rgb": grey8}[kind]),
+                         ("b", {"grey8": grey8, "grey16": wide, "rgb": rgb, "grey_and_rgb": rgb}[kind])):
+        _pngs(tmp_path / "f" / name, arrays)
+    listing = streaming.list_class_folder(str(tmp_path / "f"))
+    assert listing.native == ("uint16" if kind == "grey16" else "uint8")
+    settings = dict(batch_size=8, cache="none", validation_split=0, test_split=0.5)  # the test split: in order
+    native = load_dataset(str(tmp_path / "f"), **settings)
+    monkeypatch.setattr(streaming, "NATIVE_PNG", False)
+    python = load_dataset(str(tmp_path / "f"), **settings)
+    (a, _), (b, _) = next(iter(native.test)), next(iter(python.test))
+    assert a.shape == b.shape == (4, 9, 7, 3 if "rgb" in kind else 1)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())  # bit for bit, as read_image scales them
+
+
+def test_pngs_tensorflow_would_read_otherwise_go_through_the_reader(tmp_path):
+    rng = np.random.default_rng(2)
+    grey_rgb = [np.repeat(rng.integers(0, 256, (6, 6, 1), dtype=np.uint8), 3, -1) for _ in range(2)]
+    _pngs(tmp_path / "looks_grey" / "a", grey_rgb)  # RGB with equal channels: the reader makes it grey
+    _pngs(tmp_path / "looks_grey" / "b", grey_rgb)
+    _pngs(tmp_path / "resized" / "a", [rng.integers(0, 256, (6, 6), dtype=np.uint8)])
+    _pngs(tmp_path / "resized" / "b", [rng.integers(0, 256, (8, 8), dtype=np.uint8)])
+    _pngs(tmp_path / "alpha" / "a", [rng.integers(0, 256, (6, 6, 4), dtype=np.uint8)] * 2)
+    _pngs(tmp_path / "alpha" / "b", [rng.integers(0, 256, (6, 6, 4), dtype=np.uint8)] * 2)
+    assert streaming.list_class_folder(str(tmp_path / "looks_grey")).native is None
+    assert streaming.list_class_folder(str(tmp_path / "resized"), image_size=(6, 6)).native is None
+    assert streaming.list_class_folder(str(tmp_path / "alpha")).native is None
+
+
+def test_a_png_broken_or_gone_mid_training_is_one_input_error_naming_it(folder):
+    data = load_dataset(str(folder), batch_size=4, cache="none")
+    assert streaming.list_class_folder(str(folder)).native == "uint8"
+    broken = folder / data.items["train"][3]
+    broken.write_bytes(broken.read_bytes()[:40])  # a PNG cut short after it was listed
+    with pytest.raises(InputError, match=f"Image '{broken}' is unreadable .*while streaming"):
+        with streaming.reading_files():
+            _count(data.train)
+    broken.unlink()
+    with pytest.raises(InputError, match=f"File '{broken}' could not be read while streaming"):
+        with streaming.reading_files():
+            _count(data.train)
+
+
+def test_uncached_training_files_are_reshuffled_each_epoch_and_reproducibly_by_seed():
+    files, labels = np.asarray([f"f{i}.png" for i in range(50)]), np.arange(50)
+    ds = streaming.shuffled_each_epoch(files, labels, seed=3)
+    first, second = ([int(y) for _, y in ds] for _ in range(2))
+    assert int(ds.cardinality()) == 50 and sorted(first) == sorted(second) == list(range(50))
+    assert first != second and first != sorted(first)  # a new order each epoch
+    assert [int(y) for _, y in streaming.shuffled_each_epoch(files, labels, seed=3)] == first
+    assert [int(y) for _, y in streaming.shuffled_each_epoch(files, labels, seed=4)] != first
+    assert all(f.numpy().decode() == f"f{int(y)}.png" for f, y in ds)  # each file keeps its label
