@@ -21,7 +21,13 @@ import tensorflow as tf
 
 from dlimaging.data.bundle import DatasetBundle
 from dlimaging.data.images import FOLDER_SUFFIXES, read_header, read_image, value_range
-from dlimaging.data.item_stream import batched, eval_tiles, streams, tile_count, train_patches
+from dlimaging.data.item_stream import (
+    batched,
+    eval_tiles,
+    streams,
+    tile_count,
+    train_patches,
+)
 from dlimaging.data.joint import check_joint_options, move_pair
 from dlimaging.data.normalize import check_rank, normalize_item, normalize_name
 from dlimaging.data.restoration import (
