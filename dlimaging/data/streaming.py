@@ -244,16 +244,22 @@ _NATIVE_LISTINGS: "weakref.WeakSet[FolderListing]" = weakref.WeakSet()
 
 def _native_decoder(listing: FolderListing):
     """`_decoder` for plain PNGs: TensorFlow reads and decodes them (grey is repeated as RGB for an
-    RGB folder), and scales them by the same float32 division as `read_image`."""
+    RGB folder) to their integer pixels, which `_scale_batches` scales batch by batch (a memory
+    cache holds them as integers: a quarter of float32's size for 8 bits)."""
     shape, dtype = listing.sample_shape, tf.as_dtype(listing.native)
-    scale = tf.constant(float(np.iinfo(listing.native).max), tf.float32)
     _NATIVE_LISTINGS.add(listing)
 
     def load(path, label):
         pixels = tf.io.decode_png(tf.io.read_file(path), channels=shape[-1], dtype=dtype)
-        return tf.ensure_shape(tf.cast(pixels, tf.float32) / scale, shape), label
+        return tf.ensure_shape(pixels, shape), label
 
     return load
+
+
+def _scale_batches(ds: tf.data.Dataset, native: str) -> tf.data.Dataset:
+    """Batches of integer pixels as float32 scaled by their type's maximum: the very division of `read_image`."""
+    scale = tf.constant(float(np.iinfo(native).max), tf.float32)
+    return ds.map(lambda x, y: (tf.cast(x, tf.float32) / scale, y), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _broken_native_file(error: BaseException, kind) -> Exception | None:
@@ -355,7 +361,9 @@ def file_dataset(listing: FolderListing, files, labels, batch_size: int, *, shuf
         ds = cached(ds, mode, disk, split)
         if shuffle and mode == "memory":
             ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    ds = _scale_batches(ds, listing.native) if listing.native and mode != "disk" else ds
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.dlimaging_listing = listing  # keeps it in `_NATIVE_LISTINGS` while the dataset lives
     return ds
 
