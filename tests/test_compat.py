@@ -30,7 +30,8 @@ out = {}
 for stem in sys.argv[2:]:
     model = keras.saving.load_model(f"{sys.argv[1].rsplit('/', 1)[0]}/{stem}.keras")
     y = model.predict(expected[f"{stem}_x"], verbose=0)
-    out[stem] = float(np.max(np.abs(y - expected[f"{stem}_y"])))
+    want = expected[f"{stem}_y"]  # relative to the outputs' scale (a regression's reach 1,322): float32 rounding
+    out[stem] = float(np.max(np.abs(y - want)) / max(1.0, np.max(np.abs(want))))
 print(json.dumps(out))
 """
 
@@ -46,7 +47,7 @@ def test_models_saved_by_0_1_0_load_after_import_dlimaging_alone():
     differences = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(differences) == set(MODELS)
     for stem, difference in differences.items():
-        assert difference < 1e-5, stem
+        assert difference < 1e-5, (stem, difference)  # float32 differs by ~1e-7 of the scale across CPUs
 
 
 @pytest.mark.parametrize("stem", MODELS)
