@@ -310,10 +310,7 @@ def train(
         history = net.fit(data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
                           verbose=verbose, shuffle=False)  # the dataset reshuffles itself each epoch
         seconds = time.perf_counter() - start
-        metrics = {}
-        if data.test is not None:
-            metrics = net.evaluate(data.test, return_dict=True, verbose=0)
-            metrics = {f"test_{k}": float(v) for k, v in metrics.items()}
+        metrics = evaluate_test_split(net, data)
         history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
         metadata = {
             "source": source,
@@ -331,6 +328,20 @@ def train(
         written = _write_outputs(output_dir, net, data, history_dict, metadata, title=f"{model} on {data.name}")
     return {"metrics": metrics, **written, "monitor": monitor, "direction": better(direction),
             "output_dir": str(output_dir), "epochs_run": metadata["epochs_run"]}
+
+
+def evaluate_test_split(model, data) -> dict[str, float]:
+    """The compiled metrics of `model` on the data's test split, as `test_<name>` (empty without a
+    test split); for segmentation, also the Dice of each class (`test_dice_<class>`)."""
+    if data.test is None:
+        return {}
+    metrics = {f"test_{k}": float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
+    if registry.task(data.task).labels == registry.MASKS:
+        from dlimaging.models.segmentation import dice_of_each_class
+
+        names = list(data.class_names or range(data.num_classes))
+        metrics.update({f"test_{k}": v for k, v in dice_of_each_class(model, data.test, names).items()})
+    return metrics
 
 
 def _write_outputs(folder: pathlib.Path, net, data, history: dict, metadata: dict, title: str) -> dict[str, Any]:

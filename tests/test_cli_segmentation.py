@@ -4,6 +4,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 from PIL import Image
 
 from dlimaging.cli import main
@@ -22,7 +23,11 @@ def test_train_export_and_predict_a_segmentation(tmp_path, capsys, monkeypatch):
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     assert model.input_shape[1:3] == (16, 16)  # trained on random 16x16 patches of the 24x24 images
     assert metadata["task"] == "segmentation" and metadata["class_names"] == ["background", "cell"]
-    assert {"test_mean_iou", "test_dice"} <= set(metadata["metrics"])
+    metrics = metadata["metrics"]
+    assert {"test_mean_iou", "test_dice", "test_dice_background", "test_dice_cell"} <= set(metrics)
+    # the Dice of each class, counted batch by batch, averages to the compiled mean Dice
+    assert np.mean([metrics["test_dice_background"], metrics["test_dice_cell"]]) == pytest.approx(
+        metrics["test_dice"], abs=1e-4)
     assert (tmp_path / "run" / "segmentation.png").is_file()  # image | true mask | predicted mask
     assert main(["export", "run/model.keras", "--name", "cells", "--export-dir", "saved"]) == 0
     Image.fromarray(np.full((20, 24), 40, "uint8")).save(tmp_path / "im.png")
@@ -41,6 +46,11 @@ def test_train_export_and_predict_a_segmentation(tmp_path, capsys, monkeypatch):
     assert not grey[class_map > 0].any()                          # each class is tinted with its colour
     assert main(["predict", "saved/cells", "im.png", "--overlay", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["class_maps"][0]["overlay"] == "im_overlay-2.png"
+    assert main(["request", "saved/cells", "im.png"]) == 0  # TF Serving's REST body, at the image's own size
+    body = json.loads(capsys.readouterr().out)
+    assert np.asarray(next(iter(body["instances"][0].values()))).shape == (20, 24, 1)
+    assert main(["serving-config", "saved"]) == 0
+    assert 'name: "cells"' in (tmp_path / "saved" / "models.config").read_text()
 
 
 def test_explain_a_segmentation_model_and_overlay_refusals(tmp_path, capsys, monkeypatch):

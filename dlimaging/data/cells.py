@@ -1,8 +1,9 @@
 """`cells`: an offline synthetic source of fluorescence-like images of cells and their masks.
 
-Each image holds textured ellipses of varied size and orientation ("cells"), which may touch,
-on an uneven background; the optics blur it and the camera adds Poisson (shot) and Gaussian
-(read) noise. The masks are the class of each pixel: 0 background, 1 cell, and with
+Each image holds textured ellipses of varied size, orientation and brightness ("cells"), which
+may touch, on an uneven background: cells out of the focal plane glow through it, and the
+illumination falls off towards the edges. The optics blur it and the camera adds Poisson (shot)
+and Gaussian (read) noise. The masks are the class of each pixel: 0 background, 1 cell, and with
 `classes=3`, 2 for the boundary of each cell (the pixels of a cell next to the background or
 to another cell), the class StarDist-style pipelines use to split touching cells.
 
@@ -80,7 +81,13 @@ def _ellipse(shape, rng):
 
 
 def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int = 2):
-    """One image (size, size) in [0, 1], float32, and its mask (size, size), uint8."""
+    """One image (size, size) in [0, 1], float32, and its mask (size, size), uint8.
+
+    As in widefield fluorescence: cells of brightness varying 3.6x (dim cells sit near the
+    background), cells out of the focal plane seen as wide blurred glows (not in the mask), an
+    illumination that falls off away from its centre, a camera offset, the optics' blur, then
+    Poisson-Gaussian noise. So no one global threshold separates the cells from the background.
+    """
     from scipy import ndimage
     from skimage.segmentation import find_boundaries
 
@@ -92,12 +99,15 @@ def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int =
         labels[inside & (labels == 0) | inside & (rng.random() < 0.3)] = cell  # later cells may lie over
     texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 1.5)
     texture = 1.0 + 0.35 * texture / (texture.std() + 1e-8)
-    brightness = np.concatenate([[0.0], rng.uniform(0.45, 0.9, number)])
+    brightness = np.concatenate([[0.0], rng.uniform(0.25, 0.9, number)])
     signal = brightness[labels] * texture * (labels > 0)
+    out_of_focus = sum(rng.uniform(0.15, 0.5) * _ellipse(shape, rng)
+                       for _ in range(int(rng.integers(1, max(2, number // 2) + 1))))
+    signal = signal + ndimage.gaussian_filter(out_of_focus.astype("float64"), rng.uniform(3.0, 5.0))
     yy, xx = np.mgrid[:size, :size] / size
-    gy, gx = rng.uniform(-1, 1, 2)
-    background = 0.08 + 0.12 * (0.5 + 0.5 * np.tanh(gy * (yy - 0.5) + gx * (xx - 0.5)))
-    image = ndimage.gaussian_filter(signal + background, rng.uniform(0.8, 1.4))
+    cy, cx = rng.uniform(0.2, 0.8, 2)
+    illumination = 1.0 - rng.uniform(0.2, 0.45) * ((yy - cy) ** 2 + (xx - cx) ** 2) / 0.5
+    image = ndimage.gaussian_filter(illumination * signal + rng.uniform(0.04, 0.1), rng.uniform(0.8, 1.4))
     if noise > 0:  # Poisson-Gaussian: shot noise of about (noise·0.6)² at the brightest cells, and read noise
         photons = 1.0 / max(noise * 0.6, 1e-3) ** 2
         image = rng.poisson(np.clip(image, 0, None) * photons) / photons + rng.normal(0, noise * 0.25, shape)

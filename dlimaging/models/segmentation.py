@@ -189,6 +189,24 @@ def dice_per_class(masks: np.ndarray, predicted: np.ndarray, num_classes: int) -
     return scores
 
 
+def dice_of_each_class(model, dataset, class_names: Sequence[str]) -> dict[str, float]:
+    """The Dice of each class of a segmentation model over a dataset of (images, masks) batches,
+    accumulated batch by batch (memory holds one batch): `{"dice_<class>": value}`, a class found in
+    neither the masks nor the predictions left out. Class names become keys with `_` for anything
+    not a letter or digit."""
+    import re
+
+    count = len(class_names)
+    both, total = np.zeros(count), np.zeros(count)
+    for batch in dataset:
+        masks = np.asarray(batch[1], "int64").reshape(-1)
+        predicted = np.asarray(model(batch[0], training=False)).argmax(axis=-1).reshape(-1)
+        both += np.bincount(masks[masks == predicted], minlength=count)[:count]
+        total += np.bincount(masks, minlength=count)[:count] + np.bincount(predicted, minlength=count)[:count]
+    return {f"dice_{re.sub(r'[^0-9A-Za-z]+', '_', str(name))}": 2.0 * float(b) / float(t)
+            for name, b, t in zip(class_names, both, total) if t}
+
+
 def iou_per_class(masks: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[float | None]:
     """The IoU of each class between integer masks and predicted class maps (None for a class in neither)."""
     masks, predicted = np.asarray(masks).reshape(-1), np.asarray(predicted).reshape(-1)

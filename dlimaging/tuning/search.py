@@ -28,7 +28,13 @@ from dlimaging.errors import InputError
 from dlimaging.files import LOCK, check_output_dir, folder_lock
 from dlimaging.plots.evaluation import draw_model_plots
 from dlimaging.serving.export import export_saved_model
-from dlimaging.training import data_arguments, data_options, metadata_of, write_splits
+from dlimaging.training import (
+    data_arguments,
+    data_options,
+    evaluate_test_split,
+    metadata_of,
+    write_splits,
+)
 from dlimaging.tuning.experiment import Experiment, ExperimentError
 from dlimaging.tuning.progress import ProgressDisplay
 from dlimaging.tuning.pruning import check_pruning
@@ -251,9 +257,7 @@ def _load_chosen(tuner, run_dir: pathlib.Path, experiment: Experiment, trials: l
 
 
 def _evaluate(model, data, record: TrialRecord, choice: str = "best", why: str | None = None) -> BestTrial:
-    metrics = {}
-    if data.test is not None:
-        metrics = {f"test_{k}": float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
+    metrics = evaluate_test_split(model, data)
     return BestTrial(trial=record.trial, trial_id=record.trial_id, score=record.score, best_epoch=record.best_epoch,
                      hyperparameters=record.hyperparameters, test_metrics=metrics, params=record.params,
                      latency_ms=record.latency_ms, choice=choice, why=why)
