@@ -227,14 +227,15 @@ def read_volume(path: str | pathlib.Path) -> Image:
 
 
 def read_mask(path: str | pathlib.Path) -> np.ndarray:
-    """A mask file's class ids (height, width), int64, never scaled (8-, 16- or 32-bit integers;
-    a grey-looking RGB mask is read as grey); float, colour and negative masks are refused."""
+    """A mask file's class ids (height, width), or (depth, height, width) for a volume's (a
+    multi-page TIFF or a 3D .npy), int64, never scaled (8-, 16- or 32-bit integers; a grey-looking
+    RGB mask is read as grey); float, colour and negative masks are refused."""
     path = pathlib.Path(path)
     array = read_pixels(path, mask=True)
-    if array.ndim == 3 and array.shape[-1] in (3, 4) and all(
+    if array.ndim in (3, 4) and array.shape[-1] in (3, 4) and all(
             np.array_equal(array[..., 0], array[..., c]) for c in range(1, 3)):
         array = array[..., :1]
-    if array.ndim != 3 or array.shape[-1] != 1:
+    if array.ndim not in (3, 4) or array.shape[-1] != 1:
         raise InputError(f"Mask {str(path)!r} has shape {array.shape}: a mask is one grey channel of class ids.")
     array = array[..., 0]
     if array.dtype == bool:

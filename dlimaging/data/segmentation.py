@@ -58,11 +58,15 @@ CLASSES_FILE = "classes.txt"
 
 
 def _read_image(path: pathlib.Path) -> np.ndarray:
-    """An image as float32 (height, width, channels), scaled as `dlimaging.data.images` scales it."""
-    image = read_image(path)
-    if image.volume:
-        raise InputError(f"Image {str(path)!r} is a volume {image.pixels.shape}; segmentation reads 2D images.")
-    return image.pixels
+    """An image (height, width, channels) or a volume (depth, height, width, channels) as float32,
+    scaled as `dlimaging.data.images` scales it."""
+    return read_image(path).pixels
+
+
+def _size(shape) -> str:
+    """A mask's or image's spatial size as the messages say it: width x height, or depth x height x
+    width for a volume."""
+    return f"{shape[1]}x{shape[0]}" if len(shape) == 2 else "x".join(map(str, shape)) + " (depth x height x width)"
 
 
 def _class_names(root: pathlib.Path) -> list[str] | None:
@@ -122,9 +126,13 @@ def folder_masks(source: str, **_options):
     xs, ys = [], []
     for stem in sorted(images):
         x, y = _read_image(images[stem]), read_mask(masks[stem])
-        if x.shape[:2] != y.shape:
-            raise InputError(f"Mask {str(masks[stem])!r} is {y.shape[1]}x{y.shape[0]}; its image "
-                             f"{images[stem].name!r} is {x.shape[1]}x{x.shape[0]}.")
+        if x.shape[:-1] != y.shape:
+            raise InputError(f"Mask {str(masks[stem])!r} is {_size(y.shape)}; its image "
+                             f"{images[stem].name!r} is {_size(x.shape[:-1])}.")
+        if xs and x.ndim != xs[0].ndim:
+            kinds = {3: "an image", 4: "a volume"}
+            raise InputError(f"`source` {source!r} mixes images and volumes: {images[stem].name!r} is "
+                             f"{kinds[x.ndim]}, {images[sorted(images)[0]].name!r} {kinds[xs[0].ndim]}.")
         xs.append(x)
         ys.append(y)
     if len({x.shape[-1] for x in xs}) > 1:
@@ -229,7 +237,8 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
     if entry.folder:  # streamed as `cache` says (`dlimaging.data.item_stream`)
         listed = list_masks_folder(source)
         headers = [read_header(f) for f in listed[1]]
-        streamed = streams(cache, [h.shape for h in headers], max(h.shape[-1] for h in headers))
+        volumes = any(h.volume for h in headers)  # a folder of volumes loads into memory
+        streamed = None if volumes else streams(cache, [h.shape for h in headers], max(h.shape[-1] for h in headers))
         if streamed is not None:
             return _streamed(source, task, listed, headers, streamed, patch_size, patches_per_epoch, split,
                              batch_size, seed, augmentation, normalize)
@@ -295,12 +304,10 @@ def _mask_values(listed, headers, source: str):
     root, image_files, mask_files = listed
     values = []
     for image, path, header in zip(image_files, mask_files, headers):
-        if header.volume:
-            raise InputError(f"Image {str(image)!r} is a volume {header.shape}; segmentation reads 2D images.")
         mask = read_mask(path)
         if mask.shape != header.shape[:2]:
-            raise InputError(f"Mask {str(path)!r} is {mask.shape[1]}x{mask.shape[0]}; its image "
-                             f"{image.name!r} is {header.shape[1]}x{header.shape[0]}.")
+            raise InputError(f"Mask {str(path)!r} is {_size(mask.shape)}; its image "
+                             f"{image.name!r} is {_size(header.shape[:2])}.")
         values.append(np.unique(mask))
     given = _class_names(root)
     seen = set().union(*(set(v.tolist()) for v in values))
