@@ -82,6 +82,9 @@ class Task:
             classes to smooth, and `label_smoothing` is refused.
         input_ranks: metric or loss name → the input ranks (without the batch axis) it is
             defined for (SSIM: images only); a name not listed applies to every rank.
+        builder_defaults: builder argument → its default for this task where it differs from
+            the builder's own (regression: no dropout, no batch norm); used when the caller
+            leaves the argument None.
     """
 
     output_activation: str
@@ -99,6 +102,7 @@ class Task:
     min_classes: int = 1
     smoothed_loss: str | None = None
     input_ranks: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    builder_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def applies(self, name: str, input_rank: int) -> bool:
         """Whether the metric or loss `name` is defined for inputs of this rank."""

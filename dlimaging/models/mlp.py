@@ -36,10 +36,10 @@ def build_mlp(
     num_outputs: int = 1,
     hidden_units: Sequence[int] = (256, 256),
     activation: Any = "relu",
-    dropout: float = 0.3,
+    dropout: float | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
-    batch_norm: bool = True,
+    batch_norm: bool | None = None,
     batch_norm_momentum: float = 0.9,
     augmentation: Any = None,
     standardize: str = "none",
@@ -70,6 +70,8 @@ def build_mlp(
     stopping on the validation loss): the former (128, 64) without batch
     norm or dropout reached 58.8% on MNIST-1D, below the paper's MLP (68%);
     these reach 68.5-68.9% (docs/benchmarks.md, `benchmarks/accuracy.py`).
+    For regression the defaults are no batch norm and no dropout: both blur
+    the numbers a regression predicts (docs/builders.md).
 
     Args:
         input_shape: tuple of ints. Shape of one sample without the batch
@@ -86,13 +88,14 @@ def build_mlp(
             plain logistic or linear regression. Defaults to (256, 256).
         activation: str, callable or None. Any Keras activation name.
             Defaults to "relu".
-        dropout: float in [0, 1). Fraction of units dropped after every
-            hidden layer, in training only. Defaults to 0.3.
+        dropout: float in [0, 1) or None. Fraction of units dropped after
+            every hidden layer, in training only. Defaults to None: 0.3, and
+            0.0 for regression (the task table's `builder_defaults`).
         l1: float >= 0. L1 penalty l1·Σ|w| on every kernel, the output layer
             included. Defaults to 0.0.
         l2: float >= 0. L2 penalty l2·Σw² on every kernel. Defaults to 0.0.
-        batch_norm: bool. Batch normalization before each activation.
-            Defaults to True.
+        batch_norm: bool or None. Batch normalization before each activation.
+            Defaults to None: True, and False for regression.
         batch_norm_momentum: float in [0, 1). Momentum of the batch norm's
             moving mean and variance, which inference uses. Keras's 0.99
             averages over about 100 steps and lags far behind on a small
@@ -158,6 +161,8 @@ def build_mlp(
     input_shape = check_input_shape(input_shape, (1, 2, 3, 4), "build_mlp")
     out_units = output_units(task, num_classes, num_outputs)
     hidden_units = check_argument("hidden_units", hidden_units)
+    dropout = registry.builder_default(task, "dropout", dropout, 0.3)
+    batch_norm = registry.builder_default(task, "batch_norm", batch_norm, True)
     check_common(activation=activation, dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                   batch_norm_momentum=batch_norm_momentum, compile=compile)
     registry.check_builder_task(build_mlp, task)  # a segmentation or restoration task needs a U-Net

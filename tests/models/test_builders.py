@@ -20,6 +20,8 @@ import pytest
 import tensorflow as tf
 
 from dlimaging import registry
+from dlimaging.models.cnn import build_cnn
+from dlimaging.models.mlp import build_mlp
 from dlimaging.models.standardization import adapt
 from dlimaging.serving.export import export_saved_model, input_name_for
 from dlimaging.serving.exports import read_metadata
@@ -187,3 +189,16 @@ def test_builder_with_a_schedule_and_label_smoothing_reloads(family, rank, varia
         np.testing.assert_array_equal(np.asarray(theirs), np.asarray(mine))
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     np.testing.assert_allclose(reloaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("builder, shape", [(build_cnn, (32, 1)), (build_mlp, (32,))])
+def test_regression_defaults_leave_out_dropout_and_batch_norm_unless_asked(builder, shape):
+    """Issue 23: the task table's `builder_defaults` (regression: no dropout, no batch norm) apply
+    when the argument is left None; a value given wins, and classification keeps its defaults."""
+    def kinds(model):
+        return {type(layer).__name__ for layer in model.layers} & {"Dropout", "BatchNormalization"}
+
+    assert kinds(builder(shape, task="regression")) == set()
+    assert kinds(builder(shape, 3)) == {"Dropout", "BatchNormalization"}
+    assert kinds(builder(shape, task="regression", dropout=0.2, batch_norm=True)) == {"Dropout", "BatchNormalization"}
+    assert kinds(builder(shape, 3, dropout=0.0, batch_norm=False)) == set()
