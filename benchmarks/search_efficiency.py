@@ -204,7 +204,7 @@ def table(summaries: dict[str, list[dict]], seeds: int) -> list[str]:
         rows.append(
             f"| {algorithm} | {len(hits)}/{seeds} | {spread([h['epochs'] for h in hits], '.0f')} "
             f"| {spread([h['wall'] for h in hits], '.0f')} | {spread([h['cpu'] for h in hits], '.0f')} "
-            f"| {spread(best, '.2f')}% | {runs[0]['epochs']}, {spread([r['trials'] for r in runs], '.0f')} "
+            f"| {spread(best, '.2f')}% | {spread([r['epochs'] for r in runs], '.0f')}, {spread([r['trials'] for r in runs], '.0f')} "
             f"| {spread([r['wall'] for r in runs], '.0f')}, {spread([r['cpu'] for r in runs], '.0f')} |")
     return rows
 

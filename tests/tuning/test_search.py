@@ -96,11 +96,17 @@ def test_each_algorithm(tmp_path, algorithm, max_trials, search, tuner, expected
 def test_results_plots_and_export(tmp_path):
 
     from rich.console import Console
+    from tensorflow.python.framework import ops
+
+    def custom_gradients():
+        return {name for name in ops._gradient_registry._registry if name.startswith("CustomGradient-")}
 
     lines = []
     console = Console(file=io.StringIO(), force_terminal=True, width=200)  # a terminal, as a test can see it
+    registered = custom_gradients()
     result = run_search(experiment(max_trials=3), runs_dir=tmp_path / "runs",
                         export_dir=tmp_path / "saved_models", printer=lines.append, live=console)
+    assert custom_gradients() == registered  # no trial's train graph outlives it (issue 23: memory)
     run_dir = tmp_path / "runs" / "tiny"
     # One progress line per trial: trial k of N, hyperparameters, score, time and size.
     progress = [line for line in lines if line.startswith("[trial")]
