@@ -92,6 +92,7 @@ def test_a_folder_of_tiff_volumes_and_masks_trains_a_3d_unet_and_predicts_a_tiff
     data = load_dataset(str(folder), task="segmentation", batch_size=2, validation_split=0.25, test_split=0.25,
                         cache="none")  # volumes load into memory whatever the cache
     assert data.input_shape == (6, 12, 12, 1) and data.class_names == ["0", "1"]
+    assert "this folder of volumes is read into memory" in data.cache_note  # `train` prints it
     x, y = next(iter(data.train))
     assert x.shape[1:] == (6, 12, 12, 1) and y.shape[1:] == (6, 12, 12)
     np.testing.assert_array_equal(y.numpy(), (x.numpy()[..., 0] > 0.3).astype("int32"))  # masks stay with images

@@ -106,7 +106,8 @@ def cell_image(size: int, noise: float, rng: np.random.Generator, classes: int =
     signal = signal + ndimage.gaussian_filter(out_of_focus.astype("float64"), rng.uniform(3.0, 5.0))
     yy, xx = np.mgrid[:size, :size] / size
     cy, cx = rng.uniform(0.2, 0.8, 2)
-    illumination = 1.0 - rng.uniform(0.2, 0.45) * ((yy - cy) ** 2 + (xx - cx) ** 2) / 0.5
+    distance = (yy - cy) ** 2 + (xx - cx) ** 2
+    illumination = 1.0 - rng.uniform(0.2, 0.45) * distance / distance.max()  # 55-80 % at the farthest corner
     image = ndimage.gaussian_filter(illumination * signal + rng.uniform(0.04, 0.1), rng.uniform(0.8, 1.4))
     if noise > 0:  # Poisson-Gaussian: shot noise of about (noise·0.6)² at the brightest cells, and read noise
         photons = 1.0 / max(noise * 0.6, 1e-3) ** 2

@@ -234,10 +234,14 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         raise InputError(f"`source` {source!r} has no masks: task={task!r} needs one of {', '.join(takers)}. "
                          f"Received: source={source!r}")
     check_patch_settings(patch_size, patches_per_epoch)
+    note = None
     if entry.folder:  # streamed as `cache` says (`dlimaging.data.item_stream`)
         listed = list_masks_folder(source)
         headers = [read_header(f) for f in listed[1]]
         volumes = any(h.volume for h in headers)  # a folder of volumes loads into memory
+        if volumes and cache in ("none", "disk"):
+            note = (f"cache={cache!r} applies to folders of 2D images: this folder of volumes is read into "
+                    "memory.")
         streamed = None if volumes else streams(cache, [h.shape for h in headers], max(h.shape[-1] for h in headers))
         if streamed is not None:
             return _streamed(source, task, listed, headers, streamed, patch_size, patches_per_epoch, split,
@@ -287,7 +291,7 @@ def load_segmentation(source: str, entry: registry.Source, *, task: str, patch_s
         value_range=(float(everything.min()), float(everything.max())), arrays=arrays,
         items={split: [names[k] for k in indices] for split, indices in
                (("train", train), ("validation", validation), ("test", test))},
-        class_frequencies=frequencies, normalize=normalize_name(normalize),
+        class_frequencies=frequencies, normalize=normalize_name(normalize), cache_note=note,
     )
 
 

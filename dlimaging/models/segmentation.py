@@ -193,7 +193,7 @@ def dice_of_each_class(model, dataset, class_names: Sequence[str]) -> dict[str, 
     """The Dice of each class of a segmentation model over a dataset of (images, masks) batches,
     accumulated batch by batch (memory holds one batch): `{"dice_<class>": value}`, a class found in
     neither the masks nor the predictions left out. Class names become keys with `_` for anything
-    not a letter or digit."""
+    not a letter, digit or `_`, and the class index added where two would be the same."""
     import re
 
     count = len(class_names)
@@ -203,8 +203,9 @@ def dice_of_each_class(model, dataset, class_names: Sequence[str]) -> dict[str, 
         predicted = np.asarray(model(batch[0], training=False)).argmax(axis=-1).reshape(-1)
         both += np.bincount(masks[masks == predicted], minlength=count)[:count]
         total += np.bincount(masks, minlength=count)[:count] + np.bincount(predicted, minlength=count)[:count]
-    return {f"dice_{re.sub(r'[^0-9A-Za-z]+', '_', str(name))}": 2.0 * float(b) / float(t)
-            for name, b, t in zip(class_names, both, total) if t}
+    keys = ["dice_" + re.sub(r"\W+", "_", str(name)) for name in class_names]
+    keys = [key if keys.count(key) == 1 else f"{key}_{i}" for i, key in enumerate(keys)]  # "a+", "a-": a_0, a_1
+    return {key: 2.0 * float(b) / float(t) for key, b, t in zip(keys, both, total) if t}
 
 
 def iou_per_class(masks: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[float | None]:

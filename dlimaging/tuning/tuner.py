@@ -91,7 +91,9 @@ def released_custom_gradients() -> Iterator[None]:
     `benchmarks/tuning_overhead.py`, for dlimaging and plain Keras Tuner alike (keras-tuner
     #873). A gradient function is only used while its graph is traced, and a trial's graphs are
     not traced again once it ends (a new trace registers new functions), so a trial's entries
-    can go with it.
+    can go with it. This holds as long as nothing traced inside a trial is saved or
+    differentiated after it: the model exported at the end is the best trial's, rebuilt and
+    traced anew by `tuner.load_model`.
     """
     module, attribute = TENSORFLOW_INTERNALS["gradient_registry"]
     table = getattr(importlib.import_module(module), attribute)._registry
@@ -99,7 +101,7 @@ def released_custom_gradients() -> Iterator[None]:
     try:
         yield
     finally:
-        for name in [name for name in table if name not in before and name.startswith("CustomGradient-")]:
+        for name in [name for name in list(table) if name not in before and name.startswith("CustomGradient-")]:
             del table[name]
 
 

@@ -95,3 +95,15 @@ def test_bad_settings_are_one_line_input_errors(arguments, message):
 def test_restoration_refuses_classes():
     with pytest.raises(InputError, match=r"`num_classes` is for a task with classes, not task='restoration'"):
         build_unet((8, 8, 1), 2, depth=1, filters=4)
+
+
+def test_dice_of_each_class_counts_batch_by_batch_and_keeps_every_class_apart():
+    from dlimaging.models.segmentation import dice_of_each_class
+
+    def model(x, training=False):  # "predicts" the class map carried in the input, as probabilities
+        return np.eye(2)[np.asarray(x)[..., 0].astype(int)]
+
+    batches = [(np.array([[[0], [1]]]), np.array([[0, 0]])), (np.array([[[1], [1]]]), np.array([[1, 1]]))]
+    scores = dice_of_each_class(model, batches, ["cell+", "cell-"])  # the same key once cleaned: indexed
+    assert scores == {"dice_cell__0": pytest.approx(2 / 3), "dice_cell__1": pytest.approx(0.8)}
+    assert list(dice_of_each_class(model, batches, ["背景", "细胞"])) == ["dice_背景", "dice_细胞"]
