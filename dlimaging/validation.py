@@ -197,7 +197,7 @@ def is_ascii_digits(text: str) -> bool:
 # message the builder would give. This module imports no TensorFlow.
 
 FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
-POOLINGS = ("max", "avg", None)
+POOLINGS = ("max", "avg", None, "none")  # "none" is None, for experiment files (TOML has no null)
 CONV_KINDS = ("standard", "separable")
 HEADS = ("flatten", "global_avg", "global_max")
 PADDINGS = ("same", "valid")
@@ -395,15 +395,17 @@ def resolve_activation(value: Any, name: str = "activation"):
         f"Received: {name}={_fmt(value)}. Valid names: {', '.join(activation_names())}"
     )
 
-EXPORT_CHOICES = ("best", "smallest-within=TOLERANCE")
+EXPORT_CHOICES = ("best", "smallest-within=TOLERANCE", "ensemble=K")
+MAX_ENSEMBLE = 20  # members of an exported ensemble, at most
 
 
-def parse_export_choice(value, name: str = "choice") -> tuple[str, float | None]:
-    """("best", None) or ("smallest-within", tolerance) from an export choice such as
-    "smallest-within=0.005"; an InputError for anything else.
+def parse_export_choice(value, name: str = "choice") -> tuple[str, float | int | None]:
+    """("best", None), ("smallest-within", tolerance) or ("ensemble", size) from an export choice
+    such as "smallest-within=0.005" or "ensemble=3"; an InputError for anything else.
 
     "best" exports the trial with the best objective; "smallest-within=T" the trial with the
-    fewest parameters whose objective is within T of the best, in the objective's direction.
+    fewest parameters whose objective is within T of the best, in the objective's direction;
+    "ensemble=K" one model whose output is the mean of the K best trials' outputs.
     """
     text = value.strip() if isinstance(value, str) else None
     if text == "best":
@@ -416,16 +418,22 @@ def parse_export_choice(value, name: str = "choice") -> tuple[str, float | None]
             tolerance = None
         if tolerance is not None and math.isfinite(tolerance) and tolerance >= 0:
             return "smallest-within", tolerance
+    if text is not None and text.startswith("ensemble="):
+        number = text[len("ensemble="):]
+        if number.isascii() and number.isdigit() and 2 <= int(number) <= MAX_ENSEMBLE:
+            return "ensemble", int(number)
     raise InputError(
-        f"`{name}` must be \"best\" or \"smallest-within=TOLERANCE\" with a number >= 0 (e.g. "
-        f"smallest-within=0.005: the fewest parameters within 0.005 of the best objective). "
+        f"`{name}` must be \"best\", \"smallest-within=TOLERANCE\" with a number >= 0 (e.g. "
+        f"smallest-within=0.005: the fewest parameters within 0.005 of the best objective) or "
+        f"\"ensemble=K\" with a whole number from 2 to {MAX_ENSEMBLE} (the mean of the K best trials). "
         f"Received: {name}={value!r}"
     )
 
 
 def check_export_choice(name: str, value) -> str:
-    """`value`, normalised ("best", "smallest-within=0.005"), if `parse_export_choice` accepts it."""
-    kind, tolerance = parse_export_choice(value, name)
-    return kind if tolerance is None else f"{kind}={tolerance:g}"
+    """`value`, normalised ("best", "smallest-within=0.005", "ensemble=3"), if `parse_export_choice`
+    accepts it."""
+    kind, number = parse_export_choice(value, name)
+    return kind if number is None else f"{kind}={number:g}"
 
 

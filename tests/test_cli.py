@@ -174,10 +174,11 @@ def test_report_command(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, toml, message", [
-    (["--export-choice", "smallest-within=abc"], "", "argument --export-choice: must be \"best\" or "
+    (["--export-choice", "smallest-within=abc"], "", "argument --export-choice: must be \"best\", "
      "\"smallest-within=TOLERANCE\" with a number >= 0"),
+    (["--export-choice", "ensemble=1"], "", "or \"ensemble=K\" with a whole number from 2 to 20"),
     (["--export-choice", "fastest"], "", "Received: --export-choice='fastest'"),
-    ([], '[export]\nchoice = "smallest-within="\n', "[export] choice: must be \"best\" or"),
+    ([], '[export]\nchoice = "smallest-within="\n', "[export] choice: must be \"best\", "),
 ])
 def test_a_bad_export_choice_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, monkeypatch, args, toml, message):
     monkeypatch.chdir(tmp_path)

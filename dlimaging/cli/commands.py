@@ -338,8 +338,10 @@ def cmd_tune(args) -> int:
     print(format_leaderboard(result.trials, result.objective, result.direction))
     best = result.best
     chosen = "Best" if best.choice == "best" else f"Chosen ({best.choice})"
-    print(f"{chosen}: trial {best.trial} at epoch {best.best_epoch}: {result.objective}={best.score:.4f}"
-          + "".join(f", {k}={v:.4f}" for k, v in best.test_metrics.items()))
+    what = (f"the mean of trials {', '.join(map(str, best.members))} (best: trial {best.trial}, "
+            f"{result.objective}={best.score:.4f})" if best.members
+            else f"trial {best.trial} at epoch {best.best_epoch}: {result.objective}={best.score:.4f}")
+    print(f"{chosen}: {what}" + "".join(f", {k}={v:.4f}" for k, v in best.test_metrics.items()))
     if best.choice != "best":
         print(f"  why: {best.why}")
     print(f"Results: {result.run_dir / 'results.json'}, {result.run_dir / 'results.csv'}, {result.run_dir / 'plots'}/")

@@ -174,8 +174,9 @@ def _add_tune(sub) -> None:
     p.add_argument("--verbose", action="store_true",
                    help="print one plain line per epoch (on a terminal a live line is shown anyway)")
     p.add_argument("--export-choice", type=_export_choice, metavar="CHOICE",
-                   help="which trial to export: best (the default, or [export] choice), or smallest-within=T: "
-                   "the fewest parameters among the trials within T of the best objective")
+                   help="which trial to export: best (the default, or [export] choice); smallest-within=T: "
+                   "the fewest parameters among the trials within T of the best objective; or ensemble=K: one "
+                   "model whose output is the mean of the K best trials' outputs")
     p.set_defaults(func=commands.cmd_tune)
 
 

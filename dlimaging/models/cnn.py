@@ -128,7 +128,7 @@ def build_cnn(
             it. Defaults to 1.
         padding: str. "same" or "valid" ("same" only, for residual blocks).
             Defaults to "same".
-        pooling: str or None. "max", "avg" or None after each block.
+        pooling: str or None. "max", "avg" or None (also written "none") after each block.
             Defaults to "max".
         conv: str. "standard", or "separable" for a depthwise convolution
             followed by a pointwise (1×1) one (1D and 2D). Defaults to "standard".
@@ -175,7 +175,7 @@ def build_cnn(
     kernel_size = spatial_tuple("kernel_size", kernel_size, rank)
     strides = spatial_tuple("strides", strides, rank)
     check_argument("padding", padding)
-    check_argument("pooling", pooling)
+    pooling = None if check_argument("pooling", pooling) == "none" else pooling  # "none": what TOML can write
     check_conv(conv, rank, input_shape)
     convs_per_block = check_blocks(block, convs_per_block, padding)
     dilation_rates = check_dilation(dilation_rate, filters, strides)

@@ -84,8 +84,10 @@ class BestTrial:
     the test split, and where it was exported.
 
     Attributes:
-        choice: the export choice that picked it: "best" or "smallest-within=T".
+        choice: the export choice that picked it: "best", "smallest-within=T" or "ensemble=K".
         why: how the choice picked it, in words.
+        members: for an ensemble, the trial numbers of its members, best first (`trial` is the
+            first); None for one trial.
     """
 
     trial: int
@@ -99,6 +101,7 @@ class BestTrial:
     latency_ms: float | None = None
     choice: str = "best"
     why: str | None = None
+    members: list[int] | None = None
 
 
 def failure_reason(message: str | None) -> str | None:
@@ -186,26 +189,45 @@ def rank_trials(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
     return sorted(done, key=lambda t: t.score, reverse=direction == "max")
 
 
+def _exportable(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
+    """The ranked trials an export may take: those that ran to their end, or, when none did, the pruned."""
+    ranked = rank_trials(trials, direction)
+    if not ranked:
+        raise InputError("No completed trial to choose from.")
+    # A pruned trial stopped before its end: exported only when no trial ran to its end.
+    return [t for t in ranked if t.pruned_at is None] or ranked
+
+
+def ensemble_members(trials: list[TrialRecord], direction: str, size: int) -> list[TrialRecord]:
+    """The `size` best trials that `choose_export(..., "ensemble=SIZE")` averages, best first (fewer
+    when fewer completed; a pruned trial only when none ran to its end)."""
+    return _exportable(trials, direction)[:size]
+
+
 def choose_export(trials: list[TrialRecord], direction: str, choice: str = "best") -> tuple[TrialRecord, str]:
     """The trial to export, and why, under an export choice.
 
     Args:
         trials: `TrialRecord`s; at least one completed.
         direction: "min" or "max": how the objective improves.
-        choice: "best" (the best objective), or "smallest-within=T": the fewest
+        choice: "best" (the best objective), "smallest-within=T": the fewest
             parameters among the trials whose objective is within T of the best
-            (ties: the better objective, then the earlier trial). Defaults to "best".
+            (ties: the better objective, then the earlier trial), or "ensemble=K":
+            the best trial, first of the K best (`ensemble_members`). Defaults to "best".
 
     Returns:
         (the chosen `TrialRecord`, a sentence saying why).
     """
     kind, tolerance = parse_export_choice(choice)
-    ranked = rank_trials(trials, direction)
-    if not ranked:
-        raise InputError("No completed trial to choose from.")
-    # A pruned trial stopped before its end: exported only when no trial ran to its end.
-    ranked = [t for t in ranked if t.pruned_at is None] or ranked
+    ranked = _exportable(trials, direction)
     best = ranked[0]
+    if kind == "ensemble":
+        members = ranked[:tolerance]
+        if len(members) < 2:
+            return best, f"the best objective: trial {best.trial} ({best.score:.4f}), alone: no other trial completed"
+        return best, (f"the mean of the {len(members)} best trials' outputs: "
+                      + ", ".join(f"trial {t.trial} ({t.score:.4f})" for t in members)
+                      + (f"; {tolerance} were asked for, {len(members)} completed" if len(members) < tolerance else ""))
     if kind == "best":
         return best, f"the best objective: trial {best.trial} ({best.score:.4f})"
     sign = 1 if direction == "max" else -1
@@ -354,8 +376,9 @@ def report(run_dir: str | os.PathLike, pareto: bool = False) -> tuple[str, list[
     best = read_best(run_dir)
     if best:
         chosen = "Best" if best.choice == "best" else f"Chosen ({best.choice})"
-        text.append(f"{chosen}: trial {best.trial} at epoch {best.best_epoch}, "
-                    + ", ".join(f"{k}={v:.4f}" for k, v in best.test_metrics.items()))
+        what = (f"the mean of trials {', '.join(map(str, best.members))}" if best.members
+                else f"trial {best.trial} at epoch {best.best_epoch}")
+        text.append(f"{chosen}: {what}, " + ", ".join(f"{k}={v:.4f}" for k, v in best.test_metrics.items()))
         if best.export_path:
             text.append(f"Exported: {best.export_path}")
     return "\n".join(text), paths

@@ -26,6 +26,7 @@ from dlimaging import registry
 from dlimaging.data.dataset import load_dataset
 from dlimaging.errors import InputError
 from dlimaging.files import LOCK, check_output_dir, folder_lock
+from dlimaging.models.ensemble import ensemble_model
 from dlimaging.plots.evaluation import draw_model_plots
 from dlimaging.serving.export import export_saved_model
 from dlimaging.training import (
@@ -36,7 +37,7 @@ from dlimaging.training import (
     write_splits,
 )
 from dlimaging.tuning.experiment import Experiment, ExperimentError
-from dlimaging.tuning.progress import ProgressDisplay
+from dlimaging.tuning.progress import ProgressDisplay, measure_latency
 from dlimaging.tuning.pruning import check_pruning
 from dlimaging.tuning.results import (  # noqa: F401  the API before the split
     FINGERPRINT,
@@ -47,6 +48,7 @@ from dlimaging.tuning.results import (  # noqa: F401  the API before the split
     choose_export,
     collect_trials,
     draw_plots,
+    ensemble_members,
     format_leaderboard,
     rank_trials,
     read_best,
@@ -63,7 +65,11 @@ from dlimaging.tuning.tuner import (
     tuner_patches,
     wait_for_chief,
 )
-from dlimaging.validation import check_export_choice, resolve_activation
+from dlimaging.validation import (
+    check_export_choice,
+    parse_export_choice,
+    resolve_activation,
+)
 
 
 class TuningError(RuntimeError):
@@ -250,24 +256,34 @@ def _load_chosen(tuner, run_dir: pathlib.Path, experiment: Experiment, trials: l
         why = reasons[0] if reasons else "no trial ran"
         raise TuningError(f"No trial succeeded out of {len(trials)}; first reason: {why}. See {run_dir / RESULTS_JSON}.")
     record, why = choose_export(trials, experiment.direction, choice)
+    kind, size = parse_export_choice(choice)
+    members = ensemble_members(trials, experiment.direction, size) if kind == "ensemble" else [record]
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
         warnings.simplefilter("ignore", UserWarning)
-        model = tuner.load_model(tuner.oracle.trials[record.trial_id])
-    return record, why, model
+        models = [tuner.load_model(tuner.oracle.trials[member.trial_id]) for member in members]
+    if len(models) == 1:
+        return record, why, models[0], None
+    return record, why, ensemble_model(models, name=f"ensemble_of_{len(models)}"), [m.trial for m in members]
 
 
-def _evaluate(model, data, record: TrialRecord, choice: str = "best", why: str | None = None) -> BestTrial:
+def _evaluate(model, data, record: TrialRecord, choice: str = "best", why: str | None = None,
+              members: list[int] | None = None) -> BestTrial:
     metrics = evaluate_test_split(model, data)
+    params, latency = record.params, record.latency_ms
+    if members:  # the ensemble's own size and latency, not its best member's
+        params, latency = int(model.count_params()), measure_latency(model)
+        latency = round(latency, 4) if latency is not None else None
     return BestTrial(trial=record.trial, trial_id=record.trial_id, score=record.score, best_epoch=record.best_epoch,
-                     hyperparameters=record.hyperparameters, test_metrics=metrics, params=record.params,
-                     latency_ms=record.latency_ms, choice=choice, why=why)
+                     hyperparameters=record.hyperparameters, test_metrics=metrics, params=params,
+                     latency_ms=latency, choice=choice, why=why, members=members)
 
 
 def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Path, export: bool):
     """Exports the best model, unless this very trial was exported by an earlier run."""
     experiment, data = prepared.experiment, prepared.data
     before = read_best(prepared.run_dir)
-    if before and before.trial_id == best.trial_id and before.export_path and pathlib.Path(before.export_path).is_dir():
+    if (before and before.trial_id == best.trial_id and before.members == best.members
+            and before.export_path and pathlib.Path(before.export_path).is_dir()):
         return pathlib.Path(before.export_path)  # already exported: no new version
     if not export:
         return None
@@ -284,7 +300,7 @@ def _publish(prepared: _Prepared, model, best: BestTrial, export_dir: pathlib.Pa
                   "params": best.params, "latency_ms": best.latency_ms,
                   "choice": {"rule": best.choice, "trial": best.trial, "trial_id": best.trial_id,
                              "objective": {experiment.objective: best.score}, "params": best.params,
-                             "why": best.why}},
+                             "members": best.members, "why": best.why}},
     )
 
 
@@ -380,13 +396,14 @@ def run_search(
             return SearchResult(run_dir, [], None, None, experiment.objective, experiment.direction)
 
         trials = collect_trials(run_dir)  # on the chief too: its oracle recorded the workers' trials
-        record, why, model = _load_chosen(tuner, run_dir, experiment, trials, choice)
-        best = _evaluate(model, prepared.data, record, choice, why)
+        record, why, model, members = _load_chosen(tuner, run_dir, experiment, trials, choice)
+        best = _evaluate(model, prepared.data, record, choice, why, members)
         export_path = _publish(prepared, model, best, export_dir, export)
         best.export_path = str(export_path) if export_path else None
         write_results(run_dir, experiment, trials, best)
         write_splits(run_dir / "splits.json", prepared.data, experiment.data.source, experiment.seed)
         draw_plots(run_dir, trials, experiment.objective, experiment.direction)
-        title = f"best trial {best.trial}" if choice == "best" else f"trial {best.trial} ({choice})"
+        title = (f"best trial {best.trial}" if choice == "best" else f"trial {best.trial} ({choice})" if not members
+                 else f"mean of trials {', '.join(map(str, members))}")
         draw_model_plots(model, prepared.data, run_dir / PLOTS, title=title)
     return SearchResult(run_dir, trials, best, export_path, experiment.objective, experiment.direction)

@@ -144,6 +144,11 @@ def test_global_heads_and_no_pooling():
         model = dli.build_cnn((8, 8, 1), 2, filters=(4,), head=head, dense_units=(), pooling=None)
         assert model.get_layer("head_pool").output.shape == (None, 4)
         assert not any(layer.name.endswith("_pool") and layer.name != "head_pool" for layer in model.layers)
+    # "none", as an experiment file writes it (TOML has no null), is None.
+    written = dli.build_cnn((8, 8, 1), 2, filters=(4,), head="global_avg", dense_units=(), pooling="none")
+    assert [layer.name for layer in written.layers] == [layer.name for layer in model.layers]
+    with pytest.raises(ValueError, match="`pooling` must be one of"):
+        dli.build_cnn((8, 8, 1), 2, filters=(4,), pooling="None")
 
 
 @pytest.mark.parametrize("pooling, reduce", [("max", np.max), ("avg", np.mean)])

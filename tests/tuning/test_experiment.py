@@ -356,7 +356,8 @@ def test_a_noise2void_experiment_is_ranked_by_its_masked_validation_loss():
     experiment = parse_experiment(N2V)
     assert experiment.data.target == "self" and experiment.tuner.objective == "val_loss"
     shipped = load_experiment(TUNING / "n2v_unet.toml")
-    assert (shipped.data.target, shipped.data.n2v_fraction, shipped.tuner.objective) == ("self", 0.002, "val_loss")
+    assert (shipped.data.target, shipped.data.n2v_fraction, shipped.tuner.objective) == ("self", 0.01, "val_loss")
+    assert shipped.export.self_ensemble and load_experiment(TUNING / "denoise_unet.toml").export.self_ensemble
     folder = parse_experiment({**N2V, "data": {"source": "noisy_images/", "target": "self"}})
     assert folder.data.corruption is None  # a folder of noisy images needs none
     assert parse_experiment({**N2V, "export": {"self_ensemble": True}}).export.self_ensemble is True

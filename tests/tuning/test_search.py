@@ -18,7 +18,12 @@ from conftest import free_port
 from dlimaging.errors import InputError
 from dlimaging.plots.trials import pareto_front
 from dlimaging.tuning.experiment import parse_experiment
-from dlimaging.tuning.results import TrialRecord, choose_export, report
+from dlimaging.tuning.results import (
+    TrialRecord,
+    choose_export,
+    ensemble_members,
+    report,
+)
 from dlimaging.tuning.search import TuningError, run_search
 from dlimaging.tuning.tuner import FailOnNaN
 
@@ -549,9 +554,22 @@ def test_smallest_within_picks_the_fewest_parameters_near_the_best(records, dire
     assert f"trial {expected} (" in why
 
 
+def test_ensemble_choice_names_the_best_trials_in_order():
+    chosen, why = choose_export(RECORDS, "max", "ensemble=3")
+    assert chosen.trial == 8
+    assert [t.trial for t in ensemble_members(RECORDS, "max", 3)] == [8, 6, 2]  # 2 before 4: the earlier of equals
+    assert why == "the mean of the 3 best trials' outputs: trial 8 (0.9900), trial 6 (0.9700), trial 2 (0.9500)"
+    assert [t.trial for t in ensemble_members(LOSSES, "min", 2)] == [4, 2]  # lower is better
+    # More members asked for than trials completed: those there are, and the reason says so.
+    assert [t.trial for t in ensemble_members(LOSSES, "min", 20)] == [4, 2, 3, 1]
+    assert choose_export(LOSSES, "min", "ensemble=20")[1].endswith("; 20 were asked for, 4 completed")
+    assert "alone" in choose_export(RECORDS[:1], "max", "ensemble=2")[1]
+
+
 def test_a_bad_export_choice_is_refused_before_any_work(tmp_path):
-    for choice in ("smallest-within=abc", "fastest", "smallest-within=-1", ""):
-        with pytest.raises(InputError, match=r"`export_choice` must be \"best\" or \"smallest-within=TOLERANCE\""):
+    for choice in ("smallest-within=abc", "fastest", "smallest-within=-1", "", "ensemble=1", "ensemble=21",
+                   "ensemble=2.5", "ensemble=\u00b2", "ensemble="):
+        with pytest.raises(InputError, match=r"`export_choice` must be \"best\", \"smallest-within=TOLERANCE\""):
             run_search(experiment(), runs_dir=tmp_path / "runs", export_choice=choice, printer=_quiet)
     assert list(tmp_path.iterdir()) == []
 
@@ -573,3 +591,40 @@ def test_smallest_within_exports_the_smallest_trial_near_the_best(tmp_path):
     assert f"trial {best.trial}: {best.score:.4f}" in info["choice"]["why"]
     results = json.loads((tmp_path / "runs" / "tiny" / "results.json").read_text())
     assert results["best"]["trial_id"] == smallest.trial_id and results["best"]["choice"] == "smallest-within=1"
+
+
+def test_ensemble_exports_the_mean_of_the_best_trials(tmp_path):
+    from dlimaging.serving.exports import (
+        exported_predictor,
+        read_metadata,
+        resolve_version_dir,
+    )
+
+    # Two trials, as in the test above: the best (16 filters) and the smallest (2) differ, so the
+    # exports "best" and "smallest-within=1" are the two members of "ensemble=2".
+    search = {"filters": {"choice": [[2], [16]]}, "dense_units": 8, "learning_rate": 0.01}
+    runs, exports = tmp_path / "runs", tmp_path / "saved_models"
+    x = np.random.default_rng(0).random((5, 8, 8, 1), dtype="float32")
+
+    def served(choice):
+        result = run_search(experiment(algorithm="grid", search=search, max_epochs=2), runs_dir=runs,
+                            export_dir=exports, printer=_quiet, export_choice=choice)
+        version = resolve_version_dir(result.export_path)
+        return result, exported_predictor(version, read_metadata(version))(x)["probabilities"]
+
+    best, best_out = served("best")
+    smallest, smallest_out = served("smallest-within=1")
+    assert smallest.best.trial != best.best.trial
+    both, both_out = served("ensemble=2")
+    assert both.best.members == [best.best.trial, smallest.best.trial]
+    assert both.best.trial_id == best.best.trial_id and both.best.choice == "ensemble=2"
+    np.testing.assert_allclose(both_out, (best_out + smallest_out) / 2, atol=1e-5)
+    assert not np.allclose(both_out, best_out, atol=1e-3)
+    # Each choice is a new version of the same export; none is overwritten, nothing is trained again.
+    assert len({best.export_path, smallest.export_path, both.export_path}) == 3
+    assert all(r.export_path.is_dir() for r in (best, smallest, both))
+    assert both.best.params == best.best.params + smallest.best.params
+    info = json.loads((both.export_path / "assets" / "dlimaging.json").read_text())
+    assert info["choice"]["members"] == both.best.members and info["params"] == both.best.params
+    assert json.loads((runs / "tiny" / "results.json").read_text())["best"]["members"] == both.best.members
+    assert f"the mean of trials {best.best.trial}, {smallest.best.trial}" in report(runs / "tiny")[0]
