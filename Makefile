@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tuning_overhead.py
 	$(BIN)/python benchmarks/spectra_vs_pls.py
 	$(BIN)/python benchmarks/search_efficiency.py
+	$(BIN)/python benchmarks/mnist1d_search.py
 	$(BIN)/python benchmarks/restoration.py
 	$(BIN)/python benchmarks/segmentation.py
 	$(BIN)/python benchmarks/accuracy.py
