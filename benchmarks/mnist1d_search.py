@@ -83,7 +83,8 @@ def main(argv=None) -> int:
         minutes = (time.perf_counter() - start) / 60.0
         model = str(result.export_path)
         best = result.best
-        print(f"exported: {model} (trial {best.trial}, {best.params:,} parameters, choice {best.choice})")
+        size = f"{best.params:,}" if best.params is not None else "?"
+        print(f"exported: {model} (trial {best.trial}, {size} parameters, choice {best.choice})")
     _, _, x_test, y_test = _mnist1d_arrays()
     fresh = {seed: accuracy(model, *fresh_signals(seed)) for seed in args.fresh_seeds}
     rows = [("the paper's test set (1,000 signals)", accuracy(model, x_test, y_test), True)]

@@ -275,6 +275,9 @@ def compile_model(model, settings: Mapping[str, Any]):
     optimizer = make_optimizer(settings["optimizer"], settings["learning_rate"], settings["settings"],
                                settings["schedule"])
     model.compile(optimizer=optimizer, loss=loss_fn, metrics=metrics)
+    # What an ensemble of such models compiles with (`dlimaging.models.ensemble`), as a function: a
+    # dict or list of metrics set on a Keras model would be tracked as the model's own metrics.
+    model.dlimaging_compile_arguments = _compile_arguments(loss_fn, metrics)
     # Create the optimizer's slots now, eagerly. Created inside the first traced
     # train step, each slot is initialised through a tf.cond whose branch functions
     # stay registered in TensorFlow's context after the model is gone: about 5 MB
@@ -282,6 +285,21 @@ def compile_model(model, settings: Mapping[str, Any]):
     model.optimizer.build(model.trainable_variables)
     build_metrics(model, task)
     return model
+
+
+def _compile_arguments(loss_fn, metrics):
+    """A function giving the loss and new copies of the metrics that a model was compiled with."""
+    return lambda: {"loss": loss_fn, "metrics": [_fresh(m) for m in metrics or []]}
+
+
+def _fresh(metric):
+    """A new metric object with `metric`'s configuration (no state shared); a string stays as it is."""
+    if isinstance(metric, str):
+        return metric
+    try:
+        return type(metric).from_config(metric.get_config())
+    except Exception:  # noqa: BLE001  a metric that cannot be copied: the same object, harmless in an ensemble
+        return metric
 
 
 def build_metrics(model, task: str) -> None:

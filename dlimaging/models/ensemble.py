@@ -21,8 +21,9 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
 
     Each member keeps its own layers (standardisation, and augmentation, which acts only in
     training) and is renamed `member_<i>` inside the ensemble. The ensemble records the members'
-    task (`dlimaging_task`, which export reads) and, when the first member is compiled, is compiled
-    with its loss and metrics, so that it is evaluated as its members are.
+    task (`dlimaging_task`, which export reads; read from the output layer when not recorded) and,
+    when the first member is compiled, is compiled with its loss and metrics (new metric objects,
+    not shared with it), so that it is evaluated as its members are.
 
     Args:
         members: two or more Keras models of one task, each with one input and one output, all
@@ -52,7 +53,9 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
     shapes = [(tuple(m.inputs[0].shape[1:]), tuple(m.outputs[0].shape[1:])) for m in members]
     if len(set(shapes)) != 1:
         raise InputError(f"The models of an ensemble must take and give the same shapes. Received: {shapes}")
-    tasks = {getattr(m, "dlimaging_task", None) for m in members}
+    from dlimaging.serving.export import infer_task
+
+    tasks = {infer_task(m) for m in members}  # the recorded task, else the one the output layer implies
     if len(tasks) != 1:
         raise InputError(f"The models of an ensemble must be of one task. Received: {sorted(map(str, tasks))}")
     for index, member in enumerate(members):
@@ -61,7 +64,18 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
     outputs = keras.layers.Average(name="mean")([member(inputs) for member in members])
     model = keras.Model(inputs, outputs, name=name)
     model.dlimaging_task = tasks.pop()
-    compiled = getattr(members[0], "_compile_config", None)  # what `Model.compile` was given (Keras 3)
+    arguments = getattr(members[0], "dlimaging_compile_arguments", None)  # recorded by `compile_model`
+    compiled = arguments() if arguments is not None else None
+    if compiled is None and getattr(members[0], "compiled", False):
+        # A model compiled elsewhere: what Keras 3's `Model.compile` kept of its arguments.
+        config = getattr(getattr(members[0], "_compile_config", None), "config", None)
+        if config is None:
+            raise InputError("The first model of the ensemble is compiled, but its loss and metrics cannot be "
+                             "read: compile the ensemble yourself, or pass models built by dlimaging")
+        compiled = {"loss": config.get("loss"), "metrics": config.get("metrics")}
     if compiled is not None:
-        model.compile(loss=members[0].loss, metrics=compiled.config.get("metrics"))
+        from dlimaging.models.compile import build_metrics
+
+        model.compile(loss=compiled["loss"], metrics=compiled["metrics"])
+        build_metrics(model, model.dlimaging_task)  # their variables now, eagerly, as a builder's
     return model

@@ -224,10 +224,10 @@ def choose_export(trials: list[TrialRecord], direction: str, choice: str = "best
     if kind == "ensemble":
         members = ranked[:tolerance]
         if len(members) < 2:
-            return best, f"the best objective: trial {best.trial} ({best.score:.4f}), alone: no other trial completed"
+            return best, f"the best objective: trial {best.trial} ({best.score:.4f}), alone: no other trial ran to its end"
         return best, (f"the mean of the {len(members)} best trials' outputs: "
                       + ", ".join(f"trial {t.trial} ({t.score:.4f})" for t in members)
-                      + (f"; {tolerance} were asked for, {len(members)} completed" if len(members) < tolerance else ""))
+                      + (f"; {tolerance} were asked for, {len(members)} ran to their end" if len(members) < tolerance else ""))
     if kind == "best":
         return best, f"the best objective: trial {best.trial} ({best.score:.4f})"
     sign = 1 if direction == "max" else -1

@@ -40,7 +40,7 @@ BAD_CNN = [
     ({"l1": -1}, "Received: l1=-1"),
     ({"l2": "big"}, "Received: l2='big'"),
     ({"activation": "relux"}, r"Received: activation='relux'.*Valid names:.*relu"),
-    ({"pooling": "median"}, "`pooling` must be one of 'max', 'avg', None. Received: pooling='median'"),
+    ({"pooling": "median"}, "`pooling` must be one of 'max', 'avg', None, 'none'. Received: pooling='median'"),
     ({"conv": "dilated"}, "Received: conv='dilated'"),
     ({"head": "dense"}, "Received: head='dense'"),
     ({"padding": "full"}, "Received: padding='full'"),
@@ -145,8 +145,10 @@ def test_global_heads_and_no_pooling():
         assert model.get_layer("head_pool").output.shape == (None, 4)
         assert not any(layer.name.endswith("_pool") and layer.name != "head_pool" for layer in model.layers)
     # "none", as an experiment file writes it (TOML has no null), is None.
+    unpooled = dli.build_cnn((8, 8, 1), 2, filters=(4,), head="global_avg", dense_units=(), pooling=None)
     written = dli.build_cnn((8, 8, 1), 2, filters=(4,), head="global_avg", dense_units=(), pooling="none")
-    assert [layer.name for layer in written.layers] == [layer.name for layer in model.layers]
+    assert [layer.name for layer in written.layers] == [layer.name for layer in unpooled.layers]
+    assert written.count_params() == unpooled.count_params()
     with pytest.raises(ValueError, match="`pooling` must be one of"):
         dli.build_cnn((8, 8, 1), 2, filters=(4,), pooling="None")
 

@@ -38,3 +38,26 @@ def test_models_that_cannot_be_averaged_are_refused():
     assert binary.output_shape == regressor.output_shape  # only the task differs
     with pytest.raises(InputError, match="one task"):
         ensemble_model([binary, regressor])
+
+
+def test_an_ensemble_of_unets_tiles_as_its_members_need():
+    from dlimaging.models.field import tiling_info
+
+    shallow = dli.build_unet((16, 16, 1), depth=1, filters=4)
+    deep = dli.build_unet((16, 16, 1), depth=2, filters=4)
+    model = ensemble_model([shallow, deep])
+    info, one, two = tiling_info(model), tiling_info(shallow), tiling_info(deep)
+    assert info["multiple"] == max(one["multiple"], two["multiple"]) == 4
+    assert info["margin"] >= max(one["margin"], two["margin"]) > 0 and info["margin"] % 4 == 0
+    assert info["bytes_per_pixel"] == pytest.approx(one["bytes_per_pixel"] + two["bytes_per_pixel"])
+    x = np.random.default_rng(0).random((1, 16, 16, 1), dtype="float32")
+    mean = (shallow.predict(x, verbose=0) + deep.predict(x, verbose=0)) / 2
+    np.testing.assert_allclose(model.predict(x, verbose=0), mean, atol=1e-5)
+    assert model.dlimaging_task == "restoration"
+
+
+def test_members_without_a_recorded_task_take_the_one_their_output_implies():
+    members = [_mlp(seed=s) for s in range(2)]
+    for member in members:
+        del member.dlimaging_task  # as a model loaded from a file
+    assert ensemble_model(members).dlimaging_task == "classification"

@@ -562,7 +562,7 @@ def test_ensemble_choice_names_the_best_trials_in_order():
     assert [t.trial for t in ensemble_members(LOSSES, "min", 2)] == [4, 2]  # lower is better
     # More members asked for than trials completed: those there are, and the reason says so.
     assert [t.trial for t in ensemble_members(LOSSES, "min", 20)] == [4, 2, 3, 1]
-    assert choose_export(LOSSES, "min", "ensemble=20")[1].endswith("; 20 were asked for, 4 completed")
+    assert choose_export(LOSSES, "min", "ensemble=20")[1].endswith("; 20 were asked for, 4 ran to their end")
     assert "alone" in choose_export(RECORDS[:1], "max", "ensemble=2")[1]
 
 
