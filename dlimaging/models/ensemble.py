@@ -21,7 +21,8 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
 
     Each member keeps its own layers (standardisation, and augmentation, which acts only in
     training) and is renamed `member_<i>` inside the ensemble. The ensemble records the members'
-    task (`dlimaging_task`, which export reads; read from the output layer when not recorded) and,
+    task (`dlimaging_task`, which export reads; when the members record none, export reads the
+    first member's output layer) and,
     when the first member is compiled, is compiled with its loss and metrics (new metric objects,
     not shared with it), so that it is evaluated as its members are.
 
@@ -53,9 +54,7 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
     shapes = [(tuple(m.inputs[0].shape[1:]), tuple(m.outputs[0].shape[1:])) for m in members]
     if len(set(shapes)) != 1:
         raise InputError(f"The models of an ensemble must take and give the same shapes. Received: {shapes}")
-    from dlimaging.serving.export import infer_task
-
-    tasks = {infer_task(m) for m in members}  # the recorded task, else the one the output layer implies
+    tasks = {getattr(m, "dlimaging_task", None) for m in members}
     if len(tasks) != 1:
         raise InputError(f"The models of an ensemble must be of one task. Received: {sorted(map(str, tasks))}")
     for index, member in enumerate(members):
@@ -63,7 +62,9 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
     inputs = keras.Input(shape=members[0].inputs[0].shape[1:])
     outputs = keras.layers.Average(name="mean")([member(inputs) for member in members])
     model = keras.Model(inputs, outputs, name=name)
-    model.dlimaging_task = tasks.pop()
+    task = tasks.pop()
+    if task is not None:  # else export reads it from the first member's output (`parallel_members`)
+        model.dlimaging_task = task
     arguments = getattr(members[0], "dlimaging_compile_arguments", None)  # recorded by `compile_model`
     compiled = arguments() if arguments is not None else None
     if compiled is None and getattr(members[0], "compiled", False):
@@ -77,5 +78,15 @@ def ensemble_model(members: Sequence[keras.Model], name: str = "ensemble") -> ke
         from dlimaging.models.compile import build_metrics
 
         model.compile(loss=compiled["loss"], metrics=compiled["metrics"])
-        build_metrics(model, model.dlimaging_task)  # their variables now, eagerly, as a builder's
+        if task is not None:
+            build_metrics(model, task)  # their variables now, eagerly, as a builder's
     return model
+
+
+def parallel_members(model) -> list:
+    """The models of an ensemble (models side by side on one input, then averaged), else []."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    others = [layer for layer in model.layers if not isinstance(layer, keras.Model)]
+    if len(nested) < 2 or any(type(layer).__name__ not in ("InputLayer", "Average") for layer in others):
+        return []
+    return nested

@@ -69,17 +69,6 @@ def _functional_layers(config: dict[str, Any]) -> list[tuple[str, str, dict[str,
     return layers
 
 
-def _parallel_members(model) -> list:
-    """The nested models of an ensemble (models side by side on one input, then averaged), else []."""
-    import keras
-
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    others = [layer for layer in model.layers if not isinstance(layer, keras.Model)]
-    if len(nested) < 2 or any(type(layer).__name__ not in ("InputLayer", "Average") for layer in others):
-        return []
-    return nested
-
-
 def tiling_info(model) -> dict[str, Any]:
     """What tiling `model` needs, from its layers (convolution kernels, dilations, pooling, strides,
     transposed convolutions, up-sampling, and dlimaging's `PadToMultiple`):
@@ -94,7 +83,9 @@ def tiling_info(model) -> dict[str, Any]:
 
     For an ensemble, the members' largest multiple and margin, and the sum of their costs.
     """
-    members = _parallel_members(model)
+    from dlimaging.models.ensemble import parallel_members
+
+    members = parallel_members(model)
     if members:  # an ensemble (`dlimaging.models.ensemble`): each member sees the whole tile
         infos = [tiling_info(member) for member in members]
         multiple = max(info["multiple"] for info in infos)

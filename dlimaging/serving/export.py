@@ -48,6 +48,11 @@ def infer_task(model) -> str:
     recorded = getattr(model, "dlimaging_task", None)
     if recorded in registry.TASKS:
         return recorded
+    from dlimaging.models.ensemble import parallel_members
+
+    members = parallel_members(model)
+    if members:  # an ensemble's output is its members' mean: theirs tells the task
+        return infer_task(members[0])
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
     units = model.output_shape[-1]
     if len(model.output_shape) > 2 and len(model.output_shape) == len(model.input_shape):

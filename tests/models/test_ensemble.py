@@ -60,4 +60,7 @@ def test_members_without_a_recorded_task_take_the_one_their_output_implies():
     members = [_mlp(seed=s) for s in range(2)]
     for member in members:
         del member.dlimaging_task  # as a model loaded from a file
-    assert ensemble_model(members).dlimaging_task == "classification"
+    from dlimaging.serving.export import infer_task
+
+    model = ensemble_model(members)
+    assert not hasattr(model, "dlimaging_task") and infer_task(model) == "classification"
